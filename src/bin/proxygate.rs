@@ -1,0 +1,167 @@
+//! The `proxygate` binary: loads configuration, serves the gateway, drains on SIGINT/SIGTERM.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use proxygate::config::env as keys;
+
+/// ProxyGate: an OpenAI-compatible gateway in front of many LLM providers.
+///
+/// Every flag has an environment variable of the same meaning; flags win over the environment,
+/// which wins over `.env`, which wins over the config file.
+#[derive(Debug, Parser)]
+#[command(name = "proxygate", version, about)]
+struct Cli {
+    /// Address to bind (HOST).
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to listen on (PORT).
+    #[arg(long, short)]
+    port: Option<String>,
+    /// Config file (PROXYGATE_CONFIG; default ./proxygate.toml when present).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// priority | round-robin | latency | cost | weighted (ROUTING_STRATEGY).
+    #[arg(long)]
+    routing_strategy: Option<String>,
+    /// Allow binding beyond loopback without PROXYGATE_MASTER_KEY.
+    #[arg(long)]
+    allow_open: bool,
+    /// Log filter (RUST_LOG), e.g. info or proxygate=debug.
+    #[arg(long)]
+    log: Option<String>,
+    /// Any other setting, as KEY=VALUE (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut overrides: HashMap<String, String> = HashMap::new();
+    for kv in &cli.set {
+        match kv.split_once('=') {
+            Some((k, v)) => {
+                overrides.insert(k.trim().to_ascii_uppercase(), v.to_owned());
+            }
+            None => {
+                eprintln!("proxygate: --set {kv:?} is not KEY=VALUE");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let flags = [
+        (keys::ENV_HOST, &cli.host),
+        (keys::ENV_PORT, &cli.port),
+        (keys::ENV_ROUTING_STRATEGY, &cli.routing_strategy),
+    ];
+    for (key, value) in flags {
+        if let Some(v) = value {
+            overrides.insert(key.to_owned(), v.clone());
+        }
+    }
+    if cli.allow_open {
+        overrides.insert(keys::ENV_ALLOW_OPEN.to_owned(), "true".to_owned());
+    }
+
+    let filter = cli
+        .log
+        .clone()
+        .or_else(|| std::env::var(keys::ENV_LOG).ok())
+        .unwrap_or_else(|| "info".to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let config = match proxygate::Config::load(overrides, cli.config.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("proxygate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("proxygate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("proxygate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: proxygate::Config) -> Result<(), String> {
+    let addr = config.addr();
+    let grace = config.shutdown_grace;
+    let gateway = proxygate::Gateway::new(config)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e} (set PORT or HOST)"))?;
+    let configured: Vec<&str> = gateway
+        .registry()
+        .catalog()
+        .providers()
+        .iter()
+        .filter(|p| gateway.registry().is_configured(p.name))
+        .map(|p| p.name)
+        .collect();
+    tracing::info!(%addr, providers = ?configured, "proxygate listening on http://{addr}");
+
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let app = gateway.router();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = tx.send(true);
+    });
+    let mut rx2 = rx.clone();
+    let server = tokio::spawn(async move { server.await });
+    // Bound the drain: once the signal came, wait at most `grace` for the server to finish.
+    let drained = async {
+        let _ = rx2.wait_for(|s| *s).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        res = server => match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("server error: {e}")),
+            Err(e) => return Err(format!("server task failed: {e}")),
+        },
+        _ = drained => tracing::warn!("drain took longer than {grace:?}; closing remaining connections"),
+    }
+    drop(rx);
+    tracing::info!("bye");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,162 @@
+//! Every configuration key, as a constant next to the parser it goes through.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Where settings come from: the process environment in production, a map in tests.
+pub trait EnvSource {
+    /// The raw value of `key`, if set.
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The real process environment.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+}
+
+impl EnvSource for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).cloned()
+    }
+}
+
+impl EnvSource for HashMap<&str, &str> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).map(|v| (*v).to_owned())
+    }
+}
+
+/// Sources in precedence order: the first that has a key wins.
+#[derive(Default)]
+pub struct Layered {
+    layers: Vec<Box<dyn EnvSource + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Layered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layered")
+            .field("layers", &self.layers.len())
+            .finish()
+    }
+}
+
+impl Layered {
+    /// No sources.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a source below the ones already added.
+    pub fn then(mut self, source: impl EnvSource + Send + Sync + 'static) -> Self {
+        self.layers.push(Box::new(source));
+        self
+    }
+}
+
+impl EnvSource for Layered {
+    fn get(&self, key: &str) -> Option<String> {
+        self.layers.iter().find_map(|l| l.get(key))
+    }
+}
+
+/// Bind address.
+pub const ENV_HOST: &str = "HOST";
+/// Listen port.
+pub const ENV_PORT: &str = "PORT";
+/// Config file path.
+pub const ENV_CONFIG: &str = "PROXYGATE_CONFIG";
+/// Gateway master key.
+pub const ENV_MASTER_KEY: &str = "PROXYGATE_MASTER_KEY";
+/// Allow a non-loopback bind without a master key.
+pub const ENV_ALLOW_OPEN: &str = "PROXYGATE_ALLOW_OPEN";
+/// priority | round-robin | latency | cost | weighted.
+pub const ENV_ROUTING_STRATEGY: &str = "ROUTING_STRATEGY";
+/// Comma list of providers, deployments or models.
+pub const ENV_PROVIDER_PRIORITY: &str = "PROVIDER_PRIORITY";
+/// `deployment=weight` pairs for the weighted strategy.
+pub const ENV_ROUTING_WEIGHTS: &str = "ROUTING_WEIGHTS";
+/// Try the next deployment on a retryable failure.
+pub const ENV_FAILOVER_ENABLED: &str = "FAILOVER_ENABLED";
+/// Let failover cross tiers.
+pub const ENV_FAILOVER_CROSS_TIER: &str = "FAILOVER_CROSS_TIER";
+/// Extra attempts after the first.
+pub const ENV_MAX_RETRIES: &str = "MAX_RETRIES";
+/// Consecutive failures that open a circuit.
+pub const ENV_CB_THRESHOLD: &str = "CIRCUIT_BREAKER_FAILURE_THRESHOLD";
+/// How long a circuit stays open.
+pub const ENV_CB_COOLDOWN_MS: &str = "CIRCUIT_BREAKER_COOLDOWN_MS";
+/// Concurrent probes in half-open.
+pub const ENV_CB_HALF_OPEN_PROBES: &str = "CIRCUIT_BREAKER_HALF_OPEN_PROBES";
+/// Per-attempt timeout (to the first byte of the answer).
+pub const ENV_REQUEST_TIMEOUT_MS: &str = "REQUEST_TIMEOUT_MS";
+/// Overall deadline across attempts.
+pub const ENV_OVERALL_TIMEOUT_MS: &str = "OVERALL_TIMEOUT_MS";
+/// Idle time allowed between two chunks of a stream.
+pub const ENV_STREAM_IDLE_TIMEOUT_MS: &str = "STREAM_IDLE_TIMEOUT_MS";
+/// Request body limit.
+pub const ENV_MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
+/// How long shutdown waits for in-flight requests.
+pub const ENV_SHUTDOWN_GRACE_MS: &str = "SHUTDOWN_GRACE_MS";
+/// Mock provider latency.
+pub const ENV_MOCK_LATENCY_MS: &str = "MOCK_LATENCY_MS";
+/// Mock provider failure rate, 0..=1.
+pub const ENV_MOCK_FAILURE_RATE: &str = "MOCK_FAILURE_RATE";
+/// Mock provider delay between stream chunks.
+pub const ENV_MOCK_CHUNK_DELAY_MS: &str = "MOCK_CHUNK_DELAY_MS";
+/// Log filter (`info`, `proxygate=debug`).
+pub const ENV_LOG: &str = "RUST_LOG";
+
+/// Parses a boolean (`true/false/1/0/yes/no/on/off`).
+pub fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("{key}={v:?} is not a boolean; use true or false")),
+    }
+}
+
+/// Parses a non-negative integer.
+pub fn parse_u64(key: &str, v: &str) -> Result<u64, String> {
+    v.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("{key}={v:?} is not a whole number; use e.g. {key}=5"))
+}
+
+/// Parses milliseconds as a plain whole number.
+pub fn parse_ms(key: &str, v: &str) -> Result<Duration, String> {
+    v.trim()
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("{key}={v:?} is not a duration in milliseconds; use a whole number such as {key}=30000"))
+}
+
+/// Parses a port.
+pub fn parse_port(key: &str, v: &str) -> Result<u16, String> {
+    v.trim()
+        .parse::<u16>()
+        .map_err(|_| format!("{key}={v:?} is not a port; use a number from 0 to 65535"))
+}
+
+/// Parses a rate in 0..=1.
+pub fn parse_rate(key: &str, v: &str) -> Result<f64, String> {
+    match v.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "{key}={v:?} is not a rate; use a number between 0 and 1"
+        )),
+    }
+}
+
+/// Splits a comma list, dropping blanks.
+pub fn parse_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

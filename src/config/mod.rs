@@ -1,0 +1,499 @@
+//! Configuration: defaults < `proxygate.toml` < environment (with `.env`) < CLI flags.
+//!
+//! This is the only code that reads env, files or flags. Every key is parsed, then *all* the
+//! bad ones are reported together, each naming its key and the fix ([`ConfigError`]).
+
+pub mod env;
+pub mod file;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use env::*;
+
+use crate::providers::{Catalog, ProviderSettings, catalog::Enable};
+
+/// A credential. Prints as `***`; only adapters call [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(std::sync::Arc<str>);
+
+impl Secret {
+    /// Wraps a key.
+    pub fn new(s: impl Into<std::sync::Arc<str>>) -> Self {
+        Self(s.into())
+    }
+
+    /// The key itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `Bearer <key>` as a sensitive header value.
+    pub fn bearer(&self) -> Result<http::HeaderValue, crate::GatewayError> {
+        self.header_value_with_prefix("Bearer ")
+    }
+
+    /// The key as a sensitive header value.
+    pub fn header_value(&self) -> Result<http::HeaderValue, crate::GatewayError> {
+        self.header_value_with_prefix("")
+    }
+
+    fn header_value_with_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<http::HeaderValue, crate::GatewayError> {
+        let mut v = http::HeaderValue::try_from(format!("{prefix}{}", self.0)).map_err(|_| {
+            crate::GatewayError::Internal(
+                "a configured provider key holds characters not allowed in a header".into(),
+            )
+        })?;
+        v.set_sensitive(true);
+        Ok(v)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// How the router orders deployments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Strategy {
+    /// `PROVIDER_PRIORITY` order, then catalog order.
+    #[default]
+    Priority,
+    /// Rotate through the candidates.
+    RoundRobin,
+    /// Lowest decayed latency first; unknown ones first of all.
+    Latency,
+    /// Cheapest first, by the rate table.
+    Cost,
+    /// Random, proportional to configured weights.
+    Weighted,
+}
+
+impl Strategy {
+    /// Parses the `ROUTING_STRATEGY` value.
+    pub fn parse(key: &str, v: &str) -> Result<Self, String> {
+        match v.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "priority" => Ok(Self::Priority),
+            "round-robin" | "roundrobin" => Ok(Self::RoundRobin),
+            "latency" => Ok(Self::Latency),
+            "cost" => Ok(Self::Cost),
+            "weighted" => Ok(Self::Weighted),
+            _ => Err(format!(
+                "{key}={v:?} is not a strategy; use priority, round-robin, latency, cost or weighted"
+            )),
+        }
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Priority => "priority",
+            Self::RoundRobin => "round-robin",
+            Self::Latency => "latency",
+            Self::Cost => "cost",
+            Self::Weighted => "weighted",
+        }
+    }
+}
+
+/// Every setting, validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Bind address.
+    pub host: IpAddr,
+    /// Listen port.
+    pub port: u16,
+    /// Gateway master key (SPEC §8).
+    pub master_key: Option<Secret>,
+    /// Routing strategy.
+    pub strategy: Strategy,
+    /// `PROVIDER_PRIORITY` entries.
+    pub priority: Vec<String>,
+    /// Weights for the weighted strategy, by provider or deployment.
+    pub weights: HashMap<String, u32>,
+    /// Failover on retryable errors.
+    pub failover_enabled: bool,
+    /// Failover may leave the tier of the first choice.
+    pub failover_cross_tier: bool,
+    /// Attempts after the first.
+    pub max_retries: u32,
+    /// Consecutive failures that open a circuit.
+    pub breaker_threshold: u32,
+    /// How long an open circuit waits before a probe.
+    pub breaker_cooldown: Duration,
+    /// Concurrent probes allowed in half-open.
+    pub breaker_half_open_probes: u32,
+    /// Per attempt, until the upstream's answer (or first chunk) arrives.
+    pub request_timeout: Duration,
+    /// Overall, across attempts.
+    pub overall_timeout: Duration,
+    /// Between two chunks of a stream.
+    pub stream_idle_timeout: Duration,
+    /// Request body limit.
+    pub max_body_bytes: usize,
+    /// Shutdown drain bound.
+    pub shutdown_grace: Duration,
+    /// Configured providers, by name.
+    pub providers: HashMap<&'static str, ProviderSettings>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::from_env(&HashMap::<String, String>::new(), Catalog::default())
+            .expect("defaults are valid")
+    }
+}
+
+/// All the problems found in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// One line per bad key, naming it and the fix.
+    pub problems: Vec<String>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "invalid configuration:")?;
+        for p in &self.problems {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+struct Reader<'a> {
+    src: &'a dyn EnvSource,
+    problems: Vec<String>,
+}
+
+impl Reader<'_> {
+    fn get(&self, key: &str) -> Option<String> {
+        self.src.get(key).filter(|v| !v.trim().is_empty())
+    }
+
+    fn parse<T>(
+        &mut self,
+        key: &str,
+        default: T,
+        f: impl Fn(&str, &str) -> Result<T, String>,
+    ) -> T {
+        match self.get(key) {
+            None => default,
+            Some(v) => f(key, &v).unwrap_or_else(|e| {
+                self.problems.push(e);
+                default
+            }),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates every key from `src`.
+    pub fn from_env(src: &dyn EnvSource, catalog: Catalog) -> Result<Self, ConfigError> {
+        let mut r = Reader {
+            src,
+            problems: Vec::new(),
+        };
+        let host = r.parse(ENV_HOST, IpAddr::from([127, 0, 0, 1]), |k, v| {
+            let v = if v.trim() == "localhost" {
+                "127.0.0.1"
+            } else {
+                v.trim()
+            };
+            v.parse::<IpAddr>().map_err(|_| {
+                format!("{k}={v:?} is not an IP address; use e.g. {k}=127.0.0.1 or {k}=0.0.0.0")
+            })
+        });
+        let port = r.parse(ENV_PORT, 3333, parse_port);
+        let master_key = r.get(ENV_MASTER_KEY).map(|k| Secret::new(k.trim()));
+        let allow_open = r.parse(ENV_ALLOW_OPEN, false, parse_bool);
+        if !host.is_loopback() && master_key.is_none() && !allow_open {
+            r.problems.push(format!(
+                "{ENV_HOST}={host} exposes the gateway beyond this machine without a key; set {ENV_MASTER_KEY}, or pass --allow-open ({ENV_ALLOW_OPEN}=true) to run it open"
+            ));
+        }
+        let strategy = r.parse(ENV_ROUTING_STRATEGY, Strategy::Priority, Strategy::parse);
+        let priority = r
+            .get(ENV_PROVIDER_PRIORITY)
+            .map(|v| parse_list(&v))
+            .unwrap_or_default();
+        let weights = r.parse(ENV_ROUTING_WEIGHTS, HashMap::new(), |k, v| {
+            parse_list(v)
+                .into_iter()
+                .map(|pair| {
+                    let (name, w) = pair
+                        .split_once('=')
+                        .ok_or_else(|| format!("{k}: {pair:?} is not name=weight"))?;
+                    let w = w.trim().parse::<u32>().map_err(|_| {
+                        format!("{k}: weight {w:?} of {name} is not a whole number")
+                    })?;
+                    Ok((name.trim().to_owned(), w))
+                })
+                .collect()
+        });
+        let failover_enabled = r.parse(ENV_FAILOVER_ENABLED, true, parse_bool);
+        let failover_cross_tier = r.parse(ENV_FAILOVER_CROSS_TIER, false, parse_bool);
+        let max_retries = r.parse(ENV_MAX_RETRIES, 3, |k, v| {
+            parse_u64(k, v).map(|n| n.min(100) as u32)
+        });
+        let breaker_threshold = r.parse(ENV_CB_THRESHOLD, 5, |k, v| match parse_u64(k, v)? {
+            0 => Err(format!("{k}=0 would never close a circuit; use 1 or more")),
+            n => Ok(n.min(u32::MAX as u64) as u32),
+        });
+        let breaker_cooldown = r.parse(ENV_CB_COOLDOWN_MS, Duration::from_millis(30_000), parse_ms);
+        let breaker_half_open_probes =
+            r.parse(ENV_CB_HALF_OPEN_PROBES, 1, |k, v| match parse_u64(k, v)? {
+                0 => Err(format!("{k}=0 would never probe; use 1 or more")),
+                n => Ok(n.min(1000) as u32),
+            });
+        let request_timeout = r.parse(
+            ENV_REQUEST_TIMEOUT_MS,
+            Duration::from_millis(60_000),
+            nonzero_ms,
+        );
+        let overall_timeout = r.parse(
+            ENV_OVERALL_TIMEOUT_MS,
+            Duration::from_millis(180_000),
+            nonzero_ms,
+        );
+        let stream_idle_timeout = r.parse(
+            ENV_STREAM_IDLE_TIMEOUT_MS,
+            Duration::from_millis(60_000),
+            nonzero_ms,
+        );
+        let max_body_bytes = r.parse(ENV_MAX_BODY_BYTES, 10 * 1024 * 1024, |k, v| {
+            parse_u64(k, v).map(|n| n as usize)
+        });
+        let shutdown_grace = r.parse(
+            ENV_SHUTDOWN_GRACE_MS,
+            Duration::from_millis(10_000),
+            parse_ms,
+        );
+        // Validated here so a bad value is reported with the rest; the mock reads them itself.
+        let _ = r.parse(ENV_MOCK_LATENCY_MS, Duration::ZERO, parse_ms);
+        let _ = r.parse(ENV_MOCK_CHUNK_DELAY_MS, Duration::ZERO, parse_ms);
+        let _ = r.parse(ENV_MOCK_FAILURE_RATE, 0.0, parse_rate);
+
+        let mut providers = HashMap::new();
+        for spec in catalog.providers() {
+            let keys: Vec<Secret> = spec
+                .key_env
+                .iter()
+                .find_map(|k| r.get(k))
+                .map(|v| parse_list(&v).into_iter().map(Secret::new).collect())
+                .unwrap_or_default();
+            let base_override = r.get(spec.base_url_env);
+            let enabled = match spec.enabled_by {
+                Enable::Key => !keys.is_empty(),
+                Enable::BaseUrl => base_override.is_some(),
+                Enable::Always => true,
+            };
+            if !enabled {
+                continue;
+            }
+            let base_url = base_override
+                .unwrap_or_else(|| spec.base_url.to_owned())
+                .trim()
+                .trim_end_matches('/')
+                .to_owned();
+            if !(base_url.starts_with("http://") || base_url.starts_with("https://"))
+                || base_url.parse::<http::Uri>().is_err()
+            {
+                r.problems.push(format!(
+                    "{}={base_url:?} is not an http:// or https:// URL",
+                    spec.base_url_env
+                ));
+                continue;
+            }
+            let extra = spec
+                .extra_env
+                .iter()
+                .filter_map(|k| r.get(k).map(|v| ((*k).to_owned(), v)))
+                .collect();
+            providers.insert(
+                spec.name,
+                ProviderSettings {
+                    keys,
+                    base_url,
+                    extra,
+                },
+            );
+        }
+        if let Some(unknown) = priority.iter().find(|p| p.is_empty()) {
+            r.problems.push(format!(
+                "{ENV_PROVIDER_PRIORITY} holds an empty entry {unknown:?}"
+            ));
+        }
+        if !r.problems.is_empty() {
+            return Err(ConfigError {
+                problems: r.problems,
+            });
+        }
+        Ok(Self {
+            host,
+            port,
+            master_key,
+            strategy,
+            priority,
+            weights,
+            failover_enabled,
+            failover_cross_tier,
+            max_retries,
+            breaker_threshold,
+            breaker_cooldown,
+            breaker_half_open_probes,
+            request_timeout,
+            overall_timeout,
+            stream_idle_timeout,
+            max_body_bytes,
+            shutdown_grace,
+            providers,
+        })
+    }
+
+    /// The usual sources: `overrides` (CLI flags), the process environment, `.env` in the
+    /// working directory, then the config file (`--config`, `PROXYGATE_CONFIG` or
+    /// `./proxygate.toml` when present).
+    pub fn load(
+        overrides: HashMap<String, String>,
+        config_path: Option<PathBuf>,
+    ) -> Result<Self, ConfigError> {
+        let dotenv: HashMap<String, String> = match dotenvy::from_path_iter(".env") {
+            Ok(iter) => iter.filter_map(Result::ok).collect(),
+            Err(_) => HashMap::new(),
+        };
+        let path = config_path
+            .or_else(|| overrides.get(ENV_CONFIG).map(PathBuf::from))
+            .or_else(|| std::env::var(ENV_CONFIG).ok().map(PathBuf::from))
+            .or_else(|| dotenv.get(ENV_CONFIG).map(PathBuf::from));
+        let file = match path {
+            Some(p) => file::load(&p).map_err(|e| ConfigError {
+                problems: vec![format!("{e} (from --config / {ENV_CONFIG})")],
+            })?,
+            None if Path::new("proxygate.toml").exists() => file::load(Path::new("proxygate.toml"))
+                .map_err(|e| ConfigError { problems: vec![e] })?,
+            None => HashMap::new(),
+        };
+        let src = Layered::new()
+            .then(overrides)
+            .then(ProcessEnv)
+            .then(dotenv)
+            .then(file);
+        Self::from_env(&src, Catalog::default())
+    }
+
+    /// The socket address to bind.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        (self.host, self.port).into()
+    }
+}
+
+fn nonzero_ms(key: &str, v: &str) -> Result<Duration, String> {
+    match parse_ms(key, v)? {
+        d if d.is_zero() => Err(format!(
+            "{key}=0 would time out at once; use a positive number of milliseconds"
+        )),
+        d => Ok(d),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_env(&m, Catalog::default())
+    }
+
+    #[test]
+    fn defaults_serve_the_mock_on_loopback() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.addr().to_string(), "127.0.0.1:3333");
+        assert!(c.providers.contains_key("mock"));
+        assert!(!c.providers.contains_key("groq"));
+        assert_eq!((c.breaker_threshold, c.max_retries), (5, 3));
+    }
+
+    #[test]
+    fn every_bad_key_is_reported_by_name() {
+        let e = cfg(&[
+            ("PORT", "not-a-port"),
+            ("ROUTING_STRATEGY", "sideways"),
+            ("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "many"),
+            ("REQUEST_TIMEOUT_MS", "-5s"),
+        ])
+        .unwrap_err();
+        let text = e.to_string();
+        for key in [
+            "PORT",
+            "ROUTING_STRATEGY",
+            "CIRCUIT_BREAKER_FAILURE_THRESHOLD",
+            "REQUEST_TIMEOUT_MS",
+        ] {
+            assert!(text.contains(key), "{key} missing from {text}");
+        }
+        assert_eq!(e.problems.len(), 4);
+    }
+
+    #[test]
+    fn open_bind_needs_a_master_key_or_allow_open() {
+        let e = cfg(&[("HOST", "0.0.0.0")]).unwrap_err().to_string();
+        assert!(e.contains("PROXYGATE_MASTER_KEY") && e.contains("--allow-open"));
+        assert!(cfg(&[("HOST", "0.0.0.0"), ("PROXYGATE_MASTER_KEY", "k")]).is_ok());
+        assert!(cfg(&[("HOST", "0.0.0.0"), ("PROXYGATE_ALLOW_OPEN", "true")]).is_ok());
+    }
+
+    #[test]
+    fn keys_enable_providers_and_base_urls_override() {
+        let c = cfg(&[
+            ("GROQ_API_KEY", "a,b"),
+            ("GROQ_BASE_URL", "http://127.0.0.1:9/openai/v1/"),
+        ])
+        .unwrap();
+        let g = &c.providers["groq"];
+        assert_eq!(g.keys.len(), 2);
+        assert_eq!(g.base_url, "http://127.0.0.1:9/openai/v1");
+        assert_eq!(format!("{:?}", g.keys[0]), "***");
+        assert!(cfg(&[("GROQ_API_KEY", "a"), ("GROQ_BASE_URL", "ftp://x")]).is_err());
+    }
+
+    #[test]
+    fn layered_sources_take_the_first_that_has_a_key() {
+        let cli: HashMap<String, String> = [("PORT".to_owned(), "1".to_owned())].into();
+        let env: HashMap<String, String> = [
+            ("PORT".to_owned(), "2".to_owned()),
+            ("HOST".to_owned(), "127.0.0.2".to_owned()),
+        ]
+        .into();
+        let file: HashMap<String, String> = [
+            ("HOST".to_owned(), "127.0.0.3".to_owned()),
+            ("MAX_RETRIES".to_owned(), "1".to_owned()),
+        ]
+        .into();
+        let src = Layered::new().then(cli).then(env).then(file);
+        let c = Config::from_env(&src, Catalog::default()).unwrap();
+        assert_eq!(
+            (c.port, c.host.to_string().as_str(), c.max_retries),
+            (1, "127.0.0.2", 1)
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! A deployment: one (provider, upstream model, credential) triple with its own translation
+//! stack and its own health, shared by every request routed to it.
+
+use std::sync::Arc;
+
+use tower::util::BoxCloneSyncService;
+
+use crate::GatewayError;
+use crate::providers::{ModelSpec, ProviderSpec, Tier};
+use crate::types::{ChatReply, ChatRequest};
+
+/// The type-erased per-deployment stack (breaker over translation over the client).
+pub type DeploymentService = BoxCloneSyncService<ChatRequest, ChatReply, GatewayError>;
+
+/// One routable target. Cheap to clone.
+#[derive(Clone)]
+pub struct Deployment {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: Arc<str>,
+    provider: &'static ProviderSpec,
+    model: String,
+    spec: Option<&'static ModelSpec>,
+    service: DeploymentService,
+    state: DeploymentState,
+}
+
+/// Shared per-deployment state that routing and health layers read and update.
+#[derive(Debug, Default)]
+pub struct DeploymentState {}
+
+impl DeploymentState {
+    /// `healthy`, `open` or `half_open`, as `/v1/models` and `/health` show it.
+    pub fn status(&self) -> &'static str {
+        "healthy"
+    }
+}
+
+impl std::fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployment")
+            .field("id", &self.inner.id)
+            .finish()
+    }
+}
+
+impl PartialEq for Deployment {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.id == other.inner.id
+    }
+}
+
+// === impl Deployment ===
+
+impl Deployment {
+    /// A deployment with id `id` sending `model` to `provider` through `service`.
+    pub fn new(
+        id: impl Into<Arc<str>>,
+        provider: &'static ProviderSpec,
+        model: impl Into<String>,
+        service: DeploymentService,
+    ) -> Self {
+        let model = model.into();
+        let spec = provider.model(&model);
+        Self {
+            inner: Arc::new(Inner {
+                id: id.into(),
+                provider,
+                model,
+                spec,
+                service,
+                state: DeploymentState::default(),
+            }),
+        }
+    }
+
+    /// `provider/model` (with `#n` after the provider for the n-th extra key).
+    pub fn id(&self) -> &Arc<str> {
+        &self.inner.id
+    }
+
+    /// The provider's catalog line.
+    pub fn provider(&self) -> &'static ProviderSpec {
+        self.inner.provider
+    }
+
+    /// The upstream model id.
+    pub fn model(&self) -> &str {
+        &self.inner.model
+    }
+
+    /// The catalog entry of the model, when it is in the catalog.
+    pub fn spec(&self) -> Option<&'static ModelSpec> {
+        self.inner.spec
+    }
+
+    /// The provider's tier.
+    pub fn tier(&self) -> Tier {
+        self.inner.provider.tier
+    }
+
+    /// A clone of the deployment's stack, ready to be driven.
+    pub fn service(&self) -> DeploymentService {
+        self.inner.service.clone()
+    }
+
+    /// Shared health and latency state.
+    pub fn state(&self) -> &DeploymentState {
+        &self.inner.state
+    }
+}

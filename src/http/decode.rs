@@ -1,0 +1,192 @@
+//! Decoding and validating the client's request body into a [`ChatRequest`].
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+
+use crate::GatewayError;
+use crate::types::ChatRequest;
+
+/// Reads the whole body, refusing more than `limit` bytes (by `content-length` up front, or
+/// while reading a chunked body).
+pub async fn read_body(req: axum::extract::Request, limit: usize) -> Result<Bytes, GatewayError> {
+    if let Some(len) = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit as u64 {
+            return Err(GatewayError::PayloadTooLarge { limit });
+        }
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(GatewayError::PayloadTooLarge { limit })
+        }
+        Err(e) => Err(GatewayError::invalid(
+            "body",
+            format!("could not be read: {e}"),
+        )),
+    }
+}
+
+/// Parses JSON into `T`, naming the field on a type error and saying "json" on a syntax error.
+pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GatewayError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(GatewayError::invalid(
+            "body",
+            "is empty; send a JSON object (invalid json)",
+        ));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        use serde_json::error::Category;
+        match inner.classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                GatewayError::invalid("json", format!("is malformed: {inner} (invalid json)"))
+            }
+            Category::Data => {
+                let msg = inner.to_string();
+                // serde says "missing field `messages`" at the parent's path.
+                if let Some(field) = msg
+                    .strip_prefix("missing field `")
+                    .and_then(|m| m.split('`').next())
+                {
+                    let full = if path == "." || path.is_empty() {
+                        field.to_owned()
+                    } else {
+                        format!("{path}.{field}")
+                    };
+                    return GatewayError::invalid(full, "is required");
+                }
+                let field = if path == "." || path.is_empty() {
+                    "body".to_owned()
+                } else {
+                    path
+                };
+                GatewayError::invalid(
+                    field,
+                    format!("has the wrong type or value: {}", strip_position(&msg)),
+                )
+            }
+        }
+    })
+}
+
+fn strip_position(msg: &str) -> &str {
+    msg.split(" at line ").next().unwrap_or(msg)
+}
+
+/// Parses and validates a chat request.
+pub fn chat_request(body: &[u8]) -> Result<ChatRequest, GatewayError> {
+    let req: ChatRequest = parse(body)?;
+    req.validate()?;
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn field(body: &str) -> String {
+        match chat_request(body.as_bytes()) {
+            Err(GatewayError::InvalidRequest { field, .. }) => field,
+            other => panic!("expected invalid request, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_input_names_the_field() {
+        assert_eq!(field(""), "body");
+        assert_eq!(field("{not json"), "json");
+        assert_eq!(field(r#"{"model":"m"}"#), "messages");
+        assert_eq!(
+            field(r#"{"messages":[{"role":"user","content":"x"}]}"#),
+            "model"
+        );
+        assert_eq!(field(r#"{"model":"m","messages":"hi"}"#), "messages");
+        assert_eq!(
+            field(r#"{"model":"m","messages":[{"role":"wizard","content":"x"}]}"#),
+            "messages[0].role"
+        );
+        assert_eq!(
+            field(
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":"hot"}"#
+            ),
+            "temperature"
+        );
+        assert_eq!(
+            field(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":5}"#),
+            "temperature"
+        );
+        assert_eq!(
+            field(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#),
+            "stream"
+        );
+        assert_eq!(field(r#"{"model":"m","messages":[]}"#), "messages");
+        assert_eq!(
+            field(r#"{"model":7,"messages":[{"role":"user","content":"x"}]}"#),
+            "model"
+        );
+        assert_eq!(field("[1,2]"), "body");
+    }
+
+    #[test]
+    fn unknown_fields_are_kept() {
+        let r = chat_request(br#"{"model":"m","messages":[{"role":"user","content":"x","extra_msg":1}],"new_param":true}"#).unwrap();
+        assert_eq!(r.extra["new_param"], true);
+        assert_eq!(r.messages[0].extra["extra_msg"], 1);
+    }
+
+    proptest! {
+        #[test]
+        fn any_json_is_accepted_or_names_a_field(v in arb_json()) {
+            let body = serde_json::to_vec(&v).unwrap();
+            match chat_request(&body) {
+                Ok(_) => {}
+                Err(GatewayError::InvalidRequest { field, .. }) => prop_assert!(!field.is_empty()),
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+    }
+
+    fn arb_json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(serde_json::Value::from),
+            "[a-z]{0,6}".prop_map(serde_json::Value::from),
+            prop_oneof![
+                Just("user"),
+                Just("system"),
+                Just("assistant"),
+                Just("tool")
+            ]
+            .prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("model".to_owned()),
+                        Just("messages".to_owned()),
+                        Just("role".to_owned()),
+                        Just("content".to_owned()),
+                        Just("stream".to_owned()),
+                        "[a-z]{1,4}"
+                    ],
+                    inner,
+                    0..4
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+}

@@ -1,0 +1,298 @@
+//! Encoding replies: JSON for whole completions, server-sent events for streams, the OpenAI
+//! error envelope for failures, and the `x-proxygate-*` headers.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_core::Stream;
+use http::{HeaderValue, StatusCode, header};
+use pin_project_lite::pin_project;
+
+use crate::GatewayError;
+use crate::types::{ChatChunk, ChatStream, ReplyMeta, Usage};
+
+/// An error as the client sees it: status, envelope, `retry-after`.
+pub fn error_response(err: &GatewayError) -> Response {
+    let mut resp = (err.status(), axum::Json(err.envelope())).into_response();
+    if let Some(after) = err.retry_after() {
+        // Whole seconds, rounded up so the client never comes back too early.
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    }
+    resp
+}
+
+/// Adds the provenance headers.
+pub fn meta_headers(resp: &mut Response, meta: &ReplyMeta) {
+    let h = resp.headers_mut();
+    if !meta.provider.is_empty() {
+        h.insert(
+            "x-proxygate-provider",
+            HeaderValue::from_static(meta.provider),
+        );
+    }
+    if let Ok(v) = HeaderValue::from_str(&meta.deployment) {
+        h.insert("x-proxygate-deployment", v);
+    }
+    h.insert(
+        "x-proxygate-attempts",
+        HeaderValue::from(meta.attempts.max(1)),
+    );
+    if let Some(cost) = meta.cost_usd {
+        if let Ok(v) = HeaderValue::from_str(&format_cost(cost)) {
+            h.insert("x-proxygate-cost-usd", v);
+        }
+    }
+    h.insert(
+        "x-proxygate-cache",
+        HeaderValue::from_static(if meta.cache_hit { "hit" } else { "miss" }),
+    );
+}
+
+/// A cost as a plain decimal (no exponent).
+pub fn format_cost(cost: f64) -> String {
+    let s = format!("{cost:.10}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() {
+        "0".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Something told when a stream ends, however it ends (for metrics and accounting).
+pub trait StreamObserver: Send + 'static {
+    /// A chunk passed through (before any stripping).
+    fn chunk(&mut self, chunk: &ChatChunk);
+    /// The stream ended: `ok` is false after an error or a client disconnect.
+    fn finish(self: Box<Self>, ok: bool);
+}
+
+pin_project! {
+    /// Encodes canonical chunks as OpenAI SSE, chunk by chunk as they come.
+    ///
+    /// Usage is only shown when the client asked for it, as the last chunk; an error after the
+    /// first byte becomes an event with an `error` key; `data: [DONE]` ends every stream once.
+    pub struct SseEncoder {
+        #[pin]
+        inner: ChatStream,
+        include_usage: bool,
+        role_sent: bool,
+        usage_sent: bool,
+        meta: Option<(String, u64, String)>,
+        estimated_completion_chars: usize,
+        prompt_estimate: u64,
+        state: EncState,
+        observer: Option<Box<dyn StreamObserver>>,
+    }
+
+    impl PinnedDrop for SseEncoder {
+        fn drop(this: Pin<&mut Self>) {
+            // A client that disconnects drops the body before the end: still report it.
+            if let Some(obs) = this.project().observer.take() {
+                obs.finish(false);
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EncState {
+    Streaming,
+    Done,
+    Finished,
+}
+
+impl SseEncoder {
+    /// Encodes `inner`. `prompt_estimate` fills a usage chunk the upstream did not send.
+    pub fn new(
+        inner: ChatStream,
+        include_usage: bool,
+        prompt_estimate: u64,
+        observer: Option<Box<dyn StreamObserver>>,
+    ) -> Self {
+        Self {
+            inner,
+            include_usage,
+            role_sent: false,
+            usage_sent: false,
+            meta: None,
+            estimated_completion_chars: 0,
+            prompt_estimate,
+            state: EncState::Streaming,
+            observer,
+        }
+    }
+}
+
+fn event(json: &impl serde::Serialize) -> Bytes {
+    let mut buf = Vec::with_capacity(256);
+    buf.extend_from_slice(b"data: ");
+    if serde_json::to_writer(&mut buf, json).is_err() {
+        buf.truncate(6);
+        buf.extend_from_slice(br#"{"error":{"message":"chunk could not be encoded","type":"server_error","param":null,"code":null}}"#);
+    }
+    buf.extend_from_slice(b"\n\n");
+    Bytes::from(buf)
+}
+
+impl Stream for SseEncoder {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        loop {
+            match *this.state {
+                EncState::Finished => return Poll::Ready(None),
+                EncState::Done => {
+                    *this.state = EncState::Finished;
+                    return Poll::Ready(Some(Ok(Bytes::from_static(b"data: [DONE]\n\n"))));
+                }
+                EncState::Streaming => {}
+            }
+            match ready!(this.inner.as_mut().poll_next(cx)) {
+                Some(Ok(mut chunk)) => {
+                    if let Some(obs) = this.observer.as_mut() {
+                        obs.chunk(&chunk);
+                    }
+                    if this.meta.is_none() {
+                        *this.meta = Some((chunk.id.clone(), chunk.created, chunk.model.clone()));
+                    }
+                    if chunk.is_usage_only() {
+                        if *this.include_usage && !*this.usage_sent {
+                            *this.usage_sent = true;
+                            return Poll::Ready(Some(Ok(event(&chunk))));
+                        }
+                        continue;
+                    }
+                    chunk.usage = None;
+                    if chunk.choices.is_empty() {
+                        continue;
+                    }
+                    for c in &chunk.choices {
+                        if let Some(t) = &c.delta.content {
+                            *this.estimated_completion_chars += t.len();
+                        }
+                    }
+                    if !*this.role_sent {
+                        *this.role_sent = true;
+                        if let Some(c) = chunk.choices.first_mut() {
+                            c.delta.role.get_or_insert_with(|| "assistant".to_owned());
+                        }
+                    }
+                    return Poll::Ready(Some(Ok(event(&chunk))));
+                }
+                Some(Err(e)) => {
+                    *this.state = EncState::Done;
+                    if let Some(obs) = this.observer.take() {
+                        obs.finish(false);
+                    }
+                    return Poll::Ready(Some(Ok(event(&e.envelope()))));
+                }
+                None => {
+                    *this.state = EncState::Done;
+                    if let Some(obs) = this.observer.take() {
+                        obs.finish(true);
+                    }
+                    if *this.include_usage && !*this.usage_sent {
+                        *this.usage_sent = true;
+                        let (id, created, model) = this.meta.clone().unwrap_or_default();
+                        let completion = (*this.estimated_completion_chars as u64).div_ceil(4);
+                        let usage = Usage::new(*this.prompt_estimate, completion);
+                        return Poll::Ready(Some(Ok(event(&ChatChunk::usage_only(
+                            &id, created, &model, usage,
+                        )))));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A streaming response around an encoder.
+pub fn sse_response(encoder: SseEncoder) -> Response {
+    let mut resp = Response::new(Body::from_stream(encoder));
+    *resp.status_mut() = StatusCode::OK;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Delta;
+
+    async fn encode(chunks: Vec<Result<ChatChunk, GatewayError>>, include_usage: bool) -> String {
+        let stream: ChatStream = Box::pin(futures_util::stream::iter(chunks));
+        let mut enc = SseEncoder::new(stream, include_usage, 5, None);
+        let mut out = String::new();
+        while let Some(Ok(b)) = std::future::poll_fn(|cx| Pin::new(&mut enc).poll_next(cx)).await {
+            out.push_str(std::str::from_utf8(&b).unwrap());
+        }
+        out
+    }
+
+    fn chunks() -> Vec<Result<ChatChunk, GatewayError>> {
+        vec![
+            Ok(ChatChunk::delta("c", 1, "m", Delta::text("Hi"), None)),
+            Ok(ChatChunk::delta(
+                "c",
+                1,
+                "m",
+                Delta::default(),
+                Some("stop"),
+            )),
+            Ok(ChatChunk::usage_only("c", 1, "m", Usage::new(3, 1))),
+        ]
+    }
+
+    #[tokio::test]
+    async fn usage_only_when_asked_and_done_once_last() {
+        let with = encode(chunks(), true).await;
+        let events: Vec<&str> = with.split("\n\n").filter(|s| !s.is_empty()).collect();
+        assert_eq!(events.len(), 4);
+        assert!(events[0].contains(r#""role":"assistant""#));
+        assert!(events[2].contains(r#""choices":[]"#) && events[2].contains(r#""total_tokens":4"#));
+        assert_eq!(events[3], "data: [DONE]");
+        let without = encode(chunks(), false).await;
+        assert!(!without.contains("usage"));
+        assert_eq!(without.matches("[DONE]").count(), 1);
+    }
+
+    #[tokio::test]
+    async fn missing_usage_is_estimated_and_errors_become_events() {
+        let out = encode(
+            vec![Ok(ChatChunk::delta(
+                "c",
+                1,
+                "m",
+                Delta::text("Hello"),
+                None,
+            ))],
+            true,
+        )
+        .await;
+        assert!(out.contains(r#""prompt_tokens":5"#));
+        let out = encode(
+            vec![
+                Ok(ChatChunk::delta("c", 1, "m", Delta::text("a"), None)),
+                Err(GatewayError::Internal("x".into())),
+            ],
+            false,
+        )
+        .await;
+        assert!(out.contains(r#"data: {"error":"#));
+        assert!(out.ends_with("data: [DONE]\n\n"));
+    }
+}

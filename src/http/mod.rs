@@ -1,0 +1,269 @@
+//! The HTTP edge: the axum router (`/v1/*`, `/health`, `/metrics`, `/admin/*`), request
+//! decoding and validation, and response encoding. The only place that builds HTTP responses
+//! from [`GatewayError`]s.
+
+pub mod decode;
+pub mod encode;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::GatewayError;
+use crate::deployment::DeploymentService;
+use crate::router::Registry;
+use crate::telemetry::names;
+use crate::types::{ChatChunk, ReplyBody};
+use encode::{SseEncoder, StreamObserver, error_response, meta_headers, sse_response};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The chat stack (router, failover, dispatch).
+    pub chat: DeploymentService,
+    /// Providers and deployments.
+    pub registry: Arc<Registry>,
+    /// The metrics handle.
+    pub metrics: Option<PrometheusHandle>,
+    /// Request body limit.
+    pub max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The gateway's routes.
+pub fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/chat/completions", post(chat_completions))
+        .route("/v1/models", get(list_models))
+        .route("/health", get(health))
+        .route("/metrics", get(render_metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> Response {
+    let err = GatewayError::InvalidRequest {
+        field: "path".into(),
+        reason: format!(
+            "{} {} is not an endpoint of this gateway",
+            req.method(),
+            req.uri().path()
+        ),
+    };
+    let mut resp = error_response(&err);
+    *resp.status_mut() = http::StatusCode::NOT_FOUND;
+    resp
+}
+
+/// Keeps `proxygate_inflight_requests` and the request metrics right however a request ends.
+struct RequestGuard {
+    started: Instant,
+    provider: &'static str,
+    model: String,
+    status: u16,
+    endpoint: &'static str,
+    done: bool,
+}
+
+impl RequestGuard {
+    fn new(endpoint: &'static str) -> Self {
+        metrics::gauge!(names::INFLIGHT_REQUESTS).increment(1.0);
+        Self {
+            started: Instant::now(),
+            provider: "none",
+            model: String::new(),
+            status: 0,
+            endpoint,
+            done: false,
+        }
+    }
+
+    fn record(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        metrics::gauge!(names::INFLIGHT_REQUESTS).decrement(1.0);
+        metrics::counter!(names::REQUESTS_TOTAL,
+            "provider" => self.provider, "model" => std::mem::take(&mut self.model),
+            "status" => self.status.to_string(), "endpoint" => self.endpoint)
+        .increment(1);
+        metrics::histogram!(names::REQUEST_DURATION_SECONDS)
+            .record(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        if self.status == 0 {
+            self.status = 499; // the client went away first
+        }
+        self.record();
+    }
+}
+
+struct StreamMetrics {
+    guard: RequestGuard,
+    first: Option<Instant>,
+}
+
+impl StreamObserver for StreamMetrics {
+    fn chunk(&mut self, _chunk: &ChatChunk) {
+        if self.first.is_none() {
+            self.first = Some(Instant::now());
+        }
+    }
+    fn finish(mut self: Box<Self>, ok: bool) {
+        if !ok {
+            self.guard.status = 502;
+        }
+        self.guard.record();
+    }
+}
+
+async fn chat_completions(State(state): State<AppState>, req: Request) -> Response {
+    let mut guard = RequestGuard::new("chat");
+    let started = Instant::now();
+    let body = match decode::read_body(req, state.max_body_bytes).await {
+        Ok(b) => b,
+        Err(e) => return fail(&mut guard, &e),
+    };
+    let chat = match decode::chat_request(&body) {
+        Ok(c) => c,
+        Err(e) => return fail(&mut guard, &e),
+    };
+    drop(body);
+    let include_usage = chat.wants_stream_usage();
+    let prompt_estimate = crate::providers::mock::prompt_tokens(&chat);
+    // The model label comes from the deployment, never from the client's string (bounded).
+    let reply = match state.chat.clone().oneshot(chat).await {
+        Ok(r) => r,
+        Err(e) => return fail(&mut guard, &e),
+    };
+    guard.provider = reply.meta.provider;
+    guard.model = reply.meta.deployment.to_string();
+    let meta = reply.meta;
+    match reply.body {
+        ReplyBody::Complete(resp) => {
+            guard.status = 200;
+            let mut out = axum::Json(resp).into_response();
+            meta_headers(&mut out, &meta);
+            guard.record();
+            out
+        }
+        ReplyBody::Stream(stream) => {
+            guard.status = 200;
+            metrics::histogram!(names::TIME_TO_FIRST_TOKEN_SECONDS)
+                .record(started.elapsed().as_secs_f64());
+            let observer = Box::new(StreamMetrics { guard, first: None });
+            let mut out = sse_response(SseEncoder::new(
+                stream,
+                include_usage,
+                prompt_estimate,
+                Some(observer),
+            ));
+            meta_headers(&mut out, &meta);
+            out
+        }
+    }
+}
+
+fn fail(guard: &mut RequestGuard, err: &GatewayError) -> Response {
+    guard.status = err.status().as_u16();
+    guard.record();
+    tracing::debug!(
+        kind = err.kind(),
+        status = guard.status,
+        "request failed: {err}"
+    );
+    error_response(err)
+}
+
+async fn list_models(State(state): State<AppState>) -> Response {
+    let created = 1_735_689_600u64; // 2025-01-01, the catalog's date
+    let data: Vec<Value> = state
+        .registry
+        .model_rows()
+        .into_iter()
+        .map(|row| {
+            let status = match &row.deployment {
+                Some(d) => d.state().status(),
+                None => "unconfigured",
+            };
+            json!({
+                "id": row.id,
+                "object": "model",
+                "created": created,
+                "owned_by": row.provider,
+                "provider": row.provider,
+                "tier": row.tier.as_str(),
+                "status": status,
+                "mode": row.mode,
+                "context_window": row.context,
+                "pricing": {"input_per_1m": row.price.0, "output_per_1m": row.price.1, "currency": "USD"},
+            })
+        })
+        .collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+async fn health(State(state): State<AppState>) -> Response {
+    let mut providers = serde_json::Map::new();
+    let deployments = state.registry.deployments();
+    for spec in state.registry.catalog().providers() {
+        let configured = state.registry.is_configured(spec.name);
+        let mine: Vec<_> = deployments
+            .iter()
+            .filter(|d| d.provider().name == spec.name)
+            .collect();
+        let status = if !configured {
+            "unconfigured"
+        } else if !mine.is_empty() && mine.iter().all(|d| d.state().status() == "open") {
+            "open"
+        } else if mine.iter().any(|d| d.state().status() != "healthy") {
+            "degraded"
+        } else {
+            "healthy"
+        };
+        let deps: serde_json::Map<String, Value> = mine
+            .iter()
+            .map(|d| (d.id().to_string(), json!(d.state().status())))
+            .collect();
+        providers.insert(
+            spec.name.to_owned(),
+            json!({"status": status, "configured": configured, "tier": spec.tier.as_str(), "deployments": deps}),
+        );
+    }
+    axum::Json(
+        json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "providers": providers}),
+    )
+    .into_response()
+}
+
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    match &state.metrics {
+        Some(h) => (
+            [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => error_response(&GatewayError::Internal(
+            "metrics are not enabled in this embedding".into(),
+        )),
+    }
+}

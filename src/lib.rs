@@ -1,0 +1,33 @@
+//! ProxyGate: one OpenAI-compatible API in front of many LLM providers, built as a stack of
+//! tower layers over a pooled hyper client.
+//!
+//! The stack, top to bottom: the HTTP edge ([`http`]) decodes an OpenAI request into a
+//! canonical [`types::ChatRequest`]; the [`router`] resolves the model to deployments and
+//! orders them; [`router::Dispatch`] sends the request to the chosen deployment, whose own
+//! stack is a provider adapter ([`providers`]) run by [`providers::Translate`] over the shared
+//! [`client`]. [`Gateway`] composes it all from a [`Config`]; mount [`Gateway::router`] in an
+//! axum app, or serve [`Gateway::chat_service`] from anything tower speaks.
+
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+
+pub mod client;
+pub mod config;
+pub mod deployment;
+pub mod error;
+pub mod gateway;
+pub mod http;
+pub mod providers;
+pub mod router;
+pub mod telemetry;
+pub mod types;
+
+pub use config::Config;
+pub use error::GatewayError;
+pub use gateway::{Gateway, GatewayBuilder};
+pub use router::{Dispatch, RouterLayer};

@@ -1,0 +1,250 @@
+//! The model catalog: one line per provider (name, tier, credentials, base URL, wire format,
+//! models with context window and prices), and the lookups the router needs.
+//!
+//! Prices are USD per 1M tokens from providers.md §9 (LiteLLM snapshots L25/L26, recorded
+//! 2026-08); they can be overridden in config.
+
+use std::collections::HashMap;
+
+use crate::client::HttpClient;
+use crate::config::Secret;
+use crate::deployment::DeploymentService;
+
+/// Who pays: failover stays within one tier unless `FAILOVER_CROSS_TIER=true`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum Tier {
+    /// No key needed (mock, ollama, puter with the user's own token).
+    #[serde(rename = "keyless")]
+    Keyless,
+    /// A free API key.
+    #[serde(rename = "free-key")]
+    FreeKey,
+    /// A paid API key.
+    #[serde(rename = "paid-key")]
+    PaidKey,
+}
+
+impl Tier {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Keyless => "keyless",
+            Tier::FreeKey => "free-key",
+            Tier::PaidKey => "paid-key",
+        }
+    }
+}
+
+/// What a model does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Chat completions.
+    Chat,
+    /// Embeddings.
+    Embedding,
+}
+
+/// One model a provider serves.
+#[derive(Clone, Copy, Debug)]
+pub struct ModelSpec {
+    /// The provider's model id.
+    pub id: &'static str,
+    /// Bare names that also resolve to it (`llama-3.1-8b` for `llama-3.1-8b-instant`).
+    pub aliases: &'static [&'static str],
+    /// Context window in tokens.
+    pub context: u32,
+    /// USD per 1M input tokens.
+    pub input: f64,
+    /// USD per 1M output tokens.
+    pub output: f64,
+    /// Chat or embedding.
+    pub mode: Mode,
+}
+
+/// How a provider is switched on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enable {
+    /// When one of `key_env` is set.
+    Key,
+    /// When its base URL env is set (local servers).
+    BaseUrl,
+    /// Always (the in-process mock).
+    Always,
+}
+
+/// Builds a configured provider's endpoints: one per credential.
+pub type BuildFn =
+    fn(&'static ProviderSpec, &ProviderSettings, &HttpClient) -> Result<Vec<Endpoint>, String>;
+
+/// One configured way to reach a provider (one key).
+#[derive(Clone)]
+pub struct Endpoint {
+    /// The translation stack for this credential.
+    pub service: DeploymentService,
+    /// Models this endpoint serves beyond the catalog (Azure's configured deployments).
+    pub extra_models: Vec<String>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("extra_models", &self.extra_models)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A provider: one catalog line.
+#[derive(Debug)]
+pub struct ProviderSpec {
+    /// Name, also the `provider/` prefix of model ids.
+    pub name: &'static str,
+    /// Who pays.
+    pub tier: Tier,
+    /// Wire format, for display.
+    pub wire: &'static str,
+    /// Credential env vars, first is canonical (several keys may be comma-separated).
+    pub key_env: &'static [&'static str],
+    /// Env var overriding the base URL.
+    pub base_url_env: &'static str,
+    /// Default base URL.
+    pub base_url: &'static str,
+    /// Further settings the adapter reads (`AZURE_OPENAI_API_VERSION`).
+    pub extra_env: &'static [&'static str],
+    /// What switches it on.
+    pub enabled_by: Enable,
+    /// The models it serves.
+    pub models: &'static [ModelSpec],
+    /// Builds its endpoints.
+    pub build: BuildFn,
+}
+
+impl ProviderSpec {
+    /// The env var a user should set to enable it.
+    pub fn enable_hint(&self) -> String {
+        match self.enabled_by {
+            Enable::Key => self.key_env.join(" or "),
+            Enable::BaseUrl => self.base_url_env.to_owned(),
+            Enable::Always => "nothing".to_owned(),
+        }
+    }
+
+    /// The catalog entry for `model`, by id or alias.
+    pub fn model(&self, model: &str) -> Option<&'static ModelSpec> {
+        // `models` is 'static through the 'static ProviderSpec the catalog holds.
+        self.models
+            .iter()
+            .find(|m| m.id == model || m.aliases.contains(&model))
+    }
+}
+
+/// What config resolved for one provider.
+#[derive(Clone, Debug, Default)]
+pub struct ProviderSettings {
+    /// Credentials; empty for keyless providers.
+    pub keys: Vec<Secret>,
+    /// Base URL (override or default), without a trailing slash.
+    pub base_url: String,
+    /// The `extra_env` values that were set.
+    pub extra: HashMap<String, String>,
+}
+
+/// The list of every provider the gateway knows.
+#[derive(Clone, Copy, Debug)]
+pub struct Catalog {
+    providers: &'static [&'static ProviderSpec],
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Self {
+            providers: PROVIDERS,
+        }
+    }
+}
+
+impl Catalog {
+    /// A catalog of other providers (tests).
+    pub fn new(providers: &'static [&'static ProviderSpec]) -> Self {
+        Self { providers }
+    }
+
+    /// Every provider.
+    pub fn providers(&self) -> &'static [&'static ProviderSpec] {
+        self.providers
+    }
+
+    /// A provider by name.
+    pub fn provider(&self, name: &str) -> Option<&'static ProviderSpec> {
+        self.providers.iter().copied().find(|p| p.name == name)
+    }
+
+    /// Every (provider, model) serving a bare name.
+    pub fn serving(&self, model: &str) -> Vec<(&'static ProviderSpec, &'static ModelSpec)> {
+        self.providers
+            .iter()
+            .filter_map(|p| {
+                p.models
+                    .iter()
+                    .find(|m| m.id == model || m.aliases.contains(&model))
+                    .map(|m| (*p, m))
+            })
+            .collect()
+    }
+
+    /// Rate for `provider/model`, if known.
+    pub fn rate(&self, provider: &str, model: &str) -> Option<(f64, f64)> {
+        let m = self.provider(provider)?.model(model)?;
+        Some((m.input, m.output))
+    }
+}
+
+// === the catalog ===
+
+use super::{mock, openai_compat as oai};
+
+/// A chat model line.
+pub const fn chat(
+    id: &'static str,
+    aliases: &'static [&'static str],
+    context: u32,
+    input: f64,
+    output: f64,
+) -> ModelSpec {
+    ModelSpec {
+        id,
+        aliases,
+        context,
+        input,
+        output,
+        mode: Mode::Chat,
+    }
+}
+
+/// An embedding model line.
+pub const fn embed(id: &'static str, context: u32, input: f64) -> ModelSpec {
+    ModelSpec {
+        id,
+        aliases: &[],
+        context,
+        input,
+        output: 0.0,
+        mode: Mode::Embedding,
+    }
+}
+
+/// Every provider, in default priority order (keyless first, then free keys, then paid).
+pub static PROVIDERS: &[&ProviderSpec] = &[
+    &mock::SPEC,
+    &oai::OLLAMA,
+    &oai::GROQ,
+    &oai::TOGETHER,
+    &oai::FIREWORKS,
+    &oai::CEREBRAS,
+    &oai::SAMBANOVA,
+    &oai::MISTRAL,
+    &oai::OPENAI,
+    &oai::OPENROUTER,
+    &oai::DEEPSEEK,
+    &oai::XAI,
+];

@@ -1,0 +1,371 @@
+//! The built-in `mock` provider: deterministic replies derived from the prompt, in process, no
+//! network. Streamed and non-streamed answers are identical; latency, per-chunk delay and a
+//! failure rate are configurable, so the whole stack can be exercised without any key.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use tower::Service;
+
+use super::catalog::{
+    BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat, embed,
+};
+use crate::GatewayError;
+use crate::client::HttpClient;
+use crate::config::env::{ENV_MOCK_CHUNK_DELAY_MS, ENV_MOCK_FAILURE_RATE, ENV_MOCK_LATENCY_MS};
+use crate::deployment::DeploymentService;
+use crate::types::{
+    ChatChunk, ChatReply, ChatRequest, ChatResponse, Delta, ReplyMeta, ResponseMessage, Usage,
+};
+
+/// The catalog line.
+pub static SPEC: ProviderSpec = ProviderSpec {
+    name: "mock",
+    tier: Tier::Keyless,
+    wire: "in-process",
+    key_env: &[],
+    base_url_env: "MOCK_BASE_URL",
+    base_url: "http://mock.invalid",
+    extra_env: &[
+        ENV_MOCK_LATENCY_MS,
+        ENV_MOCK_FAILURE_RATE,
+        ENV_MOCK_CHUNK_DELAY_MS,
+    ],
+    enabled_by: Enable::Always,
+    models: &[
+        chat("echo", &[], 1_000_000, 0.0, 0.0),
+        chat("lorem", &[], 1_000_000, 0.0, 0.0),
+        embed("embed", 1_000_000, 0.0),
+    ],
+    build: BUILD,
+};
+
+const BUILD: BuildFn = build;
+
+fn build(
+    _spec: &'static ProviderSpec,
+    settings: &ProviderSettings,
+    _client: &HttpClient,
+) -> Result<Vec<Endpoint>, String> {
+    let ms = |key: &str, default: u64| -> Result<Duration, String> {
+        match settings.extra.get(key) {
+            None => Ok(Duration::from_millis(default)),
+            Some(v) => crate::config::env::parse_ms(key, v),
+        }
+    };
+    let failure_rate = match settings.extra.get(ENV_MOCK_FAILURE_RATE) {
+        None => 0.0,
+        Some(v) => crate::config::env::parse_rate(ENV_MOCK_FAILURE_RATE, v)?,
+    };
+    let mock = Mock {
+        latency: ms(ENV_MOCK_LATENCY_MS, 0)?,
+        chunk_delay: ms(ENV_MOCK_CHUNK_DELAY_MS, 10)?,
+        failure_rate,
+    };
+    Ok(vec![Endpoint {
+        service: DeploymentService::new(mock),
+        extra_models: Vec::new(),
+    }])
+}
+
+/// The mock provider as a service.
+#[derive(Clone, Debug, Default)]
+pub struct Mock {
+    /// Delay before the answer (or first chunk).
+    pub latency: Duration,
+    /// Delay between chunks of a stream.
+    pub chunk_delay: Duration,
+    /// Share of requests that fail with a 503, 0..=1.
+    pub failure_rate: f64,
+}
+
+/// The reply the mock gives to a request: a function of the prompt only.
+pub fn reply_text(req: &ChatRequest) -> String {
+    let prompt = req
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == crate::types::Role::User)
+        .map(|m| m.text_content())
+        .unwrap_or_default();
+    let prompt = prompt.split_whitespace().collect::<Vec<_>>().join(" ");
+    let words = prompt.split_whitespace().count();
+    let short: String = prompt.chars().take(80).collect();
+    let ellipsis = if short.len() < prompt.len() {
+        "…"
+    } else {
+        ""
+    };
+    format!(
+        "Mock reply to \"{short}{ellipsis}\": {words} words, digest {:016x}.",
+        fnv1a(prompt.as_bytes())
+    )
+}
+
+/// Prompt tokens as the mock counts them (about four characters a token).
+pub fn prompt_tokens(req: &ChatRequest) -> u64 {
+    let chars: usize = req
+        .messages
+        .iter()
+        .map(|m| m.text_content().len() + 4)
+        .sum();
+    (chars as u64).div_ceil(4).max(1)
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Splits text into pieces whose concatenation is the text: each word with its trailing space.
+fn pieces(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for c in text.chars() {
+        cur.push(c);
+        if c == ' ' {
+            out.push(std::mem::take(&mut cur));
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+impl Service<ChatRequest> for Mock {
+    type Response = ChatReply;
+    type Error = GatewayError;
+    type Future = MockFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: ChatRequest) -> Self::Future {
+        let fail = self.failure_rate > 0.0 && rand::random::<f64>() < self.failure_rate;
+        MockFuture {
+            sleep: (!self.latency.is_zero()).then(|| Box::pin(tokio::time::sleep(self.latency))),
+            req: Some(req),
+            fail,
+            chunk_delay: self.chunk_delay,
+        }
+    }
+}
+
+/// Waits out the configured latency, then answers.
+pub struct MockFuture {
+    sleep: Option<Pin<Box<Sleep>>>,
+    req: Option<ChatRequest>,
+    fail: bool,
+    chunk_delay: Duration,
+}
+
+impl std::fmt::Debug for MockFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockFuture")
+            .field("fail", &self.fail)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Future for MockFuture {
+    type Output = Result<ChatReply, GatewayError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(sleep) = self.sleep.as_mut() {
+            std::task::ready!(sleep.as_mut().poll(cx));
+            self.sleep = None;
+        }
+        let Some(req) = self.req.take() else {
+            return Poll::Ready(Err(GatewayError::Internal(
+                "mock future polled after completion".into(),
+            )));
+        };
+        if self.fail {
+            return Poll::Ready(Err(GatewayError::Upstream {
+                provider: "mock",
+                status: http::StatusCode::SERVICE_UNAVAILABLE,
+                message: "simulated failure (MOCK_FAILURE_RATE)".into(),
+                code: None,
+                retry_after: None,
+            }));
+        }
+        let text = reply_text(&req);
+        let parts = pieces(&text);
+        let usage = Usage::new(prompt_tokens(&req), parts.len() as u64);
+        let model = req
+            .ctx
+            .target
+            .as_ref()
+            .map(|d| d.model().to_owned())
+            .unwrap_or_else(|| req.model.clone());
+        let meta = ReplyMeta {
+            provider: "mock",
+            deployment: req
+                .ctx
+                .target
+                .as_ref()
+                .map(|d| d.id().clone())
+                .unwrap_or_else(|| "mock".into()),
+            attempts: 1,
+            ..ReplyMeta::default()
+        };
+        let model = format!("mock/{}", model.strip_prefix("mock/").unwrap_or(&model));
+        if !req.is_stream() {
+            let resp = ChatResponse::single(
+                model,
+                ResponseMessage::assistant(Some(text), None),
+                "stop",
+                Some(usage),
+            );
+            return Poll::Ready(Ok(ChatReply::complete(meta, resp)));
+        }
+        let stream = MockStream {
+            id: crate::types::completion_id(),
+            created: crate::types::unix_now(),
+            model,
+            parts: parts.into_iter(),
+            step: Step::Role,
+            usage: Some(usage),
+            delay: self.chunk_delay,
+            sleep: None,
+        };
+        Poll::Ready(Ok(ChatReply::stream(meta, Box::pin(stream))))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Role,
+    Text,
+    Usage,
+    Done,
+}
+
+pin_project! {
+    /// The mock's stream: role, one chunk per word, finish, usage.
+    pub struct MockStream {
+        id: String,
+        created: u64,
+        model: String,
+        parts: std::vec::IntoIter<String>,
+        step: Step,
+        usage: Option<Usage>,
+        delay: Duration,
+        sleep: Option<Pin<Box<Sleep>>>,
+    }
+}
+
+impl std::fmt::Debug for MockStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockStream")
+            .field("step", &self.step)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for MockStream {
+    type Item = Result<ChatChunk, GatewayError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        if *this.step == Step::Text && !this.delay.is_zero() {
+            let sleep = this
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(*this.delay)));
+            std::task::ready!(sleep.as_mut().poll(cx));
+            *this.sleep = None;
+        }
+        let chunk = |delta: Delta, finish: Option<&str>| {
+            ChatChunk::delta(this.id, *this.created, this.model, delta, finish)
+        };
+        let item = match *this.step {
+            Step::Role => {
+                *this.step = Step::Text;
+                chunk(Delta::role(), None)
+            }
+            Step::Text => match this.parts.next() {
+                Some(p) => chunk(Delta::text(p), None),
+                None => {
+                    *this.step = Step::Usage;
+                    chunk(Delta::default(), Some("stop"))
+                }
+            },
+            Step::Usage => {
+                *this.step = Step::Done;
+                match this.usage.take() {
+                    Some(u) => ChatChunk::usage_only(this.id, *this.created, this.model, u),
+                    None => return Poll::Ready(None),
+                }
+            }
+            Step::Done => return Poll::Ready(None),
+        };
+        Poll::Ready(Some(Ok(item)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Message, Role};
+    use tower::ServiceExt;
+
+    fn req(text: &str, stream: bool) -> ChatRequest {
+        ChatRequest {
+            model: "echo".into(),
+            messages: vec![Message::text(Role::User, text)],
+            stream: Some(stream),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn streamed_and_whole_replies_are_identical() {
+        let mock = Mock::default();
+        let whole = match mock
+            .clone()
+            .oneshot(req("hello there", false))
+            .await
+            .unwrap()
+            .body
+        {
+            crate::types::ReplyBody::Complete(r) => r.choices[0].message.content.clone().unwrap(),
+            _ => panic!("expected a complete reply"),
+        };
+        let crate::types::ReplyBody::Stream(mut s) =
+            mock.oneshot(req("hello there", true)).await.unwrap().body
+        else {
+            panic!("expected a stream")
+        };
+        let mut text = String::new();
+        let mut usage = None;
+        while let Some(c) = std::future::poll_fn(|cx| s.as_mut().poll_next(cx)).await {
+            let c = c.unwrap();
+            usage = usage.or(c.usage.clone());
+            for ch in c.choices {
+                text.push_str(ch.delta.content.as_deref().unwrap_or(""));
+            }
+        }
+        assert_eq!(text, whole);
+        assert!(whole.contains("hello there"));
+        assert!(usage.unwrap().completion_tokens > 0);
+        assert_ne!(reply_text(&req("a", false)), reply_text(&req("b", false)));
+    }
+
+    #[tokio::test]
+    async fn failure_rate_one_always_fails() {
+        let mock = Mock {
+            failure_rate: 1.0,
+            ..Mock::default()
+        };
+        let err = mock.oneshot(req("x", false)).await.unwrap_err();
+        assert!(err.is_retryable());
+    }
+}

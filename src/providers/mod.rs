@@ -1,0 +1,314 @@
+//! Provider adapters: the translation between the canonical OpenAI types and each upstream's
+//! wire format, and the one generic [`Translate`] service that runs any adapter over the shared
+//! hyper client.
+//!
+//! An adapter only translates: a [`ChatRequest`] into an `http::Request`, an upstream body into
+//! a [`ChatResponse`], upstream stream events into [`ChatChunk`]s and an upstream error into a
+//! [`GatewayError`]. Routing, breaking, failover and cost never see a provider's wire shapes.
+//! A new provider is one file here plus one line in [`catalog`].
+
+pub mod catalog;
+pub mod mock;
+pub mod openai_compat;
+pub mod sse;
+mod translate;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use http_body_util::Full;
+
+pub use catalog::{Catalog, Mode, ModelSpec, ProviderSettings, ProviderSpec, Tier};
+pub use sse::{EventParser, Framing, SseEvent};
+pub use translate::{Translate, UpstreamStream};
+
+use crate::GatewayError;
+use crate::types::{ChatChunk, ChatRequest, ChatResponse};
+
+/// The upstream request an adapter builds.
+pub type UpstreamRequest = http::Request<Full<Bytes>>;
+
+/// Translation between the canonical types and one provider's wire format.
+pub trait ProviderAdapter: Send + Sync + 'static {
+    /// Turns the upstream's stream events into canonical chunks.
+    type Decoder: StreamDecoder;
+
+    /// The provider name (`groq`), for errors and metrics.
+    fn provider(&self) -> &'static str;
+
+    /// How the upstream frames its stream.
+    fn framing(&self) -> Framing {
+        Framing::Sse
+    }
+
+    /// Builds the upstream request. `req.model` is already the upstream model id. For a stream
+    /// the adapter asks the upstream for usage when it can, whatever the client asked.
+    fn request(&self, req: &ChatRequest) -> Result<UpstreamRequest, GatewayError>;
+
+    /// Parses a successful non-streaming body.
+    fn response(&self, req: &ChatRequest, body: &[u8]) -> Result<ChatResponse, GatewayError>;
+
+    /// A decoder for one stream.
+    fn decoder(&self, req: &ChatRequest) -> Self::Decoder;
+
+    /// Maps an error response. The default reads OpenAI-style bodies.
+    fn error(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> GatewayError {
+        openai_style_error(self.provider(), status, headers, body)
+    }
+
+    /// Some upstreams (Puter v1) answer 200 with an error body; the adapter may spot it here.
+    fn success_is_error(&self, _body: &[u8]) -> Option<GatewayError> {
+        None
+    }
+}
+
+/// Turns one upstream's stream events into canonical chunks.
+///
+/// The decoder normalises usage: wherever the upstream puts it, it comes out as one final
+/// usage-only chunk (`choices: []`), and no other chunk carries usage.
+pub trait StreamDecoder: Send + 'static {
+    /// One event. Chunks go to `out`; an in-band upstream error is an `Err`.
+    fn event(&mut self, event: SseEvent, out: &mut VecDeque<ChatChunk>)
+    -> Result<(), GatewayError>;
+
+    /// The upstream closed the stream. An `Err` reports a truncated stream.
+    fn finish(&mut self, out: &mut VecDeque<ChatChunk>) -> Result<(), GatewayError>;
+}
+
+/// Reads `retry-after-ms`, then `retry-after` (seconds or an HTTP date).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(ms) = headers
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+    {
+        if ms.is_finite() && ms >= 0.0 {
+            return Some(Duration::from_millis(ms as u64));
+        }
+    }
+    let v = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// Parses Go-style durations (`1s`, `6m0s`, `12ms`, `2m59.56s`) as in `x-ratelimit-reset-*`.
+pub fn go_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let value: f64 = num.parse().ok()?;
+        num.clear();
+        let unit = match c {
+            'h' => 3600.0,
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                0.001
+            }
+            'm' => 60.0,
+            's' => 1.0,
+            _ => return None,
+        };
+        total += value * unit;
+    }
+    if !num.is_empty() {
+        total += num.parse::<f64>().ok()?;
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+/// The most the gateway keeps of an upstream message.
+const MAX_MESSAGE: usize = 300;
+
+/// Shortens an upstream message for the client.
+pub fn summarise(message: &str) -> String {
+    let m = message.trim();
+    if m.chars().count() <= MAX_MESSAGE {
+        return m.to_owned();
+    }
+    let mut s: String = m.chars().take(MAX_MESSAGE).collect();
+    s.push('…');
+    s
+}
+
+/// Maps an OpenAI-style error body (and the variants OpenAI-compatible providers use:
+/// Mistral's object `message`, xAI's `{"code","error"}`, a bare `{"message"}`) to a
+/// [`GatewayError::Upstream`]. Non-JSON bodies (an HTML page from a proxy) are summarised by
+/// status alone.
+pub fn openai_style_error(
+    provider: &'static str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> GatewayError {
+    let json: Option<serde_json::Value> = serde_json::from_slice(body.trim_ascii_start()).ok();
+    let mut message = None;
+    let mut code = None;
+    if let Some(v) = &json {
+        let err = v.get("error");
+        let msg = match err {
+            Some(e @ serde_json::Value::Object(_)) => e.get("message"),
+            Some(s @ serde_json::Value::String(_)) => Some(s),
+            _ => v.get("message"),
+        };
+        message = msg.map(|m| match m {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        let c = err
+            .and_then(|e| e.get("code"))
+            .or_else(|| err.and_then(|e| e.get("type")));
+        code = c.and_then(|c| match c {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
+    }
+    let message = message.map(|m| summarise(&m)).unwrap_or_else(|| {
+        format!(
+            "HTTP {} with a {} body",
+            status.as_u16(),
+            if json.is_some() { "JSON" } else { "non-JSON" }
+        )
+    });
+    let mut retry_after = retry_after(headers);
+    if retry_after.is_none() && status == StatusCode::TOO_MANY_REQUESTS {
+        retry_after = ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
+            .iter()
+            .filter_map(|h| {
+                headers
+                    .get(*h)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(go_duration)
+            })
+            .max();
+    }
+    // xAI answers a bad key with 400: it is the provider's credentials, not the client's request.
+    let lower = message.to_ascii_lowercase();
+    let status = if status == StatusCode::BAD_REQUEST
+        && (lower.contains("api key") || lower.contains("api_key"))
+    {
+        StatusCode::UNAUTHORIZED
+    } else {
+        status
+    };
+    GatewayError::Upstream {
+        provider,
+        status,
+        message,
+        code,
+        retry_after,
+    }
+}
+
+/// Parses JSON from an upstream body, tolerating leading whitespace (DeepSeek keep-alives).
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    provider: &'static str,
+    body: &[u8],
+) -> Result<T, GatewayError> {
+    serde_json::from_slice(body.trim_ascii_start()).map_err(|e| GatewayError::BadUpstreamResponse {
+        provider,
+        reason: format!("invalid JSON: {e}"),
+    })
+}
+
+/// Starts a JSON POST request to `url`.
+pub fn json_post(url: &str) -> Result<http::request::Builder, GatewayError> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| GatewayError::Internal(format!("bad upstream URL: {e}")))?;
+    Ok(http::Request::post(uri).header(http::header::CONTENT_TYPE, "application/json"))
+}
+
+/// Finishes a JSON request body.
+pub fn with_json(
+    builder: http::request::Builder,
+    body: &serde_json::Value,
+) -> Result<UpstreamRequest, GatewayError> {
+    let bytes = serde_json::to_vec(body)
+        .map_err(|e| GatewayError::Internal(format!("encoding request: {e}")))?;
+    builder
+        .body(Full::new(Bytes::from(bytes)))
+        .map_err(|e| GatewayError::Internal(format!("building upstream request: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration("1s"), Some(Duration::from_secs(1)));
+        assert_eq!(go_duration("6m0s"), Some(Duration::from_secs(360)));
+        assert_eq!(go_duration("12ms"), Some(Duration::from_millis(12)));
+        assert_eq!(go_duration("2m59.5s"), Some(Duration::from_millis(179_500)));
+        assert_eq!(go_duration("x"), None);
+    }
+
+    #[test]
+    fn retry_after_seconds_ms_and_date() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert("retry-after-ms", "1500".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1500)));
+        let mut h = HeaderMap::new();
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        h.insert(
+            "retry-after",
+            httpdate::fmt_http_date(later).parse().unwrap(),
+        );
+        let d = retry_after(&h).unwrap();
+        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120));
+    }
+
+    #[test]
+    fn error_body_variants() {
+        let h = HeaderMap::new();
+        let e = openai_style_error("mistral", StatusCode::UNPROCESSABLE_ENTITY, &h,
+            br#"{"object":"error","message":{"detail":[{"type":"extra_forbidden"}]},"type":"invalid_request_error"}"#);
+        assert!(e.to_string().contains("extra_forbidden"));
+        let e = openai_style_error("xai", StatusCode::BAD_REQUEST, &h,
+            br#"{"code":"Client specified an invalid argument","error":"Incorrect API key provided: xa***"}"#);
+        assert!(
+            matches!(e, GatewayError::Upstream { status, .. } if status == StatusCode::UNAUTHORIZED)
+        );
+        assert!(e.is_retryable());
+        let e = openai_style_error(
+            "groq",
+            StatusCode::BAD_GATEWAY,
+            &h,
+            b"<html>bad gateway</html>",
+        );
+        assert!(e.to_string().contains("non-JSON"));
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-reset-requests", "6m0s".parse().unwrap());
+        let e = openai_style_error(
+            "openai",
+            StatusCode::TOO_MANY_REQUESTS,
+            &h,
+            br#"{"error":{"message":"slow down","code":"rate_limit_exceeded"}}"#,
+        );
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(360)));
+    }
+}

@@ -1,0 +1,775 @@
+//! The OpenAI-compatible family: openai, groq, together, fireworks, cerebras, sambanova,
+//! mistral, openrouter, deepseek, xai and ollama, as one adapter parametrised by base URL, auth
+//! and [`Quirks`].
+//!
+//! The body passes through (unknown fields included) apart from what a provider is known to
+//! reject (providers.md §2.2): Mistral gets a whitelist, `max_completion_tokens` becomes
+//! `max_tokens` where only that is known, `developer` becomes `system` where it is not.
+//! Streams always ask for usage when the provider accepts `stream_options`, and usage is read
+//! wherever it arrives (`usage` on any chunk, `x_groq.usage`).
+
+use std::collections::VecDeque;
+
+use serde_json::{Map, Value};
+
+use super::catalog::{
+    BuildFn, Enable, Endpoint, ModelSpec, ProviderSettings, ProviderSpec, Tier, chat, embed,
+};
+use super::{
+    ProviderAdapter, SseEvent, StreamDecoder, Translate, UpstreamRequest, json_post, parse_json,
+    with_json,
+};
+use crate::GatewayError;
+use crate::client::HttpClient;
+use crate::config::Secret;
+use crate::deployment::DeploymentService;
+use crate::types::{ChatChunk, ChatRequest, ChatResponse, Usage};
+
+/// What differs between OpenAI-compatible providers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Quirks {
+    /// Send `max_tokens` instead of `max_completion_tokens`.
+    pub max_tokens_only: bool,
+    /// Map the `developer` role to `system`.
+    pub no_developer_role: bool,
+    /// The provider accepts `stream_options.include_usage`.
+    pub stream_options: bool,
+    /// Only these top-level fields may be sent (Mistral's strict schema); empty = all.
+    pub whitelist: &'static [&'static str],
+    /// Fields to drop before sending.
+    pub drop: &'static [&'static str],
+    /// Flatten array content of text-only messages into a string (SambaNova).
+    pub flatten_text_content: bool,
+    /// Map `tool_choice: "required"` / object form to `"any"` (Mistral, Fireworks).
+    pub tool_choice_any: bool,
+}
+
+const OPENAI_QUIRKS: Quirks = Quirks {
+    max_tokens_only: false,
+    no_developer_role: false,
+    stream_options: true,
+    whitelist: &[],
+    drop: &[],
+    flatten_text_content: false,
+    tool_choice_any: false,
+};
+
+const MISTRAL_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "stream",
+    "stop",
+    "random_seed",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "presence_penalty",
+    "frequency_penalty",
+    "safe_prompt",
+    "parallel_tool_calls",
+    "prediction",
+    "n",
+];
+
+/// The adapter for one OpenAI-compatible provider and key.
+#[derive(Debug)]
+pub struct OpenAiCompat {
+    provider: &'static str,
+    url: String,
+    key: Option<Secret>,
+    quirks: Quirks,
+}
+
+impl OpenAiCompat {
+    /// An adapter posting to `{base_url}/chat/completions`.
+    pub fn new(
+        provider: &'static str,
+        base_url: &str,
+        key: Option<Secret>,
+        quirks: Quirks,
+    ) -> Self {
+        Self {
+            provider,
+            url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
+            key,
+            quirks,
+        }
+    }
+
+    fn body(&self, req: &ChatRequest) -> Result<Value, GatewayError> {
+        let mut body = serde_json::to_value(req)
+            .map_err(|e| GatewayError::Internal(format!("encoding request: {e}")))?;
+        let Value::Object(obj) = &mut body else {
+            return Err(GatewayError::Internal("request is not an object".into()));
+        };
+        let q = &self.quirks;
+        if q.max_tokens_only {
+            if let Some(v) = obj.remove("max_completion_tokens") {
+                obj.entry("max_tokens").or_insert(v);
+            }
+        }
+        if req.is_stream() && q.stream_options {
+            let opts = obj
+                .entry("stream_options")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(o) = opts {
+                o.insert("include_usage".into(), Value::Bool(true));
+            }
+        } else if !q.stream_options {
+            obj.remove("stream_options");
+        }
+        if let Some(Value::Array(messages)) = obj.get_mut("messages") {
+            for m in messages.iter_mut() {
+                let Value::Object(m) = m else { continue };
+                if q.no_developer_role && m.get("role").and_then(Value::as_str) == Some("developer")
+                {
+                    m.insert("role".into(), Value::String("system".into()));
+                }
+                // Groq and Mistral reject explicit nulls on assistant messages.
+                m.retain(|k, v| !(v.is_null() && k != "content"));
+                if q.flatten_text_content {
+                    if let Some(Value::Array(parts)) = m.get("content") {
+                        if parts
+                            .iter()
+                            .all(|p| p.get("type").and_then(Value::as_str) == Some("text"))
+                        {
+                            let text: Vec<&str> = parts
+                                .iter()
+                                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                                .collect();
+                            let joined = text.join("\n");
+                            m.insert("content".into(), Value::String(joined));
+                        }
+                    }
+                }
+            }
+        }
+        if q.tool_choice_any {
+            if let Some(tc) = obj.get("tool_choice") {
+                if tc.is_object() || tc.as_str() == Some("required") {
+                    obj.insert("tool_choice".into(), Value::String("any".into()));
+                }
+            }
+        }
+        if let Some(seed) = obj.get("seed").cloned() {
+            if !q.whitelist.is_empty() {
+                obj.insert("random_seed".into(), seed);
+            }
+        }
+        if !q.whitelist.is_empty() {
+            obj.retain(|k, _| q.whitelist.contains(&k.as_str()));
+        }
+        for k in q.drop {
+            obj.remove(*k);
+        }
+        Ok(body)
+    }
+}
+
+impl ProviderAdapter for OpenAiCompat {
+    type Decoder = OpenAiDecoder;
+
+    fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    fn request(&self, req: &ChatRequest) -> Result<UpstreamRequest, GatewayError> {
+        let body = self.body(req)?;
+        let mut builder = json_post(&self.url)?;
+        if let Some(key) = &self.key {
+            builder = builder.header(http::header::AUTHORIZATION, key.bearer()?);
+        }
+        if req.is_stream() {
+            builder = builder.header(http::header::ACCEPT, "text/event-stream");
+        }
+        with_json(builder, &body)
+    }
+
+    fn response(&self, _req: &ChatRequest, body: &[u8]) -> Result<ChatResponse, GatewayError> {
+        let mut resp: ChatResponse = parse_json(self.provider, body)?;
+        normalise_response(&mut resp);
+        Ok(resp)
+    }
+
+    fn decoder(&self, _req: &ChatRequest) -> OpenAiDecoder {
+        OpenAiDecoder::new(self.provider)
+    }
+}
+
+/// Fills what OpenAI's schema requires and some providers leave out.
+pub fn normalise_response(resp: &mut ChatResponse) {
+    if resp.id.is_empty() {
+        resp.id = crate::types::completion_id();
+    }
+    resp.object = "chat.completion".into();
+    if resp.created == 0 {
+        resp.created = crate::types::unix_now();
+    }
+    for c in &mut resp.choices {
+        c.message.role = "assistant".into();
+        if let Some(f) = &c.finish_reason {
+            c.finish_reason = Some(normalise_finish(f).to_owned());
+        }
+    }
+    if let Some(u) = &mut resp.usage {
+        if u.total_tokens == 0 {
+            u.total_tokens = u.prompt_tokens + u.completion_tokens;
+        }
+    }
+}
+
+/// Maps non-OpenAI finish reasons (`eos`, `error`, ...) to OpenAI's set.
+pub fn normalise_finish(reason: &str) -> &str {
+    match reason {
+        "stop" | "length" | "tool_calls" | "content_filter" | "function_call" => reason,
+        "eos" | "end_turn" | "stop_sequence" => "stop",
+        "max_tokens" => "length",
+        "tool_use" => "tool_calls",
+        _ => "stop",
+    }
+}
+
+/// Decodes an OpenAI-format SSE stream, moving usage to one final usage-only chunk.
+#[derive(Debug)]
+pub struct OpenAiDecoder {
+    provider: &'static str,
+    usage: Option<Usage>,
+    last: Option<(String, u64, String)>,
+    saw_done: bool,
+    saw_finish: bool,
+}
+
+impl OpenAiDecoder {
+    /// A decoder for `provider`'s stream.
+    pub fn new(provider: &'static str) -> Self {
+        Self {
+            provider,
+            usage: None,
+            last: None,
+            saw_done: false,
+            saw_finish: false,
+        }
+    }
+
+    fn flush_usage(&mut self, out: &mut VecDeque<ChatChunk>) {
+        if let (Some(u), Some((id, created, model))) = (self.usage.take(), self.last.as_ref()) {
+            out.push_back(ChatChunk::usage_only(id, *created, model, u));
+        }
+    }
+}
+
+impl StreamDecoder for OpenAiDecoder {
+    fn event(
+        &mut self,
+        event: SseEvent,
+        out: &mut VecDeque<ChatChunk>,
+    ) -> Result<(), GatewayError> {
+        let data = event.data.trim();
+        if data == "[DONE]" {
+            self.saw_done = true;
+            self.flush_usage(out);
+            return Ok(());
+        }
+        if self.saw_done || data.is_empty() {
+            return Ok(());
+        }
+        let value: Value =
+            serde_json::from_str(data).map_err(|e| GatewayError::BadUpstreamResponse {
+                provider: self.provider,
+                reason: format!("invalid stream event: {e}"),
+            })?;
+        if let Some(err) = value.get("error") {
+            let message = err
+                .get("message")
+                .and_then(Value::as_str)
+                .map(super::summarise)
+                .unwrap_or_else(|| "error event in stream".into());
+            return Err(GatewayError::Upstream {
+                provider: self.provider,
+                status: http::StatusCode::BAD_GATEWAY,
+                message,
+                code: err.get("code").map(|c| {
+                    c.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| c.to_string())
+                }),
+                retry_after: None,
+            });
+        }
+        let groq_usage = value.get("x_groq").and_then(|x| x.get("usage")).cloned();
+        let mut chunk: ChatChunk =
+            serde_json::from_value(value).map_err(|e| GatewayError::BadUpstreamResponse {
+                provider: self.provider,
+                reason: format!("unexpected stream chunk: {e}"),
+            })?;
+        chunk.extra.remove("x_groq");
+        chunk.object = "chat.completion.chunk".into();
+        if let Some(u) = chunk
+            .usage
+            .take()
+            .or_else(|| groq_usage.and_then(|u| serde_json::from_value(u).ok()))
+        {
+            let mut u: Usage = u;
+            if u.total_tokens == 0 {
+                u.total_tokens = u.prompt_tokens + u.completion_tokens;
+            }
+            self.usage = Some(u);
+        }
+        if self.last.is_none() {
+            self.last = Some((chunk.id.clone(), chunk.created, chunk.model.clone()));
+        }
+        for c in &mut chunk.choices {
+            if let Some(f) = &c.finish_reason {
+                if f == "error" {
+                    return Err(GatewayError::Upstream {
+                        provider: self.provider,
+                        status: http::StatusCode::BAD_GATEWAY,
+                        message: "the upstream ended the stream with an error".into(),
+                        code: None,
+                        retry_after: None,
+                    });
+                }
+                self.saw_finish = true;
+                c.finish_reason = Some(normalise_finish(f).to_owned());
+            }
+        }
+        // Azure's first chunk (prompt filter results) and usage-only chunks carry no delta.
+        if !chunk.choices.is_empty() {
+            out.push_back(chunk);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut VecDeque<ChatChunk>) -> Result<(), GatewayError> {
+        if self.saw_done || self.saw_finish {
+            self.flush_usage(out);
+            return Ok(());
+        }
+        Err(GatewayError::Connect {
+            provider: self.provider,
+            reason: "stream ended without [DONE]".into(),
+        })
+    }
+}
+
+/// Builds one endpoint per key for an OpenAI-compatible provider.
+fn build(
+    spec: &'static ProviderSpec,
+    settings: &ProviderSettings,
+    client: &HttpClient,
+) -> Result<Vec<Endpoint>, String> {
+    let quirks = quirks_of(spec.name);
+    let keys: Vec<Option<Secret>> = if settings.keys.is_empty() {
+        vec![None]
+    } else {
+        settings.keys.iter().cloned().map(Some).collect()
+    };
+    Ok(keys
+        .into_iter()
+        .map(|key| {
+            let secrets = key.iter().cloned().collect();
+            let adapter = OpenAiCompat::new(spec.name, &settings.base_url, key, quirks);
+            Endpoint {
+                service: DeploymentService::new(Translate::new(adapter, client.clone(), secrets)),
+                extra_models: Vec::new(),
+            }
+        })
+        .collect())
+}
+
+/// The quirks of a named provider.
+pub fn quirks_of(name: &str) -> Quirks {
+    match name {
+        "mistral" => Quirks {
+            max_tokens_only: true,
+            stream_options: false,
+            whitelist: MISTRAL_FIELDS,
+            tool_choice_any: true,
+            ..OPENAI_QUIRKS
+        },
+        "cerebras" => Quirks {
+            max_tokens_only: true,
+            no_developer_role: true,
+            drop: &[
+                "frequency_penalty",
+                "presence_penalty",
+                "logit_bias",
+                "n",
+                "logprobs",
+                "top_logprobs",
+            ],
+            ..OPENAI_QUIRKS
+        },
+        "sambanova" => Quirks {
+            max_tokens_only: true,
+            flatten_text_content: true,
+            ..OPENAI_QUIRKS
+        },
+        "fireworks" => Quirks {
+            max_tokens_only: true,
+            tool_choice_any: true,
+            ..OPENAI_QUIRKS
+        },
+        "groq" => Quirks {
+            drop: &["logit_bias", "top_logprobs"],
+            ..OPENAI_QUIRKS
+        },
+        _ => OPENAI_QUIRKS,
+    }
+}
+
+const BUILD: BuildFn = build;
+
+const fn spec(
+    name: &'static str,
+    tier: Tier,
+    key_env: &'static [&'static str],
+    base_url_env: &'static str,
+    base_url: &'static str,
+    models: &'static [ModelSpec],
+) -> ProviderSpec {
+    ProviderSpec {
+        name,
+        tier,
+        wire: "openai",
+        key_env,
+        base_url_env,
+        base_url,
+        extra_env: &[],
+        enabled_by: Enable::Key,
+        models,
+        build: BUILD,
+    }
+}
+
+/// OpenAI.
+pub static OPENAI: ProviderSpec = spec(
+    "openai",
+    Tier::PaidKey,
+    &["OPENAI_API_KEY"],
+    "OPENAI_BASE_URL",
+    "https://api.openai.com/v1",
+    &[
+        chat("gpt-4o", &[], 128_000, 2.50, 10.00),
+        chat("gpt-4o-mini", &[], 128_000, 0.15, 0.60),
+        chat("gpt-4.1", &[], 1_047_576, 2.00, 8.00),
+        chat("gpt-4.1-mini", &[], 1_047_576, 0.40, 1.60),
+        chat("gpt-4.1-nano", &[], 1_047_576, 0.10, 0.40),
+        chat("o3-mini", &[], 200_000, 1.10, 4.40),
+        chat("o4-mini", &[], 200_000, 1.10, 4.40),
+        chat("gpt-5", &[], 400_000, 1.25, 10.00),
+        chat("gpt-5-mini", &[], 400_000, 0.25, 2.00),
+        embed("text-embedding-3-small", 8_191, 0.02),
+    ],
+);
+
+/// Groq.
+pub static GROQ: ProviderSpec = spec(
+    "groq",
+    Tier::FreeKey,
+    &["GROQ_API_KEY"],
+    "GROQ_BASE_URL",
+    "https://api.groq.com/openai/v1",
+    &[
+        chat(
+            "llama-3.1-8b-instant",
+            &["llama-3.1-8b"],
+            131_072,
+            0.05,
+            0.08,
+        ),
+        chat(
+            "llama-3.3-70b-versatile",
+            &["llama-3.3-70b", "llama-3.1-70b"],
+            131_072,
+            0.59,
+            0.79,
+        ),
+        chat("mixtral-8x7b-32768", &["mixtral-8x7b"], 32_768, 0.24, 0.24),
+        chat(
+            "openai/gpt-oss-120b",
+            &["gpt-oss-120b"],
+            131_072,
+            0.15,
+            0.60,
+        ),
+    ],
+);
+
+/// Together AI.
+pub static TOGETHER: ProviderSpec = spec(
+    "together",
+    Tier::FreeKey,
+    &["TOGETHER_API_KEY"],
+    "TOGETHER_BASE_URL",
+    "https://api.together.xyz/v1",
+    &[
+        chat(
+            "meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo",
+            &["llama-3.1-8b"],
+            131_072,
+            0.18,
+            0.18,
+        ),
+        chat(
+            "meta-llama/Llama-3.3-70B-Instruct-Turbo",
+            &["llama-3.3-70b", "llama-3.1-70b"],
+            131_072,
+            1.04,
+            1.04,
+        ),
+        chat(
+            "mistralai/Mixtral-8x7B-Instruct-v0.1",
+            &["mixtral-8x7b"],
+            32_768,
+            0.60,
+            0.60,
+        ),
+        chat(
+            "deepseek-ai/DeepSeek-V3",
+            &["deepseek-v3"],
+            131_072,
+            1.25,
+            1.25,
+        ),
+    ],
+);
+
+/// Fireworks AI.
+pub static FIREWORKS: ProviderSpec = spec(
+    "fireworks",
+    Tier::FreeKey,
+    &["FIREWORKS_API_KEY"],
+    "FIREWORKS_BASE_URL",
+    "https://api.fireworks.ai/inference/v1",
+    &[
+        chat(
+            "accounts/fireworks/models/llama-v3p1-8b-instruct",
+            &["llama-3.1-8b"],
+            131_072,
+            0.10,
+            0.10,
+        ),
+        chat(
+            "accounts/fireworks/models/llama-v3p3-70b-instruct",
+            &["llama-3.3-70b", "llama-3.1-70b"],
+            131_072,
+            0.90,
+            0.90,
+        ),
+    ],
+);
+
+/// Cerebras.
+pub static CEREBRAS: ProviderSpec = spec(
+    "cerebras",
+    Tier::FreeKey,
+    &["CEREBRAS_API_KEY"],
+    "CEREBRAS_BASE_URL",
+    "https://api.cerebras.ai/v1",
+    &[
+        chat("llama3.1-8b", &["llama-3.1-8b"], 8_192, 0.10, 0.10),
+        chat("llama-3.3-70b", &["llama-3.1-70b"], 8_192, 0.85, 1.20),
+        chat("gpt-oss-120b", &[], 131_072, 0.35, 0.75),
+    ],
+);
+
+/// SambaNova.
+pub static SAMBANOVA: ProviderSpec = spec(
+    "sambanova",
+    Tier::FreeKey,
+    &["SAMBANOVA_API_KEY"],
+    "SAMBANOVA_BASE_URL",
+    "https://api.sambanova.ai/v1",
+    &[
+        chat(
+            "Meta-Llama-3.1-8B-Instruct",
+            &["llama-3.1-8b"],
+            16_384,
+            0.10,
+            0.20,
+        ),
+        chat(
+            "Meta-Llama-3.3-70B-Instruct",
+            &["llama-3.3-70b", "llama-3.1-70b"],
+            131_072,
+            0.60,
+            1.20,
+        ),
+    ],
+);
+
+/// Mistral.
+pub static MISTRAL: ProviderSpec = spec(
+    "mistral",
+    Tier::FreeKey,
+    &["MISTRAL_API_KEY"],
+    "MISTRAL_BASE_URL",
+    "https://api.mistral.ai/v1",
+    &[
+        chat("mistral-small-latest", &[], 131_072, 0.15, 0.60),
+        chat("mistral-large-latest", &[], 131_072, 0.50, 1.50),
+        chat("mistral-medium-latest", &[], 131_072, 1.50, 7.50),
+        chat("open-mixtral-8x7b", &["mixtral-8x7b"], 32_768, 0.70, 0.70),
+    ],
+);
+
+/// OpenRouter.
+pub static OPENROUTER: ProviderSpec = spec(
+    "openrouter",
+    Tier::PaidKey,
+    &["OPENROUTER_API_KEY"],
+    "OPENROUTER_BASE_URL",
+    "https://openrouter.ai/api/v1",
+    &[
+        chat(
+            "anthropic/claude-3.5-sonnet",
+            &["claude-3.5-sonnet"],
+            200_000,
+            3.00,
+            15.00,
+        ),
+        chat("openai/gpt-4o-mini", &["gpt-4o-mini"], 128_000, 0.15, 0.60),
+        chat(
+            "meta-llama/llama-3.3-70b-instruct",
+            &["llama-3.3-70b"],
+            131_072,
+            0.59,
+            0.79,
+        ),
+    ],
+);
+
+/// DeepSeek.
+pub static DEEPSEEK: ProviderSpec = spec(
+    "deepseek",
+    Tier::PaidKey,
+    &["DEEPSEEK_API_KEY"],
+    "DEEPSEEK_BASE_URL",
+    "https://api.deepseek.com",
+    &[
+        chat("deepseek-chat", &[], 131_072, 0.28, 0.42),
+        chat("deepseek-reasoner", &[], 131_072, 0.28, 0.42),
+    ],
+);
+
+/// xAI.
+pub static XAI: ProviderSpec = spec(
+    "xai",
+    Tier::PaidKey,
+    &["XAI_API_KEY"],
+    "XAI_BASE_URL",
+    "https://api.x.ai/v1",
+    &[
+        chat("grok-3", &[], 131_072, 3.00, 15.00),
+        chat("grok-3-mini", &[], 131_072, 0.30, 0.50),
+        chat("grok-4.20-0309-non-reasoning", &[], 2_000_000, 1.25, 2.50),
+    ],
+);
+
+/// Ollama (local; enabled by `OLLAMA_BASE_URL`).
+pub static OLLAMA: ProviderSpec = ProviderSpec {
+    enabled_by: Enable::BaseUrl,
+    ..spec(
+        "ollama",
+        Tier::Keyless,
+        &[],
+        "OLLAMA_BASE_URL",
+        "http://localhost:11434/v1",
+        &[
+            chat("llama3.1:8b", &["llama-3.1-8b"], 131_072, 0.0, 0.0),
+            chat("llama3.2", &[], 131_072, 0.0, 0.0),
+            chat("qwen2.5:7b", &[], 32_768, 0.0, 0.0),
+        ],
+    )
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Message, Role};
+
+    fn req(json: Value) -> ChatRequest {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn unknown_fields_pass_through_and_stream_asks_for_usage() {
+        let a = OpenAiCompat::new(
+            "groq",
+            "http://x/openai/v1/",
+            Some(Secret::new("gsk_test")),
+            quirks_of("groq"),
+        );
+        let r = req(
+            serde_json::json!({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"seed":7,"brand_new_param":{"a":1}}),
+        );
+        let up = a.request(&r).unwrap();
+        assert_eq!(up.uri(), "http://x/openai/v1/chat/completions");
+        assert_eq!(up.headers()["authorization"], "Bearer gsk_test");
+        let body = a.body(&r).unwrap();
+        assert_eq!(body["brand_new_param"]["a"], 1);
+        assert_eq!(body["seed"], 7);
+        assert_eq!(body["stream_options"]["include_usage"], true);
+    }
+
+    #[test]
+    fn mistral_gets_a_whitelist_and_max_tokens() {
+        let a = OpenAiCompat::new("mistral", "http://x/v1", None, quirks_of("mistral"));
+        let mut r = req(
+            serde_json::json!({"model":"m","messages":[],"max_completion_tokens":9,"metadata":{"a":1},"seed":3,"tool_choice":"required","stream":true,"stream_options":{"include_usage":true}}),
+        );
+        r.messages.push(Message::text(Role::User, "x"));
+        let body = a.body(&r).unwrap();
+        assert_eq!(body["max_tokens"], 9);
+        assert!(body.get("max_completion_tokens").is_none());
+        assert!(body.get("metadata").is_none());
+        assert!(body.get("stream_options").is_none());
+        assert_eq!(body["random_seed"], 3);
+        assert_eq!(body["tool_choice"], "any");
+    }
+
+    #[test]
+    fn decoder_moves_groq_usage_to_a_final_chunk() {
+        let mut d = OpenAiDecoder::new("groq");
+        let mut out = VecDeque::new();
+        let ev = |s: &str| SseEvent {
+            event: None,
+            data: s.into(),
+        };
+        d.event(ev(r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}"#), &mut out).unwrap();
+        d.event(ev(r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}}"#), &mut out).unwrap();
+        d.event(ev("[DONE]"), &mut out).unwrap();
+        d.finish(&mut out).unwrap();
+        assert_eq!(out.len(), 3);
+        assert!(out[1].usage.is_none() && out[1].extra.get("x_groq").is_none());
+        assert!(out[2].is_usage_only());
+        assert_eq!(out[2].usage.as_ref().unwrap().total_tokens, 4);
+    }
+
+    #[test]
+    fn truncated_stream_is_an_error_and_in_band_error_too() {
+        let mut d = OpenAiDecoder::new("openai");
+        let mut out = VecDeque::new();
+        d.event(
+            SseEvent {
+                event: None,
+                data: r#"{"id":"c","choices":[{"index":0,"delta":{"content":"a"}}]}"#.into(),
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert!(d.finish(&mut out).is_err());
+        let e = d.event(
+            SseEvent {
+                event: None,
+                data: r#"{"error":{"message":"boom","type":"server_error"}}"#.into(),
+            },
+            &mut out,
+        );
+        assert!(e.is_err());
+    }
+}

@@ -1,0 +1,306 @@
+//! The registry: configured providers, and the deployments created from them, each kept for
+//! the life of the process so its health and latency outlive single requests.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::GatewayError;
+use crate::client::HttpClient;
+use crate::config::Config;
+use crate::deployment::{Deployment, DeploymentService};
+use crate::providers::catalog::{Endpoint, Mode};
+use crate::providers::{Catalog, ProviderSpec, Tier};
+
+/// Deployments made for ad-hoc `provider/model` names beyond this are not kept.
+const MAX_KEPT_DEPLOYMENTS: usize = 4096;
+
+/// Wraps each deployment's translation service (e.g. with a circuit breaker).
+pub type StackFn = Arc<dyn Fn(&str, DeploymentService) -> DeploymentService + Send + Sync>;
+
+/// Configured providers and their deployments.
+pub struct Registry {
+    catalog: Catalog,
+    endpoints: HashMap<&'static str, Vec<Endpoint>>,
+    deployments: RwLock<HashMap<Arc<str>, Deployment>>,
+    stack: Option<StackFn>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("configured", &self.endpoints.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One row of the model list.
+#[derive(Clone, Debug)]
+pub struct ModelRow {
+    /// `provider/model`.
+    pub id: String,
+    /// Provider name.
+    pub provider: &'static str,
+    /// Tier.
+    pub tier: Tier,
+    /// Chat or embedding.
+    pub mode: Mode,
+    /// Context window.
+    pub context: u32,
+    /// USD per 1M input / output tokens.
+    pub price: (f64, f64),
+    /// The deployment, when the provider is configured.
+    pub deployment: Option<Deployment>,
+}
+
+impl Registry {
+    /// Builds every configured provider's endpoints. Fails with a message naming the provider.
+    pub fn new(config: &Config, catalog: Catalog, client: &HttpClient) -> Result<Self, String> {
+        Self::with_stack(config, catalog, client, None)
+    }
+
+    /// As [`Registry::new`], wrapping each deployment's service with `stack`.
+    pub fn with_stack(
+        config: &Config,
+        catalog: Catalog,
+        client: &HttpClient,
+        stack: Option<StackFn>,
+    ) -> Result<Self, String> {
+        let mut endpoints = HashMap::new();
+        for spec in catalog.providers() {
+            let Some(settings) = config.providers.get(spec.name) else {
+                continue;
+            };
+            let eps = (spec.build)(spec, settings, client)
+                .map_err(|e| format!("provider {}: {e}", spec.name))?;
+            endpoints.insert(spec.name, eps);
+        }
+        let reg = Self {
+            catalog,
+            endpoints,
+            deployments: RwLock::new(HashMap::new()),
+            stack,
+        };
+        // Create the catalog deployments up front so their state is listed from the start.
+        for spec in catalog.providers() {
+            if reg.endpoints.contains_key(spec.name) {
+                for m in spec.models {
+                    let _ = reg.deployments_of(spec, m.id);
+                }
+            }
+        }
+        Ok(reg)
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> Catalog {
+        self.catalog
+    }
+
+    /// Whether `provider` has credentials.
+    pub fn is_configured(&self, provider: &str) -> bool {
+        self.endpoints.contains_key(provider)
+    }
+
+    /// Every deployment created so far, sorted by id.
+    pub fn deployments(&self) -> Vec<Deployment> {
+        let map = self.deployments.read().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<Deployment> = map.values().cloned().collect();
+        v.sort_by(|a, b| a.id().cmp(b.id()));
+        v
+    }
+
+    /// A deployment by id.
+    pub fn deployment(&self, id: &str) -> Option<Deployment> {
+        self.deployments
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// The deployments (one per key) of `provider` serving `model`.
+    fn deployments_of(&self, spec: &'static ProviderSpec, model: &str) -> Vec<Deployment> {
+        let Some(eps) = self.endpoints.get(spec.name) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(eps.len());
+        for (i, ep) in eps.iter().enumerate() {
+            let id: Arc<str> = if i == 0 {
+                format!("{}/{model}", spec.name).into()
+            } else {
+                format!("{}#{}/{model}", spec.name, i + 1).into()
+            };
+            if let Some(d) = self
+                .deployments
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&id)
+            {
+                out.push(d.clone());
+                continue;
+            }
+            let service = match &self.stack {
+                Some(stack) => stack(&id, ep.service.clone()),
+                None => ep.service.clone(),
+            };
+            let d = Deployment::new(id.clone(), spec, model, service);
+            let mut map = self.deployments.write().unwrap_or_else(|e| e.into_inner());
+            let d = match map.get(&id) {
+                Some(existing) => existing.clone(),
+                None if map.len() < MAX_KEPT_DEPLOYMENTS => {
+                    map.insert(id, d.clone());
+                    d
+                }
+                None => d,
+            };
+            out.push(d);
+        }
+        out
+    }
+
+    /// Every configured deployment that serves `model` (`provider/model` pins one provider),
+    /// in catalog order; the router reorders them.
+    pub fn resolve(&self, model: &str) -> Result<Vec<Deployment>, GatewayError> {
+        if let Some((prefix, rest)) = model.split_once('/') {
+            let prefix = prefix.split('#').next().unwrap_or(prefix);
+            if let Some(spec) = self.catalog.provider(prefix) {
+                if rest.is_empty() {
+                    return Err(GatewayError::invalid(
+                        "model",
+                        format!("`{model}` names a provider but no model; use {prefix}/<model>"),
+                    ));
+                }
+                if !self.is_configured(spec.name) {
+                    return Err(GatewayError::ProviderNotConfigured {
+                        model: model.to_owned(),
+                        providers: spec.name.to_owned(),
+                        env: spec.enable_hint(),
+                    });
+                }
+                let model = spec.model(rest).map(|m| m.id).unwrap_or(rest);
+                return Ok(self.deployments_of(spec, model));
+            }
+        }
+        let serving = self.catalog.serving(model);
+        let mut out = Vec::new();
+        for (spec, m) in &serving {
+            out.extend(self.deployments_of(spec, m.id));
+        }
+        // Azure-style endpoints that serve configured model names.
+        for spec in self.catalog.providers() {
+            if let Some(eps) = self.endpoints.get(spec.name) {
+                if eps
+                    .iter()
+                    .any(|e| e.extra_models.iter().any(|m| m == model))
+                    && !serving.iter().any(|(s, _)| s.name == spec.name)
+                {
+                    out.extend(self.deployments_of(spec, model));
+                }
+            }
+        }
+        if !out.is_empty() {
+            return Ok(out);
+        }
+        if serving.is_empty() {
+            return Err(GatewayError::ModelNotFound {
+                model: model.to_owned(),
+                hint: "; use a catalog name (GET /v1/models) or address a provider directly as provider/model, e.g. mock/echo".into(),
+            });
+        }
+        let providers: Vec<&str> = serving.iter().map(|(s, _)| s.name).collect();
+        let envs: Vec<String> = serving.iter().map(|(s, _)| s.enable_hint()).collect();
+        Err(GatewayError::ProviderNotConfigured {
+            model: model.to_owned(),
+            providers: providers.join(", "),
+            env: envs.join(" or "),
+        })
+    }
+
+    /// Every catalog model of every provider, configured or not.
+    pub fn model_rows(&self) -> Vec<ModelRow> {
+        let mut rows = Vec::new();
+        for spec in self.catalog.providers() {
+            let mut models: Vec<(String, Mode, u32, (f64, f64))> = spec
+                .models
+                .iter()
+                .map(|m| (m.id.to_owned(), m.mode, m.context, (m.input, m.output)))
+                .collect();
+            if let Some(eps) = self.endpoints.get(spec.name) {
+                for ep in eps {
+                    for m in &ep.extra_models {
+                        if !models.iter().any(|(id, ..)| id == m) {
+                            let (input, output) = spec
+                                .model(m)
+                                .map(|s| (s.input, s.output))
+                                .unwrap_or((0.0, 0.0));
+                            models.push((m.clone(), Mode::Chat, 128_000, (input, output)));
+                        }
+                    }
+                }
+            }
+            for (id, mode, context, price) in models {
+                let deployment = self.deployments_of(spec, &id).into_iter().next();
+                rows.push(ModelRow {
+                    id: format!("{}/{id}", spec.name),
+                    provider: spec.name,
+                    tier: spec.tier,
+                    mode,
+                    context,
+                    price,
+                    deployment,
+                });
+            }
+        }
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(pairs: &[(&str, &str)]) -> Registry {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let config = Config::from_env(&m, Catalog::default()).unwrap();
+        Registry::new(&config, Catalog::default(), &crate::client::build_client()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn bare_names_resolve_to_every_configured_provider() {
+        let r = registry(&[("GROQ_API_KEY", "g"), ("CEREBRAS_API_KEY", "c")]);
+        let ids: Vec<String> = r
+            .resolve("llama-3.1-8b")
+            .unwrap()
+            .iter()
+            .map(|d| d.id().to_string())
+            .collect();
+        assert_eq!(ids, ["groq/llama-3.1-8b-instant", "cerebras/llama3.1-8b"]);
+    }
+
+    #[tokio::test]
+    async fn unknown_and_unconfigured_models_say_what_to_do() {
+        let r = registry(&[]);
+        let e = r.resolve("gpt-9").unwrap_err();
+        assert_eq!(e.status(), http::StatusCode::NOT_FOUND);
+        let e = r.resolve("groq/llama-3.1-8b-instant").unwrap_err();
+        assert!(e.to_string().contains("GROQ_API_KEY"), "{e}");
+        let e = r.resolve("gpt-4o-mini").unwrap_err();
+        assert!(e.to_string().contains("OPENAI_API_KEY"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn several_keys_make_several_deployments() {
+        let r = registry(&[("GROQ_API_KEY", "a,b")]);
+        let ids: Vec<String> = r
+            .resolve("groq/any-model")
+            .unwrap()
+            .iter()
+            .map(|d| d.id().to_string())
+            .collect();
+        assert_eq!(ids, ["groq/any-model", "groq#2/any-model"]);
+        assert!(r.deployment("groq#2/any-model").is_some());
+    }
+}

@@ -1,0 +1,133 @@
+//! Metric names (SPEC §11), their help text, and the Prometheus recorder.
+//!
+//! Names live only here. Labels come from closed sets (provider, catalog model, status code,
+//! endpoint, error kind), so no key, prompt or raw path becomes a label.
+
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
+
+/// Every metric name.
+pub mod names {
+    /// Requests by provider, model, status and endpoint.
+    pub const REQUESTS_TOTAL: &str = "proxygate_requests_total";
+    /// Whole request duration at the edge, seconds.
+    pub const REQUEST_DURATION_SECONDS: &str = "proxygate_request_duration_seconds";
+    /// Upstream call duration (to the answer or first chunk), seconds.
+    pub const UPSTREAM_DURATION_SECONDS: &str = "proxygate_upstream_duration_seconds";
+    /// Time to the first streamed chunk, seconds.
+    pub const TIME_TO_FIRST_TOKEN_SECONDS: &str = "proxygate_time_to_first_token_seconds";
+    /// Tokens by provider, model and kind (`prompt`, `completion`).
+    pub const TOKENS_TOTAL: &str = "proxygate_tokens_total";
+    /// Estimated spend in USD by provider and model.
+    pub const COST_USD_TOTAL: &str = "proxygate_cost_usd_total";
+    /// Circuit state per deployment: 0 closed, 1 half-open, 2 open.
+    pub const CIRCUIT_STATE: &str = "proxygate_circuit_state";
+    /// Attempts that moved on to another deployment.
+    pub const FAILOVERS_TOTAL: &str = "proxygate_failovers_total";
+    /// Answers served from the cache.
+    pub const CACHE_HITS_TOTAL: &str = "proxygate_cache_hits_total";
+    /// Requests being served right now.
+    pub const INFLIGHT_REQUESTS: &str = "proxygate_inflight_requests";
+}
+
+/// Histogram buckets, 5 ms to 120 s.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+/// Registers help text for every metric.
+pub fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        names::REQUESTS_TOTAL,
+        "Requests by provider, model, status and endpoint"
+    );
+    describe_histogram!(
+        names::REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "Request duration at the gateway edge"
+    );
+    describe_histogram!(
+        names::UPSTREAM_DURATION_SECONDS,
+        Unit::Seconds,
+        "Upstream call duration until the answer or first chunk"
+    );
+    describe_histogram!(
+        names::TIME_TO_FIRST_TOKEN_SECONDS,
+        Unit::Seconds,
+        "Time to the first streamed chunk"
+    );
+    describe_counter!(names::TOKENS_TOTAL, "Tokens by provider, model and kind");
+    describe_counter!(
+        names::COST_USD_TOTAL,
+        "Estimated spend in USD by provider and model"
+    );
+    describe_gauge!(
+        names::CIRCUIT_STATE,
+        "Circuit state per deployment: 0 closed, 1 half-open, 2 open"
+    );
+    describe_counter!(
+        names::FAILOVERS_TOTAL,
+        "Attempts that moved on to another deployment"
+    );
+    describe_counter!(names::CACHE_HITS_TOTAL, "Answers served from the cache");
+    describe_gauge!(names::INFLIGHT_REQUESTS, "Requests being served right now");
+}
+
+/// A recorder with the duration buckets set, not yet installed.
+pub fn build_recorder() -> PrometheusRecorder {
+    let mut builder = PrometheusBuilder::new();
+    for name in [
+        names::REQUEST_DURATION_SECONDS,
+        names::UPSTREAM_DURATION_SECONDS,
+        names::TIME_TO_FIRST_TOKEN_SECONDS,
+    ] {
+        builder = builder
+            .set_buckets_for_metric(Matcher::Full(name.to_owned()), DURATION_BUCKETS)
+            .expect("bucket list is not empty");
+    }
+    builder.build_recorder()
+}
+
+/// Installs the global recorder once and returns its handle (later calls return the same one).
+pub fn install() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (an embedding app); ours still renders
+            // what it records through the handle only if installed, so report it.
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics shows only ProxyGate's own handle");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+/// Creates every series of SPEC §11 at zero, so dashboards and alerts see them from start.
+pub fn init_series(deployments: &[crate::deployment::Deployment]) {
+    use metrics::{counter, gauge, histogram};
+    let labels = [("provider", "mock"), ("model", "mock/echo")];
+    for endpoint in ["chat", "messages", "embeddings"] {
+        counter!(names::REQUESTS_TOTAL, "provider" => "mock", "model" => "mock/echo", "status" => "200", "endpoint" => endpoint).absolute(0);
+    }
+    for kind in ["prompt", "completion"] {
+        counter!(names::TOKENS_TOTAL, "provider" => "mock", "model" => "mock/echo", "kind" => kind)
+            .absolute(0);
+    }
+    counter!(names::COST_USD_TOTAL, &labels).absolute(0);
+    counter!(names::FAILOVERS_TOTAL).absolute(0);
+    counter!(names::CACHE_HITS_TOTAL).absolute(0);
+    gauge!(names::INFLIGHT_REQUESTS).set(0.0);
+    // Histograms appear once they hold a sample; register them so the series exist.
+    let _ = histogram!(names::REQUEST_DURATION_SECONDS);
+    let _ = histogram!(names::UPSTREAM_DURATION_SECONDS);
+    let _ = histogram!(names::TIME_TO_FIRST_TOKEN_SECONDS);
+    for d in deployments {
+        gauge!(names::CIRCUIT_STATE, "deployment" => d.id().to_string()).set(0.0);
+    }
+}

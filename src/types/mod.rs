@@ -1,0 +1,38 @@
+//! The canonical types: OpenAI's chat schema as serde types.
+//!
+//! Every layer of the stack speaks these types and nothing else; provider adapters translate to
+//! and from them at the bottom, the HTTP edge decodes and encodes them at the top. Each struct
+//! keeps the fields it does not know in an `extra` map, so a new OpenAI parameter passes through
+//! to OpenAI-format upstreams instead of being dropped.
+
+mod chunk;
+mod context;
+mod reply;
+mod request;
+mod response;
+mod usage;
+
+pub use chunk::{ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
+pub use context::RequestContext;
+pub use reply::{ChatReply, ChatStream, ReplyBody, ReplyMeta};
+pub use request::{
+    ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, Message, Role, Stop,
+    StreamOptions, Tool, ToolCall,
+};
+pub use response::{ChatResponse, Choice, ResponseMessage};
+pub use usage::Usage;
+
+/// Seconds since the Unix epoch, for `created` fields.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A fresh `chatcmpl-…` id.
+pub fn completion_id() -> String {
+    use rand::Rng;
+    let n: u128 = rand::rng().random();
+    format!("chatcmpl-{n:032x}")
+}

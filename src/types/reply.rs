@@ -1,0 +1,73 @@
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_core::Stream;
+
+use super::{ChatChunk, ChatResponse};
+use crate::GatewayError;
+
+/// A typed stream of canonical chunks. Errors after the first chunk travel inside it.
+pub type ChatStream = Pin<Box<dyn Stream<Item = Result<ChatChunk, GatewayError>> + Send>>;
+
+/// What the stack below the edge answers: the body plus where it came from.
+pub struct ChatReply {
+    /// Provenance, turned into `x-proxygate-*` headers by the edge.
+    pub meta: ReplyMeta,
+    /// A whole completion or a stream.
+    pub body: ReplyBody,
+}
+
+impl std::fmt::Debug for ChatReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let body = match &self.body {
+            ReplyBody::Complete(r) => format!("Complete({})", r.id),
+            ReplyBody::Stream(_) => "Stream".to_owned(),
+        };
+        f.debug_struct("ChatReply")
+            .field("meta", &self.meta)
+            .field("body", &body)
+            .finish()
+    }
+}
+
+/// Where an answer came from.
+#[derive(Clone, Debug, Default)]
+pub struct ReplyMeta {
+    /// Provider name (`groq`).
+    pub provider: &'static str,
+    /// Deployment id (`groq/llama-3.1-8b-instant`).
+    pub deployment: Arc<str>,
+    /// Attempts made, 1 when the first deployment served.
+    pub attempts: u32,
+    /// Cost in USD when already known (non-streaming).
+    pub cost_usd: Option<f64>,
+    /// Served from cache.
+    pub cache_hit: bool,
+}
+
+/// The body of a reply.
+#[allow(missing_debug_implementations)]
+pub enum ReplyBody {
+    /// `stream: false`.
+    Complete(ChatResponse),
+    /// `stream: true`; at least one chunk has already been received.
+    Stream(ChatStream),
+}
+
+impl ChatReply {
+    /// A complete reply.
+    pub fn complete(meta: ReplyMeta, response: ChatResponse) -> Self {
+        Self {
+            meta,
+            body: ReplyBody::Complete(response),
+        }
+    }
+
+    /// A streamed reply.
+    pub fn stream(meta: ReplyMeta, stream: ChatStream) -> Self {
+        Self {
+            meta,
+            body: ReplyBody::Stream(stream),
+        }
+    }
+}
