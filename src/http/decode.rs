@@ -14,10 +14,9 @@ pub async fn read_body(req: axum::extract::Request, limit: usize) -> Result<Byte
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
+        && len > limit as u64
     {
-        if len > limit as u64 {
-            return Err(GatewayError::PayloadTooLarge { limit });
-        }
+        return Err(GatewayError::PayloadTooLarge { limit });
     }
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(c) => Ok(c.to_bytes()),

@@ -43,10 +43,10 @@ pub fn meta_headers(resp: &mut Response, meta: &ReplyMeta) {
         "x-proxygate-attempts",
         HeaderValue::from(meta.attempts.max(1)),
     );
-    if let Some(cost) = meta.cost_usd {
-        if let Ok(v) = HeaderValue::from_str(&format_cost(cost)) {
-            h.insert("x-proxygate-cost-usd", v);
-        }
+    if let Some(cost) = meta.cost_usd
+        && let Ok(v) = HeaderValue::from_str(&format_cost(cost))
+    {
+        h.insert("x-proxygate-cost-usd", v);
     }
     h.insert(
         "x-proxygate-cache",

@@ -83,10 +83,10 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .get("retry-after-ms")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
     {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(Duration::from_millis(ms as u64));
-        }
+        return Some(Duration::from_millis(ms as u64));
     }
     let v = headers
         .get(http::header::RETRY_AFTER)?

@@ -106,10 +106,10 @@ impl OpenAiCompat {
             return Err(GatewayError::Internal("request is not an object".into()));
         };
         let q = &self.quirks;
-        if q.max_tokens_only {
-            if let Some(v) = obj.remove("max_completion_tokens") {
-                obj.entry("max_tokens").or_insert(v);
-            }
+        if q.max_tokens_only
+            && let Some(v) = obj.remove("max_completion_tokens")
+        {
+            obj.entry("max_tokens").or_insert(v);
         }
         if req.is_stream() && q.stream_options {
             let opts = obj
@@ -130,34 +130,31 @@ impl OpenAiCompat {
                 }
                 // Groq and Mistral reject explicit nulls on assistant messages.
                 m.retain(|k, v| !(v.is_null() && k != "content"));
-                if q.flatten_text_content {
-                    if let Some(Value::Array(parts)) = m.get("content") {
-                        if parts
-                            .iter()
-                            .all(|p| p.get("type").and_then(Value::as_str) == Some("text"))
-                        {
-                            let text: Vec<&str> = parts
-                                .iter()
-                                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                                .collect();
-                            let joined = text.join("\n");
-                            m.insert("content".into(), Value::String(joined));
-                        }
-                    }
+                if q.flatten_text_content
+                    && let Some(Value::Array(parts)) = m.get("content")
+                    && parts
+                        .iter()
+                        .all(|p| p.get("type").and_then(Value::as_str) == Some("text"))
+                {
+                    let text: Vec<&str> = parts
+                        .iter()
+                        .filter_map(|p| p.get("text").and_then(Value::as_str))
+                        .collect();
+                    let joined = text.join("\n");
+                    m.insert("content".into(), Value::String(joined));
                 }
             }
         }
-        if q.tool_choice_any {
-            if let Some(tc) = obj.get("tool_choice") {
-                if tc.is_object() || tc.as_str() == Some("required") {
-                    obj.insert("tool_choice".into(), Value::String("any".into()));
-                }
-            }
+        if q.tool_choice_any
+            && let Some(tc) = obj.get("tool_choice")
+            && (tc.is_object() || tc.as_str() == Some("required"))
+        {
+            obj.insert("tool_choice".into(), Value::String("any".into()));
         }
-        if let Some(seed) = obj.get("seed").cloned() {
-            if !q.whitelist.is_empty() {
-                obj.insert("random_seed".into(), seed);
-            }
+        if let Some(seed) = obj.get("seed").cloned()
+            && !q.whitelist.is_empty()
+        {
+            obj.insert("random_seed".into(), seed);
         }
         if !q.whitelist.is_empty() {
             obj.retain(|k, _| q.whitelist.contains(&k.as_str()));
@@ -214,10 +211,10 @@ pub fn normalise_response(resp: &mut ChatResponse) {
             c.finish_reason = Some(normalise_finish(f).to_owned());
         }
     }
-    if let Some(u) = &mut resp.usage {
-        if u.total_tokens == 0 {
-            u.total_tokens = u.prompt_tokens + u.completion_tokens;
-        }
+    if let Some(u) = &mut resp.usage
+        && u.total_tokens == 0
+    {
+        u.total_tokens = u.prompt_tokens + u.completion_tokens;
     }
 }
 

@@ -316,10 +316,10 @@ impl<D: StreamDecoder> Stream for UpstreamStream<D> {
                 }
             }
             for ev in this.events.drain(..) {
-                if this.error.is_none() {
-                    if let Err(e) = this.decoder.event(ev, this.queue) {
-                        *this.error = Some(e);
-                    }
+                if this.error.is_none()
+                    && let Err(e) = this.decoder.event(ev, this.queue)
+                {
+                    *this.error = Some(e);
                 }
             }
             if this.error.is_some() {

@@ -188,14 +188,13 @@ impl Registry {
         }
         // Azure-style endpoints that serve configured model names.
         for spec in self.catalog.providers() {
-            if let Some(eps) = self.endpoints.get(spec.name) {
-                if eps
+            if let Some(eps) = self.endpoints.get(spec.name)
+                && eps
                     .iter()
                     .any(|e| e.extra_models.iter().any(|m| m == model))
-                    && !serving.iter().any(|(s, _)| s.name == spec.name)
-                {
-                    out.extend(self.deployments_of(spec, model));
-                }
+                && !serving.iter().any(|(s, _)| s.name == spec.name)
+            {
+                out.extend(self.deployments_of(spec, model));
             }
         }
         if !out.is_empty() {

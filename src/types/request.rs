@@ -86,15 +86,15 @@ impl ChatRequest {
         if self.messages.is_empty() {
             return bad("messages", "must contain at least one message");
         }
-        if let Some(t) = self.temperature {
-            if !(0.0..=2.0).contains(&t) {
-                return bad("temperature", "must be between 0 and 2");
-            }
+        if let Some(t) = self.temperature
+            && !(0.0..=2.0).contains(&t)
+        {
+            return bad("temperature", "must be between 0 and 2");
         }
-        if let Some(p) = self.top_p {
-            if !(0.0..=1.0).contains(&p) {
-                return bad("top_p", "must be between 0 and 1");
-            }
+        if let Some(p) = self.top_p
+            && !(0.0..=1.0).contains(&p)
+        {
+            return bad("top_p", "must be between 0 and 1");
         }
         if self.n == Some(0) {
             return bad("n", "must be at least 1");

@@ -1,0 +1,336 @@
+//! The OpenAI-compatible family end to end: gateway on loopback, fake upstream on loopback.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::*;
+
+fn completion(content: &str) -> Value {
+    json!({
+        "id": "chatcmpl-up", "object": "chat.completion", "created": 1730000000, "model": "llama-3.1-8b-instant",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12, "queue_time": 0.01}
+    })
+}
+
+fn chunk(delta: Value, finish: Option<&str>) -> Value {
+    json!({"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 1730000000, "model": "m",
+           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+}
+
+async fn groq_gateway(fake: &FakeUpstream) -> TestGateway {
+    TestGateway::start(&[
+        ("GROQ_API_KEY", "gsk_secret_test_key".into()),
+        ("GROQ_BASE_URL", fake.url("/openai/v1")),
+    ])
+    .await
+}
+
+#[tokio::test]
+async fn groq_is_called_with_path_auth_and_body() {
+    let fake = FakeUpstream::start(Reply::json(completion("Hello!"))).await;
+    let gw = groq_gateway(&fake).await;
+    let mut body = chat("groq/llama-3.1-8b-instant", "Hi");
+    body["temperature"] = json!(0.3);
+    body["some_new_param"] = json!({"x": 1});
+    let (status, headers, resp) = post_json(&gw.url("/v1/chat/completions"), &body).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
+    let resp: Value = serde_json::from_slice(&resp).unwrap();
+    assert_eq!(resp["choices"][0]["message"]["content"], "Hello!");
+    assert_eq!(resp["object"], "chat.completion");
+    assert!(
+        resp["choices"][0]["message"]
+            .as_object()
+            .unwrap()
+            .contains_key("refusal")
+    );
+    assert!(
+        resp["choices"][0]
+            .as_object()
+            .unwrap()
+            .contains_key("logprobs")
+    );
+    assert_eq!(headers["x-proxygate-provider"], "groq");
+    assert_eq!(
+        headers["x-proxygate-deployment"],
+        "groq/llama-3.1-8b-instant"
+    );
+    assert_eq!(headers["x-proxygate-attempts"], "1");
+
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 1);
+    let r = &reqs[0];
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/openai/v1/chat/completions")
+    );
+    assert_eq!(
+        r.header("authorization"),
+        Some("Bearer gsk_secret_test_key")
+    );
+    let sent = r.json();
+    assert_eq!(sent["model"], "llama-3.1-8b-instant");
+    assert_eq!(sent["temperature"], 0.3);
+    assert_eq!(sent["some_new_param"]["x"], 1);
+    assert_eq!(sent["messages"][0]["content"], "Hi");
+}
+
+#[tokio::test]
+async fn bare_catalog_name_reaches_the_configured_provider() {
+    let fake = FakeUpstream::start(Reply::json(completion("ok"))).await;
+    let gw = groq_gateway(&fake).await;
+    let (status, headers, _) =
+        post_json(&gw.url("/v1/chat/completions"), &chat("llama-3.1-8b", "Hi")).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-proxygate-provider"], "groq");
+    assert_eq!(fake.requests()[0].json()["model"], "llama-3.1-8b-instant");
+}
+
+#[tokio::test]
+async fn upstream_errors_come_back_in_the_openai_envelope() {
+    let fake = FakeUpstream::start(Reply::json(completion("unused"))).await;
+    let gw = groq_gateway(&fake).await;
+    let url = gw.url("/v1/chat/completions");
+
+    fake.script([Reply::status_json(400, json!({"error": {"message": "context_length_exceeded: too long", "type": "invalid_request_error", "code": "context_length_exceeded"}}))]);
+    let (status, _, body) = post_json(&url, &chat("groq/m", "x")).await;
+    assert_eq!(status, 400);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert!(v["error"]["message"].as_str().unwrap().contains("too long"));
+    assert_eq!(v["error"]["code"], "context_length_exceeded");
+
+    fake.script([Reply::status_json(429, json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}})).header("retry-after", "7")]);
+    let (status, headers, body) = post_json(&url, &chat("groq/m", "x")).await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "7");
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error"]["type"], "rate_limit_error");
+
+    fake.script([Reply::raw(
+        502,
+        "text/html",
+        "<html><body>Bad gateway</body></html>",
+    )]);
+    let (status, _, body) = post_json(&url, &chat("groq/m", "x")).await;
+    assert_eq!(status, 502);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert!(v["error"]["message"].is_string());
+
+    // A bad provider key must not leak, whole or in part, even when the upstream echoes it.
+    fake.script([Reply::status_json(401, json!({"error": {"message": "Incorrect API key provided: gsk_secret_test_key", "code": "invalid_api_key"}}))]);
+    let (status, _, body) = post_json(&url, &chat("groq/m", "x")).await;
+    assert_eq!(status, 502);
+    let text = String::from_utf8_lossy(&body);
+    assert!(!text.contains("gsk_"), "{text}");
+}
+
+#[tokio::test]
+async fn streams_are_forwarded_chunk_by_chunk_with_usage_only_when_asked() {
+    let events = [
+        chunk(json!({"role": "assistant", "content": ""}), None),
+        chunk(json!({"content": "Hél"}), None),
+        chunk(json!({"content": "lo"}), None),
+        {
+            let mut c = chunk(json!({}), Some("stop"));
+            c["x_groq"] =
+                json!({"usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}});
+            c
+        },
+    ];
+    // Written in awkward pieces: inside a UTF-8 character, inside JSON, CRLF, keep-alive comments.
+    let mut raw = String::from(": keep-alive\r\n\r\n");
+    for e in &events {
+        raw.push_str(&format!("data: {e}\r\n\r\n"));
+    }
+    raw.push_str("data: [DONE]\r\n\r\n");
+    let cut = raw.find("Hél").unwrap() + 2; // inside 'é'
+    let reply = Reply::Stream {
+        status: 200,
+        headers: vec![("content-type".into(), "text/event-stream".into())],
+        pieces: split_at(&raw, &[5, 40, cut, cut + 30, raw.len() - 3]),
+        end: End::Finish,
+    };
+    let fake = FakeUpstream::start(reply.clone()).await;
+    let gw = groq_gateway(&fake).await;
+    let url = gw.url("/v1/chat/completions");
+
+    let mut body = chat("groq/m", "Hi");
+    body["stream"] = json!(true);
+    let (status, headers, resp) = post_json(&url, &body).await;
+    assert_eq!(status, 200);
+    assert!(headers["content-type"].starts_with("text/event-stream"));
+    let data = sse_data(&resp);
+    assert_eq!(data.last().unwrap(), "[DONE]");
+    assert_eq!(data.iter().filter(|d| *d == "[DONE]").count(), 1);
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "Héllo");
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c.get("usage").is_none_or(Value::is_null)
+                && !c["choices"].as_array().unwrap().is_empty())
+    );
+    // The gateway asked the upstream for usage anyway.
+    assert_eq!(
+        fake.requests()[0].json()["stream_options"]["include_usage"],
+        true
+    );
+
+    body["stream_options"] = json!({"include_usage": true});
+    let (_, _, resp) = post_json(&url, &body).await;
+    let data = sse_data(&resp);
+    let last: Value = serde_json::from_str(&data[data.len() - 2]).unwrap();
+    assert_eq!(last["choices"], json!([]));
+    assert_eq!(last["usage"]["total_tokens"], 7);
+}
+
+#[tokio::test]
+async fn a_stream_cut_midway_ends_with_an_error_event() {
+    let reply = Reply::sse(&[&format!(
+        "data: {}\n\n",
+        chunk(json!({"role": "assistant", "content": "partial"}), None)
+    )])
+    .ending(End::Reset);
+    let fake = FakeUpstream::start(reply).await;
+    let gw = groq_gateway(&fake).await;
+    let mut body = chat("groq/m", "Hi");
+    body["stream"] = json!(true);
+    let (status, _, resp) = post_json(&gw.url("/v1/chat/completions"), &body).await;
+    assert_eq!(status, 200);
+    let data = sse_data(&resp);
+    assert!(data[0].contains("partial"));
+    assert!(
+        data.iter().any(|d| serde_json::from_str::<Value>(d)
+            .map(|v| v.get("error").is_some())
+            .unwrap_or(false)),
+        "{data:?}"
+    );
+}
+
+#[tokio::test]
+async fn connections_are_reused() {
+    let fake = FakeUpstream::start(Reply::json(completion("ok"))).await;
+    let gw = groq_gateway(&fake).await;
+    for _ in 0..5 {
+        let (status, _, _) =
+            post_json(&gw.url("/v1/chat/completions"), &chat("groq/m", "Hi")).await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(fake.hits(), 5);
+    assert!(
+        fake.connections() < 5,
+        "{} connections for 5 requests",
+        fake.connections()
+    );
+}
+
+#[tokio::test]
+async fn unreachable_upstream_is_a_502() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/v1", listener.local_addr().unwrap());
+    drop(listener);
+    let gw = TestGateway::start(&[("GROQ_API_KEY", "k".into()), ("GROQ_BASE_URL", dead)]).await;
+    let (status, _, body) = post_json(&gw.url("/v1/chat/completions"), &chat("groq/m", "Hi")).await;
+    assert_eq!(status, 502, "{}", String::from_utf8_lossy(&body));
+}
+
+#[tokio::test]
+async fn bad_input_is_a_400_naming_the_field() {
+    let gw = TestGateway::start(&[]).await;
+    let url = gw.url("/v1/chat/completions");
+    let cases: &[(&[u8], &str)] = &[
+        (b"", "body"),
+        (b"{oops", "json"),
+        (br#"{"model":"mock/echo"}"#, "messages"),
+        (br#"{"messages":[{"role":"user","content":"x"}]}"#, "model"),
+        (br#"{"model":"mock/echo","messages":[{"role":"robot","content":"x"}]}"#, "role"),
+        (br#"{"model":"mock/echo","messages":[{"role":"user","content":"x"}],"temperature":"warm"}"#, "temperature"),
+        (br#"{"model":"mock/echo","messages":[{"role":"user","content":"x"}],"stream":3}"#, "stream"),
+    ];
+    for (body, field) in cases {
+        let (status, _, resp) = post_raw(&url, body.to_vec(), "application/json").await;
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(body));
+        let v: Value = serde_json::from_slice(&resp).unwrap();
+        let text = format!("{} {}", v["error"]["message"], v["error"]["param"]);
+        assert!(text.contains(field), "{field} not named in {text}");
+    }
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413_and_nine_mib_passes() {
+    let gw = TestGateway::start(&[]).await;
+    let url = gw.url("/v1/chat/completions");
+    let big = "a".repeat(11 * 1024 * 1024);
+    let (status, _, resp) = post_json(&url, &chat("mock/echo", &big)).await;
+    assert_eq!(status, 413);
+    let v: Value = serde_json::from_slice(&resp).unwrap();
+    assert!(v["error"]["message"].is_string());
+    let ok = "a ".repeat(9 * 1024 * 1024 / 2 - 100);
+    let (status, _, _) = post_json(&url, &chat("mock/echo", &ok)).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn unknown_model_is_404_and_unconfigured_names_the_env_var() {
+    let gw = TestGateway::start(&[]).await;
+    let url = gw.url("/v1/chat/completions");
+    let (status, _, body) = post_json(&url, &chat("no-such-model-xyz", "x")).await;
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("no-such-model-xyz"));
+    let (status, _, body) = post_json(&url, &chat("groq/llama-3.1-8b-instant", "x")).await;
+    assert!(status == 503 || status == 404);
+    assert!(String::from_utf8_lossy(&body).contains("GROQ_API_KEY"));
+}
+
+#[tokio::test]
+async fn models_health_and_metrics() {
+    let gw = TestGateway::start(&[]).await;
+    let (status, body) = get(&gw.url("/v1/models")).await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["object"], "list");
+    let data = v["data"].as_array().unwrap();
+    let echo = data.iter().find(|m| m["id"] == "mock/echo").unwrap();
+    assert_eq!(
+        (
+            echo["provider"].as_str(),
+            echo["tier"].as_str(),
+            echo["status"].as_str()
+        ),
+        (Some("mock"), Some("keyless"), Some("healthy"))
+    );
+    let groq = data
+        .iter()
+        .find(|m| m["id"] == "groq/llama-3.1-8b-instant")
+        .unwrap();
+    assert_eq!(groq["status"], "unconfigured");
+    assert_eq!(groq["tier"], "free-key");
+
+    let (status, body) = get(&gw.url("/health")).await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["providers"]["mock"]["status"], "healthy");
+
+    let _ = post_json(&gw.url("/v1/chat/completions"), &chat("mock/echo", "hi")).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let (status, body) = get(&gw.url("/metrics")).await;
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    for name in [
+        "proxygate_requests_total",
+        "proxygate_inflight_requests",
+        "proxygate_request_duration_seconds",
+    ] {
+        assert!(text.contains(name), "{name} missing");
+    }
+}
