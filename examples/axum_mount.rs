@@ -16,7 +16,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let gateway = proxygate::Gateway::new(config)?;
 
     let app = Router::new()
-        .route("/", get(|| async { "my app; the LLM gateway is under /llm" }))
+        .route(
+            "/",
+            get(|| async { "my app; the LLM gateway is under /llm" }),
+        )
         .nest("/llm", gateway.router());
 
     let addr = std::env::var("EXAMPLE_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());

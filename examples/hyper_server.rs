@@ -25,7 +25,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let service = service.clone();
         tokio::spawn(async move {
             // HTTP/1.1 and HTTP/2 (prior knowledge) on the same port.
-            if let Err(e) = Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) = Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 eprintln!("connection error: {e}");
             }
         });
