@@ -515,10 +515,24 @@ pub async fn post_raw(
     body: Vec<u8>,
     content_type: &str,
 ) -> (u16, HashMap<String, String>, Vec<u8>) {
+    let req = http::Request::post(url).header("content-type", content_type);
+    send(req, body).await
+}
+
+/// GETs a URL.
+pub async fn get(url: &str) -> (u16, Vec<u8>) {
+    let (status, _, body) = send(http::Request::get(url), Vec::new()).await;
+    (status, body)
+}
+
+/// Sends a request with the crate's own pooled client; returns status, headers and body.
+pub async fn send(
+    req: http::request::Builder,
+    body: Vec<u8>,
+) -> (u16, HashMap<String, String>, Vec<u8>) {
     use http_body_util::BodyExt;
     let client = proxygate::client::build_client();
-    let req = http::Request::post(url)
-        .header("content-type", content_type)
+    let req = req
         .body(http_body_util::Full::new(bytes::Bytes::from(body)))
         .expect("request");
     let resp = client.request(req).await.expect("gateway answers");
@@ -535,24 +549,6 @@ pub async fn post_raw(
         .map(|c| c.to_bytes().to_vec())
         .unwrap_or_default();
     (status, headers, body)
-}
-
-/// GETs a URL.
-pub async fn get(url: &str) -> (u16, Vec<u8>) {
-    use http_body_util::BodyExt;
-    let client = proxygate::client::build_client();
-    let req = http::Request::get(url)
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .expect("request");
-    let resp = client.request(req).await.expect("gateway answers");
-    let status = resp.status().as_u16();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .map(|c| c.to_bytes().to_vec())
-        .unwrap_or_default();
-    (status, body)
 }
 
 /// The `data:` payloads of an SSE body, in order.
