@@ -247,4 +247,6 @@ pub static PROVIDERS: &[&ProviderSpec] = &[
     &oai::OPENROUTER,
     &oai::DEEPSEEK,
     &oai::XAI,
+    &super::anthropic::SPEC,
+    &super::gemini::SPEC,
 ];

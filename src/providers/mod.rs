@@ -7,7 +7,9 @@
 //! [`GatewayError`]. Routing, breaking, failover and cost never see a provider's wire shapes.
 //! A new provider is one file here plus one line in [`catalog`].
 
+pub mod anthropic;
 pub mod catalog;
+pub mod gemini;
 pub mod mock;
 pub mod openai_compat;
 pub mod sse;
@@ -21,7 +23,7 @@ use http::{HeaderMap, StatusCode};
 use http_body_util::Full;
 
 pub use catalog::{Catalog, Mode, ModelSpec, ProviderSettings, ProviderSpec, Tier};
-pub use sse::{EventParser, Framing, SseEvent};
+pub use sse::{EventParser, Framing, RAW_JSON_EVENT, SseEvent};
 pub use translate::{Translate, UpstreamStream};
 
 use crate::GatewayError;
@@ -230,6 +232,22 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
         provider,
         reason: format!("invalid JSON: {e}"),
     })
+}
+
+/// Parses an OpenAI tool call's `arguments` string into the JSON object that providers with
+/// structured tool calls (Anthropic `input`, Gemini `args`) want. An empty string is `{}`;
+/// anything but a JSON object is a 400 naming `field`.
+pub fn tool_arguments(
+    arguments: &str,
+    field: impl FnOnce() -> String,
+) -> Result<serde_json::Map<String, serde_json::Value>, GatewayError> {
+    if arguments.trim().is_empty() {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_str(arguments) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        _ => Err(GatewayError::invalid(field(), "must be a JSON object encoded as a string")),
+    }
 }
 
 /// Starts a JSON POST request to `url`.

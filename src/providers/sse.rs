@@ -4,7 +4,8 @@
 //! Both take bytes as they come off the wire, in pieces of any size (a TCP read may end inside
 //! a UTF-8 character or hold several events), and hand out whole events. Lines end in `\n`,
 //! `\r\n` or `\r`; SSE comment lines (`: keep-alive`) are dropped; multi-line `data:` is joined
-//! with `\n`.
+//! with `\n`. Gemini also writes bare JSON error objects, line by line, into an SSE stream;
+//! [`Framing::SseOrRawJson`] hands each of them out as one event named [`RAW_JSON_EVENT`].
 
 use bytes::{Buf, BytesMut};
 
@@ -24,6 +25,50 @@ pub enum Framing {
     Sse,
     /// One JSON value per line (`application/x-ndjson`).
     NdJson,
+    /// `text/event-stream`, plus bare JSON objects outside any field (Gemini writes errors
+    /// that way, pretty-printed over several lines): each becomes one event named
+    /// [`RAW_JSON_EVENT`] once its braces balance.
+    SseOrRawJson,
+}
+
+/// The `event` name of a bare JSON object found in an [`Framing::SseOrRawJson`] stream.
+pub const RAW_JSON_EVENT: &str = "raw-json";
+
+/// A bare JSON object being collected line by line.
+#[derive(Debug, Default)]
+struct RawJson {
+    text: String,
+    depth: i64,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl RawJson {
+    /// Adds a line; true once the object's braces balance.
+    fn push(&mut self, line: &str) -> bool {
+        if !self.text.is_empty() {
+            self.text.push('\n');
+        }
+        self.text.push_str(line);
+        for c in line.chars() {
+            if self.in_string {
+                match (self.escaped, c) {
+                    (true, _) => self.escaped = false,
+                    (false, '\\') => self.escaped = true,
+                    (false, '"') => self.in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match c {
+                '"' => self.in_string = true,
+                '{' | '[' => self.depth += 1,
+                '}' | ']' => self.depth -= 1,
+                _ => {}
+            }
+        }
+        self.depth <= 0
+    }
 }
 
 /// Splits a byte stream into events.
@@ -36,6 +81,8 @@ pub struct EventParser {
     has_data: bool,
     /// A `\r` ended the last line: skip a `\n` that follows it.
     skip_lf: bool,
+    /// A bare JSON object in progress ([`Framing::SseOrRawJson`]).
+    raw: Option<RawJson>,
 }
 
 impl EventParser {
@@ -48,6 +95,7 @@ impl EventParser {
             data: Vec::new(),
             has_data: false,
             skip_lf: false,
+            raw: None,
         }
     }
 
@@ -66,8 +114,15 @@ impl EventParser {
             let line = String::from_utf8_lossy(&rest).into_owned();
             self.line(&line, out);
         }
+        if let Some(raw) = self.raw.take() {
+            // Cut off before its braces balanced: the decoder reports it as unreadable.
+            out.push(SseEvent {
+                event: Some(RAW_JSON_EVENT.to_owned()),
+                data: raw.text,
+            });
+        }
         match self.framing {
-            Framing::Sse => self.dispatch(out),
+            Framing::Sse | Framing::SseOrRawJson => self.dispatch(out),
             Framing::NdJson => {}
         }
     }
@@ -105,7 +160,20 @@ impl EventParser {
                     });
                 }
             }
-            Framing::Sse => {
+            Framing::SseOrRawJson
+                if self.raw.is_some() || line.trim_start().starts_with('{') =>
+            {
+                let raw = self.raw.get_or_insert_with(RawJson::default);
+                if raw.push(line) {
+                    let text = std::mem::take(&mut raw.text);
+                    self.raw = None;
+                    out.push(SseEvent {
+                        event: Some(RAW_JSON_EVENT.to_owned()),
+                        data: text,
+                    });
+                }
+            }
+            Framing::Sse | Framing::SseOrRawJson => {
                 if line.is_empty() {
                     self.dispatch(out);
                     return;
@@ -187,6 +255,24 @@ mod tests {
         );
         let data: Vec<_> = evs.iter().map(|e| e.data.as_str()).collect();
         assert_eq!(data, ["{\"a\":1}", "{\"b\":2}", "{\"c\":3}"]);
+    }
+
+    #[test]
+    fn bare_json_objects_between_events_become_raw_events() {
+        let raw = "data: {\"a\":1}\n\n{\n  \"error\": {\n    \"code\": 503,\n    \"message\": \"a } in a string\"\n  }\n}\n";
+        for cut in 0..raw.len() {
+            let evs = parse_all(
+                Framing::SseOrRawJson,
+                &[&raw.as_bytes()[..cut], &raw.as_bytes()[cut..]],
+            );
+            assert_eq!(evs.len(), 2, "cut at {cut}: {evs:?}");
+            assert_eq!(evs[0].data, "{\"a\":1}");
+            assert_eq!(evs[1].event.as_deref(), Some(RAW_JSON_EVENT));
+            let v: serde_json::Value = serde_json::from_str(&evs[1].data).unwrap();
+            assert_eq!(v["error"]["code"], 503);
+        }
+        // Plain SSE framing ignores such lines, as the SSE rules say.
+        assert_eq!(parse_all(Framing::Sse, &[raw.as_bytes()]).len(), 1);
     }
 
     proptest! {
