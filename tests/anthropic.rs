@@ -71,15 +71,22 @@ async fn non_stream_tool_call_round_trip() {
     let (status, headers, resp) = post_json(&gw.url("/v1/chat/completions"), &body).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
     assert_eq!(headers["x-proxygate-provider"], "anthropic");
-    assert_eq!(headers["x-proxygate-deployment"], "anthropic/claude-3-haiku-20240307");
+    assert_eq!(
+        headers["x-proxygate-deployment"],
+        "anthropic/claude-3-haiku-20240307"
+    );
     let v: Value = serde_json::from_slice(&resp).unwrap();
     let msg = &v["choices"][0]["message"];
     assert_eq!(msg["content"], "Checking.");
     assert_eq!(msg["tool_calls"][0]["id"], "toolu_01B");
     assert_eq!(msg["tool_calls"][0]["type"], "function");
     assert_eq!(msg["tool_calls"][0]["function"]["name"], "get_weather");
-    let args: Value =
-        serde_json::from_str(msg["tool_calls"][0]["function"]["arguments"].as_str().unwrap()).unwrap();
+    let args: Value = serde_json::from_str(
+        msg["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(args, json!({"city": "Oslo"}));
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
     assert_eq!(v["usage"]["prompt_tokens"], 412);
@@ -89,7 +96,10 @@ async fn non_stream_tool_call_round_trip() {
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 1);
     let r = &reqs[0];
-    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/v1/messages"));
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str()),
+        ("POST", "/v1/messages")
+    );
     assert_eq!(r.query, None);
     assert_eq!(r.header("x-api-key"), Some(KEY));
     assert_eq!(r.header("anthropic-version"), Some("2023-06-01"));
@@ -99,8 +109,14 @@ async fn non_stream_tool_call_round_trip() {
     assert_eq!(sent["max_tokens"], 4096);
     assert_eq!(sent["system"], "Be terse.");
     assert_eq!(sent["temperature"], 1.0);
-    assert_eq!(sent["messages"], json!([{"role": "user", "content": "Weather in Oslo?"}]));
-    assert_eq!(sent["tools"][0]["input_schema"]["required"], json!(["city"]));
+    assert_eq!(
+        sent["messages"],
+        json!([{"role": "user", "content": "Weather in Oslo?"}])
+    );
+    assert_eq!(
+        sent["tools"][0]["input_schema"]["required"],
+        json!(["city"])
+    );
     assert_eq!(sent["tool_choice"], json!({"type": "any"}));
     assert!(sent.get("stream").is_none());
 
@@ -114,7 +130,10 @@ async fn non_stream_tool_call_round_trip() {
         ],
         "tools": weather_tool()
     });
-    fake.script([Reply::json(message(json!([{"type": "text", "text": "14C and rain."}]), "end_turn"))]);
+    fake.script([Reply::json(message(
+        json!([{"type": "text", "text": "14C and rain."}]),
+        "end_turn",
+    ))]);
     let (status, _, resp) = post_json(&gw.url("/v1/chat/completions"), &follow_up).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
     let v: Value = serde_json::from_slice(&resp).unwrap();
@@ -132,13 +151,31 @@ async fn non_stream_tool_call_round_trip() {
 
 fn text_stream() -> String {
     sse(&[
-        ("message_start", json!({"type": "message_start", "message": {"id": "msg_01", "type": "message", "role": "assistant", "model": "claude-3-haiku-20240307", "content": [], "stop_reason": null, "usage": {"input_tokens": 25, "output_tokens": 1}}})),
-        ("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_01", "type": "message", "role": "assistant", "model": "claude-3-haiku-20240307", "content": [], "stop_reason": null, "usage": {"input_tokens": 25, "output_tokens": 1}}}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
         ("ping", json!({"type": "ping"})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hél"}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "lo ✓"}})),
-        ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-        ("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 12}})),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hél"}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "lo ✓"}}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 12}}),
+        ),
         ("message_stop", json!({"type": "message_stop"})),
     ])
 }
@@ -151,7 +188,10 @@ async fn stream_with_usage_in_awkward_pieces() {
     let reply = Reply::Stream {
         status: 200,
         headers: vec![("content-type".into(), "text/event-stream".into())],
-        pieces: split_at(&raw, &[3, 17, 100, cut, cut + 1, tick, raw.len() - 5, raw.len() - 1]),
+        pieces: split_at(
+            &raw,
+            &[3, 17, 100, cut, cut + 1, tick, raw.len() - 5, raw.len() - 1],
+        ),
         end: End::Finish,
     };
     let fake = FakeUpstream::start(reply).await;
@@ -181,7 +221,11 @@ async fn stream_with_usage_in_awkward_pieces() {
     assert_eq!(last["usage"]["prompt_tokens"], 25);
     assert_eq!(last["usage"]["completion_tokens"], 12);
     assert_eq!(last["usage"]["total_tokens"], 37);
-    assert!(chunks[..chunks.len() - 1].iter().all(|c| c.get("usage").is_none_or(Value::is_null)));
+    assert!(
+        chunks[..chunks.len() - 1]
+            .iter()
+            .all(|c| c.get("usage").is_none_or(Value::is_null))
+    );
 
     let r = &fake.requests()[0];
     assert_eq!(r.path, "/v1/messages");
@@ -193,29 +237,78 @@ async fn stream_with_usage_in_awkward_pieces() {
     body.as_object_mut().unwrap().remove("stream_options");
     let (_, _, resp) = post_json(&url, &body).await;
     let (chunks, _) = chunks_of(&resp);
-    assert!(chunks.iter().all(|c| c.get("usage").is_none_or(Value::is_null)
-        && !c["choices"].as_array().unwrap().is_empty()));
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c.get("usage").is_none_or(Value::is_null)
+                && !c["choices"].as_array().unwrap().is_empty())
+    );
 }
 
 #[tokio::test]
 async fn streamed_parallel_tool_calls_in_fragments() {
     let raw = sse(&[
-        ("message_start", json!({"type": "message_start", "message": {"id": "msg_02", "model": "claude-3-haiku-20240307", "usage": {"input_tokens": 40, "output_tokens": 1}}})),
-        ("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Checking both."}})),
-        ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-        ("content_block_start", json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_A", "name": "get_weather", "input": {}}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": ""}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"ci"}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "ty\": \"Os"}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "lo\"}"}})),
-        ("content_block_stop", json!({"type": "content_block_stop", "index": 1})),
-        ("content_block_start", json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_B", "name": "get_weather", "input": {}}})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "{\"city\": "}})),
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_02", "model": "claude-3-haiku-20240307", "usage": {"input_tokens": 40, "output_tokens": 1}}}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Checking both."}}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "toolu_A", "name": "get_weather", "input": {}}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": ""}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"ci"}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "ty\": \"Os"}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "lo\"}"}}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 1}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_B", "name": "get_weather", "input": {}}}),
+        ),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "{\"city\": "}}),
+        ),
         ("ping", json!({"type": "ping"})),
-        ("content_block_delta", json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "\"Bergen\"}"}})),
-        ("content_block_stop", json!({"type": "content_block_stop", "index": 2})),
-        ("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 61}})),
+        (
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "\"Bergen\"}"}}),
+        ),
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 2}),
+        ),
+        (
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 61}}),
+        ),
         ("message_stop", json!({"type": "message_stop"})),
     ]);
     let reply = Reply::Stream {
@@ -236,7 +329,11 @@ async fn streamed_parallel_tool_calls_in_fragments() {
     // Reassemble tool calls by index, as the OpenAI SDKs do.
     let mut calls: Vec<(String, String, String)> = Vec::new();
     for c in &chunks {
-        for tc in c["choices"][0]["delta"]["tool_calls"].as_array().into_iter().flatten() {
+        for tc in c["choices"][0]["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let i = tc["index"].as_u64().unwrap() as usize;
             if calls.len() <= i {
                 calls.resize(i + 1, Default::default());
@@ -256,8 +353,14 @@ async fn streamed_parallel_tool_calls_in_fragments() {
     assert_eq!(calls[0].0, "toolu_A");
     assert_eq!(calls[1].0, "toolu_B");
     assert!(calls.iter().all(|c| c.1 == "get_weather"));
-    assert_eq!(serde_json::from_str::<Value>(&calls[0].2).unwrap(), json!({"city": "Oslo"}));
-    assert_eq!(serde_json::from_str::<Value>(&calls[1].2).unwrap(), json!({"city": "Bergen"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&calls[0].2).unwrap(),
+        json!({"city": "Oslo"})
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&calls[1].2).unwrap(),
+        json!({"city": "Bergen"})
+    );
     let finish: Vec<&str> = chunks
         .iter()
         .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
@@ -277,7 +380,12 @@ async fn errors_keep_their_meaning() {
     let (status, _, resp) = post_json(&url, &body).await;
     assert_eq!(status, 400);
     let v: Value = serde_json::from_slice(&resp).unwrap();
-    assert!(v["error"]["message"].as_str().unwrap().contains("prompt is too long"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("prompt is too long")
+    );
     assert_eq!(v["error"]["code"], "context_length_exceeded");
 
     // A bad key is the gateway's upstream failing (and the key never shows).
@@ -287,7 +395,10 @@ async fn errors_keep_their_meaning() {
     let text = String::from_utf8_lossy(&resp);
     assert!(!text.contains("sk-ant"), "{text}");
 
-    fake.script([Reply::status_json(529, json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}))]);
+    fake.script([Reply::status_json(
+        529,
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+    )]);
     let (status, _, resp) = post_json(&url, &body).await;
     assert!(status == 502 || status == 503, "{status}");
     assert!(String::from_utf8_lossy(&resp).contains("Overloaded"));
@@ -330,9 +441,21 @@ async fn mid_stream_error_event_reaches_the_client() {
     let (status, _, resp) = post_json(&gw.url("/v1/chat/completions"), &body).await;
     assert_eq!(status, 200);
     let (chunks, data) = chunks_of(&resp);
-    assert!(chunks.iter().any(|c| c["choices"][0]["delta"]["content"] == "Hél"));
-    let err = chunks.iter().find(|c| c.get("error").is_some()).expect("error event");
-    assert!(err["error"]["message"].as_str().unwrap().contains("Overloaded"));
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["choices"][0]["delta"]["content"] == "Hél")
+    );
+    let err = chunks
+        .iter()
+        .find(|c| c.get("error").is_some())
+        .expect("error event");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Overloaded")
+    );
     assert_eq!(data.last().unwrap(), "[DONE]");
     assert_eq!(fake.hits(), 1);
 }
@@ -351,7 +474,11 @@ async fn catalog_lists_anthropic_models_with_aliases() {
         .expect("listed");
     assert_eq!(m["tier"], "paid-key");
     assert_eq!(m["status"], "unconfigured");
-    let (status, _, body) = post_json(&gw.url("/v1/chat/completions"), &chat("claude-3.5-sonnet", "x")).await;
+    let (status, _, body) = post_json(
+        &gw.url("/v1/chat/completions"),
+        &chat("claude-3.5-sonnet", "x"),
+    )
+    .await;
     assert!(status == 503 || status == 404, "{status}");
     assert!(String::from_utf8_lossy(&body).contains("ANTHROPIC_API_KEY"));
 }

@@ -9,7 +9,11 @@ use support::*;
 const KEY: &str = "AIzaSy-secret-test-key-0123456789";
 
 async fn gateway(fake: &FakeUpstream) -> TestGateway {
-    TestGateway::start(&[("GEMINI_API_KEY", KEY.into()), ("GEMINI_BASE_URL", fake.url(""))]).await
+    TestGateway::start(&[
+        ("GEMINI_API_KEY", KEY.into()),
+        ("GEMINI_BASE_URL", fake.url("")),
+    ])
+    .await
 }
 
 fn response(parts: Value, finish: &str) -> Value {
@@ -39,7 +43,10 @@ fn chunks_of(body: &[u8]) -> (Vec<Value>, Vec<String>) {
 }
 
 fn sse(events: &[Value]) -> String {
-    events.iter().map(|e| format!("data: {e}\r\n\r\n")).collect()
+    events
+        .iter()
+        .map(|e| format!("data: {e}\r\n\r\n"))
+        .collect()
 }
 
 #[tokio::test]
@@ -93,7 +100,10 @@ async fn non_stream_tool_call_round_trip() {
     assert_eq!(r.header("x-goog-api-key"), Some(KEY));
     assert_eq!(r.header("authorization"), None);
     let sent = r.json();
-    assert_eq!(sent["systemInstruction"], json!({"parts": [{"text": "Be terse."}]}));
+    assert_eq!(
+        sent["systemInstruction"],
+        json!({"parts": [{"text": "Be terse."}]})
+    );
     assert_eq!(
         sent["contents"],
         json!([{"role": "user", "parts": [
@@ -103,7 +113,10 @@ async fn non_stream_tool_call_round_trip() {
     );
     assert_eq!(sent["generationConfig"]["maxOutputTokens"], 300);
     assert_eq!(sent["generationConfig"]["stopSequences"], json!(["END"]));
-    assert_eq!(sent["generationConfig"]["responseMimeType"], "application/json");
+    assert_eq!(
+        sent["generationConfig"]["responseMimeType"],
+        "application/json"
+    );
     assert_eq!(
         sent["tools"][0]["functionDeclarations"][0]["parameters"],
         json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
@@ -112,7 +125,10 @@ async fn non_stream_tool_call_round_trip() {
     assert!(sent.get("model").is_none() && sent.get("messages").is_none());
 
     // The result is matched back to the call by name.
-    fake.script([Reply::json(response(json!([{"text": "14C, rain."}]), "STOP"))]);
+    fake.script([Reply::json(response(
+        json!([{"text": "14C, rain."}]),
+        "STOP",
+    ))]);
     let follow_up = json!({
         "model": "gemini/gemini-2.0-flash",
         "messages": [
@@ -180,15 +196,22 @@ async fn stream_with_usage_ends_at_close() {
     assert_eq!(last["usage"]["total_tokens"], 12);
 
     let r = &fake.requests()[0];
-    assert_eq!(r.path, "/v1beta/models/gemini-2.0-flash:streamGenerateContent");
+    assert_eq!(
+        r.path,
+        "/v1beta/models/gemini-2.0-flash:streamGenerateContent"
+    );
     assert_eq!(r.query.as_deref(), Some("alt=sse"));
     assert_eq!(r.header("x-goog-api-key"), Some(KEY));
 
     body.as_object_mut().unwrap().remove("stream_options");
     let (_, _, resp) = post_json(&url, &body).await;
     let (chunks, _) = chunks_of(&resp);
-    assert!(chunks.iter().all(|c| c.get("usage").is_none_or(Value::is_null)
-        && !c["choices"].as_array().unwrap().is_empty()));
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c.get("usage").is_none_or(Value::is_null)
+                && !c["choices"].as_array().unwrap().is_empty())
+    );
 }
 
 #[tokio::test]
@@ -225,7 +248,8 @@ async fn streamed_function_calls_arrive_whole() {
         assert!(calls[i]["id"].as_str().unwrap().starts_with("call_"));
         assert_eq!(calls[i]["type"], "function");
         assert_eq!(calls[i]["function"]["name"], "get_weather");
-        let args: Value = serde_json::from_str(calls[i]["function"]["arguments"].as_str().unwrap()).unwrap();
+        let args: Value =
+            serde_json::from_str(calls[i]["function"]["arguments"].as_str().unwrap()).unwrap();
         assert_eq!(args, json!({"city": city}));
     }
     let finish: Vec<&str> = chunks
@@ -279,8 +303,11 @@ async fn rate_limit_delay_from_the_body_becomes_retry_after() {
     ))
     .await;
     let gw = gateway(&fake).await;
-    let (status, headers, resp) =
-        post_json(&gw.url("/v1/chat/completions"), &chat("gemini/gemini-2.0-flash", "x")).await;
+    let (status, headers, resp) = post_json(
+        &gw.url("/v1/chat/completions"),
+        &chat("gemini/gemini-2.0-flash", "x"),
+    )
+    .await;
     assert_eq!(status, 429);
     assert_eq!(headers["retry-after"], "33");
     let v: Value = serde_json::from_slice(&resp).unwrap();
@@ -289,7 +316,9 @@ async fn rate_limit_delay_from_the_body_becomes_retry_after() {
 
 #[tokio::test]
 async fn error_object_inside_a_200_stream() {
-    let mut raw = sse(&[json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "partial"}]}, "index": 0}], "responseId": "r3"})]);
+    let mut raw = sse(&[
+        json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "partial"}]}, "index": 0}], "responseId": "r3"}),
+    ]);
     raw.push_str("{\n  \"error\": {\n    \"code\": 500,\n    \"message\": \"An internal error has occurred.\",\n    \"status\": \"INTERNAL\"\n  }\n}\n");
     let fake = FakeUpstream::start(Reply::sse(&[&raw])).await;
     let gw = gateway(&fake).await;
@@ -298,9 +327,21 @@ async fn error_object_inside_a_200_stream() {
     let (status, _, resp) = post_json(&gw.url("/v1/chat/completions"), &body).await;
     assert_eq!(status, 200);
     let (chunks, data) = chunks_of(&resp);
-    assert!(chunks.iter().any(|c| c["choices"][0]["delta"]["content"] == "partial"));
-    let err = chunks.iter().find(|c| c.get("error").is_some()).expect("error event");
-    assert!(err["error"]["message"].as_str().unwrap().contains("internal error"));
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["choices"][0]["delta"]["content"] == "partial")
+    );
+    let err = chunks
+        .iter()
+        .find(|c| c.get("error").is_some())
+        .expect("error event");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("internal error")
+    );
     assert_eq!(data.last().unwrap(), "[DONE]");
 
     // The same error before any chunk is a plain error response.
@@ -313,8 +354,16 @@ async fn error_object_inside_a_200_stream() {
 #[tokio::test]
 async fn google_api_key_also_enables_gemini_and_catalog_lists_embeddings() {
     let fake = FakeUpstream::start(Reply::json(response(json!([{"text": "hi"}]), "STOP"))).await;
-    let gw = TestGateway::start(&[("GOOGLE_API_KEY", KEY.into()), ("GEMINI_BASE_URL", fake.url(""))]).await;
-    let (status, _, _) = post_json(&gw.url("/v1/chat/completions"), &chat("gemini-1.5-pro", "x")).await;
+    let gw = TestGateway::start(&[
+        ("GOOGLE_API_KEY", KEY.into()),
+        ("GEMINI_BASE_URL", fake.url("")),
+    ])
+    .await;
+    let (status, _, _) = post_json(
+        &gw.url("/v1/chat/completions"),
+        &chat("gemini-1.5-pro", "x"),
+    )
+    .await;
     assert_eq!(status, 200);
     let r = &fake.requests()[0];
     assert_eq!(r.path, "/v1beta/models/gemini-1.5-pro:generateContent");
@@ -324,9 +373,15 @@ async fn google_api_key_also_enables_gemini_and_catalog_lists_embeddings() {
     assert_eq!(status, 200);
     let v: Value = serde_json::from_slice(&body).unwrap();
     let data = v["data"].as_array().unwrap();
-    let flash = data.iter().find(|m| m["id"] == "gemini/gemini-2.0-flash").expect("listed");
+    let flash = data
+        .iter()
+        .find(|m| m["id"] == "gemini/gemini-2.0-flash")
+        .expect("listed");
     assert_eq!(flash["tier"], "paid-key");
     assert_eq!(flash["status"], "healthy");
-    let embed = data.iter().find(|m| m["id"] == "gemini/text-embedding-004").expect("listed");
+    let embed = data
+        .iter()
+        .find(|m| m["id"] == "gemini/text-embedding-004")
+        .expect("listed");
     assert_eq!(embed["mode"], "embedding");
 }

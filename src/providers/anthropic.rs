@@ -494,13 +494,13 @@ impl WireUsage {
     /// OpenAI usage: the prompt counts cached and cache-writing tokens too.
     fn to_usage(self) -> Usage {
         let cached = self.cache_read_input_tokens.unwrap_or(0);
-        let prompt = self.input_tokens.unwrap_or(0)
-            + self.cache_creation_input_tokens.unwrap_or(0)
-            + cached;
+        let prompt =
+            self.input_tokens.unwrap_or(0) + self.cache_creation_input_tokens.unwrap_or(0) + cached;
         let mut usage = Usage::new(prompt, self.output_tokens.unwrap_or(0));
-        usage
-            .extra
-            .insert("prompt_tokens_details".into(), json!({"cached_tokens": cached}));
+        usage.extra.insert(
+            "prompt_tokens_details".into(),
+            json!({"cached_tokens": cached}),
+        );
         usage
     }
 }
@@ -596,7 +596,10 @@ enum Block {
     Text,
     Thinking,
     /// A tool call, OpenAI tool index `index`; `args` once a non-empty fragment went out.
-    Tool { index: u32, args: bool },
+    Tool {
+        index: u32,
+        args: bool,
+    },
     /// The forced JSON tool: its input fragments are content.
     JsonTool,
     Other,
@@ -831,7 +834,10 @@ impl StreamDecoder for AnthropicDecoder {
                 {
                     self.finished = true;
                     let only_json_tool = self.next_tool == 0
-                        && self.blocks.iter().any(|(_, b)| matches!(b, Block::JsonTool));
+                        && self
+                            .blocks
+                            .iter()
+                            .any(|(_, b)| matches!(b, Block::JsonTool));
                     let finish = if reason == "tool_use" && only_json_tool {
                         "stop"
                     } else {
@@ -845,14 +851,17 @@ impl StreamDecoder for AnthropicDecoder {
                 self.flush_usage(out);
             }
             "error" => {
-                return Err(error_from_json(StatusCode::BAD_GATEWAY, &HeaderMap::new(), &v)
-                    .unwrap_or_else(|| GatewayError::Upstream {
-                        provider: PROVIDER,
-                        status: StatusCode::BAD_GATEWAY,
-                        message: "error event in stream".into(),
-                        code: None,
-                        retry_after: None,
-                    }));
+                return Err(
+                    error_from_json(StatusCode::BAD_GATEWAY, &HeaderMap::new(), &v).unwrap_or_else(
+                        || GatewayError::Upstream {
+                            provider: PROVIDER,
+                            status: StatusCode::BAD_GATEWAY,
+                            message: "error event in stream".into(),
+                            code: None,
+                            retry_after: None,
+                        },
+                    ),
+                );
             }
             _ => {} // ping and event types added later
         }
@@ -967,15 +976,18 @@ fn rfc3339(s: &str) -> Option<SystemTime> {
     if s.get(4..5)? != "-" || s.get(7..8)? != "-" || !matches!(s.get(10..11)?, "T" | "t" | " ") {
         return None;
     }
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60
-    {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
         return None;
     }
     let mut rest = s.get(19..)?;
     let mut nanos = 0u32;
     if let Some(frac) = rest.strip_prefix('.') {
         let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        let f: String = frac[..digits].chars().chain("000000000".chars()).take(9).collect();
+        let f: String = frac[..digits]
+            .chars()
+            .chain("000000000".chars())
+            .take(9)
+            .collect();
         nanos = f.parse().ok()?;
         rest = &frac[digits..];
     }
@@ -1041,14 +1053,22 @@ pub static SPEC: ProviderSpec = ProviderSpec {
     models: &[
         chat(
             "claude-3-5-sonnet-20241022",
-            &["claude-3.5-sonnet", "claude-3-5-sonnet", "claude-3-5-sonnet-latest"],
+            &[
+                "claude-3.5-sonnet",
+                "claude-3-5-sonnet",
+                "claude-3-5-sonnet-latest",
+            ],
             200_000,
             3.00,
             15.00,
         ),
         chat(
             "claude-3-5-haiku-20241022",
-            &["claude-3.5-haiku", "claude-3-5-haiku", "claude-3-5-haiku-latest"],
+            &[
+                "claude-3.5-haiku",
+                "claude-3-5-haiku",
+                "claude-3-5-haiku-latest",
+            ],
             200_000,
             0.80,
             4.00,
@@ -1062,7 +1082,11 @@ pub static SPEC: ProviderSpec = ProviderSpec {
         ),
         chat(
             "claude-3-7-sonnet-20250219",
-            &["claude-3.7-sonnet", "claude-3-7-sonnet", "claude-3-7-sonnet-latest"],
+            &[
+                "claude-3.7-sonnet",
+                "claude-3-7-sonnet",
+                "claude-3-7-sonnet-latest",
+            ],
             200_000,
             3.00,
             15.00,
@@ -1260,8 +1284,11 @@ mod tests {
 
     #[test]
     fn sampling_limits_and_bad_input() {
-        let body = request_body(&req(json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
-            "temperature": 1.7, "top_p": 0.5, "max_tokens": 99, "stop": "  "}))).unwrap();
+        let body = request_body(&req(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+            "temperature": 1.7, "top_p": 0.5, "max_tokens": 99, "stop": "  "}),
+        ))
+        .unwrap();
         assert_eq!(body["temperature"], 1.0);
         assert!(body.get("top_p").is_none());
         assert_eq!(body["max_tokens"], 99);
@@ -1299,7 +1326,10 @@ mod tests {
         ))
         .unwrap();
         assert!(body.get("system").is_none());
-        assert_eq!(body["messages"], json!([{"role": "user", "content": "Say hi"}]));
+        assert_eq!(
+            body["messages"],
+            json!([{"role": "user", "content": "Say hi"}])
+        );
     }
 
     #[test]
@@ -1314,8 +1344,14 @@ mod tests {
             }
             request_body(&req(v)).unwrap()
         };
-        assert_eq!(with(json!("required"), None)["tool_choice"], json!({"type": "any"}));
-        assert_eq!(with(json!("none"), None)["tool_choice"], json!({"type": "none"}));
+        assert_eq!(
+            with(json!("required"), None)["tool_choice"],
+            json!({"type": "any"})
+        );
+        assert_eq!(
+            with(json!("none"), None)["tool_choice"],
+            json!({"type": "none"})
+        );
         assert_eq!(
             with(json!({"type": "function", "function": {"name": "f"}}), None)["tool_choice"],
             json!({"type": "tool", "name": "f"})
@@ -1340,18 +1376,25 @@ mod tests {
 
     #[test]
     fn response_format_json() {
-        let r = req(json!({"model": "m", "messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "x"}],
-            "response_format": {"type": "json_object"}}));
+        let r = req(
+            json!({"model": "m", "messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "x"}],
+            "response_format": {"type": "json_object"}}),
+        );
         let body = request_body(&r).unwrap();
         assert_eq!(body["system"], format!("S\n\n{JSON_OBJECT_INSTRUCTION}"));
 
         let schema = json!({"type": "object", "properties": {"answer": {"type": "string"}}});
-        let r = req(json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
-            "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}}));
+        let r = req(
+            json!({"model": "m", "messages": [{"role": "user", "content": "x"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}}),
+        );
         let body = request_body(&r).unwrap();
         assert_eq!(body["tools"][0]["name"], JSON_TOOL);
         assert_eq!(body["tools"][0]["input_schema"], schema);
-        assert_eq!(body["tool_choice"], json!({"type": "tool", "name": JSON_TOOL}));
+        assert_eq!(
+            body["tool_choice"],
+            json!({"type": "tool", "name": JSON_TOOL})
+        );
 
         // The forced tool's input comes back as the text, with a plain stop.
         let a = Anthropic::new("http://x", Secret::new("k"));
@@ -1378,7 +1421,11 @@ mod tests {
             .filter_map(|c| c.choices.first()?.delta.content.clone())
             .collect();
         assert_eq!(text, r#"{"answer":"42"}"#);
-        assert!(chunks.iter().all(|c| c.choices.iter().all(|ch| ch.delta.tool_calls.is_none())));
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.choices.iter().all(|ch| ch.delta.tool_calls.is_none()))
+        );
         let finish: Vec<_> = chunks
             .iter()
             .filter_map(|c| c.choices.first()?.finish_reason.clone())
@@ -1390,7 +1437,9 @@ mod tests {
     #[test]
     fn golden_response() {
         let a = Anthropic::new("http://x", Secret::new("k"));
-        let r = req(json!({"model": "claude-sonnet-4-5-20250929", "messages": [{"role": "user", "content": "x"}]}));
+        let r = req(
+            json!({"model": "claude-sonnet-4-5-20250929", "messages": [{"role": "user", "content": "x"}]}),
+        );
         let resp = a
             .response(
                 &r,
@@ -1441,7 +1490,10 @@ mod tests {
             assert_eq!(finish_reason(reason), finish);
         }
         let msg = WireMessage {
-            content: vec![json!({"type": "thinking", "thinking": "hmm"}), json!({"type": "text", "text": "Hi"})],
+            content: vec![
+                json!({"type": "thinking", "thinking": "hmm"}),
+                json!({"type": "text", "text": "Hi"}),
+            ],
             stop_reason: Some("end_turn".into()),
             usage: Some(WireUsage {
                 input_tokens: Some(10),
@@ -1453,7 +1505,10 @@ mod tests {
         };
         let resp = translate_response(msg, false);
         let u = resp.usage.unwrap();
-        assert_eq!((u.prompt_tokens, u.completion_tokens, u.total_tokens), (115, 2, 117));
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+            (115, 2, 117)
+        );
         assert_eq!(u.extra["prompt_tokens_details"]["cached_tokens"], 100);
         assert_eq!(resp.choices[0].message.content.as_deref(), Some("Hi"));
         assert_eq!(resp.choices[0].message.extra["reasoning_content"], "hmm");
@@ -1488,8 +1543,15 @@ mod tests {
     );
 
     fn check_golden_stream(chunks: &[ChatChunk]) {
-        assert_eq!(chunks[0].choices[0].delta.role.as_deref(), Some("assistant"));
-        assert!(chunks.iter().all(|c| c.id == "msg_01" && c.model == "claude-sonnet-4-5-20250929"));
+        assert_eq!(
+            chunks[0].choices[0].delta.role.as_deref(),
+            Some("assistant")
+        );
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.id == "msg_01" && c.model == "claude-sonnet-4-5-20250929")
+        );
         let text: String = chunks
             .iter()
             .filter_map(|c| c.choices.first()?.delta.content.clone())
@@ -1522,7 +1584,10 @@ mod tests {
         let last = chunks.last().unwrap();
         assert!(last.is_usage_only());
         let u = last.usage.as_ref().unwrap();
-        assert_eq!((u.prompt_tokens, u.completion_tokens, u.total_tokens), (25, 31, 56));
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+            (25, 31, 56)
+        );
         assert!(chunks[..chunks.len() - 1].iter().all(|c| c.usage.is_none()));
     }
 
@@ -1653,12 +1718,18 @@ mod tests {
     fn rate_limit_reset_headers_are_a_fallback() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_755_780_000);
         let mut h = HeaderMap::new();
-        h.insert("anthropic-ratelimit-requests-remaining", "0".parse().unwrap());
+        h.insert(
+            "anthropic-ratelimit-requests-remaining",
+            "0".parse().unwrap(),
+        );
         h.insert(
             "anthropic-ratelimit-requests-reset",
             "2025-08-21T12:40:30Z".parse().unwrap(),
         );
-        h.insert("anthropic-ratelimit-tokens-remaining", "100".parse().unwrap());
+        h.insert(
+            "anthropic-ratelimit-tokens-remaining",
+            "100".parse().unwrap(),
+        );
         h.insert(
             "anthropic-ratelimit-tokens-reset",
             "2025-08-21T13:40:00Z".parse().unwrap(),
@@ -1672,8 +1743,17 @@ mod tests {
             rfc3339("2025-08-21T14:40:00.5+02:00"),
             Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1_755_780_000_500))
         );
-        assert_eq!(rfc3339("1970-01-01T00:00:00Z"), Some(SystemTime::UNIX_EPOCH));
-        for bad in ["", "2025-13-01T00:00:00Z", "2025-08-21 12:40", "yesterday", "2025-08-21T12:40:00"] {
+        assert_eq!(
+            rfc3339("1970-01-01T00:00:00Z"),
+            Some(SystemTime::UNIX_EPOCH)
+        );
+        for bad in [
+            "",
+            "2025-13-01T00:00:00Z",
+            "2025-08-21 12:40",
+            "yesterday",
+            "2025-08-21T12:40:00",
+        ] {
             assert_eq!(rfc3339(bad), None, "{bad}");
         }
     }

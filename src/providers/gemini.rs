@@ -40,9 +40,9 @@ use super::catalog::{
     BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat, embed,
 };
 use super::{
-    Framing, ProviderAdapter, RAW_JSON_EVENT, SseEvent, StreamDecoder, Translate,
-    UpstreamRequest, go_duration, json_post, openai_style_error, parse_json, retry_after,
-    summarise, tool_arguments, with_json,
+    Framing, ProviderAdapter, RAW_JSON_EVENT, SseEvent, StreamDecoder, Translate, UpstreamRequest,
+    go_duration, json_post, openai_style_error, parse_json, retry_after, summarise, tool_arguments,
+    with_json,
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
@@ -112,7 +112,8 @@ impl ProviderAdapter for Gemini {
 
     fn request(&self, req: &ChatRequest) -> Result<UpstreamRequest, GatewayError> {
         let body = request_body(req)?;
-        let mut builder = json_post(&self.url(req)?)?.header("x-goog-api-key", self.key.header_value()?);
+        let mut builder =
+            json_post(&self.url(req)?)?.header("x-goog-api-key", self.key.header_value()?);
         if req.is_stream() {
             builder = builder.header(http::header::ACCEPT, "text/event-stream");
         }
@@ -165,11 +166,7 @@ pub fn request_body(req: &ChatRequest) -> Result<Value, GatewayError> {
             }
             Role::Tool => {
                 let id = m.tool_call_id.as_deref().unwrap_or("");
-                let Some(name) = call_names
-                    .get(id)
-                    .copied()
-                    .or(m.name.as_deref())
-                else {
+                let Some(name) = call_names.get(id).copied().or(m.name.as_deref()) else {
                     return Err(GatewayError::invalid(
                         format!("messages[{i}].tool_call_id"),
                         "does not match a tool call of an earlier assistant message",
@@ -290,7 +287,10 @@ pub fn request_body(req: &ChatRequest) -> Result<Value, GatewayError> {
             json!([{"functionDeclarations": declarations}]),
         );
         if let Some(config) = req.tool_choice.as_ref().and_then(map_tool_choice) {
-            body.insert("toolConfig".into(), json!({"functionCallingConfig": config}));
+            body.insert(
+                "toolConfig".into(),
+                json!({"functionCallingConfig": config}),
+            );
         }
     }
     for key in ["safetySettings", "safety_settings"] {
@@ -377,7 +377,9 @@ fn user_parts(m: &Message, i: usize) -> Result<Vec<Value>, GatewayError> {
                         "needs `data` and `format`",
                     ));
                 };
-                out.push(json!({"inlineData": {"mimeType": format!("audio/{format}"), "data": data}}));
+                out.push(
+                    json!({"inlineData": {"mimeType": format!("audio/{format}"), "data": data}}),
+                );
             }
             "file" => {
                 let data = part
@@ -581,8 +583,8 @@ struct WireUsage {
 impl WireUsage {
     /// OpenAI usage: tool-use prompt tokens are prompt, thinking tokens are completion.
     fn to_usage(self) -> Usage {
-        let prompt = self.prompt_token_count.unwrap_or(0)
-            + self.tool_use_prompt_token_count.unwrap_or(0);
+        let prompt =
+            self.prompt_token_count.unwrap_or(0) + self.tool_use_prompt_token_count.unwrap_or(0);
         let thoughts = self.thoughts_token_count.unwrap_or(0);
         let mut usage = Usage::new(prompt, self.candidates_token_count.unwrap_or(0) + thoughts);
         usage.extra.insert(
@@ -661,14 +663,16 @@ fn translate_response(resp: WireResponse, model: &str) -> Result<ChatResponse, G
                 function: FunctionCall { name, arguments },
             })
             .collect();
-        let finish = finish_reason(cand.finish_reason.as_deref().unwrap_or("STOP"), !calls.is_empty());
+        let finish = finish_reason(
+            cand.finish_reason.as_deref().unwrap_or("STOP"),
+            !calls.is_empty(),
+        );
         let content = if parts.text.is_empty() && !calls.is_empty() {
             None
         } else {
             Some(parts.text)
         };
-        let mut message =
-            ResponseMessage::assistant(content, (!calls.is_empty()).then_some(calls));
+        let mut message = ResponseMessage::assistant(content, (!calls.is_empty()).then_some(calls));
         if !parts.thoughts.is_empty() {
             message
                 .extra
@@ -782,21 +786,25 @@ impl StreamDecoder for GeminiDecoder {
         if data.is_empty() {
             return Ok(());
         }
-        let v: Value = serde_json::from_str(data).map_err(|e| GatewayError::BadUpstreamResponse {
-            provider: PROVIDER,
-            reason: if event.event.as_deref() == Some(RAW_JSON_EVENT) {
-                format!("unreadable text in the stream: {e}")
-            } else {
-                format!("invalid stream event: {e}")
-            },
-        })?;
+        let v: Value =
+            serde_json::from_str(data).map_err(|e| GatewayError::BadUpstreamResponse {
+                provider: PROVIDER,
+                reason: if event.event.as_deref() == Some(RAW_JSON_EVENT) {
+                    format!("unreadable text in the stream: {e}")
+                } else {
+                    format!("invalid stream event: {e}")
+                },
+            })?;
         // An error written into the stream, as a bare object or a `data:` event.
         if v.get("error").is_some() {
-            return Err(error_from_json(StatusCode::BAD_GATEWAY, &HeaderMap::new(), &v)
-                .unwrap_or_else(|| GatewayError::BadUpstreamResponse {
-                    provider: PROVIDER,
-                    reason: "error object in stream".into(),
-                }));
+            return Err(
+                error_from_json(StatusCode::BAD_GATEWAY, &HeaderMap::new(), &v).unwrap_or_else(
+                    || GatewayError::BadUpstreamResponse {
+                        provider: PROVIDER,
+                        reason: "error object in stream".into(),
+                    },
+                ),
+            );
         }
         let resp: WireResponse =
             serde_json::from_value(v).map_err(|e| GatewayError::BadUpstreamResponse {
@@ -810,7 +818,10 @@ impl StreamDecoder for GeminiDecoder {
                 .map(|id| format!("chatcmpl-{id}"))
                 .unwrap_or_else(crate::types::completion_id);
         }
-        if let Some(m) = resp.model_version {
+        // Every chunk names the same model: take the upstream's only before the first one.
+        if let Some(m) = resp.model_version
+            && !self.started
+        {
             self.model = m;
         }
         if let Some(u) = resp.usage_metadata {
@@ -855,7 +866,12 @@ impl StreamDecoder for GeminiDecoder {
             {
                 let called = self.candidates.get(&index).is_some_and(|s| s.1);
                 self.finished = true;
-                self.emit(index, Delta::default(), Some(finish_reason(reason, called)), out);
+                self.emit(
+                    index,
+                    Delta::default(),
+                    Some(finish_reason(reason, called)),
+                    out,
+                );
             }
         }
         if resp.candidates.is_empty()
@@ -1173,7 +1189,9 @@ mod tests {
     #[test]
     fn urls_auth_and_model_ids() {
         let a = Gemini::new("http://127.0.0.1:9/", Secret::new("AIza-secret"));
-        let mut r = req(json!({"model": "models/gemini-2.0-flash", "messages": [{"role": "user", "content": "hi"}]}));
+        let mut r = req(
+            json!({"model": "models/gemini-2.0-flash", "messages": [{"role": "user", "content": "hi"}]}),
+        );
         let up = a.request(&r).unwrap();
         assert_eq!(
             up.uri(),
@@ -1211,9 +1229,15 @@ mod tests {
                      {"type": "function", "function": {"name": "g", "parameters": {"type": "object", "properties": {"n": {"type": "integer"}}}}}],
            "tool_choice": {"type": "function", "function": {"name": "g"}}}));
         let body = request_body(&r).unwrap();
-        assert_eq!(body["systemInstruction"], json!({"parts": [{"text": "A"}, {"text": "B"}]}));
+        assert_eq!(
+            body["systemInstruction"],
+            json!({"parts": [{"text": "A"}, {"text": "B"}]})
+        );
         let contents = body["contents"].as_array().unwrap();
-        let roles: Vec<&str> = contents.iter().map(|c| c["role"].as_str().unwrap()).collect();
+        let roles: Vec<&str> = contents
+            .iter()
+            .map(|c| c["role"].as_str().unwrap())
+            .collect();
         assert_eq!(roles, ["user", "model", "user"]);
         assert_eq!(
             contents[0]["parts"],
@@ -1231,11 +1255,24 @@ mod tests {
                    {"functionResponse": {"name": "f", "response": {"result": "F"}}},
                    {"text": "thanks"}])
         );
-        assert_eq!(body["generationConfig"]["responseMimeType"], "application/json");
+        assert_eq!(
+            body["generationConfig"]["responseMimeType"],
+            "application/json"
+        );
         assert!(body["generationConfig"].get("responseSchema").is_none());
-        assert_eq!(body["generationConfig"]["stopSequences"].as_array().unwrap().len(), 5);
+        assert_eq!(
+            body["generationConfig"]["stopSequences"]
+                .as_array()
+                .unwrap()
+                .len(),
+            5
+        );
         // A parameterless function is declared without parameters.
-        assert!(body["tools"][0]["functionDeclarations"][0].get("parameters").is_none());
+        assert!(
+            body["tools"][0]["functionDeclarations"][0]
+                .get("parameters")
+                .is_none()
+        );
         assert_eq!(
             body["toolConfig"],
             json!({"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["g"]}})
@@ -1253,9 +1290,15 @@ mod tests {
         ]})))
         .unwrap_err();
         assert!(e.to_string().contains("messages[1].tool_call_id"), "{e}");
-        let body = request_body(&req(json!({"model": "m", "messages": [{"role": "system", "content": "Say hi"}]}))).unwrap();
+        let body = request_body(&req(
+            json!({"model": "m", "messages": [{"role": "system", "content": "Say hi"}]}),
+        ))
+        .unwrap();
         assert!(body.get("systemInstruction").is_none());
-        assert_eq!(body["contents"], json!([{"role": "user", "parts": [{"text": "Say hi"}]}]));
+        assert_eq!(
+            body["contents"],
+            json!([{"role": "user", "parts": [{"text": "Say hi"}]}])
+        );
     }
 
     #[test]
@@ -1294,7 +1337,9 @@ mod tests {
     #[test]
     fn golden_response() {
         let a = Gemini::new("http://x", Secret::new("k"));
-        let r = req(json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}]}));
+        let r = req(
+            json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}]}),
+        );
         let resp = a
             .response(
                 &r,
@@ -1318,7 +1363,9 @@ mod tests {
         let v = serde_json::to_value(&resp).unwrap();
         assert_eq!(v["id"], "chatcmpl-abc123");
         assert_eq!(v["model"], "gemini-2.5-flash");
-        let call_id = v["choices"][0]["message"]["tool_calls"][0]["id"].as_str().unwrap();
+        let call_id = v["choices"][0]["message"]["tool_calls"][0]["id"]
+            .as_str()
+            .unwrap();
         assert!(call_id.starts_with("call_"));
         assert_eq!(
             v["choices"],
@@ -1344,25 +1391,43 @@ mod tests {
         assert_eq!(finish_reason("STOP", false), "stop");
         assert_eq!(finish_reason("STOP", true), "tool_calls");
         assert_eq!(finish_reason("MAX_TOKENS", true), "length");
-        for r in ["SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"] {
+        for r in [
+            "SAFETY",
+            "RECITATION",
+            "BLOCKLIST",
+            "PROHIBITED_CONTENT",
+            "SPII",
+            "IMAGE_SAFETY",
+        ] {
             assert_eq!(finish_reason(r, false), "content_filter", "{r}");
         }
         assert_eq!(finish_reason("MALFORMED_FUNCTION_CALL", false), "stop");
 
         let a = Gemini::new("http://x", Secret::new("k"));
-        let r = req(json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}]}));
+        let r = req(
+            json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}]}),
+        );
         let resp = a
             .response(&r, br#"{"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8}}"#)
             .unwrap();
-        assert_eq!(resp.choices[0].finish_reason.as_deref(), Some("content_filter"));
+        assert_eq!(
+            resp.choices[0].finish_reason.as_deref(),
+            Some("content_filter")
+        );
         assert_eq!(resp.choices[0].message.content, None);
         assert_eq!(resp.model, "gemini-2.5-flash");
         assert_eq!(resp.usage.as_ref().unwrap().prompt_tokens, 8);
 
         let resp = a
-            .response(&r, br#"{"candidates": [{"finishReason": "SAFETY", "index": 0}]}"#)
+            .response(
+                &r,
+                br#"{"candidates": [{"finishReason": "SAFETY", "index": 0}]}"#,
+            )
             .unwrap();
-        assert_eq!(resp.choices[0].finish_reason.as_deref(), Some("content_filter"));
+        assert_eq!(
+            resp.choices[0].finish_reason.as_deref(),
+            Some("content_filter")
+        );
         assert_eq!(resp.choices[0].message.content.as_deref(), Some(""));
 
         let resp = a
@@ -1372,7 +1437,10 @@ mod tests {
         assert_eq!(resp.choices[0].message.content.as_deref(), Some("Hi"));
         assert_eq!(resp.choices[0].message.extra["reasoning_content"], "think");
         let u = resp.usage.unwrap();
-        assert_eq!((u.prompt_tokens, u.completion_tokens, u.total_tokens), (3, 11, 14));
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+            (3, 11, 14)
+        );
 
         assert!(matches!(
             a.response(&r, b"{}"),
@@ -1390,7 +1458,10 @@ mod tests {
     );
 
     fn check_golden_stream(chunks: &[ChatChunk]) {
-        assert_eq!(chunks[0].choices[0].delta.role.as_deref(), Some("assistant"));
+        assert_eq!(
+            chunks[0].choices[0].delta.role.as_deref(),
+            Some("assistant")
+        );
         assert!(chunks.iter().all(|c| c.id == "chatcmpl-r1"));
         let text: String = chunks
             .iter()
@@ -1407,8 +1478,15 @@ mod tests {
         let f0 = calls[0].function.as_ref().unwrap();
         assert_eq!(f0.name.as_deref(), Some("get_weather"));
         assert_eq!(f0.arguments.as_deref(), Some("{\"city\":\"Oslo\"}"));
-        assert_eq!(calls[1].function.as_ref().unwrap().arguments.as_deref(), Some("{}"));
-        assert!(calls.iter().all(|c| c.id.as_deref().is_some_and(|i| i.starts_with("call_"))));
+        assert_eq!(
+            calls[1].function.as_ref().unwrap().arguments.as_deref(),
+            Some("{}")
+        );
+        assert!(
+            calls
+                .iter()
+                .all(|c| c.id.as_deref().is_some_and(|i| i.starts_with("call_")))
+        );
         assert_ne!(calls[0].id, calls[1].id);
         let finishes: Vec<_> = chunks
             .iter()
@@ -1418,7 +1496,10 @@ mod tests {
         let last = chunks.last().unwrap();
         assert!(last.is_usage_only());
         let u = last.usage.as_ref().unwrap();
-        assert_eq!((u.prompt_tokens, u.completion_tokens, u.total_tokens), (52, 17, 69));
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+            (52, 17, 69)
+        );
         assert!(chunks[..chunks.len() - 1].iter().all(|c| c.usage.is_none()));
     }
 
@@ -1439,7 +1520,8 @@ mod tests {
 
     #[test]
     fn stream_errors_blocks_and_truncation() {
-        let first = &STREAM[..STREAM.find("data:").unwrap() + STREAM[5..].find("data:").unwrap() + 5];
+        let first =
+            &STREAM[..STREAM.find("data:").unwrap() + STREAM[5..].find("data:").unwrap() + 5];
         // A pretty-printed error object written into the 200 stream.
         let raw = format!(
             "{first}{{\n  \"error\": {{\n    \"code\": 503,\n    \"message\": \"The model is overloaded.\",\n    \"status\": \"UNAVAILABLE\"\n  }}\n}}\n"
@@ -1460,7 +1542,10 @@ mod tests {
             &[],
         );
         res.unwrap();
-        assert_eq!(chunks[1].choices[0].finish_reason.as_deref(), Some("content_filter"));
+        assert_eq!(
+            chunks[1].choices[0].finish_reason.as_deref(),
+            Some("content_filter")
+        );
         assert!(chunks.last().unwrap().is_usage_only());
 
         // An error as a data: event.
@@ -1485,36 +1570,74 @@ mod tests {
     #[test]
     fn error_mapping() {
         // A bad key is a 400 on the wire, but the deployment's failure.
-        let e = err(400, &[], r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT",
-            "details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}"#);
+        let e = err(
+            400,
+            &[],
+            r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT",
+            "details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}"#,
+        );
         assert!(e.is_retryable());
         assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
 
-        let e = err(400, &[], r#"{"error":{"code":400,"message":"Invalid JSON payload received.","status":"INVALID_ARGUMENT"}}"#);
+        let e = err(
+            400,
+            &[],
+            r#"{"error":{"code":400,"message":"Invalid JSON payload received.","status":"INVALID_ARGUMENT"}}"#,
+        );
         assert!(!e.is_retryable());
         assert_eq!(e.status(), StatusCode::BAD_REQUEST);
         assert!(e.to_string().contains("Invalid JSON payload"));
 
-        let e = err(429, &[], r#"{"error":{"code":429,"message":"You exceeded your current quota.","status":"RESOURCE_EXHAUSTED",
+        let e = err(
+            429,
+            &[],
+            r#"{"error":{"code":429,"message":"You exceeded your current quota.","status":"RESOURCE_EXHAUSTED",
             "details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]},
-                       {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"33s"}]}}"#);
+                       {"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"33s"}]}}"#,
+        );
         assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(e.retry_after(), Some(Duration::from_secs(33)));
         assert!(e.is_retryable());
         // A retry-after header, when there is one, wins.
-        let e = err(429, &[("retry-after", "5")], r#"{"error":{"code":429,"message":"q","status":"RESOURCE_EXHAUSTED",
-            "details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"33s"}]}}"#);
+        let e = err(
+            429,
+            &[("retry-after", "5")],
+            r#"{"error":{"code":429,"message":"q","status":"RESOURCE_EXHAUSTED",
+            "details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"33s"}]}}"#,
+        );
         assert_eq!(e.retry_after(), Some(Duration::from_secs(5)));
-        assert_eq!(retry_delay(&json!({"seconds": "2", "nanos": 500_000_000})), Some(Duration::from_millis(2500)));
-        assert_eq!(retry_delay(&json!("1.5s")), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            retry_delay(&json!({"seconds": "2", "nanos": 500_000_000})),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(
+            retry_delay(&json!("1.5s")),
+            Some(Duration::from_millis(1500))
+        );
 
-        let e = err(503, &[], r#"{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}"#);
+        let e = err(
+            503,
+            &[],
+            r#"{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}"#,
+        );
         assert!(e.is_retryable());
-        let e = err(400, &[], r#"{"error":{"code":400,"message":"User location is not supported for the API use.","status":"FAILED_PRECONDITION"}}"#);
+        let e = err(
+            400,
+            &[],
+            r#"{"error":{"code":400,"message":"User location is not supported for the API use.","status":"FAILED_PRECONDITION"}}"#,
+        );
         assert!(e.is_retryable());
-        let e = err(404, &[], r#"{"error":{"code":404,"message":"models/gemini-9 is not found","status":"NOT_FOUND"}}"#);
+        let e = err(
+            404,
+            &[],
+            r#"{"error":{"code":404,"message":"models/gemini-9 is not found","status":"NOT_FOUND"}}"#,
+        );
         assert_eq!(e.status(), StatusCode::NOT_FOUND);
-        let e = err(429, &[], r#"[{"error":{"code":429,"message":"q","status":"RESOURCE_EXHAUSTED"}}]"#);
+        let e = err(
+            429,
+            &[],
+            r#"[{"error":{"code":429,"message":"q","status":"RESOURCE_EXHAUSTED"}}]"#,
+        );
         assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS);
         let e = err(502, &[], "<html>bad gateway</html>");
         assert!(e.is_retryable());

@@ -246,7 +246,10 @@ pub fn tool_arguments(
     }
     match serde_json::from_str(arguments) {
         Ok(serde_json::Value::Object(map)) => Ok(map),
-        _ => Err(GatewayError::invalid(field(), "must be a JSON object encoded as a string")),
+        _ => Err(GatewayError::invalid(
+            field(),
+            "must be a JSON object encoded as a string",
+        )),
     }
 }
 

@@ -160,9 +160,7 @@ impl EventParser {
                     });
                 }
             }
-            Framing::SseOrRawJson
-                if self.raw.is_some() || line.trim_start().starts_with('{') =>
-            {
+            Framing::SseOrRawJson if self.raw.is_some() || line.trim_start().starts_with('{') => {
                 let raw = self.raw.get_or_insert_with(RawJson::default);
                 if raw.push(line) {
                     let text = std::mem::take(&mut raw.text);
