@@ -108,6 +108,10 @@ pub const ENV_MOCK_LATENCY_MS: &str = "MOCK_LATENCY_MS";
 pub const ENV_MOCK_FAILURE_RATE: &str = "MOCK_FAILURE_RATE";
 /// Mock provider delay between stream chunks.
 pub const ENV_MOCK_CHUNK_DELAY_MS: &str = "MOCK_CHUNK_DELAY_MS";
+/// Azure OpenAI `api-version` query value.
+pub const ENV_AZURE_API_VERSION: &str = "AZURE_OPENAI_API_VERSION";
+/// Azure OpenAI deployments: `<model>=<deployment>[,...]`.
+pub const ENV_AZURE_DEPLOYMENTS: &str = "AZURE_OPENAI_DEPLOYMENTS";
 /// Log filter (`info`, `proxygate=debug`).
 pub const ENV_LOG: &str = "RUST_LOG";
 

@@ -201,7 +201,7 @@ impl Catalog {
 
 // === the catalog ===
 
-use super::{mock, openai_compat as oai};
+use super::{ai21, azure, cohere, mock, openai_compat as oai, puter};
 
 /// A chat model line.
 pub const fn chat(
@@ -237,16 +237,20 @@ pub const fn embed(id: &'static str, context: u32, input: f64) -> ModelSpec {
 pub static PROVIDERS: &[&ProviderSpec] = &[
     &mock::SPEC,
     &oai::OLLAMA,
+    &puter::SPEC,
     &oai::GROQ,
     &oai::TOGETHER,
     &oai::FIREWORKS,
     &oai::CEREBRAS,
     &oai::SAMBANOVA,
     &oai::MISTRAL,
+    &cohere::SPEC,
+    &ai21::SPEC,
     &oai::OPENAI,
     &oai::OPENROUTER,
     &oai::DEEPSEEK,
     &oai::XAI,
     &super::anthropic::SPEC,
     &super::gemini::SPEC,
+    &azure::SPEC,
 ];

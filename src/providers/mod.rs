@@ -7,11 +7,15 @@
 //! [`GatewayError`]. Routing, breaking, failover and cost never see a provider's wire shapes.
 //! A new provider is one file here plus one line in [`catalog`].
 
+pub mod ai21;
 pub mod anthropic;
+pub mod azure;
 pub mod catalog;
+pub mod cohere;
 pub mod gemini;
 pub mod mock;
 pub mod openai_compat;
+pub mod puter;
 pub mod sse;
 mod translate;
 
@@ -43,6 +47,13 @@ pub trait ProviderAdapter: Send + Sync + 'static {
     /// How the upstream frames its stream.
     fn framing(&self) -> Framing {
         Framing::Sse
+    }
+
+    /// How the upstream frames its answer to this streaming request. Defaults to
+    /// [`ProviderAdapter::framing`]; an adapter that asks for a complete answer and replays it
+    /// as a stream returns [`Framing::Whole`].
+    fn stream_framing(&self, _req: &ChatRequest) -> Framing {
+        self.framing()
     }
 
     /// Builds the upstream request. `req.model` is already the upstream model id. For a stream
@@ -271,6 +282,61 @@ pub fn with_json(
     builder
         .body(Full::new(Bytes::from(bytes)))
         .map_err(|e| GatewayError::Internal(format!("building upstream request: {e}")))
+}
+
+/// Replays a complete answer as the chunks of a stream: per choice, its text, its tool calls
+/// and its finish reason, then one usage-only chunk. For upstreams that cannot stream
+/// something (AI21 tool calls) and are asked for a complete answer instead.
+pub fn replay(resp: &ChatResponse, out: &mut VecDeque<ChatChunk>) {
+    use crate::types::{Delta, FunctionCallDelta, ToolCallDelta};
+    let chunk = |index: u32, delta: Delta, finish: Option<String>| ChatChunk {
+        choices: vec![crate::types::ChunkChoice {
+            index,
+            delta,
+            logprobs: None,
+            finish_reason: finish,
+        }],
+        ..ChatChunk::delta(&resp.id, resp.created, &resp.model, Delta::default(), None)
+    };
+    for c in &resp.choices {
+        let mut first = Delta::role();
+        if let Some(text) = &c.message.content {
+            first.content = Some(text.clone());
+        }
+        out.push_back(chunk(c.index, first, None));
+        if let Some(calls) = &c.message.tool_calls
+            && !calls.is_empty()
+        {
+            let deltas = calls
+                .iter()
+                .enumerate()
+                .map(|(i, call)| ToolCallDelta {
+                    index: i as u32,
+                    id: Some(call.id.clone()),
+                    kind: Some(call.kind.clone()),
+                    function: Some(FunctionCallDelta {
+                        name: Some(call.function.name.clone()),
+                        arguments: Some(call.function.arguments.clone()),
+                    }),
+                })
+                .collect();
+            let delta = Delta {
+                tool_calls: Some(deltas),
+                ..Delta::default()
+            };
+            out.push_back(chunk(c.index, delta, None));
+        }
+        let finish = c.finish_reason.clone().unwrap_or_else(|| "stop".to_owned());
+        out.push_back(chunk(c.index, Delta::default(), Some(finish)));
+    }
+    if let Some(u) = &resp.usage {
+        out.push_back(ChatChunk::usage_only(
+            &resp.id,
+            resp.created,
+            &resp.model,
+            u.clone(),
+        ));
+    }
 }
 
 #[cfg(test)]

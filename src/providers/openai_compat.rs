@@ -100,70 +100,74 @@ impl OpenAiCompat {
     }
 
     fn body(&self, req: &ChatRequest) -> Result<Value, GatewayError> {
-        let mut body = serde_json::to_value(req)
-            .map_err(|e| GatewayError::Internal(format!("encoding request: {e}")))?;
-        let Value::Object(obj) = &mut body else {
-            return Err(GatewayError::Internal("request is not an object".into()));
-        };
-        let q = &self.quirks;
-        if q.max_tokens_only
-            && let Some(v) = obj.remove("max_completion_tokens")
-        {
-            obj.entry("max_tokens").or_insert(v);
-        }
-        if req.is_stream() && q.stream_options {
-            let opts = obj
-                .entry("stream_options")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(o) = opts {
-                o.insert("include_usage".into(), Value::Bool(true));
-            }
-        } else if !q.stream_options {
-            obj.remove("stream_options");
-        }
-        if let Some(Value::Array(messages)) = obj.get_mut("messages") {
-            for m in messages.iter_mut() {
-                let Value::Object(m) = m else { continue };
-                if q.no_developer_role && m.get("role").and_then(Value::as_str) == Some("developer")
-                {
-                    m.insert("role".into(), Value::String("system".into()));
-                }
-                // Groq and Mistral reject explicit nulls on assistant messages.
-                m.retain(|k, v| !(v.is_null() && k != "content"));
-                if q.flatten_text_content
-                    && let Some(Value::Array(parts)) = m.get("content")
-                    && parts
-                        .iter()
-                        .all(|p| p.get("type").and_then(Value::as_str) == Some("text"))
-                {
-                    let text: Vec<&str> = parts
-                        .iter()
-                        .filter_map(|p| p.get("text").and_then(Value::as_str))
-                        .collect();
-                    let joined = text.join("\n");
-                    m.insert("content".into(), Value::String(joined));
-                }
-            }
-        }
-        if q.tool_choice_any
-            && let Some(tc) = obj.get("tool_choice")
-            && (tc.is_object() || tc.as_str() == Some("required"))
-        {
-            obj.insert("tool_choice".into(), Value::String("any".into()));
-        }
-        if let Some(seed) = obj.get("seed").cloned()
-            && !q.whitelist.is_empty()
-        {
-            obj.insert("random_seed".into(), seed);
-        }
-        if !q.whitelist.is_empty() {
-            obj.retain(|k, _| q.whitelist.contains(&k.as_str()));
-        }
-        for k in q.drop {
-            obj.remove(*k);
-        }
-        Ok(body)
+        openai_body(req, &self.quirks)
     }
+}
+
+/// The OpenAI-format body for `req`, adjusted by `q`. Shared by every adapter whose upstream
+/// speaks OpenAI's request format (this family, Azure, AI21).
+pub(crate) fn openai_body(req: &ChatRequest, q: &Quirks) -> Result<Value, GatewayError> {
+    let mut body = serde_json::to_value(req)
+        .map_err(|e| GatewayError::Internal(format!("encoding request: {e}")))?;
+    let Value::Object(obj) = &mut body else {
+        return Err(GatewayError::Internal("request is not an object".into()));
+    };
+    if q.max_tokens_only
+        && let Some(v) = obj.remove("max_completion_tokens")
+    {
+        obj.entry("max_tokens").or_insert(v);
+    }
+    if req.is_stream() && q.stream_options {
+        let opts = obj
+            .entry("stream_options")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(o) = opts {
+            o.insert("include_usage".into(), Value::Bool(true));
+        }
+    } else if !q.stream_options {
+        obj.remove("stream_options");
+    }
+    if let Some(Value::Array(messages)) = obj.get_mut("messages") {
+        for m in messages.iter_mut() {
+            let Value::Object(m) = m else { continue };
+            if q.no_developer_role && m.get("role").and_then(Value::as_str) == Some("developer") {
+                m.insert("role".into(), Value::String("system".into()));
+            }
+            // Groq and Mistral reject explicit nulls on assistant messages.
+            m.retain(|k, v| !(v.is_null() && k != "content"));
+            if q.flatten_text_content
+                && let Some(Value::Array(parts)) = m.get("content")
+                && parts
+                    .iter()
+                    .all(|p| p.get("type").and_then(Value::as_str) == Some("text"))
+            {
+                let text: Vec<&str> = parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .collect();
+                let joined = text.join("\n");
+                m.insert("content".into(), Value::String(joined));
+            }
+        }
+    }
+    if q.tool_choice_any
+        && let Some(tc) = obj.get("tool_choice")
+        && (tc.is_object() || tc.as_str() == Some("required"))
+    {
+        obj.insert("tool_choice".into(), Value::String("any".into()));
+    }
+    if let Some(seed) = obj.get("seed").cloned()
+        && !q.whitelist.is_empty()
+    {
+        obj.insert("random_seed".into(), seed);
+    }
+    if !q.whitelist.is_empty() {
+        obj.retain(|k, _| q.whitelist.contains(&k.as_str()));
+    }
+    for k in q.drop {
+        obj.remove(*k);
+    }
+    Ok(body)
 }
 
 impl ProviderAdapter for OpenAiCompat {
@@ -252,8 +256,9 @@ impl OpenAiDecoder {
     }
 
     fn flush_usage(&mut self, out: &mut VecDeque<ChatChunk>) {
-        if let (Some(u), Some((id, created, model))) = (self.usage.take(), self.last.as_ref()) {
-            out.push_back(ChatChunk::usage_only(id, *created, model, u));
+        if let Some(u) = self.usage.take() {
+            let (id, created, model) = self.last.clone().unwrap_or_default();
+            out.push_back(ChatChunk::usage_only(&id, created, &model, u));
         }
     }
 }
@@ -315,7 +320,8 @@ impl StreamDecoder for OpenAiDecoder {
             }
             self.usage = Some(u);
         }
-        if self.last.is_none() {
+        // Azure's first chunk has `id: ""` and `model: ""`: take the ids from a real one.
+        if self.last.as_ref().is_none_or(|(id, ..)| id.is_empty()) {
             self.last = Some((chunk.id.clone(), chunk.created, chunk.model.clone()));
         }
         for c in &mut chunk.choices {

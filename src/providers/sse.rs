@@ -29,6 +29,9 @@ pub enum Framing {
     /// that way, pretty-printed over several lines): each becomes one event named
     /// [`RAW_JSON_EVENT`] once its braces balance.
     SseOrRawJson,
+    /// The whole body is one event, handed out at its end: for an adapter that asked the
+    /// upstream for a complete answer and replays it as a stream (AI21 with tools).
+    Whole,
 }
 
 /// The `event` name of a bare JSON object found in an [`Framing::SseOrRawJson`] stream.
@@ -102,6 +105,9 @@ impl EventParser {
     /// Feeds bytes; complete events are pushed onto `out`.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) {
         self.buf.extend_from_slice(bytes);
+        if self.framing == Framing::Whole {
+            return;
+        }
         while let Some(line) = self.next_line() {
             self.line(&line, out);
         }
@@ -109,6 +115,14 @@ impl EventParser {
 
     /// End of input: a last event without its blank line still counts.
     pub fn finish(&mut self, out: &mut Vec<SseEvent>) {
+        if self.framing == Framing::Whole {
+            let body = self.buf.split().freeze();
+            out.push(SseEvent {
+                event: None,
+                data: String::from_utf8_lossy(&body).into_owned(),
+            });
+            return;
+        }
         if !self.buf.is_empty() {
             let rest = self.buf.split().freeze();
             let line = String::from_utf8_lossy(&rest).into_owned();
@@ -123,7 +137,7 @@ impl EventParser {
         }
         match self.framing {
             Framing::Sse | Framing::SseOrRawJson => self.dispatch(out),
-            Framing::NdJson => {}
+            Framing::NdJson | Framing::Whole => {}
         }
     }
 
@@ -151,7 +165,7 @@ impl EventParser {
 
     fn line(&mut self, line: &str, out: &mut Vec<SseEvent>) {
         match self.framing {
-            Framing::NdJson => {
+            Framing::NdJson | Framing::Whole => {
                 let t = line.trim();
                 if !t.is_empty() {
                     out.push(SseEvent {
@@ -271,6 +285,13 @@ mod tests {
         }
         // Plain SSE framing ignores such lines, as the SSE rules say.
         assert_eq!(parse_all(Framing::Sse, &[raw.as_bytes()]).len(), 1);
+    }
+
+    #[test]
+    fn whole_body_is_one_event_at_the_end() {
+        let evs = parse_all(Framing::Whole, &[b"{\n  \"a\": \"h\xc3", b"\xa9\"\n}\n"]);
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0].data, "{\n  \"a\": \"h\u{e9}\"\n}\n");
     }
 
     proptest! {

@@ -128,7 +128,7 @@ impl<A: ProviderAdapter> Service<ChatRequest> for Translate<A> {
             let mut stream = UpstreamStream::new(
                 body,
                 provider,
-                EventParser::new(adapter.framing()),
+                EventParser::new(adapter.stream_framing(&req)),
                 adapter.decoder(&req),
                 secrets,
             );

@@ -1,0 +1,782 @@
+//! Puter's drivers API (`POST {PUTER_BASE_URL}/drivers/call`, interface
+//! `puter-chat-completion`, method `complete`): the seed's keyless models, paid for by the
+//! Puter user whose token is `PUTER_AUTH_TOKEN` (providers.md §8).
+//!
+//! The OpenAI request goes into `args` (messages pass through: Puter normalises OpenAI-style
+//! messages itself), the token both in the body's `auth_token` and as a Bearer header, as
+//! puter.js does. Answers are provider-shaped under `result`; streams are NDJSON lines
+//! (`text`, `tool_use` whole, a last `usage`, or `error`) with no finish reason, so it is
+//! inferred. Failures come three ways: v2 real statuses with `{"error","message","code"}`
+//! (an upstream outage is a 400 `upstream_*`, treated as a retryable 502), legacy v1 HTTP 200
+//! `{"success":false,"error":{...}}`, and `error` lines in a stream.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use super::catalog::{BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat};
+use super::openai_compat::normalise_finish;
+use super::{
+    Framing, ProviderAdapter, SseEvent, StreamDecoder, Translate, UpstreamRequest, json_post,
+    parse_json, retry_after, summarise, with_json,
+};
+use crate::GatewayError;
+use crate::client::HttpClient;
+use crate::config::Secret;
+use crate::deployment::DeploymentService;
+use crate::types::{
+    ChatChunk, ChatRequest, ChatResponse, Delta, FunctionCall, FunctionCallDelta, ResponseMessage,
+    Role, ToolCall, ToolCallDelta, Usage,
+};
+
+const PROVIDER: &str = "puter";
+const ENV_TOKEN: &str = "PUTER_AUTH_TOKEN";
+/// Puter's per-user rate window; its 429s carry no `retry-after`.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
+
+/// The catalog line: the seed's ten names (aliases) mapped to what Puter's catalog serves
+/// (providers.md §8.2). Names Puter no longer carries directly go through its OpenRouter
+/// passthrough; Gemini 1.5 is retired, so 2.5 Pro stands in. The Puter user pays, so the
+/// gateway's price is 0.
+pub static SPEC: ProviderSpec = ProviderSpec {
+    name: PROVIDER,
+    tier: Tier::Keyless,
+    wire: "puter-drivers",
+    key_env: &[ENV_TOKEN],
+    base_url_env: "PUTER_BASE_URL",
+    base_url: "https://api.puter.com",
+    extra_env: &[],
+    enabled_by: Enable::Key,
+    models: &[
+        chat("gpt-4o-mini", &[], 128_000, 0.0, 0.0),
+        chat("gpt-4o", &[], 128_000, 0.0, 0.0),
+        chat(
+            "openrouter:anthropic/claude-3.5-sonnet",
+            &["claude-3.5-sonnet"],
+            200_000,
+            0.0,
+            0.0,
+        ),
+        chat(
+            "openrouter:anthropic/claude-3-haiku",
+            &["claude-3-haiku"],
+            200_000,
+            0.0,
+            0.0,
+        ),
+        chat(
+            "openrouter:google/gemini-2.0-flash-001",
+            &["gemini-2.0-flash"],
+            1_048_576,
+            0.0,
+            0.0,
+        ),
+        chat("gemini-2.5-pro", &["gemini-1.5-pro"], 1_048_576, 0.0, 0.0),
+        chat(
+            "openrouter:meta-llama/llama-3.1-70b-instruct",
+            &["llama-3.1-70b"],
+            131_072,
+            0.0,
+            0.0,
+        ),
+        chat("llama-3.1-8b-instant", &["llama-3.1-8b"], 131_072, 0.0, 0.0),
+        chat(
+            "openrouter:mistralai/mixtral-8x7b-instruct",
+            &["mixtral-8x7b"],
+            32_768,
+            0.0,
+            0.0,
+        ),
+        chat(
+            "openrouter:cohere/command-r-plus-08-2024",
+            &["command-r-plus"],
+            128_000,
+            0.0,
+            0.0,
+        ),
+    ],
+    build: BUILD,
+};
+
+const BUILD: BuildFn = build;
+
+fn build(
+    _spec: &'static ProviderSpec,
+    settings: &ProviderSettings,
+    client: &HttpClient,
+) -> Result<Vec<Endpoint>, String> {
+    Ok(settings
+        .keys
+        .iter()
+        .map(|token| Endpoint {
+            service: DeploymentService::new(Translate::new(
+                Puter::new(&settings.base_url, token.clone()),
+                client.clone(),
+                vec![token.clone()],
+            )),
+            extra_models: Vec::new(),
+        })
+        .collect())
+}
+
+/// The Puter adapter for one user token.
+#[derive(Debug)]
+pub struct Puter {
+    url: String,
+    token: Secret,
+}
+
+// === impl Puter ===
+
+impl Puter {
+    /// An adapter posting to `{base_url}/drivers/call`.
+    pub fn new(base_url: &str, token: Secret) -> Self {
+        Self {
+            url: format!("{}/drivers/call", base_url.trim_end_matches('/')),
+            token,
+        }
+    }
+
+    /// The drivers-call body for `req`.
+    pub fn body(&self, req: &ChatRequest) -> Result<Value, GatewayError> {
+        let mut messages = Vec::with_capacity(req.messages.len());
+        for m in &req.messages {
+            let mut v = serde_json::to_value(m)
+                .map_err(|e| GatewayError::Internal(format!("encoding request: {e}")))?;
+            if m.role == Role::Developer {
+                v["role"] = "system".into();
+            }
+            // Puter refuses a message without `content`; a tool-calling one may have it empty.
+            if m.content.is_none() {
+                v["content"] = "".into();
+            }
+            messages.push(v);
+        }
+        let mut args = Map::new();
+        args.insert("messages".into(), Value::Array(messages));
+        args.insert("model".into(), req.model.clone().into());
+        args.insert("stream".into(), req.is_stream().into());
+        if let Some(n) = req.output_cap() {
+            args.insert("max_tokens".into(), n.into());
+        }
+        if let Some(t) = req.temperature {
+            args.insert("temperature".into(), t.into());
+        }
+        if let Some(p) = req.top_p {
+            args.insert("top_p".into(), p.into());
+        }
+        if let Some(tools) = &req.tools {
+            let tools = serde_json::to_value(tools)
+                .map_err(|e| GatewayError::Internal(format!("encoding tools: {e}")))?;
+            args.insert("tools".into(), tools);
+        }
+        if let Some(tc) = &req.tool_choice {
+            args.insert("tool_choice".into(), tc.clone());
+        }
+        for key in ["parallel_tool_calls", "reasoning_effort", "verbosity"] {
+            if let Some(v) = req.extra.get(key) {
+                args.insert(key.into(), v.clone());
+            }
+        }
+        if !req.is_stream() {
+            // One message shape for every upstream: text and tool_use blocks.
+            args.insert("response".into(), json!({"normalize": true}));
+        }
+        Ok(json!({
+            "interface": "puter-chat-completion",
+            "driver": "ai-chat",
+            "method": "complete",
+            "args": args,
+            "auth_token": self.token.expose(),
+        }))
+    }
+}
+
+/// The status a Puter error code stands for, where the code says more than the status.
+fn status_of_code(code: &str) -> Option<StatusCode> {
+    Some(match code {
+        "insufficient_funds" | "no_usage_left" => StatusCode::PAYMENT_REQUIRED,
+        "too_many_requests" | "rate_limited" | "upstream_rate_limited" => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        "token_auth_failed" | "reauth_required" | "unauthorized" | "token_missing" => {
+            StatusCode::UNAUTHORIZED
+        }
+        "forbidden" | "permission_denied" | "access_denied" => StatusCode::FORBIDDEN,
+        "bad_request" | "upstream_bad_request" | "moderation_flagged" => StatusCode::BAD_REQUEST,
+        _ if code.starts_with("upstream_") => StatusCode::BAD_GATEWAY,
+        _ => return None,
+    })
+}
+
+/// Builds the error for a Puter failure body (`v` is the object holding message and code).
+fn puter_error(status: StatusCode, v: &Value, retry: Option<Duration>) -> GatewayError {
+    let text = |k: &str| match v.get(k) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::Object(o)) => o.get("message").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    };
+    let message = text("message").or_else(|| text("error"));
+    let code = v
+        .get("code")
+        .or_else(|| v.get("error").and_then(|e| e.get("code")))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let code_status = code.as_deref().and_then(status_of_code);
+    let status = match (status.as_u16(), code_status) {
+        // Puter answers an outage of every upstream with 400 `upstream_*`: not the client's.
+        (400, Some(s)) if s.is_server_error() => s,
+        // v1 said 200 and put the truth in the body.
+        (200, s) => s.unwrap_or(StatusCode::BAD_GATEWAY),
+        _ => status,
+    };
+    let mut message = message
+        .map(|m| summarise(&m))
+        .unwrap_or_else(|| format!("HTTP {} from Puter", status.as_u16()));
+    match status.as_u16() {
+        401 => message.push_str(&format!(" (check {ENV_TOKEN})")),
+        402 => message.push_str(&format!(
+            " (the Puter account behind {ENV_TOKEN} is out of credits)"
+        )),
+        _ => {}
+    }
+    let retry_after = match retry {
+        Some(d) => Some(d),
+        None if status == StatusCode::TOO_MANY_REQUESTS => Some(RATE_WINDOW),
+        None => None,
+    };
+    GatewayError::Upstream {
+        provider: PROVIDER,
+        status,
+        message,
+        code,
+        retry_after,
+    }
+}
+
+/// A legacy v1 failure: HTTP 200 with `success: false`.
+fn v1_failure(v: &Value) -> Option<GatewayError> {
+    (v.get("success") == Some(&Value::Bool(false)))
+        .then(|| puter_error(StatusCode::OK, v.get("error").unwrap_or(v), None))
+}
+
+/// Usage from Puter's metering: OpenAI-like or Anthropic-like keys; `None` when it is empty.
+fn usage(u: &Value) -> Option<Usage> {
+    let n = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| u.get(*k).and_then(Value::as_f64))
+            .map(|f| f as u64)
+    };
+    let prompt = n(&["prompt_tokens", "input_tokens"]);
+    let completion = n(&["completion_tokens", "output_tokens"]);
+    if prompt.is_none() && completion.is_none() {
+        return None;
+    }
+    // v2 subtracts cached tokens from OpenAI-like prompt counts.
+    let cached = n(&["cached_tokens", "cache_read_input_tokens"]).unwrap_or(0);
+    let mut usage = Usage::new(prompt.unwrap_or(0) + cached, completion.unwrap_or(0));
+    if cached > 0 {
+        usage.extra.insert(
+            "prompt_tokens_details".into(),
+            json!({"cached_tokens": cached}),
+        );
+    }
+    Some(usage)
+}
+
+fn arguments(input: Option<&Value>) -> String {
+    match input {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "{}".to_owned(),
+        Some(other) => other.to_string(),
+    }
+}
+
+impl ProviderAdapter for Puter {
+    type Decoder = PuterDecoder;
+
+    fn provider(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn framing(&self) -> Framing {
+        Framing::NdJson
+    }
+
+    fn request(&self, req: &ChatRequest) -> Result<UpstreamRequest, GatewayError> {
+        let body = self.body(req)?;
+        let builder =
+            json_post(&self.url)?.header(http::header::AUTHORIZATION, self.token.bearer()?);
+        with_json(builder, &body)
+    }
+
+    fn response(&self, req: &ChatRequest, body: &[u8]) -> Result<ChatResponse, GatewayError> {
+        let v: Value = parse_json(PROVIDER, body)?;
+        if let Some(e) = v1_failure(&v) {
+            return Err(e);
+        }
+        let bad = |reason: &str| GatewayError::BadUpstreamResponse {
+            provider: PROVIDER,
+            reason: reason.to_owned(),
+        };
+        let mut result = v
+            .get("result")
+            .ok_or_else(|| bad("no `result` in the answer"))?;
+        // Tolerate a whole OpenAI completion under `result`.
+        if let Some(first) = result.get("choices").and_then(|c| c.get(0)) {
+            result = first;
+        }
+        let msg = result
+            .get("message")
+            .ok_or_else(|| bad("no `result.message` in the answer"))?;
+        let mut text = String::new();
+        let mut calls: Vec<ToolCall> = Vec::new();
+        match msg.get("content") {
+            Some(Value::String(s)) => text.push_str(s),
+            Some(Value::Array(blocks)) => {
+                for b in blocks {
+                    match b.get("type").and_then(Value::as_str) {
+                        Some("text") | None => {
+                            text.push_str(b.get("text").and_then(Value::as_str).unwrap_or(""))
+                        }
+                        Some("tool_use") => calls.push(ToolCall {
+                            id: b.get("id").and_then(Value::as_str).unwrap_or("").to_owned(),
+                            kind: "function".into(),
+                            function: FunctionCall {
+                                name: b.get("name").and_then(Value::as_str).unwrap_or("").into(),
+                                arguments: arguments(b.get("input")),
+                            },
+                        }),
+                        _ => {} // thinking and the like
+                    }
+                }
+            }
+            _ => {}
+        }
+        if let Some(list) = msg.get("tool_calls").and_then(Value::as_array) {
+            calls.extend(
+                list.iter()
+                    .filter_map(|c| serde_json::from_value::<ToolCall>(c.clone()).ok()),
+            );
+        }
+        // Claude results always say "stop": tool calls decide.
+        let finish = if calls.is_empty() {
+            result
+                .get("finish_reason")
+                .and_then(Value::as_str)
+                .map(normalise_finish)
+                .unwrap_or("stop")
+        } else {
+            "tool_calls"
+        };
+        let content = (!text.is_empty() || calls.is_empty()).then_some(text);
+        let tool_calls = (!calls.is_empty()).then_some(calls);
+        Ok(ChatResponse::single(
+            req.model.clone(),
+            ResponseMessage::assistant(content, tool_calls),
+            finish,
+            result.get("usage").and_then(usage),
+        ))
+    }
+
+    fn decoder(&self, req: &ChatRequest) -> PuterDecoder {
+        PuterDecoder {
+            id: crate::types::completion_id(),
+            created: crate::types::unix_now(),
+            model: req.model.clone(),
+            tools: 0,
+            ended: false,
+        }
+    }
+
+    fn error(&self, status: StatusCode, headers: &http::HeaderMap, body: &[u8]) -> GatewayError {
+        let retry = retry_after(headers);
+        match serde_json::from_slice::<Value>(body.trim_ascii_start()) {
+            Ok(v) if v.is_object() => puter_error(status, &v, retry),
+            _ => puter_error(status, &Value::Null, retry),
+        }
+    }
+
+    fn success_is_error(&self, body: &[u8]) -> Option<GatewayError> {
+        let v: Value = serde_json::from_slice(body.trim_ascii_start()).ok()?;
+        v1_failure(&v)
+    }
+}
+
+/// Decodes Puter's NDJSON stream.
+#[derive(Debug)]
+pub struct PuterDecoder {
+    id: String,
+    created: u64,
+    model: String,
+    tools: u32,
+    ended: bool,
+}
+
+impl PuterDecoder {
+    fn push(&self, out: &mut VecDeque<ChatChunk>, delta: Delta, finish: Option<&str>) {
+        out.push_back(ChatChunk::delta(
+            &self.id,
+            self.created,
+            &self.model,
+            delta,
+            finish,
+        ));
+    }
+}
+
+impl StreamDecoder for PuterDecoder {
+    fn event(
+        &mut self,
+        event: SseEvent,
+        out: &mut VecDeque<ChatChunk>,
+    ) -> Result<(), GatewayError> {
+        if self.ended {
+            return Ok(());
+        }
+        let v: Value =
+            serde_json::from_str(&event.data).map_err(|e| GatewayError::BadUpstreamResponse {
+                provider: PROVIDER,
+                reason: format!("invalid stream line: {e}"),
+            })?;
+        if let Some(e) = v1_failure(&v) {
+            return Err(e);
+        }
+        match v.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                if let Some(t) = v.get("text").and_then(Value::as_str)
+                    && !t.is_empty()
+                {
+                    self.push(out, Delta::text(t), None);
+                }
+            }
+            Some("reasoning") => {
+                if let Some(t) = v.get("reasoning").and_then(Value::as_str) {
+                    let mut d = Delta::default();
+                    d.extra.insert("reasoning_content".into(), t.into());
+                    self.push(out, d, None);
+                }
+            }
+            Some("tool_use") => {
+                let index = self.tools;
+                self.tools += 1;
+                let call = ToolCallDelta {
+                    index,
+                    id: v.get("id").and_then(Value::as_str).map(str::to_owned),
+                    kind: Some("function".into()),
+                    function: Some(FunctionCallDelta {
+                        name: v.get("name").and_then(Value::as_str).map(str::to_owned),
+                        arguments: Some(arguments(v.get("input"))),
+                    }),
+                };
+                let d = Delta {
+                    tool_calls: Some(vec![call]),
+                    ..Delta::default()
+                };
+                self.push(out, d, None);
+            }
+            Some("usage") => {
+                self.ended = true;
+                let finish = if self.tools > 0 { "tool_calls" } else { "stop" };
+                self.push(out, Delta::default(), Some(finish));
+                // `{}` when the upstream never reported usage: the edge estimates then.
+                if let Some(u) = v.get("usage").and_then(usage) {
+                    out.push_back(ChatChunk::usage_only(
+                        &self.id,
+                        self.created,
+                        &self.model,
+                        u,
+                    ));
+                }
+            }
+            Some("error") => {
+                return Err(puter_error(StatusCode::OK, &v, None));
+            }
+            // extra_content, compaction, and whatever comes next.
+            _ if v.get("error").is_some() && v.get("type").is_none() => {
+                return Err(puter_error(StatusCode::OK, &v, None));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _out: &mut VecDeque<ChatChunk>) -> Result<(), GatewayError> {
+        if self.ended {
+            return Ok(());
+        }
+        Err(GatewayError::Connect {
+            provider: PROVIDER,
+            reason: "stream ended before its usage line".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::EventParser;
+
+    fn adapter() -> Puter {
+        Puter::new("http://puter.test/", Secret::new("puter-test-token"))
+    }
+
+    fn req(v: Value) -> ChatRequest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn drivers_call_envelope_args_and_token() {
+        let r = req(json!({
+            "model": "gpt-4o-mini",
+            "messages": [
+                {"role": "developer", "content": "Be terse."},
+                {"role": "user", "content": [{"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": "https://x/cat.png"}}]},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "42"}
+            ],
+            "max_tokens": 100, "temperature": 0.2, "top_p": 0.5, "stop": ["x"], "n": 1,
+            "response_format": {"type": "json_object"}, "parallel_tool_calls": false,
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+            "tool_choice": "auto"
+        }));
+        let a = adapter();
+        let body = a.body(&r).unwrap();
+        assert_eq!(body["interface"], "puter-chat-completion");
+        assert_eq!(body["driver"], "ai-chat");
+        assert_eq!(body["method"], "complete");
+        assert_eq!(body["auth_token"], "puter-test-token");
+        let args = &body["args"];
+        assert_eq!(args["model"], "gpt-4o-mini");
+        assert_eq!(args["stream"], false);
+        assert_eq!(args["response"], json!({"normalize": true}));
+        assert_eq!(
+            (&args["max_tokens"], &args["temperature"], &args["top_p"]),
+            (&json!(100), &json!(0.2), &json!(0.5))
+        );
+        assert_eq!(args["messages"][0]["role"], "system");
+        assert_eq!(
+            args["messages"][1]["content"][1]["image_url"]["url"],
+            "https://x/cat.png"
+        );
+        assert_eq!(args["messages"][2]["content"], "");
+        assert_eq!(args["messages"][2]["tool_calls"][0]["id"], "call_1");
+        assert_eq!(args["messages"][3]["tool_call_id"], "call_1");
+        assert_eq!(args["tools"][0]["function"]["name"], "f");
+        assert_eq!(
+            (&args["tool_choice"], &args["parallel_tool_calls"]),
+            (&json!("auto"), &json!(false))
+        );
+        for absent in ["stop", "n", "response_format"] {
+            assert!(args.get(absent).is_none(), "{absent}");
+        }
+        let up = a.request(&r).unwrap();
+        assert_eq!(up.uri(), "http://puter.test/drivers/call");
+        assert_eq!(up.headers()["authorization"], "Bearer puter-test-token");
+    }
+
+    #[test]
+    fn documented_v2_response() {
+        let r =
+            req(json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}));
+        let body = br#"{"success": true,
+         "service": {"name": "ai-chat"},
+         "metadata": {"service_used": "openai-completion", "providerUsed": "gpt-4o-mini"},
+         "result": {
+           "index": 0,
+           "message": {"role": "assistant", "content": "Hello!", "refusal": null},
+           "finish_reason": "stop",
+           "logprobs": null,
+           "usage": {"prompt_tokens": 9, "completion_tokens": 2, "cached_tokens": 0, "usd_cents": 0.0012},
+           "via_ai_chat_service": true}}"#;
+        let resp = adapter().response(&r, body).unwrap();
+        assert_eq!(resp.model, "gpt-4o-mini");
+        assert!(resp.id.starts_with("chatcmpl-"));
+        assert_eq!(resp.choices[0].message.content.as_deref(), Some("Hello!"));
+        assert_eq!(resp.choices[0].finish_reason.as_deref(), Some("stop"));
+        assert_eq!(resp.usage, Some(Usage::new(9, 2)));
+    }
+
+    #[test]
+    fn normalised_and_claude_shaped_results_with_tool_use() {
+        let r = req(
+            json!({"model": "openrouter:anthropic/claude-3.5-sonnet", "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        let body = json!({"success": true, "result": {
+            "message": {"role": "assistant", "content": [
+                {"type": "text", "text": "Let me check."},
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo"}}]},
+            "finish_reason": "stop", "normalized": true,
+            "usage": {"input_tokens": 20, "output_tokens": 8, "cache_read_input_tokens": 5}}});
+        let resp = adapter().response(&r, body.to_string().as_bytes()).unwrap();
+        let c = &resp.choices[0];
+        assert_eq!(c.finish_reason.as_deref(), Some("tool_calls"));
+        assert_eq!(c.message.content.as_deref(), Some("Let me check."));
+        let call = &c.message.tool_calls.as_ref().unwrap()[0];
+        assert_eq!(
+            (call.id.as_str(), call.function.name.as_str()),
+            ("toolu_1", "get_weather")
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&call.function.arguments).unwrap(),
+            json!({"city": "Oslo"})
+        );
+        let u = resp.usage.unwrap();
+        assert_eq!((u.prompt_tokens, u.completion_tokens), (25, 8));
+        assert_eq!(u.extra["prompt_tokens_details"]["cached_tokens"], 5);
+    }
+
+    #[test]
+    fn legacy_v1_failure_with_200() {
+        let a = adapter();
+        let body = br#"{"success": false, "error": {"code": "insufficient_funds", "message": "Not enough funds"}}"#;
+        let e = a.success_is_error(body).unwrap();
+        assert!(
+            matches!(e, GatewayError::Upstream { status, .. } if status == StatusCode::PAYMENT_REQUIRED)
+        );
+        assert!(e.is_retryable());
+        assert!(e.to_string().contains("Not enough funds"));
+        let e = a
+            .success_is_error(
+                br#"{"success": false, "error": {"code": "whatever", "message": "boom"}}"#,
+            )
+            .unwrap();
+        assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
+        assert!(
+            a.success_is_error(br#"{"success": true, "result": {}}"#)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn v2_error_bodies() {
+        let a = adapter();
+        let h = http::HeaderMap::new();
+        let e = a.error(StatusCode::BAD_REQUEST, &h, br#"{"error":"AI provider unavailable","message":"AI provider unavailable","code":"upstream_provider_unavailable"}"#);
+        assert!(e.is_retryable());
+        assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            e.envelope()["error"]["code"],
+            "upstream_provider_unavailable"
+        );
+        let e = a.error(StatusCode::BAD_REQUEST, &h, br#"{"error":"Model not found: gpt-9","message":"Model not found: gpt-9","code":"bad_request"}"#);
+        assert!(!e.is_retryable());
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        assert!(e.to_string().contains("Model not found: gpt-9"));
+        let e = a.error(StatusCode::PAYMENT_REQUIRED, &h, br#"{"error":"No usage left for request.","message":"No usage left for request.","code":"insufficient_funds"}"#);
+        assert!(e.is_retryable());
+        assert!(e.to_string().contains("out of credits"));
+        let e = a.error(StatusCode::TOO_MANY_REQUESTS, &h, br#"{"error":"Too many requests","message":"Too many requests","code":"too_many_requests"}"#);
+        assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(e.retry_after(), Some(RATE_WINDOW));
+        let mut h5 = http::HeaderMap::new();
+        h5.insert("retry-after", "5".parse().unwrap());
+        let e = a.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &h5,
+            br#"{"error":"db","message":"db","code":"db_unavailable"}"#,
+        );
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(5)));
+        let e = a.error(StatusCode::UNAUTHORIZED, &h, br#"{"error":"Authentication required","message":"Authentication required","code":"token_auth_failed"}"#);
+        assert!(e.is_retryable() && e.to_string().contains(ENV_TOKEN));
+        let e = a.error(StatusCode::BAD_GATEWAY, &h, b"<html>bad gateway</html>");
+        assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
+    }
+
+    fn decode(pieces: &[&[u8]]) -> (Vec<ChatChunk>, Result<(), GatewayError>) {
+        let a = adapter();
+        let r = req(
+            json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        );
+        let mut parser = EventParser::new(a.framing());
+        let mut d = a.decoder(&r);
+        let mut out = VecDeque::new();
+        let mut evs = Vec::new();
+        for p in pieces {
+            parser.feed(p, &mut evs);
+            for ev in evs.drain(..) {
+                if let Err(e) = d.event(ev, &mut out) {
+                    return (out.into(), Err(e));
+                }
+            }
+        }
+        parser.finish(&mut evs);
+        for ev in evs.drain(..) {
+            if let Err(e) = d.event(ev, &mut out) {
+                return (out.into(), Err(e));
+            }
+        }
+        let end = d.finish(&mut out);
+        (out.into(), end)
+    }
+
+    const DOCUMENTED_STREAM: &str = concat!(
+        "{\"type\":\"text\",\"text\":\"Hél\"}\n",
+        "{\"type\":\"text\",\"text\":\"lo\"}\r\n",
+        "{\"type\":\"extra_content\",\"extra_content\":{}}\n",
+        "{\"type\":\"tool_use\",\"id\":\"call_abc\",\"name\":\"get_weather\",\"input\":{\"city\":\"Oslo\"},\"text\":\"\"}\n",
+        "{\"type\":\"usage\",\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2,\"cached_tokens\":0,\"usd_cents\":0.0012}}\n",
+    );
+
+    #[test]
+    fn documented_stream_in_awkward_pieces() {
+        let raw = DOCUMENTED_STREAM.as_bytes();
+        let cut = DOCUMENTED_STREAM.find('é').unwrap() + 1;
+        // Ids and timestamps are per stream: compare what the chunks say.
+        let says = |chunks: &[ChatChunk]| -> Vec<(Value, Option<Usage>)> {
+            chunks
+                .iter()
+                .map(|c| (serde_json::to_value(&c.choices).unwrap(), c.usage.clone()))
+                .collect()
+        };
+        let (whole, end) = decode(&[raw]);
+        end.unwrap();
+        let (pieces, end) = decode(&[&raw[..cut], &raw[cut..cut + 30], &raw[cut + 30..]]);
+        end.unwrap();
+        assert_eq!(says(&pieces), says(&whole));
+        let (bytes, _) = decode(&raw.chunks(1).collect::<Vec<_>>());
+        assert_eq!(says(&bytes), says(&whole));
+        let text: String = whole
+            .iter()
+            .filter_map(|c| c.choices.first()?.delta.content.clone())
+            .collect();
+        assert_eq!(text, "Héllo");
+        let call = whole
+            .iter()
+            .find_map(|c| c.choices.first()?.delta.tool_calls.clone())
+            .unwrap();
+        assert_eq!(call[0].id.as_deref(), Some("call_abc"));
+        assert_eq!(
+            call[0].function.as_ref().unwrap().arguments.as_deref(),
+            Some("{\"city\":\"Oslo\"}")
+        );
+        let n = whole.len();
+        assert_eq!(
+            whole[n - 2].choices[0].finish_reason.as_deref(),
+            Some("tool_calls")
+        );
+        assert_eq!(whole[n - 1].usage, Some(Usage::new(9, 2)));
+    }
+
+    #[test]
+    fn empty_usage_error_lines_and_truncation() {
+        let (out, end) =
+            decode(&[b"{\"type\":\"text\",\"text\":\"Hi\"}\n{\"type\":\"usage\",\"usage\":{}}\n"]);
+        end.unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].choices[0].finish_reason.as_deref(), Some("stop"));
+        assert!(out.iter().all(|c| c.usage.is_none()));
+        let (out, end) = decode(&[b"{\"type\":\"text\",\"text\":\"Hi\"}\n{\"type\":\"error\",\"message\":\"upstream exploded\"}\n"]);
+        assert_eq!(out.len(), 1);
+        let e = end.unwrap_err();
+        assert!(e.to_string().contains("upstream exploded") && e.is_retryable());
+        let (_, end) = decode(&[
+            b"{\"success\":false,\"error\":{\"code\":\"rate_limited\",\"message\":\"slow\"}}\n",
+        ]);
+        assert_eq!(end.unwrap_err().status(), StatusCode::TOO_MANY_REQUESTS);
+        let (_, end) = decode(&[b"{\"type\":\"text\",\"text\":\"Hi\"}\n"]);
+        assert!(matches!(end, Err(GatewayError::Connect { .. })));
+    }
+}
