@@ -917,7 +917,7 @@ mod tests {
         assert!(e.to_string().contains("internal failure"), "{e}");
         assert!(e.is_retryable());
         let cut = raw.find("data: {\"type\":\"message-end").unwrap();
-        let (_, end) = decode(&[raw[..cut].as_bytes()]);
+        let (_, end) = decode(&[&raw.as_bytes()[..cut]]);
         assert!(matches!(end, Err(GatewayError::Connect { .. })));
     }
 
