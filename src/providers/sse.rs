@@ -102,6 +102,14 @@ impl EventParser {
         }
     }
 
+    /// Bytes held for an event not yet complete. The caller bounds it: an upstream that never
+    /// ends a line or an event must not grow memory without limit.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+            + self.data.iter().map(String::len).sum::<usize>()
+            + self.raw.as_ref().map_or(0, |r| r.text.len())
+    }
+
     /// Feeds bytes; complete events are pushed onto `out`.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) {
         self.buf.extend_from_slice(bytes);

@@ -299,6 +299,17 @@ impl<D: StreamDecoder> Stream for UpstreamStream<D> {
                 Some(Ok(frame)) => {
                     if let Some(data) = frame.data_ref() {
                         this.parser.feed(data, this.events);
+                        if this.parser.pending() > MAX_RESPONSE_BODY {
+                            *this.done = true;
+                            this.events.clear();
+                            *this.error = Some(GatewayError::BadUpstreamResponse {
+                                provider: this.provider,
+                                reason: format!(
+                                    "a stream event larger than {MAX_RESPONSE_BODY} bytes"
+                                ),
+                            });
+                            continue;
+                        }
                     }
                 }
                 Some(Err(e)) => {
