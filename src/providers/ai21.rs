@@ -16,13 +16,12 @@ use serde_json::Value;
 use super::catalog::{BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat};
 use super::openai_compat::{OpenAiDecoder, Quirks, normalise_response, openai_body};
 use super::{
-    Framing, ProviderAdapter, SseEvent, StreamDecoder, Translate, UpstreamRequest, json_post,
+    Framing, ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, json_post,
     openai_style_error, parse_json, replay, summarise, with_json,
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
 use crate::config::Secret;
-use crate::deployment::DeploymentService;
 use crate::types::{ChatChunk, ChatRequest, ChatResponse};
 
 const PROVIDER: &str = "ai21";
@@ -90,18 +89,7 @@ fn build(
     settings: &ProviderSettings,
     client: &HttpClient,
 ) -> Result<Vec<Endpoint>, String> {
-    Ok(settings
-        .keys
-        .iter()
-        .map(|key| Endpoint {
-            service: DeploymentService::new(Translate::new(
-                Ai21::new(&settings.base_url, key.clone()),
-                client.clone(),
-                vec![key.clone()],
-            )),
-            extra_models: Vec::new(),
-        })
-        .collect())
+    Ok(super::endpoint_per_key(settings, client, Ai21::new))
 }
 
 /// Whether a streaming request is sent as a complete one and replayed.

@@ -35,13 +35,12 @@ use serde_json::{Map, Value, json};
 
 use super::catalog::{BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat};
 use super::{
-    ProviderAdapter, SseEvent, StreamDecoder, Translate, UpstreamRequest, json_post,
-    openai_style_error, parse_json, retry_after, summarise, tool_arguments, with_json,
+    ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, json_post, openai_style_error,
+    parse_json, retry_after, summarise, tool_arguments, with_json,
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
 use crate::config::Secret;
-use crate::deployment::DeploymentService;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, Choice, Content, Delta, FunctionCall, FunctionCallDelta,
     Message, ResponseMessage, Role, ToolCall, ToolCallDelta, Usage,
@@ -1021,21 +1020,7 @@ fn build(
     settings: &ProviderSettings,
     client: &HttpClient,
 ) -> Result<Vec<Endpoint>, String> {
-    Ok(settings
-        .keys
-        .iter()
-        .map(|key| {
-            let adapter = Anthropic::new(&settings.base_url, key.clone());
-            Endpoint {
-                service: DeploymentService::new(Translate::new(
-                    adapter,
-                    client.clone(),
-                    vec![key.clone()],
-                )),
-                extra_models: Vec::new(),
-            }
-        })
-        .collect())
+    Ok(super::endpoint_per_key(settings, client, Anthropic::new))
 }
 
 const BUILD: BuildFn = build;

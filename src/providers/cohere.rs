@@ -15,13 +15,12 @@ use serde_json::{Map, Value, json};
 
 use super::catalog::{BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat};
 use super::{
-    ProviderAdapter, SseEvent, StreamDecoder, Translate, UpstreamRequest, json_post,
-    openai_style_error, parse_json, summarise, with_json,
+    ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, json_post, openai_style_error,
+    parse_json, summarise, with_json,
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
 use crate::config::Secret;
-use crate::deployment::DeploymentService;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, Content, Delta, FunctionCall, FunctionCallDelta, Message,
     ResponseMessage, Role, ToolCall, ToolCallDelta, Usage,
@@ -62,18 +61,7 @@ fn build(
     settings: &ProviderSettings,
     client: &HttpClient,
 ) -> Result<Vec<Endpoint>, String> {
-    Ok(settings
-        .keys
-        .iter()
-        .map(|key| Endpoint {
-            service: DeploymentService::new(Translate::new(
-                Cohere::new(&settings.base_url, key.clone()),
-                client.clone(),
-                vec![key.clone()],
-            )),
-            extra_models: Vec::new(),
-        })
-        .collect())
+    Ok(super::endpoint_per_key(settings, client, Cohere::new))
 }
 
 /// The Cohere v2 adapter for one key.

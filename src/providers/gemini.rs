@@ -40,14 +40,13 @@ use super::catalog::{
     BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat, embed,
 };
 use super::{
-    Framing, ProviderAdapter, RAW_JSON_EVENT, SseEvent, StreamDecoder, Translate, UpstreamRequest,
+    Framing, ProviderAdapter, RAW_JSON_EVENT, SseEvent, StreamDecoder, UpstreamRequest,
     go_duration, json_post, openai_style_error, parse_json, retry_after, summarise, tool_arguments,
     with_json,
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
 use crate::config::Secret;
-use crate::deployment::DeploymentService;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, FunctionCall,
     FunctionCallDelta, ImageUrl, Message, ResponseMessage, Role, ToolCall, ToolCallDelta, Usage,
@@ -1006,21 +1005,7 @@ fn build(
     settings: &ProviderSettings,
     client: &HttpClient,
 ) -> Result<Vec<Endpoint>, String> {
-    Ok(settings
-        .keys
-        .iter()
-        .map(|key| {
-            let adapter = Gemini::new(&settings.base_url, key.clone());
-            Endpoint {
-                service: DeploymentService::new(Translate::new(
-                    adapter,
-                    client.clone(),
-                    vec![key.clone()],
-                )),
-                extra_models: Vec::new(),
-            }
-        })
-        .collect())
+    Ok(super::endpoint_per_key(settings, client, Gemini::new))
 }
 
 const BUILD: BuildFn = build;

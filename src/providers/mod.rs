@@ -90,6 +90,27 @@ pub trait StreamDecoder: Send + 'static {
     fn finish(&mut self, out: &mut VecDeque<ChatChunk>) -> Result<(), GatewayError>;
 }
 
+/// One endpoint per configured key, each a [`Translate`] over the adapter `make` builds from
+/// the base URL and that key (which [`Translate`] then scrubs from upstream replies).
+pub fn endpoint_per_key<A: ProviderAdapter>(
+    settings: &ProviderSettings,
+    client: &crate::client::HttpClient,
+    make: impl Fn(&str, crate::config::Secret) -> A,
+) -> Vec<catalog::Endpoint> {
+    settings
+        .keys
+        .iter()
+        .map(|key| catalog::Endpoint {
+            service: crate::deployment::DeploymentService::new(Translate::new(
+                make(&settings.base_url, key.clone()),
+                client.clone(),
+                vec![key.clone()],
+            )),
+            extra_models: Vec::new(),
+        })
+        .collect()
+}
+
 /// Reads `retry-after-ms`, then `retry-after` (seconds or an HTTP date).
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     if let Some(ms) = headers

@@ -19,13 +19,12 @@ use serde_json::{Map, Value, json};
 use super::catalog::{BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat};
 use super::openai_compat::normalise_finish;
 use super::{
-    Framing, ProviderAdapter, SseEvent, StreamDecoder, Translate, UpstreamRequest, json_post,
-    parse_json, retry_after, summarise, with_json,
+    Framing, ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, json_post, parse_json,
+    retry_after, summarise, with_json,
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
 use crate::config::Secret;
-use crate::deployment::DeploymentService;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, Delta, FunctionCall, FunctionCallDelta, ResponseMessage,
     Role, ToolCall, ToolCallDelta, Usage,
@@ -107,18 +106,7 @@ fn build(
     settings: &ProviderSettings,
     client: &HttpClient,
 ) -> Result<Vec<Endpoint>, String> {
-    Ok(settings
-        .keys
-        .iter()
-        .map(|token| Endpoint {
-            service: DeploymentService::new(Translate::new(
-                Puter::new(&settings.base_url, token.clone()),
-                client.clone(),
-                vec![token.clone()],
-            )),
-            extra_models: Vec::new(),
-        })
-        .collect())
+    Ok(super::endpoint_per_key(settings, client, Puter::new))
 }
 
 /// The Puter adapter for one user token.
