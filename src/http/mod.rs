@@ -15,6 +15,8 @@ use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
 use crate::GatewayError;
 use crate::deployment::DeploymentService;
@@ -54,6 +56,17 @@ pub fn routes(state: AppState) -> Router {
         .route("/metrics", get(render_metrics))
         .fallback(not_found)
         .with_state(state)
+        // A span per request (at debug, so free when not logged) carrying the request id, which
+        // is taken from the client's `x-request-id` or made here, and echoed in the response.
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::debug_span!("request", method = %req.method(), path = req.uri().path(), request_id = id)
+                }))
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
 }
 
 async fn not_found(req: Request) -> Response {
