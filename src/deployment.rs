@@ -1,12 +1,21 @@
 //! A deployment: one (provider, upstream model, credential) triple with its own translation
 //! stack and its own health, shared by every request routed to it.
+//!
+//! [`DeploymentState`] is what outlives single requests: the circuit breaker's state machine
+//! ([`Circuit`]) and the decayed latency the `latency` routing strategy reads ([`Ewma`]). The
+//! breaker layer writes both; the router and the admin/health endpoints read them.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tower::util::BoxCloneSyncService;
 
 use crate::GatewayError;
+use crate::breaker::{Circuit, CircuitState};
 use crate::providers::{ModelSpec, ProviderSpec, Tier};
+use crate::router::Ewma;
 use crate::types::{ChatReply, ChatRequest};
 
 /// The type-erased per-deployment stack (breaker over translation over the client).
@@ -24,17 +33,63 @@ struct Inner {
     model: String,
     spec: Option<&'static ModelSpec>,
     service: DeploymentService,
-    state: DeploymentState,
+    state: Arc<DeploymentState>,
 }
 
 /// Shared per-deployment state that routing and health layers read and update.
-#[derive(Debug, Default)]
-pub struct DeploymentState {}
+#[derive(Debug)]
+pub struct DeploymentState {
+    id: Arc<str>,
+    circuit: Circuit,
+    latency: Mutex<Ewma>,
+}
+
+// === impl DeploymentState ===
 
 impl DeploymentState {
+    /// Fresh state (circuit closed, latency unknown) for the deployment `id`.
+    pub fn new(id: impl Into<Arc<str>>) -> Self {
+        let id = id.into();
+        Self {
+            circuit: Circuit::new(id.clone()),
+            latency: Mutex::new(Ewma::default()),
+            id,
+        }
+    }
+
+    /// The deployment id.
+    pub fn id(&self) -> &Arc<str> {
+        &self.id
+    }
+
+    /// The circuit breaker's state machine.
+    pub fn circuit(&self) -> &Circuit {
+        &self.circuit
+    }
+
     /// `healthy`, `open` or `half_open`, as `/v1/models` and `/health` show it.
     pub fn status(&self) -> &'static str {
-        "healthy"
+        match self.circuit.state() {
+            CircuitState::Closed => "healthy",
+            CircuitState::Open => "open",
+            CircuitState::HalfOpen => "half_open",
+        }
+    }
+
+    /// Folds one upstream latency (to the answer or first chunk) into the decayed average.
+    pub fn record_latency(&self, rtt: Duration, now: Instant) {
+        self.latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .observe(rtt, now);
+    }
+
+    /// The decayed latency in seconds, `None` before the first observation.
+    pub fn latency(&self, now: Instant) -> Option<f64> {
+        self.latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .estimate(now)
     }
 }
 
@@ -62,6 +117,19 @@ impl Deployment {
         model: impl Into<String>,
         service: DeploymentService,
     ) -> Self {
+        let id = id.into();
+        let state = Arc::new(DeploymentState::new(id.clone()));
+        Self::with_state(id, provider, model, service, state)
+    }
+
+    /// As [`Deployment::new`], with state the deployment's stack already shares (its breaker).
+    pub fn with_state(
+        id: impl Into<Arc<str>>,
+        provider: &'static ProviderSpec,
+        model: impl Into<String>,
+        service: DeploymentService,
+        state: Arc<DeploymentState>,
+    ) -> Self {
         let model = model.into();
         let spec = provider.model(&model);
         Self {
@@ -71,7 +139,7 @@ impl Deployment {
                 model,
                 spec,
                 service,
-                state: DeploymentState::default(),
+                state,
             }),
         }
     }
@@ -107,7 +175,7 @@ impl Deployment {
     }
 
     /// Shared health and latency state.
-    pub fn state(&self) -> &DeploymentState {
+    pub fn state(&self) -> &Arc<DeploymentState> {
         &self.inner.state
     }
 }

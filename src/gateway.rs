@@ -17,12 +17,15 @@ use std::sync::Arc;
 
 use tower::ServiceBuilder;
 
+use crate::breaker::{BreakerConfig, BreakerLayer};
 use crate::client::{HttpClient, build_client};
 use crate::config::Config;
 use crate::deployment::DeploymentService;
+use crate::failover::{FailoverConfig, FailoverLayer};
 use crate::http::{AppState, routes};
 use crate::providers::Catalog;
-use crate::router::{Dispatch, Registry, RouterConfig, RouterLayer};
+use crate::router::{Dispatch, Registry, RouterConfig, RouterLayer, StackFn, StackInfo};
+use crate::timeout::{TimeoutConfig, TimeoutLayer};
 
 /// A configured gateway.
 #[derive(Clone, Debug)]
@@ -99,7 +102,24 @@ impl GatewayBuilder {
     /// Builds the registry, the stack and the router.
     pub fn build(self) -> Result<Gateway, String> {
         let client = self.client.unwrap_or_else(build_client);
-        let registry = Arc::new(Registry::new(&self.config, self.catalog, &client)?);
+        // Each deployment: breaker -> per-attempt timeout -> translation. The breaker shares the
+        // deployment's state, which the router and the admin API read.
+        let breaker = BreakerConfig::from_config(&self.config);
+        let timeouts = TimeoutConfig::from_config(&self.config);
+        let per_deployment: StackFn = Arc::new(move |info: StackInfo<'_>, translate| {
+            DeploymentService::new(
+                ServiceBuilder::new()
+                    .layer(BreakerLayer::new(breaker).with_state(info.state.clone()))
+                    .layer(TimeoutLayer::new(timeouts))
+                    .service(translate),
+            )
+        });
+        let registry = Arc::new(Registry::with_stack(
+            &self.config,
+            self.catalog,
+            &client,
+            Some(per_deployment),
+        )?);
         let metrics = self.metrics.then(crate::telemetry::install);
         if metrics.is_some() {
             crate::telemetry::init_series(&registry.deployments());
@@ -109,6 +129,9 @@ impl GatewayBuilder {
                 registry.clone(),
                 RouterConfig::from_config(&self.config),
             ))
+            .layer(FailoverLayer::new(FailoverConfig::from_config(
+                &self.config,
+            )))
             .service(Dispatch);
         let state = AppState {
             chat: DeploymentService::new(stack),

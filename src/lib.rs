@@ -3,8 +3,9 @@
 //!
 //! The stack, top to bottom: the HTTP edge ([`http`]) decodes an OpenAI request into a
 //! canonical [`types::ChatRequest`]; the [`router`] resolves the model to deployments and
-//! orders them; [`router::Dispatch`] sends the request to the chosen deployment, whose own
-//! stack is a provider adapter ([`providers`]) run by [`providers::Translate`] over the shared
+//! orders them; [`failover`] tries them in turn; [`router::Dispatch`] sends each attempt to
+//! its deployment, whose own stack is a circuit [`breaker`] over per-attempt [`timeout`]s over
+//! a provider adapter ([`providers`]) run by [`providers::Translate`] over the shared
 //! [`client`]. [`Gateway`] composes it all from a [`Config`]; mount [`Gateway::router`] in an
 //! axum app, or serve [`Gateway::chat_service`] from anything tower speaks.
 
@@ -16,18 +17,27 @@
     unreachable_pub
 )]
 
+pub mod breaker;
 pub mod client;
 pub mod config;
 pub mod deployment;
 pub mod error;
+pub mod failover;
 pub mod gateway;
 pub mod http;
 pub mod providers;
 pub mod router;
 pub mod telemetry;
+pub mod timeout;
 pub mod types;
+
+#[cfg(test)]
+mod test_util;
 
 pub use config::Config;
 pub use error::GatewayError;
 pub use gateway::{Gateway, GatewayBuilder};
+pub use breaker::BreakerLayer;
+pub use failover::FailoverLayer;
 pub use router::{Dispatch, RouterLayer};
+pub use timeout::TimeoutLayer;

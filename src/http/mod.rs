@@ -2,6 +2,7 @@
 //! decoding and validation, and response encoding. The only place that builds HTTP responses
 //! from [`GatewayError`]s.
 
+mod admin;
 pub mod decode;
 pub mod encode;
 
@@ -54,6 +55,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/models", get(list_models))
         .route("/health", get(health))
         .route("/metrics", get(render_metrics))
+        .route("/admin/circuits", get(admin::list_circuits))
+        .route("/admin/circuits/{*deployment}", post(admin::reset_circuit))
         .fallback(not_found)
         .with_state(state)
         // A span per request (at debug, so free when not logged) carrying the request id, which

@@ -1,80 +1,139 @@
-//! The router layer: resolves the requested model to its configured deployments and orders
-//! them by the routing strategy, leaving the plan in the request's context for the failover
-//! layer and the dispatch service below.
+//! The router layer: resolves the requested model to its configured deployments, orders them
+//! by the routing strategy ([`strategy`]), drops the ones whose circuit is open or that an
+//! upstream 429 is cooling, and leaves the plan in the request's context for the failover
+//! layer and the dispatch service below. Model names in `PROVIDER_PRIORITY` form a fallback
+//! chain: the deployments of the next models of the chain follow those of the requested one.
+//!
+//! When nothing is left the request fails at once, without contacting any upstream: 503
+//! [`GatewayError::NoHealthyDeployment`] with the time until the next probe, or a 429 when
+//! every candidate is only cooling down after the upstream's own 429.
+//!
+//! # Example
+//!
+//! ```
+//! # fn main() -> Result<(), String> {
+//! use std::sync::Arc;
+//! use proxygate::router::{Dispatch, Registry, RouterConfig, RouterLayer};
+//!
+//! let config = proxygate::Config::default();
+//! let client = proxygate::client::build_client();
+//! let registry = Arc::new(Registry::new(&config, Default::default(), &client)?);
+//! let chat = tower::ServiceBuilder::new()
+//!     .layer(RouterLayer::new(registry, RouterConfig::from_config(&config)))
+//!     .service(Dispatch);
+//! # let _ = chat; Ok(()) }
+//! ```
 
 mod dispatch;
+mod ewma;
+mod future;
+mod layer;
 mod registry;
+pub mod strategy;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use pin_project_lite::pin_project;
-use tower::{Layer, Service};
+use tokio::time::Instant;
+use tower::Service;
 
 pub use dispatch::Dispatch;
-pub use registry::{ModelRow, Registry, StackFn};
+pub use ewma::Ewma;
+pub use future::ResponseFuture;
+pub use layer::RouterLayer;
+pub use registry::{ModelRow, Registry, StackFn, StackInfo};
+pub use strategy::RouterConfig;
 
 use crate::GatewayError;
-use crate::config::Config;
+use crate::breaker::Unavailable;
+use crate::config::Strategy;
 use crate::deployment::Deployment;
 use crate::types::{ChatReply, ChatRequest};
 
-/// Routing settings.
-#[derive(Clone, Debug, Default)]
-pub struct RouterConfig {
-    /// `PROVIDER_PRIORITY`: providers or deployment ids, most preferred first.
-    pub priority: Vec<String>,
-}
-
-impl RouterConfig {
-    /// From the validated config.
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            priority: config.priority.clone(),
-        }
-    }
-
-    /// Position of a deployment in the priority list (unlisted ones after every listed one).
-    fn rank(&self, d: &Deployment) -> usize {
-        self.priority
-            .iter()
-            .position(|p| p.as_str() == &**d.id() || p == d.provider().name)
-            .unwrap_or(self.priority.len())
-    }
-
-    /// Orders candidates in place (stable: ties keep catalog order).
-    pub fn order(&self, candidates: &mut [Deployment]) {
-        candidates.sort_by_key(|d| self.rank(d));
-    }
-}
-
-/// Builds [`Router`]s.
-#[derive(Clone, Debug)]
-pub struct RouterLayer {
+/// What every router built by one layer shares.
+#[derive(Debug)]
+struct Routing {
     registry: Arc<Registry>,
-    config: Arc<RouterConfig>,
+    config: RouterConfig,
+    turn: AtomicUsize,
 }
 
-impl RouterLayer {
-    /// A layer routing through `registry`.
-    pub fn new(registry: Arc<Registry>, config: RouterConfig) -> Self {
-        Self {
-            registry,
-            config: Arc::new(config),
-        }
-    }
-}
+// === impl Routing ===
 
-impl<S> Layer<S> for RouterLayer {
-    type Service = Router<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        Router {
-            inner,
-            registry: self.registry.clone(),
-            config: self.config.clone(),
+impl Routing {
+    /// The ordered, available deployments for `model`, the chain's fallbacks after them.
+    fn plan(&self, model: &str, now: Instant) -> Result<Vec<Deployment>, GatewayError> {
+        let primary = self.registry.resolve(model);
+        let fallbacks = self.config.fallbacks(model, self.registry.catalog());
+        let mut groups = Vec::with_capacity(1 + fallbacks.len());
+        let primary_err = match primary {
+            Ok(ds) => {
+                groups.push(ds);
+                None
+            }
+            Err(e) => Some(e),
+        };
+        // A chain model that is not configured is skipped: the chain goes on.
+        groups.extend(
+            fallbacks
+                .iter()
+                .filter_map(|m| self.registry.resolve(m).ok()),
+        );
+        if groups.is_empty() {
+            return Err(primary_err.unwrap_or_else(|| {
+                GatewayError::Internal(format!("no deployment for `{model}`"))
+            }));
         }
+        let turn = match self.config.strategy {
+            Strategy::RoundRobin => self.turn.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        let mut plan: Vec<Deployment> = Vec::new();
+        let mut unavailable: Vec<(Deployment, Unavailable)> = Vec::new();
+        for mut group in groups {
+            self.config.order(&mut group, turn, now);
+            for d in group {
+                if plan.iter().any(|p| p.id() == d.id())
+                    || unavailable.iter().any(|(u, _)| u.id() == d.id())
+                {
+                    continue;
+                }
+                // Open circuits are skipped here, so they are never contacted.
+                match d.state().circuit().availability(now) {
+                    Ok(()) => plan.push(d),
+                    Err(why) => unavailable.push((d, why)),
+                }
+            }
+        }
+        if !plan.is_empty() {
+            return Ok(plan);
+        }
+        let retry_in = unavailable
+            .iter()
+            .map(|(_, why)| why.retry_in())
+            .min()
+            .unwrap_or(Duration::from_secs(1));
+        if let Some((d, _)) = unavailable
+            .first()
+            .filter(|_| unavailable.iter().all(|(_, why)| matches!(why, Unavailable::Cooling { .. })))
+        {
+            // Only the upstreams' own rate limits stand in the way: say so, as they did.
+            return Err(GatewayError::Upstream {
+                provider: d.provider().name,
+                status: http::StatusCode::TOO_MANY_REQUESTS,
+                message: format!(
+                    "every deployment of `{model}` is rate limited upstream; retry after the cool-down"
+                ),
+                code: Some("rate_limit_exceeded".into()),
+                retry_after: Some(retry_in),
+            });
+        }
+        Err(GatewayError::NoHealthyDeployment {
+            model: model.to_owned(),
+            retry_in,
+        })
     }
 }
 
@@ -82,8 +141,26 @@ impl<S> Layer<S> for RouterLayer {
 #[derive(Clone, Debug)]
 pub struct Router<S> {
     inner: S,
-    registry: Arc<Registry>,
-    config: Arc<RouterConfig>,
+    routing: Arc<Routing>,
+}
+
+// === impl Router ===
+
+impl<S> Router<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S> Service<ChatRequest> for Router<S>
@@ -99,60 +176,169 @@ where
     }
 
     fn call(&mut self, mut req: ChatRequest) -> Self::Future {
-        let mut plan = match self.registry.resolve(&req.model) {
+        let plan = match self.routing.plan(&req.model, Instant::now()) {
             Ok(plan) => plan,
-            Err(e) => {
-                return ResponseFuture {
-                    state: State::Failed { error: Some(e) },
-                };
-            }
+            Err(e) => return ResponseFuture::failed(e),
         };
-        self.config.order(&mut plan);
         req.ctx.target = plan.first().cloned();
         req.ctx.attempt = 1;
         req.ctx.plan = Some(plan.into());
-        ResponseFuture {
-            state: State::Called {
-                fut: self.inner.call(req),
-            },
+        ResponseFuture::called(self.inner.call(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::breaker::{BreakerConfig, Permit};
+    use crate::config::Config;
+    use crate::providers::Catalog;
+    use tokio_test::{assert_pending, assert_ready_ok};
+    use tower::{Layer, ServiceExt};
+    use tower_test::mock;
+
+    fn layer(pairs: &[(&str, &str)]) -> (RouterLayer, Arc<Registry>) {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let config = Config::from_env(&m, Catalog::default()).unwrap();
+        let registry = Arc::new(
+            Registry::new(&config, Catalog::default(), &crate::client::build_client()).unwrap(),
+        );
+        (
+            RouterLayer::new(registry.clone(), RouterConfig::from_config(&config)),
+            registry,
+        )
+    }
+
+    const THREE: &[(&str, &str)] = &[
+        ("GROQ_API_KEY", "g"),
+        ("TOGETHER_API_KEY", "t"),
+        ("CEREBRAS_API_KEY", "c"),
+    ];
+
+    fn open(registry: &Registry, id: &str) {
+        let d = registry.deployment(id).unwrap();
+        let cfg = BreakerConfig::default().with_threshold(1);
+        Permit::acquire(d.state(), &cfg, Instant::now())
+            .unwrap()
+            .fail(&cfg, Instant::now());
+    }
+
+    /// Routes `model` and returns the plan the inner service received.
+    async fn plan_of(layer: &RouterLayer, model: &str) -> Result<Vec<String>, GatewayError> {
+        let (svc, mut handle) = mock::pair::<ChatRequest, ChatReply>();
+        let mut svc = mock::Spawn::new(layer.layer(svc.map_err(GatewayError::from)));
+        assert_ready_ok!(svc.poll_ready());
+        let req = ChatRequest {
+            model: model.into(),
+            ..Default::default()
+        };
+        let call = svc.call(req);
+        let next = futures_util::FutureExt::now_or_never(handle.next_request()).flatten();
+        let Some((req, _respond)) = next else {
+            return Err(call.await.unwrap_err());
+        };
+        let plan = req.ctx.plan.unwrap();
+        assert_eq!(req.ctx.target.as_ref(), plan.first());
+        assert_eq!(req.ctx.attempt, 1);
+        Ok(plan.iter().map(|d| d.id().to_string()).collect())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn plan_is_ordered_by_priority() {
+        let mut pairs = THREE.to_vec();
+        pairs.push(("PROVIDER_PRIORITY", "cerebras,groq"));
+        let (layer, _) = layer(&pairs);
+        let plan = plan_of(&layer, "llama-3.1-8b").await.unwrap();
+        assert_eq!(
+            plan,
+            [
+                "cerebras/llama3.1-8b",
+                "groq/llama-3.1-8b-instant",
+                "together/meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo"
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_circuits_are_left_out_of_the_plan() {
+        let (layer, registry) = layer(THREE);
+        open(&registry, "groq/llama-3.1-8b-instant");
+        let plan = plan_of(&layer, "llama-3.1-8b").await.unwrap();
+        assert_eq!(plan.len(), 2);
+        assert!(!plan.iter().any(|id| id.starts_with("groq/")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_circuit_open_fails_fast_with_the_time_to_the_next_probe() {
+        let (layer, registry) = layer(&[("GROQ_API_KEY", "g"), ("CEREBRAS_API_KEY", "c")]);
+        open(&registry, "groq/llama-3.1-8b-instant");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        open(&registry, "cerebras/llama3.1-8b");
+        let (svc, mut handle) = mock::pair::<ChatRequest, ChatReply>();
+        let mut svc = mock::Spawn::new(layer.layer(svc.map_err(GatewayError::from)));
+        assert_ready_ok!(svc.poll_ready());
+        let req = ChatRequest {
+            model: "llama-3.1-8b".into(),
+            ..Default::default()
+        };
+        let err = svc.call(req).await.unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        // groq's cool-down (30 s) ends first.
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(20)));
+        assert_pending!(handle.poll_request());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_cooling_deployments_answer_429() {
+        let (layer, registry) = layer(&[("GROQ_API_KEY", "g")]);
+        let d = registry.deployment("groq/llama-3.1-8b-instant").unwrap();
+        d.state()
+            .circuit()
+            .cool_until(Instant::now() + Duration::from_secs(3));
+        let err = plan_of(&layer, "groq/llama-3.1-8b-instant")
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn model_chain_appends_the_next_models() {
+        let (layer, _) = layer(&[
+            ("GROQ_API_KEY", "g"),
+            ("OPENAI_API_KEY", "o"),
+            ("PROVIDER_PRIORITY", "llama-3.1-8b,gpt-4o-mini,claude-3.5-sonnet"),
+        ]);
+        let plan = plan_of(&layer, "llama-3.1-8b").await.unwrap();
+        // claude-3.5-sonnet has no configured provider: the chain skips it.
+        assert_eq!(plan, ["groq/llama-3.1-8b-instant", "openai/gpt-4o-mini"]);
+        let plan = plan_of(&layer, "gpt-4o-mini").await.unwrap();
+        assert_eq!(plan, ["openai/gpt-4o-mini"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn round_robin_turns_per_request() {
+        let mut pairs = THREE.to_vec();
+        pairs.push(("ROUTING_STRATEGY", "round-robin"));
+        let (layer, _) = layer(&pairs);
+        let mut firsts = Vec::new();
+        for _ in 0..3 {
+            firsts.push(plan_of(&layer, "llama-3.1-8b").await.unwrap()[0].clone());
         }
+        firsts.sort();
+        firsts.dedup();
+        assert_eq!(firsts.len(), 3);
     }
-}
 
-pin_project! {
-    /// The router's future: an immediate error, or the inner call.
-    pub struct ResponseFuture<F> {
-        #[pin]
-        state: State<F>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F> {
-        Failed { error: Option<GatewayError> },
-        Called { #[pin] fut: F },
-    }
-}
-
-impl<F> std::fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("router::ResponseFuture")
-            .finish_non_exhaustive()
-    }
-}
-
-impl<F> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<ChatReply, GatewayError>>,
-{
-    type Output = F::Output;
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Failed { error } => Poll::Ready(Err(error.take().unwrap_or_else(|| {
-                GatewayError::Internal("router future polled after completion".into())
-            }))),
-            StateProj::Called { fut } => fut.poll(cx),
-        }
+    #[tokio::test(start_paused = true)]
+    async fn unknown_models_fail_without_calling_inner() {
+        let (layer, _) = layer(&[]);
+        let err = plan_of(&layer, "gpt-9").await.unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::NOT_FOUND);
     }
 }

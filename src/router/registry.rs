@@ -7,15 +7,26 @@ use std::sync::{Arc, RwLock};
 use crate::GatewayError;
 use crate::client::HttpClient;
 use crate::config::Config;
-use crate::deployment::{Deployment, DeploymentService};
+use crate::deployment::{Deployment, DeploymentService, DeploymentState};
 use crate::providers::catalog::{Endpoint, Mode};
 use crate::providers::{Catalog, ProviderSpec, Tier};
 
 /// Deployments made for ad-hoc `provider/model` names beyond this are not kept.
 const MAX_KEPT_DEPLOYMENTS: usize = 4096;
 
-/// Wraps each deployment's translation service (e.g. with a circuit breaker).
-pub type StackFn = Arc<dyn Fn(&str, DeploymentService) -> DeploymentService + Send + Sync>;
+/// Wraps each deployment's translation service (with its circuit breaker and timeouts).
+pub type StackFn = Arc<dyn Fn(StackInfo<'_>, DeploymentService) -> DeploymentService + Send + Sync>;
+
+/// What a [`StackFn`] knows about the deployment it wraps.
+#[derive(Clone, Copy, Debug)]
+pub struct StackInfo<'a> {
+    /// The deployment id.
+    pub id: &'a Arc<str>,
+    /// The provider's catalog line.
+    pub provider: &'static ProviderSpec,
+    /// The deployment's shared state, which the router and the admin API read too.
+    pub state: &'a Arc<DeploymentState>,
+}
 
 /// Configured providers and their deployments.
 pub struct Registry {
@@ -139,11 +150,19 @@ impl Registry {
                 out.push(d.clone());
                 continue;
             }
+            let state = Arc::new(DeploymentState::new(id.clone()));
             let service = match &self.stack {
-                Some(stack) => stack(&id, ep.service.clone()),
+                Some(stack) => stack(
+                    StackInfo {
+                        id: &id,
+                        provider: spec,
+                        state: &state,
+                    },
+                    ep.service.clone(),
+                ),
                 None => ep.service.clone(),
             };
-            let d = Deployment::new(id.clone(), spec, model, service);
+            let d = Deployment::with_state(id.clone(), spec, model, service, state);
             let mut map = self.deployments.write().unwrap_or_else(|e| e.into_inner());
             let d = match map.get(&id) {
                 Some(existing) => existing.clone(),

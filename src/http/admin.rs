@@ -1,0 +1,118 @@
+//! `/admin/circuits`: every deployment's circuit (state, consecutive failures, when it opened,
+//! when the next probe may go, a 429 cool-down) and a manual reset. Deployment ids contain
+//! `/`, so the reset route takes the rest of the path (`/admin/circuits/groq/llama-3.1-8b-instant/reset`;
+//! a percent-encoded id works too).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::AppState;
+use super::encode::error_response;
+use crate::GatewayError;
+use crate::deployment::Deployment;
+
+/// `GET /admin/circuits`.
+pub(super) async fn list_circuits(State(state): State<AppState>) -> Response {
+    let now = Instant::now();
+    let wall = SystemTime::now();
+    let circuits: Vec<Value> = state
+        .registry
+        .deployments()
+        .iter()
+        .map(|d| circuit_json(d, now, wall))
+        .collect();
+    axum::Json(json!({ "circuits": circuits })).into_response()
+}
+
+/// `POST /admin/circuits/{deployment}/reset`.
+pub(super) async fn reset_circuit(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+) -> Response {
+    let found = rest
+        .strip_suffix("/reset")
+        .and_then(|id| state.registry.deployment(id));
+    let Some(d) = found else {
+        let id = rest.strip_suffix("/reset").unwrap_or(&rest);
+        let err = GatewayError::invalid(
+            "deployment",
+            format!("no deployment `{id}`; GET /admin/circuits lists them, and POST /admin/circuits/<deployment>/reset resets one"),
+        );
+        let mut resp = error_response(&err);
+        *resp.status_mut() = http::StatusCode::NOT_FOUND;
+        return resp;
+    };
+    d.state().circuit().reset();
+    tracing::info!(deployment = %d.id(), "circuit reset by the admin API");
+    axum::Json(circuit_json(&d, Instant::now(), SystemTime::now())).into_response()
+}
+
+fn circuit_json(d: &Deployment, now: Instant, wall: SystemTime) -> Value {
+    let snap = d.state().circuit().snapshot(now);
+    json!({
+        "deployment": &**d.id(),
+        "provider": d.provider().name,
+        "model": d.model(),
+        "tier": d.tier().as_str(),
+        "state": snap.state.as_str(),
+        "status": d.state().status(),
+        "consecutive_failures": snap.consecutive_failures,
+        "opened_at": snap.opened_at.map(rfc3339),
+        "next_probe_at": snap.next_probe_in.map(|d| rfc3339(wall + d)),
+        "next_probe_in_ms": snap.next_probe_in.map(millis),
+        "cooling_for_ms": snap.cooling_for.map(millis),
+        "latency_ms": d.state().latency(now).map(|s| (s * 1000.0).round() as u64),
+    })
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `2026-11-25T12:34:56.789Z`.
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let secs = since.as_secs();
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Howard Hinnant's days-to-civil: days since 1970-01-01 to (year, month, day).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_utc_with_millis() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_709_210_096_789); // leap day 2024
+        assert_eq!(rfc3339(t), "2024-02-29T12:34:56.789Z");
+        let t = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc3339(t), "2000-02-29T00:00:00.000Z");
+    }
+}
