@@ -34,10 +34,10 @@ pub mod types;
 #[cfg(test)]
 mod test_util;
 
+pub use breaker::BreakerLayer;
 pub use config::Config;
 pub use error::GatewayError;
-pub use gateway::{Gateway, GatewayBuilder};
-pub use breaker::BreakerLayer;
 pub use failover::FailoverLayer;
+pub use gateway::{Gateway, GatewayBuilder};
 pub use router::{Dispatch, RouterLayer};
 pub use timeout::TimeoutLayer;

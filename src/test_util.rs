@@ -34,7 +34,12 @@ pub(crate) fn reply(id: &str) -> ChatReply {
             attempts: 1,
             ..Default::default()
         },
-        ChatResponse::single("m", ResponseMessage::assistant(Some("hi".into()), None), "stop", None),
+        ChatResponse::single(
+            "m",
+            ResponseMessage::assistant(Some("hi".into()), None),
+            "stop",
+            None,
+        ),
     )
 }
 

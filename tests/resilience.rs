@@ -99,7 +99,10 @@ impl Three {
 }
 
 fn message(v: &Value) -> String {
-    v["error"]["message"].as_str().unwrap_or_default().to_owned()
+    v["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Polls `cond` every few ms until it holds or `within` passes.
@@ -170,7 +173,10 @@ async fn the_circuit_opens_after_five_failures_and_probes_once_after_the_cooldow
     .await;
     for _ in 0..5 {
         let (status, headers, _) = t.chat().await;
-        assert_eq!((status, headers["x-proxygate-attempts"].as_str()), (200, "2"));
+        assert_eq!(
+            (status, headers["x-proxygate-attempts"].as_str()),
+            (200, "2")
+        );
     }
     assert_eq!(t.a.hits(), 5);
     let opened = Instant::now();
@@ -242,21 +248,24 @@ async fn a_manual_reset_closes_the_circuit() {
     assert_eq!(t.a.hits(), 1, "open after one failure");
 
     let (status, _, body) = post_json(
-        &t.gw
-            .url("/admin/circuits/groq/llama-3.1-8b-instant/reset"),
+        &t.gw.url("/admin/circuits/groq/llama-3.1-8b-instant/reset"),
         &json!({}),
     )
     .await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let body: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!((body["deployment"].as_str(), body["state"].as_str()), (Some(GROQ), Some("closed")));
+    assert_eq!(
+        (body["deployment"].as_str(), body["state"].as_str()),
+        (Some(GROQ), Some("closed"))
+    );
     t.a.set_fallback(ok("from A"));
     let (_, headers, _) = t.chat().await;
     assert_eq!(headers["x-proxygate-deployment"], GROQ);
 
     // A percent-encoded id works too; an unknown one is a 404 in the OpenAI envelope.
     let (status, _, _) = post_json(
-        &t.gw.url("/admin/circuits/groq%2Fllama-3.1-8b-instant/reset"),
+        &t.gw
+            .url("/admin/circuits/groq%2Fllama-3.1-8b-instant/reset"),
         &json!({}),
     )
     .await;
@@ -315,11 +324,11 @@ async fn a_429_from_the_only_deployment_stays_429() {
     assert_eq!(status, 429, "{body}");
     let after: u64 = headers["retry-after"].parse().unwrap();
     assert!((1..=7).contains(&after));
-    // While it cools down the gateway answers for it without calling it.
+    assert_eq!(t.hits(), (1, 0, 0));
+    // With nothing else to try, a cooling deployment is asked again rather than refused.
     let (status, headers, _) = t.post(&chat(GROQ, "Hi")).await;
-    assert_eq!(status, 429);
-    assert!(headers["retry-after"].parse::<u64>().unwrap() <= 7);
-    assert_eq!(t.a.hits(), 1);
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-proxygate-deployment"], GROQ);
 }
 
 #[tokio::test]
@@ -328,8 +337,14 @@ async fn a_stream_failing_midway_is_not_retried_and_ends_with_an_error_event() {
         status: 200,
         headers: vec![("content-type".into(), "text/event-stream".into())],
         pieces: vec![
-            (Duration::ZERO, sse_event(&chunk(json!({"role": "assistant", "content": "Hel"}), None))),
-            (Duration::ZERO, sse_event(&chunk(json!({"content": "lo"}), None))),
+            (
+                Duration::ZERO,
+                sse_event(&chunk(json!({"role": "assistant", "content": "Hel"}), None)),
+            ),
+            (
+                Duration::ZERO,
+                sse_event(&chunk(json!({"content": "lo"}), None)),
+            ),
             // A comment last, so the reset cannot take a chunk with it.
             (Duration::from_millis(30), b": padding\n\n".to_vec()),
         ],
@@ -343,7 +358,11 @@ async fn a_stream_failing_midway_is_not_retried_and_ends_with_an_error_event() {
     let text: String = events
         .iter()
         .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect();
     assert_eq!(text, "Hello");
     let error = events
@@ -377,7 +396,13 @@ async fn a_stalled_stream_ends_with_an_idle_timeout_event() {
         }
         other => other,
     };
-    let t = Three::start(a, ok("from B"), ok("from C"), &[("STREAM_IDLE_TIMEOUT_MS", "200")]).await;
+    let t = Three::start(
+        a,
+        ok("from B"),
+        ok("from C"),
+        &[("STREAM_IDLE_TIMEOUT_MS", "200")],
+    )
+    .await;
     let (status, _, events) = t.stream().await;
     assert_eq!(status, 200);
     let last_json: Vec<Value> = events
@@ -474,7 +499,11 @@ async fn the_overall_deadline_bounds_every_attempt() {
     let (status, _, body) = t.chat().await;
     assert_eq!(status, 504, "{body}");
     assert!(started.elapsed() < Duration::from_secs(2));
-    assert_eq!(t.c.hits(), 0, "no attempt starts after the overall deadline");
+    assert_eq!(
+        t.c.hits(),
+        0,
+        "no attempt starts after the overall deadline"
+    );
 }
 
 #[tokio::test]
@@ -487,11 +516,16 @@ async fn a_model_chain_falls_back_to_the_next_model() {
         ("PROVIDER_PRIORITY", "llama-3.1-8b,llama-3.1-70b".into()),
     ])
     .await;
-    let (status, headers, body) = post_json(&gw.url("/v1/chat/completions"), &chat(MODEL, "Hi")).await;
+    let (status, headers, body) =
+        post_json(&gw.url("/v1/chat/completions"), &chat(MODEL, "Hi")).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(headers["x-proxygate-deployment"], "cerebras/llama-3.3-70b");
     assert_eq!(headers["x-proxygate-attempts"], "2");
-    let models: Vec<Value> = b.requests().iter().map(|r| r.json()["model"].clone()).collect();
+    let models: Vec<Value> = b
+        .requests()
+        .iter()
+        .map(|r| r.json()["model"].clone())
+        .collect();
     assert_eq!(models, [json!("llama3.1-8b"), json!("llama-3.3-70b")]);
 }
 
@@ -559,4 +593,21 @@ async fn a_client_that_leaves_a_stream_cancels_the_upstream_stream() {
         t.a.wait_client_closed(1, Duration::from_secs(2)).await,
         "the upstream stream was not cancelled"
     );
+}
+
+#[tokio::test]
+async fn round_robin_spreads_requests_over_every_deployment() {
+    let t = Three::start(
+        ok("from A"),
+        ok("from B"),
+        ok("from C"),
+        &[("ROUTING_STRATEGY", "round-robin")],
+    )
+    .await;
+    for _ in 0..6 {
+        let (status, headers, _) = t.chat().await;
+        assert_eq!(status, 200);
+        assert_eq!(headers["x-proxygate-attempts"], "1");
+    }
+    assert_eq!(t.hits(), (2, 2, 2));
 }

@@ -147,6 +147,8 @@ impl Circuit {
 
     /// Whether a request may be sent now, without reserving anything (the router's question).
     /// An open circuit whose cool-down is over is available: the next request is its probe.
+    /// A deployment cooling down after a 429 answers `Cooling`: the router tries it only
+    /// after every other candidate.
     pub fn availability(&self, now: Instant) -> Result<(), Unavailable> {
         let inner = self.lock();
         if let Some(until) = inner.cooling_until
@@ -172,12 +174,9 @@ impl Circuit {
     /// Reserves the right to send one request: `(is_probe, generation)`.
     fn acquire(&self, config: &BreakerConfig, now: Instant) -> Result<(bool, u64), Unavailable> {
         let mut inner = self.lock();
-        if let Some(until) = inner.cooling_until {
-            if until > now {
-                return Err(Unavailable::Cooling {
-                    retry_in: until - now,
-                });
-            }
+        // A 429 cool-down is not checked here: the router puts cooling deployments last, and
+        // when one is all that is left it is better asked again than refused unasked.
+        if inner.cooling_until.is_some_and(|until| until <= now) {
             inner.cooling_until = None;
         }
         match inner.state {
@@ -301,10 +300,7 @@ impl Circuit {
                 State::Open { until } => Some(until.saturating_duration_since(now)),
                 _ => None,
             },
-            cooling_for: inner
-                .cooling_until
-                .filter(|u| *u > now)
-                .map(|u| u - now),
+            cooling_for: inner.cooling_until.filter(|u| *u > now).map(|u| u - now),
         }
     }
 
@@ -518,7 +514,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn cooling_skips_the_deployment_for_the_retry_after() {
+    async fn cooling_marks_the_deployment_for_the_retry_after() {
         let (s, c) = (state(), cfg(5, 100, 1));
         s.circuit()
             .cool_until(Instant::now() + Duration::from_millis(300));
@@ -528,15 +524,18 @@ mod tests {
                 retry_in: Duration::from_millis(300)
             })
         );
-        assert!(Permit::acquire(&s, &c, Instant::now()).is_err());
         // A shorter retry-after never shortens a cool-down already running.
         s.circuit()
             .cool_until(Instant::now() + Duration::from_millis(10));
         tokio::time::advance(Duration::from_millis(299)).await;
         assert!(s.circuit().availability(Instant::now()).is_err());
+        assert!(s.circuit().snapshot(Instant::now()).cooling_for.is_some());
         tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(s.circuit().availability(Instant::now()).is_ok());
+        // Cooling is the router's business: the breaker itself lets a request through.
         assert!(Permit::acquire(&s, &c, Instant::now()).is_ok());
         assert_eq!(s.circuit().state(), CircuitState::Closed);
+        assert_eq!(s.circuit().snapshot(Instant::now()).cooling_for, None);
     }
 
     #[tokio::test(start_paused = true)]
@@ -551,5 +550,27 @@ mod tests {
         let snap = s.circuit().snapshot(Instant::now());
         assert_eq!(snap.consecutive_failures, 0);
         assert_eq!(snap.cooling_for, None);
+    }
+
+    #[test]
+    fn every_transition_publishes_the_gauge() {
+        let recorder = crate::telemetry::build_recorder();
+        let handle = recorder.handle();
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        let (s, c) = (state(), cfg(1, 0, 1));
+        let gauge = || {
+            handle
+                .render()
+                .lines()
+                .find(|l| l.starts_with("proxygate_circuit_state{deployment=\"groq/m\"}"))
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_owned)
+        };
+        fail(&s, &c);
+        assert_eq!(gauge().as_deref(), Some("2"));
+        let probe = Permit::acquire(&s, &c, Instant::now()).unwrap();
+        assert_eq!(gauge().as_deref(), Some("1"));
+        probe.succeed();
+        assert_eq!(gauge().as_deref(), Some("0"));
     }
 }

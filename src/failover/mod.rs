@@ -185,7 +185,11 @@ mod tests {
     use tower_test::mock;
 
     fn dep(provider: &str, model: &str) -> Deployment {
-        let spec = PROVIDERS.iter().copied().find(|p| p.name == provider).unwrap();
+        let spec = PROVIDERS
+            .iter()
+            .copied()
+            .find(|p| p.name == provider)
+            .unwrap();
         Deployment::new(
             format!("{provider}/{model}"),
             spec,
@@ -207,7 +211,10 @@ mod tests {
 
     fn spawn(config: FailoverConfig) -> (mock::Spawn<Failover<Upstream>>, Handle) {
         let (svc, handle) = pair();
-        (mock::Spawn::new(FailoverLayer::new(config).layer(svc)), handle)
+        (
+            mock::Spawn::new(FailoverLayer::new(config).layer(svc)),
+            handle,
+        )
     }
 
     fn upstream(status: u16) -> GatewayError {
@@ -230,11 +237,7 @@ mod tests {
     }
 
     fn three() -> Vec<Deployment> {
-        vec![
-            dep("groq", "a"),
-            dep("together", "b"),
-            dep("cerebras", "c"),
-        ]
+        vec![dep("groq", "a"), dep("together", "b"), dep("cerebras", "c")]
     }
 
     #[tokio::test(start_paused = true)]
@@ -242,7 +245,10 @@ mod tests {
         let (mut svc, mut handle) = spawn(FailoverConfig::default());
         assert_ready_ok!(svc.poll_ready());
         let call = tokio::spawn(svc.call(request(three())));
-        assert_eq!(answer(&mut handle, Err(upstream(500))).await, ("groq/a".into(), 1));
+        assert_eq!(
+            answer(&mut handle, Err(upstream(500))).await,
+            ("groq/a".into(), 1)
+        );
         assert_eq!(
             answer(&mut handle, Ok("together/b")).await,
             ("together/b".into(), 2)
@@ -341,9 +347,14 @@ mod tests {
         assert_ready_ok!(svc.poll_ready());
         let call = tokio::spawn(svc.call(request(plan)));
         answer(&mut handle, Err(upstream(500))).await;
-        assert_eq!(answer(&mut handle, Err(upstream(500))).await.0, "together/b");
+        assert_eq!(
+            answer(&mut handle, Err(upstream(500))).await.0,
+            "together/b"
+        );
         let err = call.await.unwrap().unwrap_err();
-        assert!(matches!(err, GatewayError::AllAttemptsFailed { tried, .. } if tried == ["groq/a", "together/b"]));
+        assert!(
+            matches!(err, GatewayError::AllAttemptsFailed { tried, .. } if tried == ["groq/a", "together/b"])
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -353,7 +364,10 @@ mod tests {
         assert_ready_ok!(svc.poll_ready());
         let call = tokio::spawn(svc.call(request(three())));
         let (req, respond) = handle.next_request().await.unwrap();
-        let deadline = req.ctx.deadline.expect("the deadline travels with the request");
+        let deadline = req
+            .ctx
+            .deadline
+            .expect("the deadline travels with the request");
         tokio::time::sleep_until(deadline).await;
         respond.send_error(GatewayError::Timeout {
             provider: "groq",
@@ -395,5 +409,24 @@ mod tests {
         let err = call.await.unwrap().unwrap_err();
         assert_eq!(err.status(), http::StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failovers_are_counted() {
+        let recorder = crate::telemetry::build_recorder();
+        let handle = recorder.handle();
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        let (mut svc, mut up) = spawn(FailoverConfig::default());
+        assert_ready_ok!(svc.poll_ready());
+        let call = tokio::spawn(svc.call(request(three())));
+        answer(&mut up, Err(upstream(502))).await;
+        answer(&mut up, Err(upstream(503))).await;
+        answer(&mut up, Ok("cerebras/c")).await;
+        assert_eq!(call.await.unwrap().unwrap().meta.attempts, 3);
+        assert!(
+            handle.render().contains("proxygate_failovers_total 2"),
+            "{}",
+            handle.render()
+        );
     }
 }

@@ -40,7 +40,9 @@ pub(super) async fn reset_circuit(
         let id = rest.strip_suffix("/reset").unwrap_or(&rest);
         let err = GatewayError::invalid(
             "deployment",
-            format!("no deployment `{id}`; GET /admin/circuits lists them, and POST /admin/circuits/<deployment>/reset resets one"),
+            format!(
+                "no deployment `{id}`; GET /admin/circuits lists them, and POST /admin/circuits/<deployment>/reset resets one"
+            ),
         );
         let mut resp = error_response(&err);
         *resp.status_mut() = http::StatusCode::NOT_FOUND;

@@ -1,12 +1,15 @@
 //! The router layer: resolves the requested model to its configured deployments, orders them
-//! by the routing strategy ([`strategy`]), drops the ones whose circuit is open or that an
-//! upstream 429 is cooling, and leaves the plan in the request's context for the failover
+//! by the routing strategy ([`strategy`]), drops the ones whose circuit is open, and leaves
+//! the plan in the request's context for the failover
 //! layer and the dispatch service below. Model names in `PROVIDER_PRIORITY` form a fallback
-//! chain: the deployments of the next models of the chain follow those of the requested one.
+//! chain: the deployments of the next models of the chain follow those of the requested one
+//! (failover still keeps to the first choice's tier unless `FAILOVER_CROSS_TIER=true`).
 //!
-//! When nothing is left the request fails at once, without contacting any upstream: 503
-//! [`GatewayError::NoHealthyDeployment`] with the time until the next probe, or a 429 when
-//! every candidate is only cooling down after the upstream's own 429.
+//! Deployments cooling down after an upstream 429 with `retry-after` go after every other
+//! candidate: skipped while anything else can serve, asked again rather than refused when they
+//! are all that is left. When every candidate's circuit is open the request fails at once,
+//! without contacting any upstream: 503 [`GatewayError::NoHealthyDeployment`] with the time
+//! until the next probe.
 //!
 //! # Example
 //!
@@ -91,48 +94,32 @@ impl Routing {
             _ => 0,
         };
         let mut plan: Vec<Deployment> = Vec::new();
-        let mut unavailable: Vec<(Deployment, Unavailable)> = Vec::new();
+        let mut cooling: Vec<Deployment> = Vec::new();
+        let mut open_for: Option<Duration> = None;
         for mut group in groups {
             self.config.order(&mut group, turn, now);
             for d in group {
-                if plan.iter().any(|p| p.id() == d.id())
-                    || unavailable.iter().any(|(u, _)| u.id() == d.id())
-                {
+                let seen = |list: &[Deployment]| list.iter().any(|p| p.id() == d.id());
+                if seen(&plan) || seen(&cooling) {
                     continue;
                 }
-                // Open circuits are skipped here, so they are never contacted.
                 match d.state().circuit().availability(now) {
                     Ok(()) => plan.push(d),
-                    Err(why) => unavailable.push((d, why)),
+                    Err(Unavailable::Cooling { .. }) => cooling.push(d),
+                    // Open circuits are left out here, so they are never contacted.
+                    Err(Unavailable::Open { retry_in }) => {
+                        open_for = Some(open_for.map_or(retry_in, |r| r.min(retry_in)));
+                    }
                 }
             }
         }
+        plan.append(&mut cooling);
         if !plan.is_empty() {
             return Ok(plan);
         }
-        let retry_in = unavailable
-            .iter()
-            .map(|(_, why)| why.retry_in())
-            .min()
-            .unwrap_or(Duration::from_secs(1));
-        if let Some((d, _)) = unavailable
-            .first()
-            .filter(|_| unavailable.iter().all(|(_, why)| matches!(why, Unavailable::Cooling { .. })))
-        {
-            // Only the upstreams' own rate limits stand in the way: say so, as they did.
-            return Err(GatewayError::Upstream {
-                provider: d.provider().name,
-                status: http::StatusCode::TOO_MANY_REQUESTS,
-                message: format!(
-                    "every deployment of `{model}` is rate limited upstream; retry after the cool-down"
-                ),
-                code: Some("rate_limit_exceeded".into()),
-                retry_after: Some(retry_in),
-            });
-        }
         Err(GatewayError::NoHealthyDeployment {
             model: model.to_owned(),
-            retry_in,
+            retry_in: open_for.unwrap_or(Duration::from_secs(1)),
         })
     }
 }
@@ -294,17 +281,20 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn only_cooling_deployments_answer_429() {
-        let (layer, registry) = layer(&[("GROQ_API_KEY", "g")]);
+    async fn cooling_deployments_go_last_until_the_retry_after_passes() {
+        let (layer, registry) = layer(THREE);
         let d = registry.deployment("groq/llama-3.1-8b-instant").unwrap();
         d.state()
             .circuit()
             .cool_until(Instant::now() + Duration::from_secs(3));
-        let err = plan_of(&layer, "groq/llama-3.1-8b-instant")
-            .await
-            .unwrap_err();
-        assert_eq!(err.status(), http::StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+        let plan = plan_of(&layer, "llama-3.1-8b").await.unwrap();
+        assert_eq!(plan.last().unwrap(), "groq/llama-3.1-8b-instant");
+        // Alone, it is still asked rather than refused unasked.
+        let plan = plan_of(&layer, "groq/llama-3.1-8b-instant").await.unwrap();
+        assert_eq!(plan, ["groq/llama-3.1-8b-instant"]);
+        tokio::time::advance(Duration::from_secs(3)).await;
+        let plan = plan_of(&layer, "llama-3.1-8b").await.unwrap();
+        assert_eq!(plan[0], "groq/llama-3.1-8b-instant");
     }
 
     #[tokio::test(start_paused = true)]
@@ -312,7 +302,10 @@ mod tests {
         let (layer, _) = layer(&[
             ("GROQ_API_KEY", "g"),
             ("OPENAI_API_KEY", "o"),
-            ("PROVIDER_PRIORITY", "llama-3.1-8b,gpt-4o-mini,claude-3.5-sonnet"),
+            (
+                "PROVIDER_PRIORITY",
+                "llama-3.1-8b,gpt-4o-mini,claude-3.5-sonnet",
+            ),
         ]);
         let plan = plan_of(&layer, "llama-3.1-8b").await.unwrap();
         // claude-3.5-sonnet has no configured provider: the chain skips it.

@@ -183,9 +183,9 @@ fn refill(slots: &mut [Deployment], ordered: impl Iterator<Item = Deployment>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::deployment::DeploymentService;
     use crate::providers::catalog::PROVIDERS;
     use crate::providers::mock::Mock;
-    use crate::deployment::DeploymentService;
     use rand::SeedableRng;
     use std::time::Duration;
 
@@ -225,7 +225,10 @@ mod tests {
         let mut ds = llama();
         order(&cfg, &mut ds, 0);
         assert_eq!(providers(&ds), ["cerebras", "groq", "together"]);
-        let cfg = RouterConfig::default().with_priority(["together/meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo", "cerebras"]);
+        let cfg = RouterConfig::default().with_priority([
+            "together/meta-llama/Meta-Llama-3.1-8B-Instruct-Turbo",
+            "cerebras",
+        ]);
         let mut ds = llama();
         order(&cfg, &mut ds, 0);
         assert_eq!(providers(&ds), ["together", "cerebras", "groq"]);
@@ -249,12 +252,18 @@ mod tests {
         let cfg = RouterConfig::default().with_strategy(Strategy::Latency);
         let ds = llama();
         let now = Instant::now();
-        ds[0].state().record_latency(Duration::from_millis(300), now);
-        ds[1].state().record_latency(Duration::from_millis(100), now);
+        ds[0]
+            .state()
+            .record_latency(Duration::from_millis(300), now);
+        ds[1]
+            .state()
+            .record_latency(Duration::from_millis(100), now);
         let mut ordered = ds.clone();
         order(&cfg, &mut ordered, 0);
         assert_eq!(providers(&ordered), ["cerebras", "together", "groq"]);
-        ds[2].state().record_latency(Duration::from_millis(200), now);
+        ds[2]
+            .state()
+            .record_latency(Duration::from_millis(200), now);
         let mut ordered = ds.clone();
         order(&cfg, &mut ordered, 0);
         assert_eq!(providers(&ordered), ["together", "cerebras", "groq"]);
@@ -277,7 +286,10 @@ mod tests {
         sorted.sort_by(f64::total_cmp);
         assert_eq!(ordered, sorted);
         // A model without a known rate goes last.
-        let mut ds = vec![dep("groq", "unpriced-model"), dep("cerebras", "llama3.1-8b")];
+        let mut ds = vec![
+            dep("groq", "unpriced-model"),
+            dep("cerebras", "llama3.1-8b"),
+        ];
         order(&cfg, &mut ds, 0);
         assert_eq!(providers(&ds), ["cerebras", "groq"]);
     }

@@ -66,7 +66,7 @@ where
                     reply.body = ReplyBody::Stream(Box::pin(IdleTimeout::new(
                         stream,
                         *this.idle,
-                        *this.provider,
+                        this.provider,
                     )));
                 }
                 reply

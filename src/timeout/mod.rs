@@ -160,7 +160,10 @@ mod tests {
 
     fn spawn(config: TimeoutConfig) -> (mock::Spawn<Timeout<Upstream>>, Handle) {
         let (svc, handle) = pair();
-        (mock::Spawn::new(TimeoutLayer::new(config).layer(svc)), handle)
+        (
+            mock::Spawn::new(TimeoutLayer::new(config).layer(svc)),
+            handle,
+        )
     }
 
     fn config(request_ms: u64, idle_ms: u64) -> TimeoutConfig {
@@ -209,10 +212,7 @@ mod tests {
         let started = Instant::now();
         let call = svc.call(req);
         let (_, _respond) = handle.next_request().await.unwrap();
-        assert!(matches!(
-            call.await,
-            Err(GatewayError::Timeout { .. })
-        ));
+        assert!(matches!(call.await, Err(GatewayError::Timeout { .. })));
         assert_eq!(started.elapsed(), Duration::from_millis(300));
     }
 
@@ -223,8 +223,7 @@ mod tests {
         let call = svc.call(ChatRequest::default());
         let (_, respond) = handle.next_request().await.unwrap();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let stream: ChatStream =
-            Box::pin(tokio_stream_from(rx));
+        let stream: ChatStream = Box::pin(tokio_stream_from(rx));
         respond.send_response(ChatReply::stream(ReplyMeta::default(), stream));
         let reply = call.await.unwrap();
         let ReplyBody::Stream(mut stream) = reply.body else {
