@@ -229,15 +229,6 @@ async fn errors_and_rate_limits() {
     assert_eq!(status, 502);
     assert!(!String::from_utf8_lossy(&body).contains("ai21_secret"));
 
-    fake.script([
-        Reply::status_json(429, json!({"detail": "Too Many Requests"})).header("retry-after", "4"),
-    ]);
-    let (status, headers, body) = post_json(&url, &chat("ai21/jamba-mini", "x")).await;
-    assert_eq!(status, 429);
-    assert_eq!(headers["retry-after"], "4");
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(v["error"]["type"], "rate_limit_error");
-
     // Images are refused before any request goes out.
     let hits = fake.hits();
     let body = json!({"model": "ai21/jamba-mini", "messages": [{"role": "user", "content": [
@@ -246,4 +237,13 @@ async fn errors_and_rate_limits() {
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&resp).contains("messages[0].content"));
     assert_eq!(fake.hits(), hits);
+
+    fake.script([
+        Reply::status_json(429, json!({"detail": "Too Many Requests"})).header("retry-after", "4"),
+    ]);
+    let (status, headers, body) = post_json(&url, &chat("ai21/jamba-mini", "x")).await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "4");
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error"]["type"], "rate_limit_error");
 }

@@ -101,13 +101,6 @@ async fn upstream_errors_come_back_in_the_openai_envelope() {
     assert!(v["error"]["message"].as_str().unwrap().contains("too long"));
     assert_eq!(v["error"]["code"], "context_length_exceeded");
 
-    fake.script([Reply::status_json(429, json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}})).header("retry-after", "7")]);
-    let (status, headers, body) = post_json(&url, &chat("groq/m", "x")).await;
-    assert_eq!(status, 429);
-    assert_eq!(headers["retry-after"], "7");
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(v["error"]["type"], "rate_limit_error");
-
     fake.script([Reply::raw(
         502,
         "text/html",
@@ -124,6 +117,20 @@ async fn upstream_errors_come_back_in_the_openai_envelope() {
     assert_eq!(status, 502);
     let text = String::from_utf8_lossy(&body);
     assert!(!text.contains("gsk_"), "{text}");
+
+    // Last: a 429 cools the deployment for its retry-after.
+    fake.script([Reply::status_json(429, json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}})).header("retry-after", "7")]);
+    let (status, headers, body) = post_json(&url, &chat("groq/m", "x")).await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "7");
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["error"]["type"], "rate_limit_error");
+    // The deployment now cools for the retry-after: the gateway answers 429 itself.
+    let hits = fake.hits();
+    let (status, headers, _) = post_json(&url, &chat("groq/m", "x")).await;
+    assert_eq!(status, 429);
+    assert!(headers["retry-after"].parse::<u64>().unwrap() <= 7);
+    assert_eq!(fake.hits(), hits);
 }
 
 #[tokio::test]

@@ -326,7 +326,8 @@ async fn rate_limits_with_and_without_retry_after() {
         json!({"error": "slow down", "message": "slow down", "code": "upstream_rate_limited"}),
     )
     .header("retry-after", "3")]);
-    let (status, headers, _) = post_json(&url, &chat("puter/gpt-4o-mini", "x")).await;
+    // Another deployment: the first one now cools for its 10 s.
+    let (status, headers, _) = post_json(&url, &chat("puter/gpt-4o", "x")).await;
     assert_eq!(status, 429);
     assert_eq!(headers["retry-after"], "3");
 }

@@ -5,9 +5,9 @@
 //! chain: the deployments of the next models of the chain follow those of the requested one
 //! (failover still keeps to the first choice's tier unless `FAILOVER_CROSS_TIER=true`).
 //!
-//! Deployments cooling down after an upstream 429 with `retry-after` go after every other
-//! candidate: skipped while anything else can serve, asked again rather than refused when they
-//! are all that is left. When every candidate's circuit is open the request fails at once,
+//! Deployments cooling down after an upstream 429 with `retry-after` are skipped for that long;
+//! when every candidate is cooling the answer is a 429 with the time left, no upstream
+//! contacted. When every candidate's circuit is open the request fails at once,
 //! without contacting any upstream: 503 [`GatewayError::NoHealthyDeployment`] with the time
 //! until the next probe.
 //!
@@ -94,18 +94,20 @@ impl Routing {
             _ => 0,
         };
         let mut plan: Vec<Deployment> = Vec::new();
-        let mut cooling: Vec<Deployment> = Vec::new();
+        let mut cooling_for: Option<Duration> = None;
         let mut open_for: Option<Duration> = None;
         for mut group in groups {
             self.config.order(&mut group, turn, now);
             for d in group {
-                let seen = |list: &[Deployment]| list.iter().any(|p| p.id() == d.id());
-                if seen(&plan) || seen(&cooling) {
+                if plan.iter().any(|p| p.id() == d.id()) {
                     continue;
                 }
                 match d.state().circuit().availability(now) {
                     Ok(()) => plan.push(d),
-                    Err(Unavailable::Cooling { .. }) => cooling.push(d),
+                    // The upstream asked us to stay away: it is not contacted until then.
+                    Err(Unavailable::Cooling { retry_in }) => {
+                        cooling_for = Some(cooling_for.map_or(retry_in, |r| r.min(retry_in)));
+                    }
                     // Open circuits are left out here, so they are never contacted.
                     Err(Unavailable::Open { retry_in }) => {
                         open_for = Some(open_for.map_or(retry_in, |r| r.min(retry_in)));
@@ -113,9 +115,19 @@ impl Routing {
                 }
             }
         }
-        plan.append(&mut cooling);
         if !plan.is_empty() {
             return Ok(plan);
+        }
+        // Every candidate is rate limited or open. A 429 stays a 429, with a retry-after no
+        // larger than what the upstream asked for.
+        if let Some(retry_in) = cooling_for.filter(|c| open_for.is_none_or(|o| *c <= o)) {
+            return Err(GatewayError::RateLimited {
+                message: format!(
+                    "every deployment of `{model}` is rate limited by its provider; retry in {}s",
+                    retry_in.as_secs_f64().ceil().max(1.0)
+                ),
+                retry_after: Some(retry_in),
+            });
         }
         Err(GatewayError::NoHealthyDeployment {
             model: model.to_owned(),
@@ -281,17 +293,23 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn cooling_deployments_go_last_until_the_retry_after_passes() {
+    async fn cooling_deployments_are_skipped_until_the_retry_after_passes() {
         let (layer, registry) = layer(THREE);
         let d = registry.deployment("groq/llama-3.1-8b-instant").unwrap();
         d.state()
             .circuit()
             .cool_until(Instant::now() + Duration::from_secs(3));
         let plan = plan_of(&layer, "llama-3.1-8b").await.unwrap();
-        assert_eq!(plan.last().unwrap(), "groq/llama-3.1-8b-instant");
-        // Alone, it is still asked rather than refused unasked.
-        let plan = plan_of(&layer, "groq/llama-3.1-8b-instant").await.unwrap();
-        assert_eq!(plan, ["groq/llama-3.1-8b-instant"]);
+        assert!(
+            !plan.iter().any(|p| p == "groq/llama-3.1-8b-instant"),
+            "{plan:?}"
+        );
+        // Alone, it is refused unasked with a 429 saying how long is left.
+        let err = plan_of(&layer, "groq/llama-3.1-8b-instant")
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
         tokio::time::advance(Duration::from_secs(3)).await;
         let plan = plan_of(&layer, "llama-3.1-8b").await.unwrap();
         assert_eq!(plan[0], "groq/llama-3.1-8b-instant");
