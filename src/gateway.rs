@@ -26,6 +26,7 @@ use crate::http::{AppState, routes};
 use crate::providers::Catalog;
 use crate::router::{Dispatch, Registry, RouterConfig, RouterLayer, StackFn, StackInfo};
 use crate::timeout::{TimeoutConfig, TimeoutLayer};
+use crate::timer::UpstreamTimerLayer;
 
 /// A configured gateway.
 #[derive(Clone, Debug)]
@@ -102,7 +103,7 @@ impl GatewayBuilder {
     /// Builds the registry, the stack and the router.
     pub fn build(self) -> Result<Gateway, String> {
         let client = self.client.unwrap_or_else(build_client);
-        // Each deployment: breaker -> per-attempt timeout -> translation. The breaker shares the
+        // Each deployment: breaker -> per-attempt timeout -> upstream timer -> translation. The breaker shares the
         // deployment's state, which the router and the admin API read.
         let breaker = BreakerConfig::from_config(&self.config);
         let timeouts = TimeoutConfig::from_config(&self.config);
@@ -111,6 +112,7 @@ impl GatewayBuilder {
                 ServiceBuilder::new()
                     .layer(BreakerLayer::new(breaker).with_state(info.state.clone()))
                     .layer(TimeoutLayer::new(timeouts))
+                    .layer(UpstreamTimerLayer::new(info.provider.name))
                     .service(translate),
             )
         });

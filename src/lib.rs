@@ -29,6 +29,7 @@ pub mod providers;
 pub mod router;
 pub mod telemetry;
 pub mod timeout;
+pub mod timer;
 pub mod types;
 
 #[cfg(test)]
