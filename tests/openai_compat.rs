@@ -341,3 +341,21 @@ async fn models_health_and_metrics() {
         assert!(text.contains(name), "{name} missing");
     }
 }
+
+#[tokio::test]
+async fn wrong_method_and_unknown_path_answer_in_the_envelope() {
+    let gw = TestGateway::start(&[]).await;
+    let (status, body) = get(&gw.url("/v1/chat/completions")).await;
+    assert_eq!(status, 405);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert!(v["error"]["message"].as_str().unwrap().contains("GET"));
+    let (status, body) = get(&gw.url("/v1/nothing-here")).await;
+    assert_eq!(status, 404);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/nothing-here")
+    );
+}

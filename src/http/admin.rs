@@ -41,7 +41,7 @@ pub(super) async fn reset_circuit(
         let err = GatewayError::invalid(
             "deployment",
             format!(
-                "no deployment `{id}`; GET /admin/circuits lists them, and POST /admin/circuits/<deployment>/reset resets one"
+                "`{id}` is not a known deployment; GET /admin/circuits lists them, and POST /admin/circuits/<deployment>/reset resets one"
             ),
         );
         let mut resp = error_response(&err);

@@ -58,6 +58,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/admin/circuits", get(admin::list_circuits))
         .route("/admin/circuits/{*deployment}", post(admin::reset_circuit))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         // A span per request (at debug, so free when not logged) carrying the request id, which
         // is taken from the client's `x-request-id` or made here, and echoed in the response.
@@ -70,6 +71,16 @@ pub fn routes(state: AppState) -> Router {
                 }))
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    let err = GatewayError::InvalidRequest {
+        field: "method".into(),
+        reason: format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    };
+    let mut resp = error_response(&err);
+    *resp.status_mut() = http::StatusCode::METHOD_NOT_ALLOWED;
+    resp
 }
 
 async fn not_found(req: Request) -> Response {
