@@ -295,7 +295,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::providers::EventParser;
+
     use crate::types::Usage;
 
     fn adapter() -> Ai21 {
@@ -375,21 +375,8 @@ mod tests {
         d: &mut Ai21Decoder,
         pieces: &[&[u8]],
     ) -> Result<Vec<ChatChunk>, GatewayError> {
-        let mut parser = EventParser::new(framing);
-        let mut out = VecDeque::new();
-        let mut evs = Vec::new();
-        for p in pieces {
-            parser.feed(p, &mut evs);
-            for ev in evs.drain(..) {
-                d.event(ev, &mut out)?;
-            }
-        }
-        parser.finish(&mut evs);
-        for ev in evs.drain(..) {
-            d.event(ev, &mut out)?;
-        }
-        d.finish(&mut out)?;
-        Ok(out.into())
+        let (out, end) = crate::providers::decode_pieces(framing, d, pieces);
+        end.map(|()| out)
     }
 
     #[test]

@@ -1065,7 +1065,7 @@ pub static SPEC: ProviderSpec = ProviderSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::{EventParser, Framing};
+    use crate::providers::Framing;
 
     fn req(v: Value) -> ChatRequest {
         serde_json::from_value(v).unwrap()
@@ -1077,25 +1077,12 @@ mod tests {
         cuts: &[usize],
         json_tool: bool,
     ) -> (Vec<ChatChunk>, Result<(), GatewayError>) {
-        let mut parser = EventParser::new(Framing::Sse);
         let mut dec = AnthropicDecoder::new(json_tool);
-        let mut out = VecDeque::new();
-        let mut events = Vec::new();
-        let bytes = raw.as_bytes();
-        let mut last = 0;
-        for &c in cuts.iter().chain(std::iter::once(&bytes.len())) {
-            let c = c.clamp(last, bytes.len());
-            parser.feed(&bytes[last..c], &mut events);
-            last = c;
-        }
-        parser.finish(&mut events);
-        for ev in events {
-            if let Err(e) = dec.event(ev, &mut out) {
-                return (out.into(), Err(e));
-            }
-        }
-        let res = dec.finish(&mut out);
-        (out.into(), res)
+        crate::providers::decode_pieces(
+            Framing::Sse,
+            &mut dec,
+            &crate::providers::cut(raw.as_bytes(), cuts),
+        )
     }
 
     /// The documented request (providers.md §1.2 shape, §3.2 answer).

@@ -241,13 +241,12 @@ impl ProviderAdapter for Azure {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
 
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::providers::{EventParser, Framing, StreamDecoder};
-    use crate::types::{ChatChunk, Usage};
+    use crate::providers::Framing;
+    use crate::types::Usage;
 
     fn adapter() -> Azure {
         let deployments =
@@ -371,18 +370,10 @@ mod tests {
             .map(|e| format!("data: {e}\r\n\r\n"))
             .collect();
         raw.push_str("data: [DONE]\r\n\r\n");
-        let mut parser = EventParser::new(Framing::Sse);
         let mut d = adapter().decoder(&ChatRequest::default());
-        let mut out: VecDeque<ChatChunk> = VecDeque::new();
-        let mut evs = Vec::new();
-        for piece in raw.as_bytes().chunks(13) {
-            parser.feed(piece, &mut evs);
-            for ev in evs.drain(..) {
-                d.event(ev, &mut out).unwrap();
-            }
-        }
-        parser.finish(&mut evs);
-        d.finish(&mut out).unwrap();
+        let pieces: Vec<&[u8]> = raw.as_bytes().chunks(13).collect();
+        let (out, end) = crate::providers::decode_pieces(Framing::Sse, &mut d, &pieces);
+        end.unwrap();
         assert_eq!(out.len(), 4);
         assert!(out.iter().all(|c| c.id == "chatcmpl-az"));
         assert_eq!(out[3].usage, Some(Usage::new(8, 1)));

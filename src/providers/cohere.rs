@@ -587,7 +587,7 @@ impl StreamDecoder for CohereDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::{EventParser, Framing};
+    use crate::providers::Framing;
 
     fn adapter() -> Cohere {
         Cohere::new("http://cohere.test/", Secret::new("co-test-key"))
@@ -770,26 +770,8 @@ mod tests {
     }
 
     fn decode(pieces: &[&[u8]]) -> (Vec<ChatChunk>, Result<(), GatewayError>) {
-        let mut parser = EventParser::new(Framing::Sse);
         let mut d = CohereDecoder::new("command-r-08-2024");
-        let mut out = VecDeque::new();
-        let mut events = Vec::new();
-        for p in pieces {
-            parser.feed(p, &mut events);
-            for ev in events.drain(..) {
-                if let Err(e) = d.event(ev, &mut out) {
-                    return (out.into(), Err(e));
-                }
-            }
-        }
-        parser.finish(&mut events);
-        for ev in events.drain(..) {
-            if let Err(e) = d.event(ev, &mut out) {
-                return (out.into(), Err(e));
-            }
-        }
-        let end = d.finish(&mut out);
-        (out.into(), end)
+        crate::providers::decode_pieces(Framing::Sse, &mut d, pieces)
     }
 
     /// The documented stream of §6.4, plus a UTF-8 character to cut through.

@@ -1080,32 +1080,18 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::providers::EventParser;
 
     fn req(v: Value) -> ChatRequest {
         serde_json::from_value(v).unwrap()
     }
 
     fn decode(raw: &str, cuts: &[usize]) -> (Vec<ChatChunk>, Result<(), GatewayError>) {
-        let mut parser = EventParser::new(Framing::SseOrRawJson);
         let mut dec = GeminiDecoder::new("gemini-2.5-flash");
-        let mut out = VecDeque::new();
-        let mut events = Vec::new();
-        let bytes = raw.as_bytes();
-        let mut last = 0;
-        for &c in cuts.iter().chain(std::iter::once(&bytes.len())) {
-            let c = c.clamp(last, bytes.len());
-            parser.feed(&bytes[last..c], &mut events);
-            last = c;
-        }
-        parser.finish(&mut events);
-        for ev in events {
-            if let Err(e) = dec.event(ev, &mut out) {
-                return (out.into(), Err(e));
-            }
-        }
-        let res = dec.finish(&mut out);
-        (out.into(), res)
+        crate::providers::decode_pieces(
+            Framing::SseOrRawJson,
+            &mut dec,
+            &crate::providers::cut(raw.as_bytes(), cuts),
+        )
     }
 
     /// The documented request (providers.md §4.2), from its OpenAI form.

@@ -90,6 +90,49 @@ pub trait StreamDecoder: Send + 'static {
     fn finish(&mut self, out: &mut VecDeque<ChatChunk>) -> Result<(), GatewayError>;
 }
 
+/// Test support: feeds `pieces` to a parser of `framing` and decodes every event; returns the
+/// chunks decoded and how the stream ended (the first error, or the decoder's `finish`).
+#[cfg(test)]
+pub(crate) fn decode_pieces<D: StreamDecoder>(
+    framing: Framing,
+    decoder: &mut D,
+    pieces: &[&[u8]],
+) -> (Vec<ChatChunk>, Result<(), GatewayError>) {
+    let mut parser = EventParser::new(framing);
+    let mut out = VecDeque::new();
+    let mut events = Vec::new();
+    let last = pieces.len();
+    for (i, p) in pieces.iter().enumerate() {
+        parser.feed(p, &mut events);
+        if i + 1 == last {
+            parser.finish(&mut events);
+        }
+        for ev in events.drain(..) {
+            if let Err(e) = decoder.event(ev, &mut out) {
+                return (out.into(), Err(e));
+            }
+        }
+    }
+    if pieces.is_empty() {
+        parser.finish(&mut events);
+    }
+    let end = decoder.finish(&mut out);
+    (out.into(), end)
+}
+
+/// Test support: `raw` cut at the given byte offsets (any offsets: UTF-8 may be split).
+#[cfg(test)]
+pub(crate) fn cut<'a>(raw: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    let mut last = 0;
+    for &c in cuts.iter().chain(std::iter::once(&raw.len())) {
+        let c = c.clamp(last, raw.len());
+        out.push(&raw[last..c]);
+        last = c;
+    }
+    out
+}
+
 /// One endpoint per configured key, each a [`Translate`] over the adapter `make` builds from
 /// the base URL and that key (which [`Translate`] then scrubs from upstream replies).
 pub fn endpoint_per_key<A: ProviderAdapter>(

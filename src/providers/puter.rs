@@ -505,7 +505,6 @@ impl StreamDecoder for PuterDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::EventParser;
 
     fn adapter() -> Puter {
         Puter::new("http://puter.test/", Secret::new("puter-test-token"))
@@ -678,26 +677,7 @@ mod tests {
         let r = req(
             json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
         );
-        let mut parser = EventParser::new(a.framing());
-        let mut d = a.decoder(&r);
-        let mut out = VecDeque::new();
-        let mut evs = Vec::new();
-        for p in pieces {
-            parser.feed(p, &mut evs);
-            for ev in evs.drain(..) {
-                if let Err(e) = d.event(ev, &mut out) {
-                    return (out.into(), Err(e));
-                }
-            }
-        }
-        parser.finish(&mut evs);
-        for ev in evs.drain(..) {
-            if let Err(e) = d.event(ev, &mut out) {
-                return (out.into(), Err(e));
-            }
-        }
-        let end = d.finish(&mut out);
-        (out.into(), end)
+        crate::providers::decode_pieces(a.framing(), &mut a.decoder(&r), pieces)
     }
 
     const DOCUMENTED_STREAM: &str = concat!(
