@@ -29,16 +29,6 @@ fn chunk(delta: Value, finish: Option<&str>, usage: Option<Value>) -> Value {
            "usage": usage})
 }
 
-fn chunks(body: &[u8]) -> Vec<Value> {
-    let data = sse_data(body);
-    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{data:?}");
-    assert_eq!(data.iter().filter(|d| *d == "[DONE]").count(), 1);
-    data[..data.len() - 1]
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn request_path_auth_and_body() {
     let fake = FakeUpstream::start(Reply::json(answer(
@@ -117,7 +107,7 @@ async fn stream_with_usage_on_the_final_chunk() {
     let (status, headers, resp) = post_json(&url, &body).await;
     assert_eq!(status, 200);
     assert_eq!(headers["x-proxygate-provider"], "ai21");
-    let cs = chunks(&resp);
+    let cs = sse_chunks(&resp);
     assert_eq!(cs[0]["choices"][0]["delta"]["role"], "assistant");
     assert!(
         cs.iter()
@@ -174,7 +164,7 @@ async fn tool_calls_are_answered_whole_and_replayed_to_streaming_clients() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
     // Sent as a complete request: AI21 streams carry no tool calls.
     assert_eq!(fake.requests()[1].json()["stream"], false);
-    let cs = chunks(&resp);
+    let cs = sse_chunks(&resp);
     let calls: Vec<&Value> = cs
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array())

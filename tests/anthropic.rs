@@ -38,13 +38,7 @@ fn sse(events: &[(&str, Value)]) -> String {
 }
 
 fn chunks_of(body: &[u8]) -> (Vec<Value>, Vec<String>) {
-    let data = sse_data(body);
-    let chunks = data
-        .iter()
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
-    (chunks, data)
+    (sse_chunks(body), sse_data(body))
 }
 
 #[tokio::test]

@@ -62,15 +62,6 @@ fn stream(deltas: &[(Value, Option<&str>)]) -> Reply {
     }
 }
 
-fn chunks(body: &[u8]) -> Vec<Value> {
-    let data = sse_data(body);
-    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{data:?}");
-    data[..data.len() - 1]
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn deployment_path_api_version_and_api_key() {
     let fake = FakeUpstream::start(Reply::json(completion(
@@ -162,7 +153,7 @@ async fn stream_skips_the_filter_only_first_chunk_and_keeps_usage() {
     body["stream_options"] = json!({"include_usage": true});
     let (status, _, resp) = post_json(&gw.url("/v1/chat/completions"), &body).await;
     assert_eq!(status, 200);
-    let cs = chunks(&resp);
+    let cs = sse_chunks(&resp);
     assert_eq!(cs[0]["choices"][0]["delta"]["role"], "assistant");
     assert!(cs.iter().all(|c| c["id"] == "chatcmpl-az2"), "{cs:?}");
     let text: String = cs
@@ -212,7 +203,7 @@ async fn tool_calls_streamed_and_not() {
     body["stream"] = json!(true);
     let (status, _, resp) = post_json(&url, &body).await;
     assert_eq!(status, 200);
-    let cs = chunks(&resp);
+    let cs = sse_chunks(&resp);
     let args: String = cs
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())

@@ -57,16 +57,6 @@ fn text_events() -> Vec<Value> {
     ]
 }
 
-fn chunks(body: &[u8]) -> Vec<Value> {
-    let data = sse_data(body);
-    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{data:?}");
-    assert_eq!(data.iter().filter(|d| *d == "[DONE]").count(), 1);
-    data[..data.len() - 1]
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn request_is_translated_and_sent_with_bearer_auth() {
     let fake = FakeUpstream::start(Reply::json(answer("Hello!"))).await;
@@ -144,7 +134,7 @@ async fn stream_in_awkward_pieces_with_usage_only_when_asked() {
     let (status, headers, resp) = post_json(&url, &body).await;
     assert_eq!(status, 200);
     assert!(headers["content-type"].starts_with("text/event-stream"));
-    let cs = chunks(&resp);
+    let cs = sse_chunks(&resp);
     assert_eq!(cs[0]["choices"][0]["delta"]["role"], "assistant");
     let text: String = cs
         .iter()
@@ -166,7 +156,7 @@ async fn stream_in_awkward_pieces_with_usage_only_when_asked() {
 
     body.as_object_mut().unwrap().remove("stream_options");
     let (_, _, resp) = post_json(&url, &body).await;
-    let cs = chunks(&resp);
+    let cs = sse_chunks(&resp);
     assert!(cs.iter().all(|c| c.get("usage").is_none_or(Value::is_null)
         && !c["choices"].as_array().unwrap().is_empty()));
 }
@@ -220,7 +210,7 @@ async fn tool_calls_streamed_and_not() {
     ]);
     let (status, _, resp) = post_json(&url, &body).await;
     assert_eq!(status, 200);
-    let cs = chunks(&resp);
+    let cs = sse_chunks(&resp);
     let calls: Vec<&Value> = cs
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array())

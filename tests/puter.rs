@@ -38,15 +38,6 @@ fn ndjson(lines: &[Value]) -> Reply {
     }
 }
 
-fn chunks(body: &[u8]) -> Vec<Value> {
-    let data = sse_data(body);
-    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{data:?}");
-    data[..data.len() - 1]
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn drivers_call_with_token_in_body_and_header() {
     let fake = FakeUpstream::start(Reply::json(answer(
@@ -153,7 +144,7 @@ async fn ndjson_stream_with_usage_only_when_asked() {
     let (status, headers, resp) = post_json(&url, &body).await;
     assert_eq!(status, 200);
     assert!(headers["content-type"].starts_with("text/event-stream"));
-    let cs = chunks(&resp);
+    let cs = sse_chunks(&resp);
     assert_eq!(cs[0]["choices"][0]["delta"]["role"], "assistant");
     let text: String = cs
         .iter()
@@ -173,7 +164,7 @@ async fn ndjson_stream_with_usage_only_when_asked() {
     body.as_object_mut().unwrap().remove("stream_options");
     let (_, _, resp) = post_json(&url, &body).await;
     assert!(
-        chunks(&resp)
+        sse_chunks(&resp)
             .iter()
             .all(|c| c.get("usage").is_none_or(Value::is_null))
     );
@@ -219,7 +210,7 @@ async fn tool_use_streamed_and_not() {
     body["stream"] = json!(true);
     let (status, _, resp) = post_json(&url, &body).await;
     assert_eq!(status, 200);
-    let cs = chunks(&resp);
+    let cs = sse_chunks(&resp);
     let calls: Vec<&Value> = cs
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array())

@@ -563,6 +563,21 @@ pub fn sse_data(body: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// The JSON chunks of an OpenAI SSE body, checking it ends with exactly one `data: [DONE]`.
+pub fn sse_chunks(body: &[u8]) -> Vec<serde_json::Value> {
+    let data = sse_data(body);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"), "{data:?}");
+    assert_eq!(
+        data.iter().filter(|d| *d == "[DONE]").count(),
+        1,
+        "{data:?}"
+    );
+    data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("chunk is JSON"))
+        .collect()
+}
+
 /// A user message request.
 pub fn chat(model: &str, text: &str) -> serde_json::Value {
     serde_json::json!({"model": model, "messages": [{"role": "user", "content": text}]})
