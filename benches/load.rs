@@ -1,0 +1,1231 @@
+//! The load bench (SPEC §12): the gateway against a fast fake OpenAI upstream, all on loopback,
+//! reported as ratios to calling the fake directly.
+//!
+//! One run starts an in-process fake upstream (hyper HTTP/1.1, keep-alive, a fixed
+//! `chat.completion` or a short SSE stream), starts the gateway (the release binary as a
+//! subprocess when cargo built it, else in process on its own runtime) with Groq pointed at the
+//! fake, and measures, direct and through the gateway: a closed loop of N keep-alive
+//! connections (requests/s, p50/p95/p99), an open loop at a fixed rate (added p50/p99), stream
+//! time to first byte, gateway CPU per request and the gateway's resident memory.
+//!
+//! `cargo bench --bench load`; tune with `BENCH_CONNECTIONS` (32), `BENCH_SECONDS` (5),
+//! `BENCH_WARMUP_SECONDS` (1), `BENCH_RATE` (1000), `BENCH_TTFB_SAMPLES` (300),
+//! `BENCH_GATEWAY` (`auto` | `binary` | `inproc`), `BENCH_PIN` (1: gateway on core 1, load
+//! generator and fake on core 0, when `taskset` exists and there are two cores). Without
+//! `--bench` (as under `cargo test --all-targets`) it runs a short smoke pass and only checks
+//! that every request succeeds. Results go to `target/bench-results/load.json`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::client::conn::http1::SendRequest;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+
+/// The model the gateway routes to the fake (Groq, pointed at the fake by `GROQ_BASE_URL`).
+const MODEL: &str = "groq/llama-3.1-8b-instant";
+
+const CHAT_BODY: &[u8] = br#"{"model":"groq/llama-3.1-8b-instant","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32,"temperature":0.2}"#;
+
+const STREAM_BODY: &[u8] = br#"{"model":"groq/llama-3.1-8b-instant","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32,"stream":true}"#;
+
+const COMPLETION: &[u8] = br#"{"id":"chatcmpl-bench","object":"chat.completion","created":1730000000,"model":"llama-3.1-8b-instant","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, nice to meet you!"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":24,"completion_tokens":8,"total_tokens":32},"system_fingerprint":"fp_bench"}"#;
+
+/// The fake's stream: the first event at once, then one every [`STREAM_GAP`].
+const STREAM_EVENTS: &[&[u8]] = &[
+    b"data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1730000000,\"model\":\"llama-3.1-8b-instant\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hello\"},\"finish_reason\":null}]}\n\n",
+    b"data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1730000000,\"model\":\"llama-3.1-8b-instant\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" there\"},\"finish_reason\":null}]}\n\n",
+    b"data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1730000000,\"model\":\"llama-3.1-8b-instant\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"!\"},\"finish_reason\":null}]}\n\n",
+    b"data: {\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1730000000,\"model\":\"llama-3.1-8b-instant\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"x_groq\":{\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":3,\"total_tokens\":15}}}\n\n",
+    b"data: [DONE]\n\n",
+];
+const STREAM_GAP: Duration = Duration::from_millis(1);
+
+/// Core for the load generator and the fake; the gateway gets [`GATEWAY_CORE`].
+const LOAD_CORE: usize = 0;
+const GATEWAY_CORE: usize = 1;
+
+fn main() {
+    let bench = std::env::args().any(|a| a == "--bench");
+    let settings = Settings::from_env(bench);
+    match run(&settings) {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("load bench failed: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+// === settings ===
+
+#[derive(Debug)]
+struct Settings {
+    bench: bool,
+    connections: usize,
+    seconds: f64,
+    warmup: f64,
+    rate: u32,
+    ttfb_samples: usize,
+    gateway: String,
+    pin: bool,
+}
+
+impl Settings {
+    fn from_env(bench: bool) -> Self {
+        fn var<T: std::str::FromStr>(key: &str, default: T) -> T {
+            match std::env::var(key) {
+                Ok(v) => v.trim().parse().unwrap_or_else(|_| {
+                    eprintln!("{key}={v:?} is not understood; using the default");
+                    default
+                }),
+                Err(_) => default,
+            }
+        }
+        if !bench {
+            // Smoke pass: exercise every phase briefly, assert nothing failed.
+            return Self {
+                bench,
+                connections: 2,
+                seconds: 0.3,
+                warmup: 0.1,
+                rate: 200,
+                ttfb_samples: 5,
+                gateway: var("BENCH_GATEWAY", "inproc".to_owned()),
+                pin: false,
+            };
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            bench,
+            connections: var("BENCH_CONNECTIONS", 32usize).clamp(1, 4096),
+            seconds: var("BENCH_SECONDS", 5.0f64).clamp(0.1, 600.0),
+            warmup: var("BENCH_WARMUP_SECONDS", 1.0f64).clamp(0.0, 60.0),
+            rate: var("BENCH_RATE", 1000u32).clamp(1, 200_000),
+            ttfb_samples: var("BENCH_TTFB_SAMPLES", 300usize).clamp(1, 100_000),
+            gateway: var("BENCH_GATEWAY", "auto".to_owned()),
+            pin: var("BENCH_PIN", 1u8) == 1 && cores >= 2 && has_taskset(),
+        }
+    }
+}
+
+// === the run ===
+
+fn run(s: &Settings) -> Result<(), String> {
+    let load_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("bench-load")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    let loadavg = std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+
+    let upstream = load_rt.block_on(start_fake())?;
+    let mut gateway = Gateway::start(s, upstream, &load_rt)?;
+    let (proxy_rt, proxy) = start_bare_proxy(upstream)?;
+    let pinned = if s.pin { pin_threads(&gateway) } else { false };
+    let gw_addr = gateway.addr;
+
+    // Every path answers before anything is measured.
+    load_rt.block_on(async {
+        check(upstream, CHAT_BODY).await?;
+        check(proxy, CHAT_BODY).await?;
+        check(gw_addr, CHAT_BODY).await
+    })?;
+    let rss_idle = gateway.rss();
+
+    eprintln!(
+        "load bench: gateway {} ({}), {}; {} connections, {} s (+{} s warm-up) per run; load average {loadavg}",
+        gateway.kind.label(),
+        gateway.detail,
+        if pinned {
+            "gateway and bare proxy pinned to core 1, load generator + fake upstream on core 0"
+        } else {
+            "not pinned"
+        },
+        s.connections,
+        s.seconds,
+        s.warmup,
+    );
+
+    let proxy_cpu = || threads_cpu_seconds("bench-proxy");
+    let delta = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
+    let closed = load_rt.block_on(async {
+        let direct = closed_loop(upstream, CHAT_BODY, s).await;
+        let p0 = proxy_cpu();
+        let bare = closed_loop(proxy, CHAT_BODY, s).await;
+        let p1 = proxy_cpu();
+        let g0 = gateway.cpu_seconds();
+        let via = closed_loop(gw_addr, CHAT_BODY, s).await;
+        let g1 = gateway.cpu_seconds();
+        Phase {
+            direct,
+            bare,
+            via,
+            bare_cpu: delta(p0, p1),
+            via_cpu: delta(g0, g1),
+        }
+    });
+    let open = load_rt.block_on(async {
+        let direct = open_loop(upstream, CHAT_BODY, s).await;
+        let p0 = proxy_cpu();
+        let bare = open_loop(proxy, CHAT_BODY, s).await;
+        let p1 = proxy_cpu();
+        let g0 = gateway.cpu_seconds();
+        let via = open_loop(gw_addr, CHAT_BODY, s).await;
+        let g1 = gateway.cpu_seconds();
+        Phase {
+            direct,
+            bare,
+            via,
+            bare_cpu: delta(p0, p1),
+            via_cpu: delta(g0, g1),
+        }
+    });
+    let (tdirect, tvia) = load_rt.block_on(async {
+        (
+            ttfb(upstream, s.ttfb_samples).await,
+            ttfb(gw_addr, s.ttfb_samples).await,
+        )
+    });
+    let rss_after = gateway.rss();
+    let rss_peak = gateway.rss_peak();
+    gateway.stop();
+    proxy_rt.shutdown_timeout(Duration::from_millis(200));
+
+    let report = Report {
+        closed: &closed,
+        open: &open,
+        tdirect: &tdirect,
+        tvia: &tvia,
+        rss: (rss_idle, rss_after, rss_peak),
+    };
+    print!("{}", report.table(s));
+
+    let failures: usize = [
+        &closed.direct,
+        &closed.bare,
+        &closed.via,
+        &open.direct,
+        &open.bare,
+        &open.via,
+        &tdirect,
+        &tvia,
+    ]
+    .iter()
+    .map(|r| r.errors)
+    .sum();
+    if !s.bench {
+        if failures > 0 || closed.via.ok == 0 || open.via.ok == 0 || tvia.ok == 0 {
+            return Err(format!("{failures} requests failed in the smoke pass"));
+        }
+        return Ok(());
+    }
+
+    let out = json!({
+        "machine": {
+            "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "load_average_at_start": loadavg,
+            "pinned": pinned,
+        },
+        "gateway": {"mode": gateway.kind.label(), "detail": gateway.detail, "model": MODEL},
+        "settings": {
+            "connections": s.connections, "seconds": s.seconds, "warmup_seconds": s.warmup,
+            "rate": s.rate, "ttfb_samples": s.ttfb_samples,
+        },
+        "closed_loop": {
+            "direct": closed.direct.json(), "bare_proxy": closed.bare.json(), "gateway": closed.via.json(),
+            "ratio_rps": ratio(closed.via.rps(), closed.direct.rps()),
+            "bare_proxy_ratio_rps": ratio(closed.bare.rps(), closed.direct.rps()),
+            "added_p50_us": closed.via.p(50.0) - closed.direct.p(50.0),
+            "added_p99_us": closed.via.p(99.0) - closed.direct.p(99.0),
+            "gateway_cpu_us_per_request": closed.cpu_per_request(&closed.via, closed.via_cpu),
+            "bare_proxy_cpu_us_per_request": closed.cpu_per_request(&closed.bare, closed.bare_cpu),
+        },
+        "open_loop": {
+            "rate": s.rate,
+            "direct": open.direct.json(), "bare_proxy": open.bare.json(), "gateway": open.via.json(),
+            "added_p50_us": open.via.p(50.0) - open.direct.p(50.0),
+            "added_p99_us": open.via.p(99.0) - open.direct.p(99.0),
+            "bare_proxy_added_p50_us": open.bare.p(50.0) - open.direct.p(50.0),
+            "bare_proxy_added_p99_us": open.bare.p(99.0) - open.direct.p(99.0),
+            "gateway_cpu_share_of_a_core": open.cpu_share(&open.via, open.via_cpu, s),
+            "bare_proxy_cpu_share_of_a_core": open.cpu_share(&open.bare, open.bare_cpu, s),
+        },
+        "stream_ttfb": {
+            "direct": tdirect.json(), "gateway": tvia.json(),
+            "added_p50_us": tvia.p(50.0) - tdirect.p(50.0),
+            "added_p99_us": tvia.p(99.0) - tdirect.p(99.0),
+        },
+        "gateway_rss_kb": {"idle": rss_idle, "after_load": rss_after, "peak": rss_peak},
+        "targets": report.targets_json(),
+    });
+    let dir = results_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join("load.json");
+    let text = serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?;
+    std::fs::write(&path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("results written to {}", path.display());
+    Ok(())
+}
+
+/// One load shape run direct, through the bare proxy and through the gateway.
+struct Phase {
+    direct: Run,
+    bare: Run,
+    via: Run,
+    /// CPU seconds the bare proxy and the gateway spent during their runs.
+    bare_cpu: Option<f64>,
+    via_cpu: Option<f64>,
+}
+
+impl Phase {
+    /// µs of CPU per request, counting warm-up requests too (the CPU clock ran through it).
+    fn cpu_per_request(&self, run: &Run, cpu: Option<f64>) -> Option<f64> {
+        cpu.filter(|_| run.ok_total > 0)
+            .map(|c| c * 1e6 / run.ok_total as f64)
+    }
+
+    /// Share of one core used over the run, warm-up included.
+    fn cpu_share(&self, run: &Run, cpu: Option<f64>, s: &Settings) -> Option<f64> {
+        cpu.map(|c| c / (run.window + s.warmup))
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { 0.0 }
+}
+
+fn results_dir() -> PathBuf {
+    // The bench runs as target/<profile>/deps/load-<hash>.
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(deps) = exe.parent()
+        && deps.file_name().is_some_and(|n| n == "deps")
+        && let Some(target) = deps.parent().and_then(Path::parent)
+    {
+        return target.join("bench-results");
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-results")
+}
+
+// === the fake upstream ===
+
+type FakeBody = UnsyncBoxBody<Bytes, Infallible>;
+
+async fn start_fake() -> Result<SocketAddr, String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("fake upstream: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service_fn(fake_reply))
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+async fn fake_reply(req: Request<Incoming>) -> Result<Response<FakeBody>, Infallible> {
+    let body = match req.into_body().collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let stream = body.windows(13).any(|w| w == b"\"stream\":true");
+    let mut resp = if stream {
+        let events = futures_util::stream::unfold(0usize, |i| async move {
+            let event = STREAM_EVENTS.get(i)?;
+            if i > 0 {
+                tokio::time::sleep(STREAM_GAP).await;
+            }
+            Some((
+                Ok::<_, Infallible>(Frame::data(Bytes::from_static(event))),
+                i + 1,
+            ))
+        });
+        let mut r = Response::new(BodyExt::boxed_unsync(StreamBody::new(events)));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/event-stream"),
+        );
+        r
+    } else {
+        let mut r = Response::new(BodyExt::boxed_unsync(Full::new(Bytes::from_static(
+            COMPLETION,
+        ))));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    *resp.status_mut() = StatusCode::OK;
+    Ok(resp)
+}
+
+// === the floor: a bare proxy ===
+
+/// A proxy doing nothing but forwarding, on the gateway's own client and server stack (hyper
+/// HTTP/1.1 in, the pooled hyper-util client out, bodies buffered as the gateway buffers a
+/// non-streamed answer) and on a runtime of its own like the gateway's. What any proxy built
+/// on this stack costs before it parses a byte of JSON.
+fn start_bare_proxy(upstream: SocketAddr) -> Result<(Runtime, SocketAddr), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("bench-proxy")
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let target: http::Uri = format!("http://{upstream}/v1/chat/completions")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let addr = rt.block_on(async move {
+        let client = proxygate::client::build_client();
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = stream.set_nodelay(true);
+                let client = client.clone();
+                let target = target.clone();
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let client = client.clone();
+                    let target = target.clone();
+                    async move { Ok::<_, Infallible>(forward(&client, target, req).await) }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Ok::<_, String>(addr)
+    })?;
+    Ok((rt, addr))
+}
+
+async fn forward(
+    client: &proxygate::client::HttpClient,
+    target: http::Uri,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let mut up = Request::new(Full::new(body));
+    *up.method_mut() = parts.method;
+    *up.uri_mut() = target;
+    if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
+        up.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
+    }
+    let failed = || {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::BAD_GATEWAY;
+        r
+    };
+    match client.request(up).await {
+        Ok(resp) => {
+            let (parts, body) = resp.into_parts();
+            match body.collect().await {
+                Ok(c) => Response::from_parts(parts, Full::new(c.to_bytes())),
+                Err(_) => failed(),
+            }
+        }
+        Err(_) => failed(),
+    }
+}
+
+// === the gateway under test ===
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GatewayKind {
+    Binary,
+    InProcess,
+}
+
+impl GatewayKind {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Binary => "release binary subprocess",
+            Self::InProcess => "in process",
+        }
+    }
+}
+
+struct Gateway {
+    kind: GatewayKind,
+    detail: String,
+    addr: SocketAddr,
+    child: Option<Child>,
+    /// Keeps the in-process gateway's runtime alive.
+    runtime: Option<Runtime>,
+}
+
+impl Gateway {
+    fn start(s: &Settings, upstream: SocketAddr, load_rt: &Runtime) -> Result<Self, String> {
+        let env = [
+            ("GROQ_API_KEY", "gsk_bench_not_a_real_key".to_owned()),
+            ("GROQ_BASE_URL", format!("http://{upstream}/v1")),
+            ("HOST", "127.0.0.1".to_owned()),
+        ];
+        if s.gateway != "inproc" {
+            match binary_path() {
+                Some(bin) => match Self::spawn(&bin, &env, s.pin, load_rt) {
+                    Ok(g) => return Ok(g),
+                    Err(e) if s.gateway == "binary" => return Err(e),
+                    Err(e) => eprintln!("could not run {}: {e}; in process instead", bin.display()),
+                },
+                None if s.gateway == "binary" => {
+                    return Err("no proxygate binary found (cargo build --release)".into());
+                }
+                None => eprintln!("no proxygate binary found; running the gateway in process"),
+            }
+        }
+        Self::in_process(&env)
+    }
+
+    fn spawn(
+        bin: &Path,
+        env: &[(&str, String)],
+        pin: bool,
+        load_rt: &Runtime,
+    ) -> Result<Self, String> {
+        let port = free_port()?;
+        let dir = results_dir();
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(dir.join("gateway.log")).map_err(|e| e.to_string())?;
+        let mut cmd = if pin {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(GATEWAY_CORE.to_string()).arg(bin);
+            c
+        } else {
+            Command::new(bin)
+        };
+        // A clean environment: no real provider keys, no .env or config file from elsewhere.
+        cmd.env_clear()
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("PORT", port.to_string())
+            .env("TOKIO_WORKER_THREADS", "1")
+            .args(["--log", "warn"])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        let child = cmd.spawn().map_err(|e| e.to_string())?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut gw = Self {
+            kind: GatewayKind::Binary,
+            detail: bin.display().to_string(),
+            addr,
+            child: Some(child),
+            runtime: None,
+        };
+        let up = load_rt.block_on(async {
+            for _ in 0..200 {
+                if TcpStream::connect(addr).await.is_ok() {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            false
+        });
+        if !up {
+            gw.stop();
+            return Err(format!(
+                "it did not listen on {addr} within 5 s (see {})",
+                dir.join("gateway.log").display()
+            ));
+        }
+        Ok(gw)
+    }
+
+    fn in_process(env: &[(&str, String)]) -> Result<Self, String> {
+        let map: std::collections::HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        let config = proxygate::Config::from_env(&map, proxygate::providers::Catalog::default())
+            .map_err(|e| e.to_string())?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("bench-gateway")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let addr = runtime.block_on(async {
+            let gateway = proxygate::Gateway::new(config)?;
+            let listener = TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| e.to_string())?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            // As the binary serves it.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let app = gateway.router();
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            Ok::<_, String>(addr)
+        })?;
+        Ok(Self {
+            kind: GatewayKind::InProcess,
+            detail: "proxygate::Gateway on its own 1-worker runtime".into(),
+            addr,
+            child: None,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Resident memory in kB (the subprocess only: in process it would count the bench too).
+    fn rss(&self) -> Option<u64> {
+        self.status_kb("VmRSS:")
+    }
+
+    fn rss_peak(&self) -> Option<u64> {
+        self.status_kb("VmHWM:")
+    }
+
+    fn status_kb(&self, key: &str) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// CPU time (user + system) spent by the gateway so far, in seconds.
+    fn cpu_seconds(&self) -> Option<f64> {
+        let ticks = match &self.child {
+            Some(child) => stat_ticks(&format!("/proc/{}/stat", child.id()))?,
+            None => return threads_cpu_seconds("bench-gateway"),
+        };
+        Some(ticks as f64 / clock_ticks() as f64)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn binary_path() -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os("BENCH_GATEWAY_BIN") {
+        return Some(PathBuf::from(bin));
+    }
+    let built = option_env!("CARGO_BIN_EXE_proxygate").map(PathBuf::from);
+    let release = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/proxygate");
+    built.into_iter().chain([release]).find(|p| p.is_file())
+}
+
+fn free_port() -> Result<u16, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// CPU time of this process's threads whose names start with `prefix`, in seconds.
+fn threads_cpu_seconds(prefix: &str) -> Option<f64> {
+    let ticks: u64 = threads_named(prefix)
+        .iter()
+        .filter_map(|tid| stat_ticks(&format!("/proc/self/task/{tid}/stat")))
+        .sum();
+    Some(ticks as f64 / clock_ticks() as f64)
+}
+
+/// utime + stime from a `/proc/.../stat` line.
+fn stat_ticks(path: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3 (state).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|t| *t > 0)
+            .unwrap_or(100)
+    })
+}
+
+// === pinning ===
+
+fn has_taskset() -> bool {
+    Command::new("taskset")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// This process's threads as (tid, name).
+fn threads() -> Vec<(u32, String)> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| {
+            let tid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let name = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            Some((tid, name.trim().to_owned()))
+        })
+        .collect()
+}
+
+fn threads_named(prefix: &str) -> Vec<u32> {
+    threads()
+        .into_iter()
+        .filter(|(_, name)| name.starts_with(prefix))
+        .map(|(tid, _)| tid)
+        .collect()
+}
+
+/// Puts the gateway (and the bare proxy) on its core and everything else of ours on the other. The subprocess was started
+/// under `taskset` already; threads spawned later inherit their parent's mask.
+fn pin_threads(gw: &Gateway) -> bool {
+    let mut ok = true;
+    for (tid, name) in threads() {
+        let gateway_side = name.starts_with("bench-proxy")
+            || (gw.kind == GatewayKind::InProcess && name.starts_with("bench-gateway"));
+        let core = if gateway_side {
+            GATEWAY_CORE
+        } else {
+            LOAD_CORE
+        };
+        ok &= Command::new("taskset")
+            .args(["-p", "-c", &core.to_string(), &tid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    }
+    ok
+}
+
+// === the load generator ===
+
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+fn request(addr: SocketAddr, body: &'static [u8]) -> Request<Full<Bytes>> {
+    let mut req = Request::new(Full::new(Bytes::from_static(body)));
+    *req.method_mut() = http::Method::POST;
+    *req.uri_mut() = http::Uri::from_static("/v1/chat/completions");
+    let h = req.headers_mut();
+    if let Ok(host) = header::HeaderValue::from_str(&addr.to_string()) {
+        h.insert(header::HOST, host);
+    }
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    req
+}
+
+/// One request on `sender`: whether it came back 200 with a whole body.
+async fn exchange(
+    sender: &mut SendRequest<Full<Bytes>>,
+    addr: SocketAddr,
+    body: &'static [u8],
+) -> bool {
+    if sender.ready().await.is_err() {
+        return false;
+    }
+    match sender.send_request(request(addr, body)).await {
+        Ok(resp) => {
+            let ok = resp.status() == StatusCode::OK;
+            resp.into_body().collect().await.is_ok() && ok
+        }
+        Err(_) => false,
+    }
+}
+
+async fn check(addr: SocketAddr, body: &'static [u8]) -> Result<(), String> {
+    let mut sender = connect(addr).await?;
+    if sender.ready().await.is_err() {
+        return Err(format!("{addr} closed the connection"));
+    }
+    let resp = sender
+        .send_request(request(addr, body))
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let status = resp.status();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    if status != StatusCode::OK {
+        return Err(format!(
+            "{addr} answered {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        ));
+    }
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    if v["choices"][0]["message"]["content"] != "Hello there, nice to meet you!" {
+        return Err(format!("{addr} answered something else: {v}"));
+    }
+    Ok(())
+}
+
+/// Latencies (µs) and counts of one measured run.
+#[derive(Debug, Default)]
+struct Run {
+    /// Sorted latencies of the requests measured, µs.
+    lat: Vec<f64>,
+    ok: usize,
+    /// Successful requests during warm-up and measurement (for CPU per request).
+    ok_total: usize,
+    errors: usize,
+    /// The measured window, seconds.
+    window: f64,
+}
+
+impl Run {
+    fn from_parts(parts: Vec<Run>, window: f64) -> Self {
+        let mut run = Run {
+            window,
+            ..Run::default()
+        };
+        for p in parts {
+            run.lat.extend(p.lat);
+            run.ok += p.ok;
+            run.ok_total += p.ok_total;
+            run.errors += p.errors;
+        }
+        run.lat.sort_by(f64::total_cmp);
+        run
+    }
+
+    fn rps(&self) -> f64 {
+        if self.window > 0.0 {
+            self.ok as f64 / self.window
+        } else {
+            0.0
+        }
+    }
+
+    /// The `q`-th percentile, µs.
+    fn p(&self, q: f64) -> f64 {
+        if self.lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((q / 100.0) * (self.lat.len() - 1) as f64).round() as usize;
+        self.lat[i.min(self.lat.len() - 1)]
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "requests": self.ok, "errors": self.errors, "seconds": self.window,
+            "rps": self.rps(), "p50_us": self.p(50.0), "p95_us": self.p(95.0),
+            "p99_us": self.p(99.0), "max_us": self.p(100.0),
+        })
+    }
+}
+
+/// N connections, each sending its next request as soon as the last one is answered.
+async fn closed_loop(addr: SocketAddr, body: &'static [u8], s: &Settings) -> Run {
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs_f64(s.warmup);
+    let end = measure_from + Duration::from_secs_f64(s.seconds);
+    let tasks: Vec<_> = (0..s.connections)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut run = Run::default();
+                let mut sender = None;
+                while Instant::now() < end {
+                    let conn = match &mut sender {
+                        Some(c) => c,
+                        None => match connect(addr).await {
+                            Ok(c) => sender.insert(c),
+                            Err(_) => {
+                                run.errors += 1;
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                                continue;
+                            }
+                        },
+                    };
+                    let t0 = Instant::now();
+                    let ok = exchange(conn, addr, body).await;
+                    let t1 = Instant::now();
+                    if !ok {
+                        sender = None;
+                    }
+                    let measured = t0 >= measure_from && t1 <= end;
+                    match (ok, measured) {
+                        (true, true) => {
+                            run.ok += 1;
+                            run.ok_total += 1;
+                            run.lat.push((t1 - t0).as_secs_f64() * 1e6);
+                        }
+                        (true, false) => run.ok_total += 1,
+                        (false, true) => run.errors += 1,
+                        (false, false) => {}
+                    }
+                }
+                run
+            })
+        })
+        .collect();
+    let mut parts = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        parts.push(t.await.unwrap_or_default());
+    }
+    Run::from_parts(parts, s.seconds)
+}
+
+/// Requests sent at a fixed rate whatever the answers do; latency counts from the dispatch,
+/// so a request queued behind a slow one is charged for the wait.
+async fn open_loop(addr: SocketAddr, body: &'static [u8], s: &Settings) -> Run {
+    let workers = s.connections.max(1);
+    let warm = (f64::from(s.rate) * s.warmup) as u64;
+    let total = warm + (f64::from(s.rate) * s.seconds) as u64;
+    let mut senders = Vec::with_capacity(workers);
+    let mut tasks = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (tx, mut rx) = mpsc::channel::<(u64, Instant)>(4096);
+        senders.push(tx);
+        tasks.push(tokio::spawn(async move {
+            let mut run = Run::default();
+            let mut sender = connect(addr).await.ok();
+            while let Some((i, sent)) = rx.recv().await {
+                let conn = match &mut sender {
+                    Some(c) => c,
+                    None => match connect(addr).await {
+                        Ok(c) => sender.insert(c),
+                        Err(_) => {
+                            run.errors += 1;
+                            continue;
+                        }
+                    },
+                };
+                let ok = exchange(conn, addr, body).await;
+                let done = Instant::now();
+                if !ok {
+                    sender = None;
+                }
+                if i >= warm {
+                    if ok {
+                        run.ok += 1;
+                        run.lat.push((done - sent).as_secs_f64() * 1e6);
+                    } else {
+                        run.errors += 1;
+                    }
+                }
+            }
+            run
+        }));
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(s.rate)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut dropped = 0;
+    let mut measure_start = Instant::now();
+    for i in 0..total {
+        tick.tick().await;
+        let now = Instant::now();
+        if i == warm {
+            measure_start = now;
+        }
+        if senders[(i as usize) % workers].try_send((i, now)).is_err() {
+            dropped += 1;
+        }
+    }
+    let window = measure_start.elapsed().as_secs_f64();
+    drop(senders);
+    let mut parts = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        parts.push(t.await.unwrap_or_default());
+    }
+    let mut run = Run::from_parts(parts, window);
+    run.errors += dropped;
+    run
+}
+
+/// Streams one at a time: time to the first body bytes, the whole stream checked for [DONE].
+async fn ttfb(addr: SocketAddr, samples: usize) -> Run {
+    let mut run = Run::default();
+    let mut sender = None;
+    let started = Instant::now();
+    // Warm the connection (and the gateway's pool) first.
+    for i in 0..samples + 5 {
+        let conn = match &mut sender {
+            Some(c) => c,
+            None => match connect(addr).await {
+                Ok(c) => sender.insert(c),
+                Err(_) => {
+                    run.errors += 1;
+                    continue;
+                }
+            },
+        };
+        match stream_once(conn, addr).await {
+            Some(first) if i >= 5 => {
+                run.ok += 1;
+                run.lat.push(first.as_secs_f64() * 1e6);
+            }
+            Some(_) => {}
+            None => {
+                run.errors += 1;
+                sender = None;
+            }
+        }
+    }
+    Run::from_parts(vec![run], started.elapsed().as_secs_f64())
+}
+
+async fn stream_once(sender: &mut SendRequest<Full<Bytes>>, addr: SocketAddr) -> Option<Duration> {
+    sender.ready().await.ok()?;
+    let t0 = Instant::now();
+    let resp = sender.send_request(request(addr, STREAM_BODY)).await.ok()?;
+    if resp.status() != StatusCode::OK {
+        return None;
+    }
+    let mut body = resp.into_body();
+    let mut first = None;
+    let mut seen = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.ok()?;
+        if let Some(data) = frame.data_ref()
+            && !data.is_empty()
+        {
+            first.get_or_insert_with(|| t0.elapsed());
+            seen.extend_from_slice(data);
+        }
+    }
+    let done = seen.windows(12).any(|w| w == b"data: [DONE]");
+    first.filter(|_| done)
+}
+
+// === the report ===
+
+struct Report<'a> {
+    closed: &'a Phase,
+    open: &'a Phase,
+    tdirect: &'a Run,
+    tvia: &'a Run,
+    rss: (Option<u64>, Option<u64>, Option<u64>),
+}
+
+fn mb(kb: Option<u64>) -> String {
+    kb.map_or("n/a".into(), |k| format!("{:.1} MB", k as f64 / 1024.0))
+}
+
+fn us(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |c| format!("{c:.1} µs"))
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("n/a".into(), |c| format!("{:.1}%", c * 100.0))
+}
+
+impl Report<'_> {
+    fn table(&self, s: &Settings) -> String {
+        use std::fmt::Write;
+        let mut t = String::new();
+        let row = |t: &mut String, name: &str, r: &Run, rps: bool| {
+            let rate = if rps {
+                format!("{:>10.0}", r.rps())
+            } else {
+                format!("{:>10}", "")
+            };
+            let _ = writeln!(
+                t,
+                "  {name:<12}{rate} {:>9.1} {:>9.1} {:>9.1} {:>7}",
+                r.p(50.0),
+                r.p(95.0),
+                r.p(99.0),
+                r.errors
+            );
+        };
+        let added = |t: &mut String, label: &str, a: &Run, b: &Run, rps: bool| {
+            let rate = if rps {
+                format!("{:>9.3}x", ratio(b.rps(), a.rps()))
+            } else {
+                format!("{:>10}", "")
+            };
+            let _ = writeln!(
+                t,
+                "  {label:<12}{rate} {:>+9.1} {:>+9.1} {:>+9.1}",
+                b.p(50.0) - a.p(50.0),
+                b.p(95.0) - a.p(95.0),
+                b.p(99.0) - a.p(99.0)
+            );
+        };
+        let head = |t: &mut String, title: String| {
+            let _ = writeln!(t, "{title}");
+            let _ = writeln!(
+                t,
+                "  {:<12}{:>10} {:>9} {:>9} {:>9} {:>7}",
+                "", "req/s", "p50 µs", "p95 µs", "p99 µs", "errors"
+            );
+        };
+        let c = self.closed;
+        head(
+            &mut t,
+            format!(
+                "closed loop, {} keep-alive connections, {} s:",
+                s.connections, s.seconds
+            ),
+        );
+        row(&mut t, "direct", &c.direct, true);
+        row(&mut t, "bare proxy", &c.bare, true);
+        row(&mut t, "gateway", &c.via, true);
+        added(&mut t, "bare vs dir", &c.direct, &c.bare, true);
+        added(&mut t, "gw vs dir", &c.direct, &c.via, true);
+        let o = self.open;
+        head(
+            &mut t,
+            format!("open loop at {} req/s, {} s:", s.rate, s.seconds),
+        );
+        row(&mut t, "direct", &o.direct, true);
+        row(&mut t, "bare proxy", &o.bare, true);
+        row(&mut t, "gateway", &o.via, true);
+        added(&mut t, "bare added", &o.direct, &o.bare, false);
+        added(&mut t, "gw added", &o.direct, &o.via, false);
+        head(
+            &mut t,
+            format!(
+                "stream time to first byte, {} sequential streams:",
+                s.ttfb_samples
+            ),
+        );
+        row(&mut t, "direct", self.tdirect, false);
+        row(&mut t, "gateway", self.tvia, false);
+        added(&mut t, "gw added", self.tdirect, self.tvia, false);
+        let _ = writeln!(
+            t,
+            "CPU per request (closed loop): gateway {}, bare proxy {}; share of a core at {} req/s: gateway {}, bare proxy {}",
+            us(c.cpu_per_request(&c.via, c.via_cpu)),
+            us(c.cpu_per_request(&c.bare, c.bare_cpu)),
+            s.rate,
+            pct(o.cpu_share(&o.via, o.via_cpu, s)),
+            pct(o.cpu_share(&o.bare, o.bare_cpu, s)),
+        );
+        let _ = writeln!(
+            t,
+            "gateway RSS: idle {}, after load {}, peak {}",
+            mb(self.rss.0),
+            mb(self.rss.1),
+            mb(self.rss.2)
+        );
+        if !s.bench {
+            let _ = writeln!(
+                t,
+                "(smoke pass: figures not comparable to SPEC §12 targets)"
+            );
+            return t;
+        }
+        let _ = writeln!(t, "SPEC §12 targets:");
+        for (name, value, pass) in self.targets() {
+            let verdict = match pass {
+                Some(true) => "met",
+                Some(false) => "MISSED",
+                None => "n/a",
+            };
+            let _ = writeln!(t, "  {name:<38} {value:<14} {verdict}");
+        }
+        t
+    }
+
+    fn targets(&self) -> Vec<(&'static str, String, Option<bool>)> {
+        let (c, o) = (self.closed, self.open);
+        let r = ratio(c.via.rps(), c.direct.rps());
+        let p50 = o.via.p(50.0) - o.direct.p(50.0);
+        let p99 = o.via.p(99.0) - o.direct.p(99.0);
+        let ttfb = self.tvia.p(50.0) - self.tdirect.p(50.0);
+        let cpu = c.cpu_per_request(&c.via, c.via_cpu);
+        vec![
+            ("rps >= 0.8 x direct", format!("{r:.3}x"), Some(r >= 0.8)),
+            (
+                "added p50 < 50 µs at fixed rate",
+                format!("{p50:+.1} µs"),
+                Some(p50 < 50.0),
+            ),
+            (
+                "added p99 < 250 µs at fixed rate",
+                format!("{p99:+.1} µs"),
+                Some(p99 < 250.0),
+            ),
+            (
+                "stream first byte within 0.5 ms (p50)",
+                format!("{ttfb:+.1} µs"),
+                Some(ttfb < 500.0),
+            ),
+            (
+                "idle RSS < 30 MB",
+                mb(self.rss.0),
+                self.rss.0.map(|k| k < 30 * 1024),
+            ),
+            ("CPU ~25 µs per request", us(cpu), cpu.map(|c| c <= 25.0)),
+        ]
+    }
+
+    fn targets_json(&self) -> Value {
+        Value::Array(
+            self.targets()
+                .into_iter()
+                .map(|(name, value, pass)| json!({"target": name, "measured": value, "met": pass}))
+                .collect(),
+        )
+    }
+}
