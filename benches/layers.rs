@@ -230,6 +230,29 @@ fn encode(c: &mut Criterion) {
     g.finish();
 }
 
+/// What the edge records per request (`RequestGuard`): the in-flight gauge up and down, the
+/// labelled request counter and the duration histogram, into the global Prometheus recorder.
+fn metrics(c: &mut Criterion) {
+    use proxygate::telemetry::names;
+    let handle = proxygate::telemetry::install();
+    let mut g = c.benchmark_group("edge");
+    g.bench_function("request_metrics", |b| {
+        b.iter(|| {
+            metrics::gauge!(names::INFLIGHT_REQUESTS).increment(1.0);
+            metrics::gauge!(names::INFLIGHT_REQUESTS).decrement(1.0);
+            let status: u16 = black_box(200);
+            let model = black_box("groq/llama-3.1-8b-instant").to_string();
+            metrics::counter!(names::REQUESTS_TOTAL,
+                "provider" => "groq", "model" => model,
+                "status" => status.to_string(), "endpoint" => "chat")
+            .increment(1);
+            metrics::histogram!(names::REQUEST_DURATION_SECONDS).record(black_box(0.000_3));
+        })
+    });
+    g.finish();
+    handle.run_upkeep(); // drop the millions of raw samples just recorded
+}
+
 // === whole stacks, no sockets ===
 
 async fn consume(reply: Result<ChatReply, proxygate::GatewayError>) -> usize {
@@ -360,6 +383,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = layers;
     config = config();
-    targets = decode, adapter, sse, encode, stack, loopback
+    targets = decode, adapter, sse, encode, metrics, stack, loopback
 }
 criterion_main!(layers);

@@ -10,8 +10,9 @@
 //!
 //! `cargo bench --bench load`; tune with `BENCH_CONNECTIONS` (32), `BENCH_SECONDS` (5),
 //! `BENCH_WARMUP_SECONDS` (1), `BENCH_RATE` (1000), `BENCH_TTFB_SAMPLES` (300),
-//! `BENCH_GATEWAY` (`auto` | `binary` | `inproc`), `BENCH_PIN` (1: gateway on core 1, load
-//! generator and fake on core 0, when `taskset` exists and there are two cores). Without
+//! `BENCH_GATEWAY` (`auto` | `binary` | `inproc`), `BENCH_GATEWAY_BIN` (a binary to run),
+//! `BENCH_PIN` (1: gateway on core `BENCH_GATEWAY_CORE` (1), load generator and fake on core
+//! 0, when `taskset` exists and there are two cores). Without
 //! `--bench` (as under `cargo test --all-targets`) it runs a short smoke pass and only checks
 //! that every request succeeds. Results go to `target/bench-results/load.json`.
 
@@ -53,9 +54,12 @@ const STREAM_EVENTS: &[&[u8]] = &[
 ];
 const STREAM_GAP: Duration = Duration::from_millis(1);
 
-/// Core for the load generator and the fake; the gateway gets [`GATEWAY_CORE`].
+/// A stream the fake sends slowly (marked by its `user`), to hold many streams open at once.
+const SLOW_STREAM_BODY: &[u8] = br#"{"model":"groq/llama-3.1-8b-instant","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32,"stream":true,"user":"bench-slow"}"#;
+const SLOW_STREAM_GAP: Duration = Duration::from_millis(250);
+
+/// Core for the load generator and the fake when pinned; the gateway's is `BENCH_GATEWAY_CORE`.
 const LOAD_CORE: usize = 0;
-const GATEWAY_CORE: usize = 1;
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
@@ -79,8 +83,10 @@ struct Settings {
     warmup: f64,
     rate: u32,
     ttfb_samples: usize,
+    streams: usize,
     gateway: String,
     pin: bool,
+    gateway_core: usize,
 }
 
 impl Settings {
@@ -103,8 +109,10 @@ impl Settings {
                 warmup: 0.1,
                 rate: 200,
                 ttfb_samples: 5,
+                streams: 20,
                 gateway: var("BENCH_GATEWAY", "inproc".to_owned()),
                 pin: false,
+                gateway_core: 1,
             };
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -115,8 +123,10 @@ impl Settings {
             warmup: var("BENCH_WARMUP_SECONDS", 1.0f64).clamp(0.0, 60.0),
             rate: var("BENCH_RATE", 1000u32).clamp(1, 200_000),
             ttfb_samples: var("BENCH_TTFB_SAMPLES", 300usize).clamp(1, 100_000),
+            streams: var("BENCH_STREAMS", 1000usize).clamp(1, 8000),
             gateway: var("BENCH_GATEWAY", "auto".to_owned()),
             pin: var("BENCH_PIN", 1u8) == 1 && cores >= 2 && has_taskset(),
+            gateway_core: var("BENCH_GATEWAY_CORE", 1usize).min(cores.saturating_sub(1)),
         }
     }
 }
@@ -140,7 +150,11 @@ fn run(s: &Settings) -> Result<(), String> {
     let upstream = load_rt.block_on(start_fake())?;
     let mut gateway = Gateway::start(s, upstream, &load_rt)?;
     let (proxy_rt, proxy) = start_bare_proxy(upstream)?;
-    let pinned = if s.pin { pin_threads(&gateway) } else { false };
+    let pinned = if s.pin {
+        pin_threads(&gateway, s.gateway_core)
+    } else {
+        false
+    };
     let gw_addr = gateway.addr;
 
     // Every path answers before anything is measured.
@@ -156,9 +170,12 @@ fn run(s: &Settings) -> Result<(), String> {
         gateway.kind.label(),
         gateway.detail,
         if pinned {
-            "gateway and bare proxy pinned to core 1, load generator + fake upstream on core 0"
+            format!(
+                "gateway and bare proxy pinned to core {}, load generator + fake upstream on core {LOAD_CORE}",
+                s.gateway_core
+            )
         } else {
-            "not pinned"
+            "not pinned".to_owned()
         },
         s.connections,
         s.seconds,
@@ -206,6 +223,7 @@ fn run(s: &Settings) -> Result<(), String> {
         )
     });
     let rss_after = gateway.rss();
+    let streams = load_rt.block_on(concurrent_streams(gw_addr, s.streams, &gateway));
     let rss_peak = gateway.rss_peak();
     gateway.stop();
     proxy_rt.shutdown_timeout(Duration::from_millis(200));
@@ -215,6 +233,7 @@ fn run(s: &Settings) -> Result<(), String> {
         open: &open,
         tdirect: &tdirect,
         tvia: &tvia,
+        streams: &streams,
         rss: (rss_idle, rss_after, rss_peak),
     };
     print!("{}", report.table(s));
@@ -231,9 +250,15 @@ fn run(s: &Settings) -> Result<(), String> {
     ]
     .iter()
     .map(|r| r.errors)
-    .sum();
+    .sum::<usize>()
+        + streams.failed;
     if !s.bench {
-        if failures > 0 || closed.via.ok == 0 || open.via.ok == 0 || tvia.ok == 0 {
+        if failures > 0
+            || closed.via.ok == 0
+            || open.via.ok == 0
+            || tvia.ok == 0
+            || streams.completed == 0
+        {
             return Err(format!("{failures} requests failed in the smoke pass"));
         }
         return Ok(());
@@ -244,6 +269,7 @@ fn run(s: &Settings) -> Result<(), String> {
             "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
             "load_average_at_start": loadavg,
             "pinned": pinned,
+            "gateway_core": pinned.then_some(s.gateway_core),
         },
         "gateway": {"mode": gateway.kind.label(), "detail": gateway.detail, "model": MODEL},
         "settings": {
@@ -273,6 +299,10 @@ fn run(s: &Settings) -> Result<(), String> {
             "direct": tdirect.json(), "gateway": tvia.json(),
             "added_p50_us": tvia.p(50.0) - tdirect.p(50.0),
             "added_p99_us": tvia.p(99.0) - tdirect.p(99.0),
+        },
+        "concurrent_streams": {
+            "streams": s.streams, "completed": streams.completed, "failed": streams.failed,
+            "gateway_rss_kb_max_while_open": streams.rss_max, "seconds": streams.seconds,
         },
         "gateway_rss_kb": {"idle": rss_idle, "after_load": rss_after, "peak": rss_peak},
         "targets": report.targets_json(),
@@ -353,11 +383,16 @@ async fn fake_reply(req: Request<Incoming>) -> Result<Response<FakeBody>, Infall
         Err(_) => Bytes::new(),
     };
     let stream = body.windows(13).any(|w| w == b"\"stream\":true");
+    let gap = if body.windows(10).any(|w| w == b"bench-slow") {
+        SLOW_STREAM_GAP
+    } else {
+        STREAM_GAP
+    };
     let mut resp = if stream {
-        let events = futures_util::stream::unfold(0usize, |i| async move {
+        let events = futures_util::stream::unfold(0usize, move |i| async move {
             let event = STREAM_EVENTS.get(i)?;
             if i > 0 {
-                tokio::time::sleep(STREAM_GAP).await;
+                tokio::time::sleep(gap).await;
             }
             Some((
                 Ok::<_, Infallible>(Frame::data(Bytes::from_static(event))),
@@ -497,11 +532,15 @@ impl Gateway {
         ];
         if s.gateway != "inproc" {
             match binary_path() {
-                Some(bin) => match Self::spawn(&bin, &env, s.pin, load_rt) {
-                    Ok(g) => return Ok(g),
-                    Err(e) if s.gateway == "binary" => return Err(e),
-                    Err(e) => eprintln!("could not run {}: {e}; in process instead", bin.display()),
-                },
+                Some(bin) => {
+                    match Self::spawn(&bin, &env, s.pin.then_some(s.gateway_core), load_rt) {
+                        Ok(g) => return Ok(g),
+                        Err(e) if s.gateway == "binary" => return Err(e),
+                        Err(e) => {
+                            eprintln!("could not run {}: {e}; in process instead", bin.display())
+                        }
+                    }
+                }
                 None if s.gateway == "binary" => {
                     return Err("no proxygate binary found (cargo build --release)".into());
                 }
@@ -514,16 +553,16 @@ impl Gateway {
     fn spawn(
         bin: &Path,
         env: &[(&str, String)],
-        pin: bool,
+        pin: Option<usize>,
         load_rt: &Runtime,
     ) -> Result<Self, String> {
         let port = free_port()?;
         let dir = results_dir();
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let log = std::fs::File::create(dir.join("gateway.log")).map_err(|e| e.to_string())?;
-        let mut cmd = if pin {
+        let mut cmd = if let Some(core) = pin {
             let mut c = Command::new("taskset");
-            c.arg("-c").arg(GATEWAY_CORE.to_string()).arg(bin);
+            c.arg("-c").arg(core.to_string()).arg(bin);
             c
         } else {
             Command::new(bin)
@@ -732,13 +771,13 @@ fn threads_named(prefix: &str) -> Vec<u32> {
 
 /// Puts the gateway (and the bare proxy) on its core and everything else of ours on the other. The subprocess was started
 /// under `taskset` already; threads spawned later inherit their parent's mask.
-fn pin_threads(gw: &Gateway) -> bool {
+fn pin_threads(gw: &Gateway, gateway_core: usize) -> bool {
     let mut ok = true;
     for (tid, name) in threads() {
         let gateway_side = name.starts_with("bench-proxy")
             || (gw.kind == GatewayKind::InProcess && name.starts_with("bench-gateway"));
         let core = if gateway_side {
-            GATEWAY_CORE
+            gateway_core
         } else {
             LOAD_CORE
         };
@@ -1056,6 +1095,58 @@ async fn stream_once(sender: &mut SendRequest<Full<Bytes>>, addr: SocketAddr) ->
     first.filter(|_| done)
 }
 
+/// Many streams open at once through the gateway.
+#[derive(Debug, Default)]
+struct Streams {
+    completed: usize,
+    failed: usize,
+    /// The gateway's largest VmRSS seen while they were open, kB.
+    rss_max: Option<u64>,
+    seconds: f64,
+}
+
+/// Opens `n` slow streams at once (one connection each) and samples the gateway's memory
+/// until they have all ended.
+async fn concurrent_streams(addr: SocketAddr, n: usize, gw: &Gateway) -> Streams {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut sender = connect(addr).await.ok()?;
+                sender.ready().await.ok()?;
+                let resp = sender
+                    .send_request(request(addr, SLOW_STREAM_BODY))
+                    .await
+                    .ok()?;
+                if resp.status() != StatusCode::OK {
+                    return None;
+                }
+                let body = resp.into_body().collect().await.ok()?.to_bytes();
+                body.windows(12).any(|w| w == b"data: [DONE]").then_some(())
+            })
+        })
+        .collect();
+    let mut out = Streams::default();
+    let sample = Duration::from_millis(20);
+    // Bounded: the slow stream lasts about a second; give up sampling after a minute.
+    let deadline = started + Duration::from_secs(60);
+    while !tasks.iter().all(|t| t.is_finished()) && Instant::now() < deadline {
+        out.rss_max = out.rss_max.max(gw.rss());
+        tokio::time::sleep(sample).await;
+    }
+    for t in tasks {
+        if !t.is_finished() {
+            t.abort(); // still open after the deadline: counts as failed
+        }
+        match t.await {
+            Ok(Some(())) => out.completed += 1,
+            _ => out.failed += 1,
+        }
+    }
+    out.seconds = started.elapsed().as_secs_f64();
+    out
+}
+
 // === the report ===
 
 struct Report<'a> {
@@ -1063,6 +1154,7 @@ struct Report<'a> {
     open: &'a Phase,
     tdirect: &'a Run,
     tvia: &'a Run,
+    streams: &'a Streams,
     rss: (Option<u64>, Option<u64>, Option<u64>),
 }
 
@@ -1163,9 +1255,16 @@ impl Report<'_> {
         );
         let _ = writeln!(
             t,
-            "gateway RSS: idle {}, after load {}, peak {}",
+            "{} concurrent slow streams through the gateway: {} completed, {} failed in {:.1} s",
+            s.streams, self.streams.completed, self.streams.failed, self.streams.seconds
+        );
+        let _ = writeln!(
+            t,
+            "gateway RSS: idle {}, after the load runs {}, with {} streams open {}, peak {}",
             mb(self.rss.0),
             mb(self.rss.1),
+            s.streams,
+            mb(self.streams.rss_max),
             mb(self.rss.2)
         );
         if !s.bench {
@@ -1215,6 +1314,14 @@ impl Report<'_> {
                 "idle RSS < 30 MB",
                 mb(self.rss.0),
                 self.rss.0.map(|k| k < 30 * 1024),
+            ),
+            (
+                "RSS < 100 MB at 1,000 streams",
+                mb(self.streams.rss_max),
+                self.streams
+                    .rss_max
+                    .filter(|_| self.streams.completed >= 1000)
+                    .map(|k| k < 100 * 1024),
             ),
             ("CPU ~25 µs per request", us(cpu), cpu.map(|c| c <= 25.0)),
         ]
