@@ -87,6 +87,8 @@ struct Settings {
     gateway: String,
     pin: bool,
     gateway_core: usize,
+    /// Cores available at start (before pinning narrows this process to one).
+    cores: usize,
 }
 
 impl Settings {
@@ -100,6 +102,7 @@ impl Settings {
                 Err(_) => default,
             }
         }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         if !bench {
             // Smoke pass: exercise every phase briefly, assert nothing failed.
             return Self {
@@ -113,9 +116,9 @@ impl Settings {
                 gateway: var("BENCH_GATEWAY", "inproc".to_owned()),
                 pin: false,
                 gateway_core: 1,
+                cores,
             };
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             bench,
             connections: var("BENCH_CONNECTIONS", 32usize).clamp(1, 4096),
@@ -127,6 +130,7 @@ impl Settings {
             gateway: var("BENCH_GATEWAY", "auto".to_owned()),
             pin: var("BENCH_PIN", 1u8) == 1 && cores >= 2 && has_taskset(),
             gateway_core: var("BENCH_GATEWAY_CORE", 1usize).min(cores.saturating_sub(1)),
+            cores,
         }
     }
 }
@@ -266,7 +270,7 @@ fn run(s: &Settings) -> Result<(), String> {
 
     let out = json!({
         "machine": {
-            "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
+            "cores": s.cores,
             "load_average_at_start": loadavg,
             "pinned": pinned,
             "gateway_core": pinned.then_some(s.gateway_core),
