@@ -16,7 +16,9 @@ use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 
 use crate::GatewayError;
@@ -64,13 +66,44 @@ pub fn routes(state: AppState) -> Router {
         // is taken from the client's `x-request-id` or made here, and echoed in the response.
         .layer(
             tower::ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(SetRequestIdLayer::x_request_id(FastRequestUuid))
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
                     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
                     tracing::debug_span!("request", method = %req.method(), path = req.uri().path(), request_id = id)
                 }))
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
+}
+
+/// Request ids: random (v4) UUIDs from the thread-local CSPRNG. tower-http's `MakeRequestUuid`
+/// asks the kernel for fresh randomness on every request, a `getrandom` syscall each time.
+#[derive(Clone, Copy, Debug, Default)]
+struct FastRequestUuid;
+
+impl MakeRequestId for FastRequestUuid {
+    fn make_request_id<B>(&mut self, _request: &http::Request<B>) -> Option<RequestId> {
+        http::HeaderValue::from_bytes(&uuid_v4(rand::random()))
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// `bytes` as a version 4, variant 1 UUID in its hyphenated lower-case form.
+fn uuid_v4(mut bytes: [u8; 16]) -> [u8; 36] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let mut out = [b'-'; 36];
+    let mut at = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            at += 1; // leave the hyphen
+        }
+        out[at] = HEX[usize::from(b >> 4)];
+        out[at + 1] = HEX[usize::from(b & 0x0f)];
+        at += 2;
+    }
+    out
 }
 
 async fn method_not_allowed(req: Request) -> Response {
@@ -292,5 +325,27 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
         None => error_response(&GatewayError::Internal(
             "metrics are not enabled in this embedding".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_version_4_uuids() {
+        assert_eq!(
+            &uuid_v4([0xff; 16]),
+            b"ffffffff-ffff-4fff-bfff-ffffffffffff"
+        );
+        assert_eq!(&uuid_v4([0; 16]), b"00000000-0000-4000-8000-000000000000");
+        let req = http::Request::new(());
+        let a = FastRequestUuid.make_request_id(&req).unwrap();
+        let b = FastRequestUuid.make_request_id(&req).unwrap();
+        assert_ne!(a.header_value(), b.header_value());
+        let a = a.header_value().to_str().unwrap();
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.as_bytes()[14], b'4');
+        assert!(matches!(a.as_bytes()[19], b'8' | b'9' | b'a' | b'b'));
     }
 }
