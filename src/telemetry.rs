@@ -90,7 +90,11 @@ pub fn build_recorder() -> PrometheusRecorder {
     builder.build_recorder()
 }
 
-/// Installs the global recorder once and returns its handle (later calls return the same one).
+/// How often recorded histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Installs the global recorder once and returns its handle (later calls return the same one),
+/// with a background thread that drains histogram samples every few seconds.
 pub fn install() -> PrometheusHandle {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
     HANDLE
@@ -103,6 +107,19 @@ pub fn install() -> PrometheusHandle {
                 tracing::warn!("a metrics recorder was already installed; /metrics shows only ProxyGate's own handle");
             }
             describe();
+            // Histograms keep every raw sample until drained: drain them on a timer, or memory
+            // grows with each request whenever nobody scrapes /metrics. A plain thread, so it
+            // outlives whichever async runtime happened to build the first gateway.
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new().name("proxygate-metrics-upkeep".into()).spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::warn!("cannot start the metrics upkeep thread ({e}); histograms drain only on /metrics scrapes");
+            }
             handle
         })
         .clone()

@@ -125,16 +125,6 @@ async fn serve(config: proxygate::Config) -> Result<(), String> {
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    // Prometheus histograms keep every raw sample until drained: drain them on a timer, or
-    // memory grows with each request whenever nobody scrapes /metrics.
-    let metrics = proxygate::telemetry::install();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            metrics.run_upkeep();
-        }
-    });
     let (tx, rx) = tokio::sync::watch::channel(false);
     let app = gateway.router();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
