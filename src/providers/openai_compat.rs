@@ -255,6 +255,27 @@ impl OpenAiDecoder {
         }
     }
 
+    /// An error event in the stream (`data: {"error": {...}}`).
+    fn in_band_error(&self, err: &Value) -> GatewayError {
+        let message = err
+            .get("message")
+            .and_then(Value::as_str)
+            .or_else(|| err.as_str())
+            .map(super::summarise)
+            .unwrap_or_else(|| "error event in stream".into());
+        GatewayError::Upstream {
+            provider: self.provider,
+            status: http::StatusCode::BAD_GATEWAY,
+            message,
+            code: err.get("code").map(|c| {
+                c.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| c.to_string())
+            }),
+            retry_after: None,
+        }
+    }
+
     fn flush_usage(&mut self, out: &mut VecDeque<ChatChunk>) {
         if let Some(u) = self.usage.take() {
             let (id, created, model) = self.last.clone().unwrap_or_default();
@@ -278,36 +299,33 @@ impl StreamDecoder for OpenAiDecoder {
         if self.saw_done || data.is_empty() {
             return Ok(());
         }
-        let value: Value =
-            serde_json::from_str(data).map_err(|e| GatewayError::BadUpstreamResponse {
-                provider: self.provider,
-                reason: format!("invalid stream event: {e}"),
-            })?;
-        if let Some(err) = value.get("error") {
-            let message = err
-                .get("message")
-                .and_then(Value::as_str)
-                .map(super::summarise)
-                .unwrap_or_else(|| "error event in stream".into());
-            return Err(GatewayError::Upstream {
-                provider: self.provider,
-                status: http::StatusCode::BAD_GATEWAY,
-                message,
-                code: err.get("code").map(|c| {
-                    c.as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| c.to_string())
-                }),
-                retry_after: None,
-            });
+        // One parse on the hot path: every field of a chunk has a default, so an error event
+        // parses too, with its `error` in `extra`. Only a body that is no chunk at all is read
+        // again, as a plain value, for the error it may carry.
+        let mut chunk: ChatChunk = match serde_json::from_str(data) {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                let value: Value =
+                    serde_json::from_str(data).map_err(|_| GatewayError::BadUpstreamResponse {
+                        provider: self.provider,
+                        reason: format!("invalid stream event: {e}"),
+                    })?;
+                return Err(match value.get("error") {
+                    Some(err) => self.in_band_error(err),
+                    None => GatewayError::BadUpstreamResponse {
+                        provider: self.provider,
+                        reason: format!("unexpected stream chunk: {e}"),
+                    },
+                });
+            }
+        };
+        if let Some(err) = chunk.extra.get("error") {
+            return Err(self.in_band_error(err));
         }
-        let groq_usage = value.get("x_groq").and_then(|x| x.get("usage")).cloned();
-        let mut chunk: ChatChunk =
-            serde_json::from_value(value).map_err(|e| GatewayError::BadUpstreamResponse {
-                provider: self.provider,
-                reason: format!("unexpected stream chunk: {e}"),
-            })?;
-        chunk.extra.remove("x_groq");
+        let groq_usage = chunk
+            .extra
+            .remove("x_groq")
+            .and_then(|mut x| x.get_mut("usage").map(Value::take));
         chunk.object = "chat.completion.chunk".into();
         if let Some(u) = chunk
             .usage
