@@ -217,10 +217,14 @@ async fn chat_completions(State(state): State<AppState>, req: Request) -> Respon
     };
     guard.provider = reply.meta.provider;
     guard.model = reply.meta.deployment.to_string();
-    let meta = reply.meta;
+    let mut meta = reply.meta;
     match reply.body {
         ReplyBody::Complete(resp) => {
             guard.status = 200;
+            if meta.cost_usd.is_none() {
+                meta.cost_usd =
+                    estimate_cost(&state.registry, &meta.deployment, resp.usage.as_ref());
+            }
             let mut out = axum::Json(resp).into_response();
             meta_headers(&mut out, &meta);
             guard.record();
@@ -241,6 +245,21 @@ async fn chat_completions(State(state): State<AppState>, req: Request) -> Respon
             out
         }
     }
+}
+
+/// Prompt tokens at the input rate plus completion tokens at the output rate, from the catalog
+/// line of the deployment that served (SPEC §7); unknown models and missing usage give `None`.
+fn estimate_cost(
+    registry: &Registry,
+    deployment: &str,
+    usage: Option<&crate::types::Usage>,
+) -> Option<f64> {
+    let usage = usage?;
+    let spec = registry.deployment(deployment)?.spec()?;
+    Some(
+        (usage.prompt_tokens as f64 * spec.input + usage.completion_tokens as f64 * spec.output)
+            / 1_000_000.0,
+    )
 }
 
 fn fail(guard: &mut RequestGuard, err: &GatewayError) -> Response {
