@@ -140,6 +140,7 @@ impl GatewayBuilder {
             registry,
             metrics,
             max_body_bytes: self.config.max_body_bytes,
+            master_key: self.config.master_key.clone(),
         };
         Ok(Gateway {
             state,

@@ -363,3 +363,32 @@ async fn wrong_method_and_unknown_path_answer_in_the_envelope() {
             .contains("/v1/nothing-here")
     );
 }
+
+#[tokio::test]
+async fn the_master_key_guards_v1_and_admin_but_not_health() {
+    let gw = TestGateway::start(&[("PROXYGATE_MASTER_KEY", "pg-master-secret".into())]).await;
+    let url = gw.url("/v1/chat/completions");
+    let body = chat("mock/echo", "hi").to_string().into_bytes();
+
+    let (status, _, resp) = post_raw(&url, body.clone(), "application/json").await;
+    assert_eq!(status, 401);
+    let v: Value = serde_json::from_slice(&resp).unwrap();
+    assert_eq!(v["error"]["type"], "authentication_error");
+
+    let wrong = http::Request::post(&url)
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer nope");
+    let (status, _, resp) = send(wrong, body.clone()).await;
+    assert_eq!(status, 401);
+    assert!(!String::from_utf8_lossy(&resp).contains("pg-master-secret"));
+
+    let right = http::Request::post(&url)
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer pg-master-secret");
+    let (status, _, _) = send(right, body).await;
+    assert_eq!(status, 200);
+
+    assert_eq!(get(&gw.url("/v1/models")).await.0, 401);
+    assert_eq!(get(&gw.url("/admin/circuits")).await.0, 401);
+    assert_eq!(get(&gw.url("/health")).await.0, 200);
+}

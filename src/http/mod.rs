@@ -3,6 +3,7 @@
 //! from [`GatewayError`]s.
 
 mod admin;
+pub mod auth;
 pub mod decode;
 pub mod encode;
 
@@ -39,6 +40,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Request body limit.
     pub max_body_bytes: usize,
+    /// The gateway's own key (`PROXYGATE_MASTER_KEY`), if any.
+    pub master_key: Option<crate::config::Secret>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -51,14 +54,21 @@ impl std::fmt::Debug for AppState {
 
 /// The gateway's routes.
 pub fn routes(state: AppState) -> Router {
-    Router::new()
+    // `/v1/*` and `/admin/*` need the master key when one is configured.
+    let keyed = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/chat/completions", post(chat_completions))
         .route("/v1/models", get(list_models))
-        .route("/health", get(health))
-        .route("/metrics", get(render_metrics))
         .route("/admin/circuits", get(admin::list_circuits))
         .route("/admin/circuits/{*deployment}", post(admin::reset_circuit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.master_key.clone(),
+            auth::require_master_key,
+        ));
+    Router::new()
+        .merge(keyed)
+        .route("/health", get(health))
+        .route("/metrics", get(render_metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -89,20 +99,12 @@ impl MakeRequestId for FastRequestUuid {
 }
 
 /// `bytes` as a version 4, variant 1 UUID in its hyphenated lower-case form.
-fn uuid_v4(mut bytes: [u8; 16]) -> [u8; 36] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let mut out = [b'-'; 36];
-    let mut at = 0;
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            at += 1; // leave the hyphen
-        }
-        out[at] = HEX[usize::from(b >> 4)];
-        out[at + 1] = HEX[usize::from(b & 0x0f)];
-        at += 2;
-    }
+fn uuid_v4(bytes: [u8; 16]) -> [u8; 36] {
+    let mut out = [0u8; 36];
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .encode_lower(&mut out);
     out
 }
 
