@@ -17,7 +17,6 @@ use super::catalog::{
 };
 use super::{
     ProviderAdapter, SseEvent, StreamDecoder, Translate, UpstreamRequest, json_post, parse_json,
-    with_json,
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
@@ -99,8 +98,138 @@ impl OpenAiCompat {
         }
     }
 
+    /// The upstream body as bytes: one serialisation pass when no quirk needs the `Value`
+    /// tree ([`FastBody`]), else [`openai_body`] and `to_vec`. Both give the same JSON.
+    fn body_bytes(&self, req: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
+        let bytes = match FastBody::new(req, &self.quirks) {
+            Some(fast) => serde_json::to_vec(&fast),
+            None => serde_json::to_vec(&openai_body(req, &self.quirks)?),
+        };
+        bytes.map_err(|e| GatewayError::Internal(format!("encoding request: {e}")))
+    }
+
+    #[cfg(test)]
     fn body(&self, req: &ChatRequest) -> Result<Value, GatewayError> {
-        openai_body(req, &self.quirks)
+        serde_json::from_slice(&self.body_bytes(req)?)
+            .map_err(|e| GatewayError::Internal(format!("re-reading request: {e}")))
+    }
+}
+
+/// The fields of [`ChatRequest`] that it serialises itself, in its order.
+const TYPED_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "n",
+    "tools",
+    "tool_choice",
+    "response_format",
+];
+
+/// `req` as [`openai_body`] would send it, borrowed and serialised in one pass. Only built
+/// when the quirks leave the `Value` tree nothing to do beyond the two typed fields it
+/// adjusts (`max_tokens`, `stream_options`).
+#[derive(serde::Serialize)]
+struct FastBody<'a> {
+    model: &'a str,
+    messages: &'a [crate::types::Message],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<std::borrow::Cow<'a, crate::types::StreamOptions>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop: Option<&'a crate::types::Stop>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<&'a Vec<crate::types::Tool>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<&'a Value>,
+    #[serde(flatten)]
+    extra: &'a Map<String, Value>,
+}
+
+// === impl FastBody ===
+
+impl<'a> FastBody<'a> {
+    /// `None` when `req` needs [`openai_body`]: a whitelist, fields present to drop, flattening,
+    /// `tool_choice` mapping, `developer` roles to map, message fields that are `null`, or
+    /// an `extra` key that shadows a typed field.
+    fn new(req: &'a ChatRequest, q: &Quirks) -> Option<Self> {
+        use crate::types::{Role, StreamOptions};
+        use std::borrow::Cow;
+        if !q.whitelist.is_empty()
+            || q.drop.iter().any(|k| {
+                // A typed field to drop forces the slow path unless it is an absent `n`.
+                req.extra.contains_key(*k)
+                    || (TYPED_FIELDS.contains(k) && !(*k == "n" && req.n.is_none()))
+            })
+            || q.flatten_text_content
+            || (q.tool_choice_any && req.tool_choice.is_some())
+            || req.extra.keys().any(|k| TYPED_FIELDS.contains(&k.as_str()))
+        {
+            return None;
+        }
+        for m in &req.messages {
+            if (q.no_developer_role && m.role == Role::Developer)
+                || m.extra.values().any(Value::is_null)
+            {
+                return None;
+            }
+        }
+        let (max_tokens, max_completion_tokens) = match req.max_completion_tokens {
+            Some(v) if q.max_tokens_only => (req.max_tokens.or(Some(v)), None),
+            other => (req.max_tokens, other),
+        };
+        let stream_options = if req.is_stream() && q.stream_options {
+            Some(match &req.stream_options {
+                Some(o) if o.include_usage == Some(true) => Cow::Borrowed(o),
+                Some(o) => Cow::Owned(StreamOptions {
+                    include_usage: Some(true),
+                    extra: o.extra.clone(),
+                }),
+                None => Cow::Owned(StreamOptions {
+                    include_usage: Some(true),
+                    extra: Map::new(),
+                }),
+            })
+        } else if q.stream_options {
+            req.stream_options.as_ref().map(Cow::Borrowed)
+        } else {
+            None
+        };
+        Some(Self {
+            model: &req.model,
+            messages: &req.messages,
+            stream: req.stream,
+            stream_options,
+            max_tokens,
+            max_completion_tokens,
+            temperature: req.temperature,
+            top_p: req.top_p,
+            stop: req.stop.as_ref(),
+            n: req.n,
+            tools: req.tools.as_ref(),
+            tool_choice: req.tool_choice.as_ref(),
+            response_format: req.response_format.as_ref(),
+            extra: &req.extra,
+        })
     }
 }
 
@@ -178,7 +307,7 @@ impl ProviderAdapter for OpenAiCompat {
     }
 
     fn request(&self, req: &ChatRequest) -> Result<UpstreamRequest, GatewayError> {
-        let body = self.body(req)?;
+        let body = self.body_bytes(req)?;
         let mut builder = json_post(&self.url)?;
         if let Some(key) = &self.key {
             builder = builder.header(http::header::AUTHORIZATION, key.bearer()?);
@@ -186,7 +315,9 @@ impl ProviderAdapter for OpenAiCompat {
         if req.is_stream() {
             builder = builder.header(http::header::ACCEPT, "text/event-stream");
         }
-        with_json(builder, &body)
+        builder
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| GatewayError::Internal(format!("building upstream request: {e}")))
     }
 
     fn response(&self, _req: &ChatRequest, body: &[u8]) -> Result<ChatResponse, GatewayError> {
@@ -736,6 +867,56 @@ mod tests {
         assert_eq!(body["seed"], 7);
         assert_eq!(body["stream_options"]["include_usage"], true);
     }
+
+    #[test]
+    fn one_pass_body_matches_the_value_path() {
+        let bodies = [
+            serde_json::json!({"model":"m","messages":[{"role":"user","content":"hi"}]}),
+            serde_json::json!({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}),
+            serde_json::json!({"model":"m","messages":[{"role":"developer","content":"d"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}],"stream":true,"stream_options":{"include_usage":false,"x":1},"max_completion_tokens":9,"max_tokens":4,"temperature":0.5,"top_p":1.0,"stop":["s"],"n":1,"seed":3,"tool_choice":{"type":"function","function":{"name":"f"}},"response_format":{"type":"json_object"},"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"brand_new":{"a":[1,null]}}),
+            serde_json::json!({"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}],"refusal":null},{"role":"tool","tool_call_id":"c","content":"r"}],"stream":false,"stream_options":{"include_usage":true},"max_completion_tokens":7,"tool_choice":"required"}),
+            serde_json::json!({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}),
+            serde_json::json!({"model":"m","messages":[{"role":"user","content":"hi"}],"n":2,"logprobs":true,"top_logprobs":2,"logit_bias":{"1":2}}),
+        ];
+        for p in PROVIDERS_WITH_QUIRKS {
+            let q = quirks_of(p);
+            let a = OpenAiCompat::new(p, "http://x/v1", None, q);
+            for b in &bodies {
+                let r = req(b.clone());
+                assert_eq!(
+                    a.body(&r).unwrap(),
+                    openai_body(&r, &q).unwrap(),
+                    "{p}: {b}"
+                );
+            }
+        }
+        // The plain OpenAI shape takes the one-pass path, even where fields could be dropped.
+        let r = req(bodies[0].clone());
+        assert!(FastBody::new(&r, &quirks_of("groq")).is_some());
+        assert!(FastBody::new(&r, &quirks_of("cerebras")).is_some());
+        let r = req(serde_json::json!({"model":"m","messages":[],"logit_bias":{}}));
+        assert!(FastBody::new(&r, &quirks_of("groq")).is_none());
+        assert!(a_body_lacks(&r, "groq", "logit_bias"));
+    }
+
+    fn a_body_lacks(r: &ChatRequest, p: &str, key: &str) -> bool {
+        let a = OpenAiCompat::new("x", "http://x/v1", None, quirks_of(p));
+        a.body(r).unwrap().get(key).is_none()
+    }
+
+    const PROVIDERS_WITH_QUIRKS: &[&str] = &[
+        "openai",
+        "groq",
+        "together",
+        "fireworks",
+        "cerebras",
+        "sambanova",
+        "mistral",
+        "openrouter",
+        "deepseek",
+        "xai",
+        "ollama",
+    ];
 
     #[test]
     fn mistral_gets_a_whitelist_and_max_tokens() {
