@@ -24,7 +24,8 @@ pin_project! {
         #[pin]
         state: State<F>,
         service: S,
-        // The request as the router left it; each attempt gets a clone with its target.
+        // The request as the router left it; each attempt gets a clone with its target, the
+        // last one the plan allows gets the request itself.
         request: ChatRequest,
         plan: Arc<[Deployment]>,
         next: usize,
@@ -178,7 +179,19 @@ where
             }
             this.tried.push(target.id().to_string());
             let span = tracing::debug_span!("attempt", deployment = %target.id(), attempt = *this.attempts);
-            let mut req = this.request.clone();
+            let mut req = if *this.next >= this.plan.len() {
+                // No deployment can follow this one, so the request moves into the attempt
+                // instead of being cloned; what stays is what the loop still reads (the model
+                // for the final error, the context for the deadline).
+                let rest = ChatRequest {
+                    model: this.request.model.clone(),
+                    ctx: this.request.ctx.clone(),
+                    ..Default::default()
+                };
+                std::mem::replace(this.request, rest)
+            } else {
+                this.request.clone()
+            };
             req.ctx.target = Some(target);
             req.ctx.attempt = *this.attempts;
             let fut = this.service.call(req).instrument(span);

@@ -409,6 +409,37 @@ mod tests {
         let err = call.await.unwrap().unwrap_err();
         assert_eq!(err.status(), http::StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+        // The lone attempt took the request itself; the error still names the model.
+        assert!(
+            matches!(&err, GatewayError::NoHealthyDeployment { model, .. } if model == "m"),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_attempt_gets_the_whole_request() {
+        let (mut svc, mut handle) = spawn(FailoverConfig::default());
+        assert_ready_ok!(svc.poll_ready());
+        let mut req = request(vec![dep("groq", "a"), dep("together", "b")]);
+        req.messages
+            .push(crate::types::Message::text(crate::types::Role::User, "hi"));
+        req.extra.insert("seed".into(), 7.into());
+        let call = tokio::spawn(svc.call(req));
+        for (n, outcome) in [Err(upstream(500)), Ok(ok("together/b"))]
+            .into_iter()
+            .enumerate()
+        {
+            let (req, respond) = handle.next_request().await.expect("an attempt");
+            assert_eq!(req.model, "m");
+            assert_eq!(req.messages.len(), 1, "attempt {}", n + 1);
+            assert_eq!(req.extra["seed"], 7);
+            assert_eq!(req.ctx.attempt, n as u32 + 1);
+            match outcome {
+                Ok(reply) => respond.send_response(reply),
+                Err(e) => respond.send_error(e),
+            }
+        }
+        assert_eq!(call.await.unwrap().unwrap().meta.attempts, 2);
     }
 
     #[tokio::test(start_paused = true)]

@@ -136,7 +136,8 @@ async fn not_found(req: Request) -> Response {
 struct RequestGuard {
     started: Instant,
     provider: &'static str,
-    model: String,
+    // The deployment id, shared with the reply (no copy per request).
+    model: metrics::SharedString,
     status: u16,
     endpoint: &'static str,
     done: bool,
@@ -148,7 +149,7 @@ impl RequestGuard {
         Self {
             started: Instant::now(),
             provider: "none",
-            model: String::new(),
+            model: metrics::SharedString::const_str(""),
             status: 0,
             endpoint,
             done: false,
@@ -162,12 +163,34 @@ impl RequestGuard {
         self.done = true;
         metrics::gauge!(names::INFLIGHT_REQUESTS).decrement(1.0);
         metrics::counter!(names::REQUESTS_TOTAL,
-            "provider" => self.provider, "model" => std::mem::take(&mut self.model),
-            "status" => self.status.to_string(), "endpoint" => self.endpoint)
+            "provider" => self.provider, "model" => self.model.clone(),
+            "status" => status_label(self.status), "endpoint" => self.endpoint)
         .increment(1);
         metrics::histogram!(names::REQUEST_DURATION_SECONDS)
             .record(self.started.elapsed().as_secs_f64());
     }
+}
+
+/// The `status` label: a static string for the statuses the gateway answers with.
+fn status_label(status: u16) -> metrics::SharedString {
+    let s = match status {
+        200 => "200",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        408 => "408",
+        413 => "413",
+        422 => "422",
+        429 => "429",
+        499 => "499",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        other => return other.to_string().into(),
+    };
+    metrics::SharedString::const_str(s)
 }
 
 impl Drop for RequestGuard {
@@ -218,7 +241,7 @@ async fn chat_completions(State(state): State<AppState>, req: Request) -> Respon
         Err(e) => return fail(&mut guard, &e),
     };
     guard.provider = reply.meta.provider;
-    guard.model = reply.meta.deployment.to_string();
+    guard.model = reply.meta.deployment.clone().into();
     let mut meta = reply.meta;
     match reply.body {
         ReplyBody::Complete(resp) => {
@@ -352,6 +375,13 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_labels_are_the_decimal_status() {
+        for code in [200, 400, 429, 499, 502, 504, 418, 599] {
+            assert_eq!(&*status_label(code), code.to_string(), "{code}");
+        }
+    }
 
     #[test]
     fn request_ids_are_version_4_uuids() {
