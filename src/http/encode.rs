@@ -67,8 +67,6 @@ pub fn format_cost(cost: f64) -> String {
 
 /// Something told when a stream ends, however it ends (for metrics and accounting).
 pub trait StreamObserver: Send + 'static {
-    /// A chunk passed through (before any stripping).
-    fn chunk(&mut self, chunk: &ChatChunk);
     /// The stream ended: `ok` is false after an error or a client disconnect.
     fn finish(self: Box<Self>, ok: bool);
 }
@@ -157,9 +155,6 @@ impl Stream for SseEncoder {
             }
             match ready!(this.inner.as_mut().poll_next(cx)) {
                 Some(Ok(mut chunk)) => {
-                    if let Some(obs) = this.observer.as_mut() {
-                        obs.chunk(&chunk);
-                    }
                     if this.meta.is_none() {
                         *this.meta = Some((chunk.id.clone(), chunk.created, chunk.model.clone()));
                     }

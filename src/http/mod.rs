@@ -26,7 +26,7 @@ use crate::GatewayError;
 use crate::deployment::DeploymentService;
 use crate::router::Registry;
 use crate::telemetry::names;
-use crate::types::{ChatChunk, ReplyBody};
+use crate::types::ReplyBody;
 use encode::{SseEncoder, StreamObserver, error_response, meta_headers, sse_response};
 
 /// What every handler shares.
@@ -204,15 +204,9 @@ impl Drop for RequestGuard {
 
 struct StreamMetrics {
     guard: RequestGuard,
-    first: Option<Instant>,
 }
 
 impl StreamObserver for StreamMetrics {
-    fn chunk(&mut self, _chunk: &ChatChunk) {
-        if self.first.is_none() {
-            self.first = Some(Instant::now());
-        }
-    }
     fn finish(mut self: Box<Self>, ok: bool) {
         if !ok {
             self.guard.status = 502;
@@ -234,7 +228,12 @@ async fn chat_completions(State(state): State<AppState>, req: Request) -> Respon
     };
     drop(body);
     let include_usage = chat.wants_stream_usage();
-    let prompt_estimate = crate::providers::mock::prompt_tokens(&chat);
+    // Only a stream that must end with usage the upstream may not send needs the estimate.
+    let prompt_estimate = if include_usage {
+        chat.estimate_prompt_tokens()
+    } else {
+        0
+    };
     // The model label comes from the deployment, never from the client's string (bounded).
     let reply = match state.chat.clone().oneshot(chat).await {
         Ok(r) => r,
@@ -259,7 +258,7 @@ async fn chat_completions(State(state): State<AppState>, req: Request) -> Respon
             guard.status = 200;
             metrics::histogram!(names::TIME_TO_FIRST_TOKEN_SECONDS)
                 .record(started.elapsed().as_secs_f64());
-            let observer = Box::new(StreamMetrics { guard, first: None });
+            let observer = Box::new(StreamMetrics { guard });
             let mut out = sse_response(SseEncoder::new(
                 stream,
                 include_usage,

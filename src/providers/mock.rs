@@ -107,16 +107,6 @@ pub fn reply_text(req: &ChatRequest) -> String {
     )
 }
 
-/// Prompt tokens as the mock counts them (about four characters a token).
-pub fn prompt_tokens(req: &ChatRequest) -> u64 {
-    let chars: usize = req
-        .messages
-        .iter()
-        .map(|m| m.text_content().len() + 4)
-        .sum();
-    (chars as u64).div_ceil(4).max(1)
-}
-
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
@@ -199,7 +189,7 @@ impl Future for MockFuture {
         }
         let text = reply_text(&req);
         let parts = pieces(&text);
-        let usage = Usage::new(prompt_tokens(&req), parts.len() as u64);
+        let usage = Usage::new(req.estimate_prompt_tokens(), parts.len() as u64);
         let model = req
             .ctx
             .target

@@ -65,6 +65,17 @@ impl ChatRequest {
             .unwrap_or(false)
     }
 
+    /// Prompt tokens estimated without a tokenizer (about four characters a token, plus a few
+    /// per message), for when an upstream reports none.
+    pub fn estimate_prompt_tokens(&self) -> u64 {
+        let chars: usize = self
+            .messages
+            .iter()
+            .map(|m| m.text_content().len() + 4)
+            .sum();
+        (chars as u64).div_ceil(4).max(1)
+    }
+
     /// The output cap, whichever field carried it.
     pub fn output_cap(&self) -> Option<u64> {
         self.max_completion_tokens.or(self.max_tokens)
