@@ -343,8 +343,16 @@ pub fn with_json(
 ) -> Result<UpstreamRequest, GatewayError> {
     let bytes = serde_json::to_vec(body)
         .map_err(|e| GatewayError::Internal(format!("encoding request: {e}")))?;
+    with_bytes(builder, bytes)
+}
+
+/// Finishes a request whose JSON body is already encoded.
+pub fn with_bytes(
+    builder: http::request::Builder,
+    body: Vec<u8>,
+) -> Result<UpstreamRequest, GatewayError> {
     builder
-        .body(Full::new(Bytes::from(bytes)))
+        .body(Full::new(Bytes::from(body)))
         .map_err(|e| GatewayError::Internal(format!("building upstream request: {e}")))
 }
 

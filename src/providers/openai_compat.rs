@@ -17,6 +17,7 @@ use super::catalog::{
 };
 use super::{
     ProviderAdapter, SseEvent, StreamDecoder, Translate, UpstreamRequest, json_post, parse_json,
+    with_bytes,
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
@@ -315,9 +316,7 @@ impl ProviderAdapter for OpenAiCompat {
         if req.is_stream() {
             builder = builder.header(http::header::ACCEPT, "text/event-stream");
         }
-        builder
-            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-            .map_err(|e| GatewayError::Internal(format!("building upstream request: {e}")))
+        with_bytes(builder, body)
     }
 
     fn response(&self, _req: &ChatRequest, body: &[u8]) -> Result<ChatResponse, GatewayError> {
@@ -346,10 +345,8 @@ pub fn normalise_response(resp: &mut ChatResponse) {
             c.finish_reason = Some(normalise_finish(f).to_owned());
         }
     }
-    if let Some(u) = &mut resp.usage
-        && u.total_tokens == 0
-    {
-        u.total_tokens = u.prompt_tokens + u.completion_tokens;
+    if let Some(u) = &mut resp.usage {
+        u.fill_total();
     }
 }
 
@@ -464,9 +461,7 @@ impl StreamDecoder for OpenAiDecoder {
             .or_else(|| groq_usage.and_then(|u| serde_json::from_value(u).ok()))
         {
             let mut u: Usage = u;
-            if u.total_tokens == 0 {
-                u.total_tokens = u.prompt_tokens + u.completion_tokens;
-            }
+            u.fill_total();
             self.usage = Some(u);
         }
         // Azure's first chunk has `id: ""` and `model: ""`: take the ids from a real one.

@@ -28,4 +28,11 @@ impl Usage {
             extra: Map::new(),
         }
     }
+
+    /// Fills `total_tokens` when the upstream left it out (or at 0).
+    pub fn fill_total(&mut self) {
+        if self.total_tokens == 0 {
+            self.total_tokens = self.prompt_tokens + self.completion_tokens;
+        }
+    }
 }
