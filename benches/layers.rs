@@ -71,15 +71,17 @@ fn runtime() -> Runtime {
         .expect("tokio runtime")
 }
 
-fn gateway(env: &[(&str, &str)]) -> Gateway {
-    let map: HashMap<String, String> = env
+async fn gateway(env: &[(&str, &str)]) -> Gateway {
+    let mut map: HashMap<String, String> = env
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
+    // Usage records in the bounded in-process store: no file in the working directory.
+    map.insert("USAGE_DB_PATH".into(), ":memory:".into());
     let config = proxygate::Config::from_env(&map, proxygate::providers::Catalog::default())
         .expect("bench config is valid");
     // The global metrics recorder, as the binary runs it: the edge records on every request.
-    Gateway::new(config).expect("gateway builds")
+    Gateway::new(config).await.expect("gateway builds")
 }
 
 fn request(body: &[u8]) -> ChatRequest {
@@ -267,7 +269,7 @@ async fn consume(reply: Result<ChatReply, proxygate::GatewayError>) -> usize {
 
 fn stack(c: &mut Criterion) {
     let rt = runtime();
-    let gw = rt.block_on(async { gateway(&[("MOCK_CHUNK_DELAY_MS", "0")]) });
+    let gw = rt.block_on(async { gateway(&[("MOCK_CHUNK_DELAY_MS", "0")]).await });
     let svc = gw.chat_service();
     let req = request(SMALL_REQUEST);
     let mut stream_req = req.clone();
@@ -359,6 +361,7 @@ fn loopback(c: &mut Criterion) {
             ("GROQ_API_KEY", "gsk_bench_not_a_real_key"),
             ("GROQ_BASE_URL", &base),
         ])
+        .await
     });
     let svc = gw.chat_service();
     let mut req = request(SMALL_REQUEST);

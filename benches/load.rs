@@ -623,7 +623,7 @@ impl Gateway {
             .build()
             .map_err(|e| e.to_string())?;
         let addr = runtime.block_on(async {
-            let gateway = proxygate::Gateway::new(config)?;
+            let gateway = proxygate::Gateway::new(config).await?;
             let listener = TcpListener::bind("127.0.0.1:0")
                 .await
                 .map_err(|e| e.to_string())?;

@@ -13,7 +13,7 @@ use axum::routing::get;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Configuration from the environment, as the binary reads it (no env: the mock provider).
     let config = proxygate::Config::load(Default::default(), None)?;
-    let gateway = proxygate::Gateway::new(config)?;
+    let gateway = proxygate::Gateway::new(config).await?;
 
     let app = Router::new()
         .route(

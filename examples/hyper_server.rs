@@ -14,7 +14,7 @@ use hyper_util::service::TowerToHyperService;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = proxygate::Config::load(Default::default(), None)?;
-    let gateway = proxygate::Gateway::new(config)?;
+    let gateway = proxygate::Gateway::new(config).await?;
     let service = TowerToHyperService::new(gateway.router());
 
     let addr = std::env::var("EXAMPLE_ADDR").unwrap_or_else(|_| "127.0.0.1:8081".to_owned());

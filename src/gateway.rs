@@ -6,7 +6,7 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = proxygate::Config::default();
-//! let gateway = proxygate::Gateway::new(config)?;
+//! let gateway = proxygate::Gateway::new(config).await?;
 //! let app = axum::Router::new().nest("/llm", gateway.router());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, app).await?;
@@ -20,6 +20,8 @@ use tower::ServiceBuilder;
 use crate::breaker::{BreakerConfig, BreakerLayer};
 use crate::client::{HttpClient, build_client};
 use crate::config::Config;
+use crate::cost::{CostLayer, RateTable};
+use crate::db::{Db, SqlUsageStore};
 use crate::deployment::DeploymentService;
 use crate::failover::{FailoverConfig, FailoverLayer};
 use crate::http::{AppState, routes};
@@ -27,6 +29,7 @@ use crate::providers::Catalog;
 use crate::router::{Dispatch, Registry, RouterConfig, RouterLayer, StackFn, StackInfo};
 use crate::timeout::{TimeoutConfig, TimeoutLayer};
 use crate::timer::UpstreamTimerLayer;
+use crate::usage::{MemoryStore, SinkConfig, UsageSink, UsageStore};
 
 /// A configured gateway.
 #[derive(Clone, Debug)]
@@ -36,9 +39,10 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Builds the gateway with a fresh client, installing the global metrics recorder.
-    pub fn new(config: Config) -> Result<Self, String> {
-        Self::builder(config).build()
+    /// Builds the gateway with a fresh client, installing the global metrics recorder, and
+    /// opens the usage store the configuration names (replaying its journal).
+    pub async fn new(config: Config) -> Result<Self, String> {
+        Self::builder(config).build().await
     }
 
     /// A builder for embedding (own client, no global metrics recorder).
@@ -48,6 +52,7 @@ impl Gateway {
             client: None,
             catalog: Catalog::default(),
             metrics: true,
+            usage: None,
         }
     }
 
@@ -70,6 +75,41 @@ impl Gateway {
     pub fn config(&self) -> &Config {
         &self.config
     }
+
+    /// Where usage records go.
+    pub fn usage(&self) -> &UsageSink {
+        &self.state.usage
+    }
+
+    /// The SQL database, when usage lives in one.
+    pub fn db(&self) -> Option<&Db> {
+        self.state.db.as_ref()
+    }
+}
+
+/// Opens the usage store `config` names: Postgres for `DATABASE_URL`, else the SQLite file at
+/// `USAGE_DB_PATH` (`:memory:` for none), behind a sink journaling to `USAGE_JOURNAL_DIR`.
+pub async fn open_usage(config: &Config) -> Result<(UsageSink, Option<Db>), String> {
+    let db = match (&config.database_url, config.usage_db_path.as_str()) {
+        (Some(url), _) => Some(Db::connect(url.expose()).await?),
+        (None, ":memory:") => None,
+        (None, path) => Some(Db::connect(path).await?),
+    };
+    let store: Arc<dyn UsageStore> = match &db {
+        Some(db) => Arc::new(SqlUsageStore::new(db.clone())),
+        None => Arc::new(MemoryStore::new()),
+    };
+    let sink = UsageSink::open(
+        store,
+        SinkConfig {
+            journal_dir: db.as_ref().and(config.usage_journal_dir.clone()),
+            flush_every: config.usage_flush,
+            capacity: config.usage_queue_capacity,
+            fsync: config.usage_fsync,
+        },
+    )
+    .await?;
+    Ok((sink, db))
 }
 
 /// Builds a [`Gateway`].
@@ -79,6 +119,7 @@ pub struct GatewayBuilder {
     client: Option<HttpClient>,
     catalog: Catalog,
     metrics: bool,
+    usage: Option<(UsageSink, Option<Db>)>,
 }
 
 impl GatewayBuilder {
@@ -100,8 +141,14 @@ impl GatewayBuilder {
         self
     }
 
-    /// Builds the registry, the stack and the router.
-    pub fn build(self) -> Result<Gateway, String> {
+    /// Sends usage records to `sink` instead of the store the configuration names.
+    pub fn usage(mut self, sink: UsageSink) -> Self {
+        self.usage = Some((sink, None));
+        self
+    }
+
+    /// Builds the registry, the stack and the router, and opens the usage store.
+    pub async fn build(self) -> Result<Gateway, String> {
         let client = self.client.unwrap_or_else(build_client);
         // Each deployment: breaker -> per-attempt timeout -> upstream timer -> translation. The breaker shares the
         // deployment's state, which the router and the admin API read.
@@ -126,7 +173,17 @@ impl GatewayBuilder {
         if metrics.is_some() {
             crate::telemetry::init_series(&registry.deployments());
         }
+        let (usage, db) = match self.usage {
+            Some(u) => u,
+            None => open_usage(&self.config).await?,
+        };
+        let rates = Arc::new(RateTable::new(
+            &registry.catalog(),
+            self.config.bill_free_tiers,
+            &self.config.rate_overrides,
+        ));
         let stack = ServiceBuilder::new()
+            .layer(CostLayer::new(rates.clone(), Some(usage.clone())))
             .layer(RouterLayer::new(
                 registry.clone(),
                 RouterConfig::from_config(&self.config),
@@ -141,6 +198,9 @@ impl GatewayBuilder {
             metrics,
             max_body_bytes: self.config.max_body_bytes,
             master_key: self.config.master_key.clone(),
+            usage,
+            db,
+            rates,
         };
         Ok(Gateway {
             state,

@@ -20,6 +20,8 @@
 pub mod breaker;
 pub mod client;
 pub mod config;
+pub mod cost;
+pub mod db;
 pub mod deployment;
 pub mod error;
 pub mod failover;
@@ -31,12 +33,14 @@ pub mod telemetry;
 pub mod timeout;
 pub mod timer;
 pub mod types;
+pub mod usage;
 
 #[cfg(test)]
 mod test_util;
 
 pub use breaker::BreakerLayer;
 pub use config::Config;
+pub use cost::CostLayer;
 pub use error::GatewayError;
 pub use failover::FailoverLayer;
 pub use gateway::{Gateway, GatewayBuilder};

@@ -29,6 +29,8 @@ pub mod names {
     pub const CACHE_HITS_TOTAL: &str = "proxygate_cache_hits_total";
     /// Requests being served right now.
     pub const INFLIGHT_REQUESTS: &str = "proxygate_inflight_requests";
+    /// Usage records that could not be journaled, stored or queued, by stage.
+    pub const USAGE_STORE_ERRORS_TOTAL: &str = "proxygate_usage_store_errors_total";
 }
 
 /// Histogram buckets, 5 ms to 120 s.
@@ -73,6 +75,10 @@ pub fn describe() {
     );
     describe_counter!(names::CACHE_HITS_TOTAL, "Answers served from the cache");
     describe_gauge!(names::INFLIGHT_REQUESTS, "Requests being served right now");
+    describe_counter!(
+        names::USAGE_STORE_ERRORS_TOTAL,
+        "Usage records that could not be journaled, stored or queued, by stage"
+    );
 }
 
 /// A recorder with the duration buckets set, not yet installed.
@@ -136,7 +142,8 @@ pub fn init_series(deployments: &[crate::deployment::Deployment]) {
         counter!(names::TOKENS_TOTAL, "provider" => "mock", "model" => "mock/echo", "kind" => kind)
             .absolute(0);
     }
-    counter!(names::COST_USD_TOTAL, &labels).absolute(0);
+    // A float that only grows: the metrics crate's counters are integers, so a gauge.
+    gauge!(names::COST_USD_TOTAL, &labels).set(0.0);
     counter!(names::FAILOVERS_TOTAL).absolute(0);
     counter!(names::CACHE_HITS_TOTAL).absolute(0);
     gauge!(names::INFLIGHT_REQUESTS).set(0.0);

@@ -107,7 +107,7 @@ fn main() -> ExitCode {
 async fn serve(config: proxygate::Config) -> Result<(), String> {
     let addr = config.addr();
     let grace = config.shutdown_grace;
-    let gateway = proxygate::Gateway::new(config)?;
+    let gateway = proxygate::Gateway::new(config).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e} (set PORT or HOST)"))?;
@@ -148,6 +148,10 @@ async fn serve(config: proxygate::Config) -> Result<(), String> {
         _ = drained => tracing::warn!("drain took longer than {grace:?}; closing remaining connections"),
     }
     drop(rx);
+    // Every acknowledged usage record into the store before exit.
+    if let Err(e) = gateway.usage().flush().await {
+        tracing::warn!("usage records wait in the journal for the next start: {e}");
+    }
     tracing::info!("bye");
     Ok(())
 }

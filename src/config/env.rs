@@ -112,6 +112,22 @@ pub const ENV_MOCK_CHUNK_DELAY_MS: &str = "MOCK_CHUNK_DELAY_MS";
 pub const ENV_AZURE_API_VERSION: &str = "AZURE_OPENAI_API_VERSION";
 /// Azure OpenAI deployments: `<model>=<deployment>[,...]`.
 pub const ENV_AZURE_DEPLOYMENTS: &str = "AZURE_OPENAI_DEPLOYMENTS";
+/// Postgres URL for usage records and keys (SQLite when unset).
+pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
+/// The SQLite file (`:memory:` keeps records in process only).
+pub const ENV_USAGE_DB_PATH: &str = "USAGE_DB_PATH";
+/// Directory of the usage journal (`off` disables it: records may be lost in a crash).
+pub const ENV_USAGE_JOURNAL_DIR: &str = "USAGE_JOURNAL_DIR";
+/// How often queued usage records are written to the store.
+pub const ENV_USAGE_FLUSH_MS: &str = "USAGE_FLUSH_MS";
+/// Usage records held in memory at most (beyond it they wait in the journal).
+pub const ENV_USAGE_QUEUE_CAPACITY: &str = "USAGE_QUEUE_CAPACITY";
+/// `fsync` the journal after every record.
+pub const ENV_USAGE_FSYNC: &str = "USAGE_FSYNC";
+/// Price overrides: `provider/model=input/output[/cached_input],...` (USD per 1M tokens).
+pub const ENV_RATE_OVERRIDES: &str = "RATE_OVERRIDES";
+/// Cost keyless and free-key providers at their list prices instead of 0.
+pub const ENV_BILL_FREE_TIERS: &str = "BILL_FREE_TIERS";
 /// Log filter (`info`, `proxygate=debug`).
 pub const ENV_LOG: &str = "RUST_LOG";
 

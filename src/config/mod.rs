@@ -148,6 +148,22 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Configured providers, by name.
     pub providers: HashMap<&'static str, ProviderSettings>,
+    /// Postgres for usage and keys (`DATABASE_URL`); SQLite at `usage_db_path` when unset.
+    pub database_url: Option<Secret>,
+    /// The SQLite file, or `:memory:`.
+    pub usage_db_path: String,
+    /// The usage journal's directory; `None` when turned off.
+    pub usage_journal_dir: Option<PathBuf>,
+    /// How often queued usage records reach the store.
+    pub usage_flush: Duration,
+    /// Usage records held in memory at most.
+    pub usage_queue_capacity: usize,
+    /// `fsync` the journal per record.
+    pub usage_fsync: bool,
+    /// Price overrides by `provider/model`.
+    pub rate_overrides: HashMap<String, crate::cost::Rate>,
+    /// Cost free tiers at list prices.
+    pub bill_free_tiers: bool,
 }
 
 impl Default for Config {
@@ -334,6 +350,45 @@ impl Config {
                 },
             );
         }
+        let database_url = r.parse(ENV_DATABASE_URL, None, |k, v| {
+            let v = v.trim();
+            if v.starts_with("postgres://") || v.starts_with("postgresql://") || v.starts_with("sqlite:") {
+                Ok(Some(Secret::new(v)))
+            } else {
+                Err(format!("{k} must be a postgres:// URL (or sqlite:path); unset it to use the SQLite file in {ENV_USAGE_DB_PATH}"))
+            }
+        });
+        let usage_db_path = r
+            .get(ENV_USAGE_DB_PATH)
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| "proxygate.db".to_owned());
+        let usage_journal_dir = match r.get(ENV_USAGE_JOURNAL_DIR) {
+            Some(v) if matches!(v.trim(), "off" | "none" | "false") => None,
+            Some(v) => Some(PathBuf::from(v.trim())),
+            None => Some(PathBuf::from("proxygate-journal")),
+        };
+        let usage_flush = r.parse(ENV_USAGE_FLUSH_MS, Duration::from_millis(100), nonzero_ms);
+        let usage_queue_capacity = r.parse(ENV_USAGE_QUEUE_CAPACITY, 100_000, |k, v| {
+            match parse_u64(k, v)? {
+                0 => Err(format!("{k}=0 would hold no record; use 1 or more")),
+                n => Ok(n.min(10_000_000) as usize),
+            }
+        });
+        let usage_fsync = r.parse(ENV_USAGE_FSYNC, false, parse_bool);
+        let rate_overrides = r.parse(ENV_RATE_OVERRIDES, HashMap::new(), |k, v| {
+            parse_list(v)
+                .into_iter()
+                .map(|pair| {
+                    let (model, rate) = pair.split_once('=').ok_or_else(|| {
+                        format!("{k}: {pair:?} is not provider/model=input/output[/cached_input]")
+                    })?;
+                    let rate = crate::cost::Rate::parse(rate)
+                        .map_err(|e| format!("{k}: {}: {e}", model.trim()))?;
+                    Ok((model.trim().to_owned(), rate))
+                })
+                .collect()
+        });
+        let bill_free_tiers = r.parse(ENV_BILL_FREE_TIERS, false, parse_bool);
         if let Some(unknown) = priority.iter().find(|p| p.is_empty()) {
             r.problems.push(format!(
                 "{ENV_PROVIDER_PRIORITY} holds an empty entry {unknown:?}"
@@ -363,6 +418,14 @@ impl Config {
             max_body_bytes,
             shutdown_grace,
             providers,
+            database_url,
+            usage_db_path,
+            usage_journal_dir,
+            usage_flush,
+            usage_queue_capacity,
+            usage_fsync,
+            rate_overrides,
+            bill_free_tiers,
         })
     }
 

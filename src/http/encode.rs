@@ -85,6 +85,7 @@ pin_project! {
         meta: Option<(String, u64, String)>,
         estimated_completion_chars: usize,
         prompt_estimate: u64,
+        cost_usd: Option<f64>,
         state: EncState,
         observer: Option<Box<dyn StreamObserver>>,
     }
@@ -122,6 +123,7 @@ impl SseEncoder {
             meta: None,
             estimated_completion_chars: 0,
             prompt_estimate,
+            cost_usd: None,
             state: EncState::Streaming,
             observer,
         }
@@ -149,7 +151,15 @@ impl Stream for SseEncoder {
                 EncState::Finished => return Poll::Ready(None),
                 EncState::Done => {
                     *this.state = EncState::Finished;
-                    return Poll::Ready(Some(Ok(Bytes::from_static(b"data: [DONE]\n\n"))));
+                    // The cost, for every client, as a comment parsers skip (SPEC §13).
+                    let end = match this.cost_usd {
+                        Some(c) => Bytes::from(format!(
+                            ": cost_usd={}\n\ndata: [DONE]\n\n",
+                            format_cost(*c)
+                        )),
+                        None => Bytes::from_static(b"data: [DONE]\n\n"),
+                    };
+                    return Poll::Ready(Some(Ok(end)));
                 }
                 EncState::Streaming => {}
             }
@@ -159,6 +169,13 @@ impl Stream for SseEncoder {
                         *this.meta = Some((chunk.id.clone(), chunk.created, chunk.model.clone()));
                     }
                     if chunk.is_usage_only() {
+                        if let Some(c) = chunk
+                            .extra
+                            .get("cost_usd")
+                            .and_then(serde_json::Value::as_f64)
+                        {
+                            *this.cost_usd = Some(c);
+                        }
                         if *this.include_usage && !*this.usage_sent {
                             *this.usage_sent = true;
                             return Poll::Ready(Some(Ok(event(&chunk))));

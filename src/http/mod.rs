@@ -6,6 +6,7 @@ mod admin;
 pub mod auth;
 pub mod decode;
 pub mod encode;
+mod usage;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,6 +43,12 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The gateway's own key (`PROXYGATE_MASTER_KEY`), if any.
     pub master_key: Option<crate::config::Secret>,
+    /// Where usage records go (and `/v1/usage` reads).
+    pub usage: crate::usage::UsageSink,
+    /// The SQL database behind usage (and keys), if any.
+    pub db: Option<crate::db::Db>,
+    /// Prices.
+    pub rates: Arc<crate::cost::RateTable>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -59,6 +66,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/chat/completions", post(chat_completions))
         .route("/chat/completions", post(chat_completions))
         .route("/v1/models", get(list_models))
+        .route("/v1/usage", get(usage::usage))
         .route("/admin/circuits", get(admin::list_circuits))
         .route("/admin/circuits/{*deployment}", post(admin::reset_circuit))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -228,12 +236,8 @@ async fn chat_completions(State(state): State<AppState>, req: Request) -> Respon
     };
     drop(body);
     let include_usage = chat.wants_stream_usage();
-    // Only a stream that must end with usage the upstream may not send needs the estimate.
-    let prompt_estimate = if include_usage {
-        chat.estimate_prompt_tokens()
-    } else {
-        0
-    };
+    // The cost layer ends every stream with usage; this estimate only serves stacks without it.
+    let prompt_estimate = 0;
     // The model label comes from the deployment, never from the client's string (bounded).
     let reply = match state.chat.clone().oneshot(chat).await {
         Ok(r) => r,
@@ -241,14 +245,10 @@ async fn chat_completions(State(state): State<AppState>, req: Request) -> Respon
     };
     guard.provider = reply.meta.provider;
     guard.model = reply.meta.deployment.clone().into();
-    let mut meta = reply.meta;
+    let meta = reply.meta;
     match reply.body {
         ReplyBody::Complete(resp) => {
             guard.status = 200;
-            if meta.cost_usd.is_none() {
-                meta.cost_usd =
-                    estimate_cost(&state.registry, &meta.deployment, resp.usage.as_ref());
-            }
             let mut out = axum::Json(resp).into_response();
             meta_headers(&mut out, &meta);
             guard.record();
@@ -269,21 +269,6 @@ async fn chat_completions(State(state): State<AppState>, req: Request) -> Respon
             out
         }
     }
-}
-
-/// Prompt tokens at the input rate plus completion tokens at the output rate, from the catalog
-/// line of the deployment that served (SPEC §7); unknown models and missing usage give `None`.
-fn estimate_cost(
-    registry: &Registry,
-    deployment: &str,
-    usage: Option<&crate::types::Usage>,
-) -> Option<f64> {
-    let usage = usage?;
-    let spec = registry.deployment(deployment)?.spec()?;
-    Some(
-        (usage.prompt_tokens as f64 * spec.input + usage.completion_tokens as f64 * spec.output)
-            / 1_000_000.0,
-    )
 }
 
 fn fail(guard: &mut RequestGuard, err: &GatewayError) -> Response {

@@ -1000,7 +1000,8 @@ pub static SPEC: ProviderSpec = ProviderSpec {
             200_000,
             3.00,
             15.00,
-        ),
+        )
+        .cached(0.30),
         chat(
             "claude-3-5-haiku-20241022",
             &[
@@ -1011,14 +1012,16 @@ pub static SPEC: ProviderSpec = ProviderSpec {
             200_000,
             0.80,
             4.00,
-        ),
+        )
+        .cached(0.08),
         chat(
             "claude-3-haiku-20240307",
             &["claude-3-haiku"],
             200_000,
             0.25,
             1.25,
-        ),
+        )
+        .cached(0.03),
         chat(
             "claude-3-7-sonnet-20250219",
             &[
@@ -1036,7 +1039,8 @@ pub static SPEC: ProviderSpec = ProviderSpec {
             200_000,
             3.00,
             15.00,
-        ),
+        )
+        .cached(0.30),
         chat(
             "claude-opus-4-20250514",
             &["claude-opus-4", "claude-4-opus"],
@@ -1050,14 +1054,16 @@ pub static SPEC: ProviderSpec = ProviderSpec {
             200_000,
             3.00,
             15.00,
-        ),
+        )
+        .cached(0.30),
         chat(
             "claude-haiku-4-5",
             &["claude-haiku-4.5", "claude-4.5-haiku"],
             200_000,
             1.00,
             5.00,
-        ),
+        )
+        .cached(0.10),
     ],
     build: BUILD,
 };

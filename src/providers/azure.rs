@@ -44,8 +44,8 @@ pub static SPEC: ProviderSpec = ProviderSpec {
     extra_env: &[ENV_AZURE_API_VERSION, ENV_AZURE_DEPLOYMENTS],
     enabled_by: Enable::Key,
     models: &[
-        chat("gpt-4o", &[], 128_000, 2.50, 10.00),
-        chat("gpt-4o-mini", &[], 128_000, 0.15, 0.60),
+        chat("gpt-4o", &[], 128_000, 2.50, 10.00).cached(1.25),
+        chat("gpt-4o-mini", &[], 128_000, 0.15, 0.60).cached(0.075),
     ],
     build: BUILD,
 };

@@ -60,6 +60,16 @@ pub struct ModelSpec {
     pub output: f64,
     /// Chat or embedding.
     pub mode: Mode,
+    /// USD per 1M prompt tokens read from the provider's prompt cache, where it prices them.
+    pub cached_input: Option<f64>,
+}
+
+impl ModelSpec {
+    /// The same line with a cached-input price.
+    pub const fn cached(mut self, per_1m: f64) -> Self {
+        self.cached_input = Some(per_1m);
+        self
+    }
 }
 
 /// How a provider is switched on.
@@ -218,6 +228,7 @@ pub const fn chat(
         input,
         output,
         mode: Mode::Chat,
+        cached_input: None,
     }
 }
 
@@ -230,6 +241,7 @@ pub const fn embed(id: &'static str, context: u32, input: f64) -> ModelSpec {
         input,
         output: 0.0,
         mode: Mode::Embedding,
+        cached_input: None,
     }
 }
 

@@ -1055,7 +1055,8 @@ pub static SPEC: ProviderSpec = ProviderSpec {
             1_048_576,
             0.30,
             2.50,
-        ),
+        )
+        .cached(0.03),
         chat(
             "gemini-2.5-flash-lite",
             &["gemini-flash-lite-latest"],

@@ -600,12 +600,12 @@ pub static OPENAI: ProviderSpec = spec(
     "OPENAI_BASE_URL",
     "https://api.openai.com/v1",
     &[
-        chat("gpt-4o", &[], 128_000, 2.50, 10.00),
-        chat("gpt-4o-mini", &[], 128_000, 0.15, 0.60),
-        chat("gpt-4.1", &[], 1_047_576, 2.00, 8.00),
-        chat("gpt-4.1-mini", &[], 1_047_576, 0.40, 1.60),
+        chat("gpt-4o", &[], 128_000, 2.50, 10.00).cached(1.25),
+        chat("gpt-4o-mini", &[], 128_000, 0.15, 0.60).cached(0.075),
+        chat("gpt-4.1", &[], 1_047_576, 2.00, 8.00).cached(0.50),
+        chat("gpt-4.1-mini", &[], 1_047_576, 0.40, 1.60).cached(0.10),
         chat("gpt-4.1-nano", &[], 1_047_576, 0.10, 0.40),
-        chat("o3-mini", &[], 200_000, 1.10, 4.40),
+        chat("o3-mini", &[], 200_000, 1.10, 4.40).cached(0.55),
         chat("o4-mini", &[], 200_000, 1.10, 4.40),
         chat("gpt-5", &[], 400_000, 1.25, 10.00),
         chat("gpt-5-mini", &[], 400_000, 0.25, 2.00),
@@ -798,7 +798,7 @@ pub static DEEPSEEK: ProviderSpec = spec(
     "DEEPSEEK_BASE_URL",
     "https://api.deepseek.com",
     &[
-        chat("deepseek-chat", &[], 131_072, 0.28, 0.42),
+        chat("deepseek-chat", &[], 131_072, 0.28, 0.42).cached(0.028),
         chat("deepseek-reasoner", &[], 131_072, 0.28, 0.42),
     ],
 );

@@ -20,4 +20,6 @@ pub struct RequestContext {
     pub deadline: Option<tokio::time::Instant>,
     /// The virtual key that made the request, if any.
     pub key_id: Option<Arc<str>>,
+    /// The client API the request came through.
+    pub endpoint: crate::usage::Endpoint,
 }

@@ -475,13 +475,19 @@ impl Drop for TestGateway {
 impl TestGateway {
     /// Starts a gateway configured by `env` pairs (as environment variables would).
     pub async fn start(env: &[(&str, String)]) -> Self {
-        let map: HashMap<String, String> = env
+        let mut map: HashMap<String, String> = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
+        // Tests share the working directory: usage stays in memory unless a test asks.
+        if !map.contains_key("USAGE_DB_PATH") && !map.contains_key("DATABASE_URL") {
+            map.insert("USAGE_DB_PATH".into(), ":memory:".into());
+        }
         let config = proxygate::Config::from_env(&map, proxygate::providers::Catalog::default())
             .expect("valid test config");
-        let gateway = proxygate::Gateway::new(config).expect("gateway builds");
+        let gateway = proxygate::Gateway::new(config)
+            .await
+            .expect("gateway builds");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let app = gateway.router();

@@ -1,0 +1,91 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+
+use super::{CostStream, Outcome, Ticket};
+use crate::GatewayError;
+use crate::types::{ChatReply, ReplyBody};
+
+pin_project! {
+    /// The [`Cost`](super::Cost) service's future: settles whole answers, wraps streams.
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        ticket: Option<Ticket>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(inner: F, ticket: Ticket) -> Self {
+        Self {
+            inner,
+            ticket: Some(ticket),
+        }
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<ChatReply, GatewayError>>,
+{
+    type Output = Result<ChatReply, GatewayError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        let Some(ticket) = this.ticket.take() else {
+            return Poll::Ready(result);
+        };
+        let mut reply = match result {
+            Ok(r) => r,
+            Err(e) => {
+                ticket.fail(&e);
+                return Poll::Ready(Err(e));
+            }
+        };
+        reply.body = match reply.body {
+            ReplyBody::Complete(mut resp) => {
+                let text = if resp.usage.is_none() {
+                    completion_text(&resp)
+                } else {
+                    String::new()
+                };
+                let (usage, cost) = ticket.settle(Outcome {
+                    provider: reply.meta.provider,
+                    model: &reply.meta.deployment,
+                    usage: resp.usage.as_ref(),
+                    completion_text: &text,
+                    status: 200,
+                    attempts: reply.meta.attempts,
+                    first_chunk: None,
+                    cache_hit: reply.meta.cache_hit,
+                });
+                resp.usage = Some(usage);
+                reply.meta.cost_usd = Some(cost);
+                ReplyBody::Complete(resp)
+            }
+            ReplyBody::Stream(stream) => {
+                ReplyBody::Stream(Box::pin(CostStream::new(stream, ticket, &reply.meta)))
+            }
+        };
+        Poll::Ready(Ok(reply))
+    }
+}
+
+/// The text the tokenizer counts for an answer without usage.
+fn completion_text(resp: &crate::types::ChatResponse) -> String {
+    let mut text = String::new();
+    for c in &resp.choices {
+        if let Some(t) = &c.message.content {
+            text.push_str(t);
+        }
+        for call in c.message.tool_calls.iter().flatten() {
+            text.push_str(&call.function.name);
+            text.push_str(&call.function.arguments);
+        }
+    }
+    text
+}

@@ -1,0 +1,252 @@
+//! [`UsageStore`] over SQL: batched idempotent inserts and `GROUP BY` summaries.
+
+use std::collections::BTreeMap;
+
+use sqlx::{Row, postgres::PgRow, sqlite::SqliteRow};
+
+use super::Db;
+use crate::usage::{
+    StoreError, StoreFuture, TimeBucket, Totals, UsageQuery, UsageRecord, UsageStore, UsageSummary,
+    rfc3339_ms,
+};
+
+/// Usage records in SQLite or Postgres.
+#[derive(Clone, Debug)]
+pub struct SqlUsageStore {
+    db: Db,
+}
+
+impl SqlUsageStore {
+    /// A store over `db` (already migrated).
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// The pool.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}
+
+const COLUMNS: &str = "INSERT INTO usage_records (id, ts_ms, request_id, key_id, endpoint, provider, model, prompt_tokens, completion_tokens, cached_tokens, estimated_tokens, cost_usd, latency_ms, ttft_ms, status, attempts, stream, cache_hit) ";
+
+macro_rules! insert {
+    ($db:ty, $pool:expr, $records:expr) => {{
+        let mut q = sqlx::QueryBuilder::<$db>::new(COLUMNS);
+        q.push_values($records, |mut b, r: &UsageRecord| {
+            b.push_bind(r.id.to_string())
+                .push_bind(r.ts_ms)
+                .push_bind(r.request_id.as_deref().map(str::to_owned))
+                .push_bind(r.key_id.as_deref().map(str::to_owned))
+                .push_bind(r.endpoint.as_str())
+                .push_bind(r.provider.to_string())
+                .push_bind(r.model.to_string())
+                .push_bind(clamp(r.prompt_tokens))
+                .push_bind(clamp(r.completion_tokens))
+                .push_bind(clamp(r.cached_tokens))
+                .push_bind(clamp(r.estimated_tokens))
+                .push_bind(r.cost_usd)
+                .push_bind(r.latency_ms)
+                .push_bind(r.ttft_ms)
+                .push_bind(i32::from(r.status))
+                .push_bind(r.attempts.min(i32::MAX as u32) as i32)
+                .push_bind(r.stream)
+                .push_bind(r.cache_hit);
+        });
+        q.push(" ON CONFLICT (id) DO NOTHING");
+        q.build()
+            .execute($pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError(e.to_string()))
+    }};
+}
+
+fn clamp(n: u64) -> i64 {
+    n.min(i64::MAX as u64) as i64
+}
+
+/// A bound parameter of a summary query.
+enum Param {
+    Int(i64),
+    Text(String),
+}
+
+/// The `WHERE` clause of `q` with `$n` placeholders, and its parameters.
+fn where_clause(q: &UsageQuery) -> (String, Vec<Param>) {
+    let mut conds = Vec::new();
+    let mut params = Vec::new();
+    let mut push = |cond: &str, p: Param| {
+        params.push(p);
+        conds.push(cond.replace('?', &format!("${}", params.len())));
+    };
+    if let Some(s) = q.since_ms {
+        push("ts_ms >= ?", Param::Int(s));
+    }
+    if let Some(u) = q.until_ms {
+        push("ts_ms < ?", Param::Int(u));
+    }
+    if let Some(k) = &q.key {
+        push("key_id = ?", Param::Text(k.clone()));
+    }
+    if let Some(p) = &q.provider {
+        push("provider = ?", Param::Text(p.clone()));
+    }
+    if let Some(m) = &q.model {
+        push("model = ?", Param::Text(m.clone()));
+    }
+    let clause = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    (clause, params)
+}
+
+const AGGREGATES: &str = "COUNT(*) AS requests, \
+    CAST(COALESCE(SUM(CASE WHEN status >= 200 AND status < 300 THEN 0 ELSE 1 END), 0) AS BIGINT) AS errors, \
+    CAST(COALESCE(SUM(CASE WHEN cache_hit THEN 1 ELSE 0 END), 0) AS BIGINT) AS cache_hits, \
+    CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens, \
+    CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens, \
+    CAST(COALESCE(SUM(estimated_tokens), 0) AS BIGINT) AS estimated_tokens, \
+    CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS cost_usd";
+
+/// The queries of a summary: (dimension name, SQL).
+fn queries(q: &UsageQuery, clause: &str) -> Vec<(&'static str, String)> {
+    let mut out = vec![(
+        "totals",
+        format!("SELECT '' AS dim, {AGGREGATES} FROM usage_records{clause}"),
+    )];
+    for (name, col) in [
+        ("provider", "provider"),
+        ("model", "model"),
+        ("key", "key_id"),
+    ] {
+        let extra = if col == "key_id" {
+            if clause.is_empty() {
+                " WHERE key_id IS NOT NULL"
+            } else {
+                " AND key_id IS NOT NULL"
+            }
+        } else {
+            ""
+        };
+        out.push((
+            name,
+            format!(
+                "SELECT {col} AS dim, {AGGREGATES} FROM usage_records{clause}{extra} GROUP BY {col}"
+            ),
+        ));
+    }
+    if let Some(b) = q.bucket {
+        let w = b.millis();
+        out.push((
+            "time",
+            format!("SELECT CAST((ts_ms / {w}) * {w} AS TEXT) AS dim, {AGGREGATES} FROM usage_records{clause} GROUP BY (ts_ms / {w}) * {w}"),
+        ));
+    }
+    out
+}
+
+macro_rules! totals_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        let get = |c: &str| -> Result<u64, StoreError> {
+            row.try_get::<i64, _>(c)
+                .map(|n| n.max(0) as u64)
+                .map_err(|e| StoreError(e.to_string()))
+        };
+        let t = Totals {
+            requests: get("requests")?,
+            errors: get("errors")?,
+            cache_hits: get("cache_hits")?,
+            prompt_tokens: get("prompt_tokens")?,
+            completion_tokens: get("completion_tokens")?,
+            total_tokens: get("prompt_tokens")? + get("completion_tokens")?,
+            estimated_tokens: get("estimated_tokens")?,
+            cost_usd: row
+                .try_get::<f64, _>("cost_usd")
+                .map_err(|e| StoreError(e.to_string()))?,
+        };
+        let dim: String = row
+            .try_get::<Option<String>, _>("dim")
+            .map_err(|e| StoreError(e.to_string()))?
+            .unwrap_or_default();
+        (dim, t)
+    }};
+}
+
+macro_rules! run_summary {
+    ($db:ty, $row:ty, $pool:expr, $query:expr) => {{
+        let (clause, params) = where_clause($query);
+        let mut summary = UsageSummary::default();
+        let mut times: BTreeMap<i64, Totals> = BTreeMap::new();
+        for (name, sql) in queries($query, &clause) {
+            // Built from constants, `$n` placeholders and integer widths only: values are bound.
+            let mut q = sqlx::query::<$db>(sqlx::AssertSqlSafe(sql));
+            for p in &params {
+                q = match p {
+                    Param::Int(n) => q.bind(*n),
+                    Param::Text(s) => q.bind(s.clone()),
+                };
+            }
+            let rows: Vec<$row> = q
+                .fetch_all($pool)
+                .await
+                .map_err(|e| StoreError(e.to_string()))?;
+            for row in &rows {
+                let (dim, t) = totals_from_row!(row);
+                match name {
+                    "totals" => summary.totals = t,
+                    "provider" => {
+                        summary.by_provider.insert(dim, t);
+                    }
+                    "model" => {
+                        summary.by_model.insert(dim, t);
+                    }
+                    "key" => {
+                        summary.by_key.insert(dim, t);
+                    }
+                    _ => {
+                        times.insert(dim.parse().unwrap_or(0), t);
+                    }
+                }
+            }
+        }
+        summary.by_time = times
+            .into_iter()
+            .map(|(start, totals)| TimeBucket {
+                start: rfc3339_ms(start),
+                totals,
+            })
+            .collect();
+        Ok(summary)
+    }};
+}
+
+impl UsageStore for SqlUsageStore {
+    fn write<'a>(&'a self, records: &'a [UsageRecord]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            if records.is_empty() {
+                return Ok(());
+            }
+            match &self.db {
+                Db::Sqlite(pool) => insert!(sqlx::Sqlite, pool, records.iter()),
+                Db::Postgres(pool) => insert!(sqlx::Postgres, pool, records.iter()),
+            }
+        })
+    }
+
+    fn summary<'a>(&'a self, query: &'a UsageQuery) -> StoreFuture<'a, UsageSummary> {
+        Box::pin(async move {
+            match &self.db {
+                Db::Sqlite(pool) => run_summary!(sqlx::Sqlite, SqliteRow, pool, query),
+                Db::Postgres(pool) => run_summary!(sqlx::Postgres, PgRow, pool, query),
+            }
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        self.db.kind()
+    }
+}

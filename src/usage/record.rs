@@ -1,0 +1,102 @@
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// Which client API a request came through (the `endpoint` label and usage column).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Endpoint {
+    /// `POST /v1/chat/completions`.
+    #[default]
+    Chat,
+    /// `POST /v1/messages`.
+    Messages,
+    /// `POST /v1/embeddings`.
+    Embeddings,
+}
+
+impl Endpoint {
+    /// The wire name and metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Messages => "messages",
+            Self::Embeddings => "embeddings",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "messages" => Self::Messages,
+            "embeddings" => Self::Embeddings,
+            _ => Self::Chat,
+        }
+    }
+}
+
+/// One routed request as the usage store keeps it (SPEC §7): who, what served it, tokens,
+/// cost, timings and outcome. Written once, when the answer (or the stream) ends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// Unique id of the record (a UUID); writes are idempotent on it.
+    pub id: Arc<str>,
+    /// When the request ended, milliseconds since the Unix epoch.
+    pub ts_ms: i64,
+    /// The request id (`x-request-id`).
+    #[serde(default)]
+    pub request_id: Option<Arc<str>>,
+    /// The virtual key's id, if one was used.
+    #[serde(default)]
+    pub key_id: Option<Arc<str>>,
+    /// The client API.
+    #[serde(default)]
+    pub endpoint: Endpoint,
+    /// Provider that served (`none` when nothing did).
+    pub provider: Arc<str>,
+    /// The model that served, as `provider/model` (the client's model when nothing served).
+    pub model: Arc<str>,
+    /// Prompt tokens (reported by the provider, or estimated).
+    pub prompt_tokens: u64,
+    /// Completion tokens (reported by the provider, or estimated).
+    pub completion_tokens: u64,
+    /// Prompt tokens read from the provider's prompt cache (billed at the cached rate).
+    #[serde(default)]
+    pub cached_tokens: u64,
+    /// How many of the tokens above the gateway counted with its tokenizer because the
+    /// provider reported none.
+    #[serde(default)]
+    pub estimated_tokens: u64,
+    /// Cost in USD (0 for failures, free tiers and cache hits).
+    pub cost_usd: f64,
+    /// Whole request latency, milliseconds.
+    pub latency_ms: f64,
+    /// Time to the first chunk for streams, milliseconds.
+    #[serde(default)]
+    pub ttft_ms: Option<f64>,
+    /// HTTP status the client got (499 when it went away first).
+    pub status: u16,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Whether the answer was streamed.
+    #[serde(default)]
+    pub stream: bool,
+    /// Served from the response cache.
+    #[serde(default)]
+    pub cache_hit: bool,
+}
+
+impl UsageRecord {
+    /// Total tokens.
+    pub fn total_tokens(&self) -> u64 {
+        self.prompt_tokens + self.completion_tokens
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

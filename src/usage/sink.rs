@@ -1,0 +1,561 @@
+//! The journal and the batching writer behind [`UsageSink`].
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::{StoreError, UsageRecord, UsageStore};
+use crate::telemetry::names;
+
+/// Records per store write.
+const CHUNK: usize = 500;
+
+/// How a [`UsageSink`] keeps records before they reach the store.
+#[derive(Clone, Debug)]
+pub struct SinkConfig {
+    /// Journal directory; `None` keeps records only in memory until written (no crash safety).
+    pub journal_dir: Option<PathBuf>,
+    /// How often pending records are written to the store.
+    pub flush_every: Duration,
+    /// Records held in memory at most; beyond it they wait in the journal only.
+    pub capacity: usize,
+    /// `fsync` the journal after each record (survives power loss, costs a disk flush each).
+    pub fsync: bool,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        Self {
+            journal_dir: None,
+            flush_every: Duration::from_millis(100),
+            capacity: 100_000,
+            fsync: false,
+        }
+    }
+}
+
+/// A record observer (the dashboard's live statistics).
+pub type Observer = Arc<dyn Fn(&UsageRecord) + Send + Sync>;
+
+/// Takes usage records on the request path and gets them into the [`UsageStore`].
+///
+/// [`record`](Self::record) appends the record to the journal (one `write(2)`) and queues it;
+/// a background task writes the queue to the store every `flush_every`, in batches, and then
+/// deletes the journal segment it came from. Cheap to clone.
+#[derive(Clone)]
+pub struct UsageSink {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn UsageStore>,
+    state: Mutex<State>,
+    /// Serialises flushes (the writer task and explicit [`UsageSink::flush`] calls).
+    flushing: tokio::sync::Mutex<()>,
+    wake: Arc<Notify>,
+    config: SinkConfig,
+    observers: RwLock<Vec<Observer>>,
+}
+
+struct State {
+    pending: Vec<UsageRecord>,
+    journal: Option<Journal>,
+    /// Records went to the journal but not to `pending` (the queue was full): the segment is
+    /// read back from disk when it is flushed.
+    overflowed: bool,
+    /// Journal segments whose write to the store failed; retried from disk.
+    retry: Vec<PathBuf>,
+}
+
+struct Journal {
+    dir: PathBuf,
+    seq: u64,
+    file: File,
+    bytes: u64,
+    /// Held for the life of the sink so no other process shares the directory.
+    _lock: File,
+}
+
+impl std::fmt::Debug for UsageSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UsageSink")
+            .field("store", &self.inner.store.kind())
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("usage-{seq:012}.jsonl"))
+}
+
+fn segment_seq(path: &Path) -> Option<u64> {
+    path.file_name()?
+        .to_str()?
+        .strip_prefix("usage-")?
+        .strip_suffix(".jsonl")?
+        .parse()
+        .ok()
+}
+
+/// Every record of a segment; a line cut short by a crash is skipped.
+fn read_segment(path: &Path) -> Result<Vec<UsageRecord>, StoreError> {
+    let file = File::open(path)
+        .map_err(|e| StoreError(format!("cannot read journal {}: {e}", path.display())))?;
+    let mut out = Vec::new();
+    for line in BufReader::new(file).lines() {
+        let Ok(line) = line else { break };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<UsageRecord>(&line) {
+            Ok(r) => out.push(r),
+            Err(e) => {
+                tracing::warn!(journal = %path.display(), "skipping a torn journal line: {e}")
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn write_all(store: &dyn UsageStore, records: &[UsageRecord]) -> Result<(), StoreError> {
+    for chunk in records.chunks(CHUNK) {
+        store.write(chunk).await?;
+    }
+    Ok(())
+}
+
+impl UsageSink {
+    /// Opens the sink: locks the journal directory, replays every segment a previous run left
+    /// into `store`, and starts the writer task. Needs a tokio runtime.
+    pub async fn open(store: Arc<dyn UsageStore>, config: SinkConfig) -> Result<Self, String> {
+        let journal = match &config.journal_dir {
+            None => None,
+            Some(dir) => Some(open_journal(&*store, dir).await?),
+        };
+        let inner = Arc::new(Inner {
+            store,
+            state: Mutex::new(State {
+                pending: Vec::new(),
+                journal,
+                overflowed: false,
+                retry: Vec::new(),
+            }),
+            flushing: tokio::sync::Mutex::new(()),
+            wake: Arc::new(Notify::new()),
+            config,
+            observers: RwLock::new(Vec::new()),
+        });
+        tokio::spawn(run(
+            Arc::downgrade(&inner),
+            inner.wake.clone(),
+            inner.config.flush_every,
+        ));
+        Ok(Self { inner })
+    }
+
+    /// A sink over `store` without a journal (tests, embeddings without a disk).
+    pub async fn in_memory(store: Arc<dyn UsageStore>) -> Self {
+        match Self::open(store, SinkConfig::default()).await {
+            Ok(s) => s,
+            Err(e) => unreachable!("a sink without a journal cannot fail to open: {e}"),
+        }
+    }
+
+    /// The store records end up in.
+    pub fn store(&self) -> &Arc<dyn UsageStore> {
+        &self.inner.store
+    }
+
+    /// Calls `f` with every record from now on, on the request path (keep it cheap).
+    pub fn observe(&self, f: Observer) {
+        if let Ok(mut o) = self.inner.observers.write() {
+            o.push(f);
+        }
+    }
+
+    /// Acknowledges one record: appends it to the journal and queues it for the store.
+    pub fn record(&self, record: UsageRecord) {
+        if let Ok(observers) = self.inner.observers.read() {
+            for f in observers.iter() {
+                f(&record);
+            }
+        }
+        let line = match serde_json::to_vec(&record) {
+            Ok(mut v) => {
+                v.push(b'\n');
+                v
+            }
+            Err(e) => {
+                tracing::error!("usage record not serialisable: {e}");
+                return;
+            }
+        };
+        let Ok(mut state) = self.inner.state.lock() else {
+            return;
+        };
+        let mut queued_in_journal = false;
+        if let Some(j) = &mut state.journal {
+            match j.file.write_all(&line) {
+                Ok(()) => {
+                    j.bytes += line.len() as u64;
+                    queued_in_journal = true;
+                    if self.inner.config.fsync
+                        && let Err(e) = j.file.sync_data()
+                    {
+                        tracing::warn!("usage journal fsync failed: {e}");
+                    }
+                }
+                Err(e) => {
+                    metrics::counter!(names::USAGE_STORE_ERRORS_TOTAL, "stage" => "journal")
+                        .increment(1);
+                    tracing::warn!(journal = %j.dir.display(), "usage journal append failed: {e}");
+                }
+            }
+        }
+        if state.pending.len() < self.inner.config.capacity {
+            state.pending.push(record);
+        } else if queued_in_journal {
+            state.overflowed = true;
+        } else {
+            metrics::counter!(names::USAGE_STORE_ERRORS_TOTAL, "stage" => "dropped").increment(1);
+            tracing::warn!("usage queue full and no journal: a record was dropped");
+        }
+        let full = state.pending.len() >= CHUNK;
+        drop(state);
+        if full {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    /// Writes everything acknowledged so far to the store (shutdown, tests).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush().await
+    }
+}
+
+impl Inner {
+    async fn flush(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self.flushing.lock().await;
+        // Take the queue and start a new journal segment in one step, so the old segment holds
+        // exactly what was taken (or more, when it overflowed).
+        let (batch, segment, overflowed, retry) = {
+            let Ok(mut state) = self.state.lock() else {
+                return Err(StoreError("usage sink poisoned".into()));
+            };
+            let batch = std::mem::take(&mut state.pending);
+            let overflowed = std::mem::take(&mut state.overflowed);
+            let retry = std::mem::take(&mut state.retry);
+            let segment = match &mut state.journal {
+                Some(j) if j.bytes > 0 => match j.rotate() {
+                    Ok(old) => Some(old),
+                    Err(e) => {
+                        tracing::warn!("usage journal rotation failed: {e}");
+                        None
+                    }
+                },
+                _ => None,
+            };
+            (batch, segment, overflowed, retry)
+        };
+        let mut result = Ok(());
+        for path in retry {
+            if let Err(e) = self.replay(&path).await {
+                result = Err(e);
+            }
+        }
+        let batch = match (&segment, overflowed) {
+            (Some(path), true) => read_segment(path).unwrap_or(batch),
+            _ => batch,
+        };
+        match write_all(&*self.store, &batch).await {
+            Ok(()) => {
+                if let Some(path) = segment
+                    && let Err(e) = std::fs::remove_file(&path)
+                {
+                    tracing::warn!(journal = %path.display(), "cannot remove a written journal segment: {e}");
+                }
+            }
+            Err(e) => {
+                metrics::counter!(names::USAGE_STORE_ERRORS_TOTAL, "stage" => "store").increment(1);
+                tracing::warn!(records = batch.len(), "{e}; will retry");
+                if let Ok(mut state) = self.state.lock() {
+                    match segment {
+                        Some(path) => state.retry.push(path),
+                        // Without a journal the records wait in memory, bounded by capacity.
+                        None => {
+                            let room = self.config.capacity.saturating_sub(state.pending.len());
+                            let mut keep: Vec<_> = batch.into_iter().take(room).collect();
+                            keep.append(&mut state.pending);
+                            state.pending = keep;
+                        }
+                    }
+                }
+                result = Err(e);
+            }
+        }
+        result
+    }
+
+    async fn replay(&self, path: &Path) -> Result<(), StoreError> {
+        let records = read_segment(path)?;
+        match write_all(&*self.store, &records).await {
+            Ok(()) => {
+                let _ = std::fs::remove_file(path);
+                Ok(())
+            }
+            Err(e) => {
+                if let Ok(mut state) = self.state.lock() {
+                    state.retry.push(path.to_owned());
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Journal {
+    /// Starts segment `seq + 1`; returns the path of the one it closed.
+    fn rotate(&mut self) -> std::io::Result<PathBuf> {
+        let next = self.seq + 1;
+        let file = open_segment(&segment_path(&self.dir, next))?;
+        let old = segment_path(&self.dir, self.seq);
+        self.file = file;
+        self.seq = next;
+        self.bytes = 0;
+        Ok(old)
+    }
+}
+
+fn open_segment(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+/// Locks `dir`, replays what an earlier run left there into `store`, opens a fresh segment.
+async fn open_journal(store: &dyn UsageStore, dir: &Path) -> Result<Journal, String> {
+    let fix = "set USAGE_JOURNAL_DIR to a writable directory of its own";
+    std::fs::create_dir_all(dir).map_err(|e| {
+        format!(
+            "cannot create the usage journal {}: {e}; {fix}",
+            dir.display()
+        )
+    })?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))
+        .map_err(|e| format!("cannot open {}: {e}; {fix}", dir.join(".lock").display()))?;
+    lock.try_lock().map_err(|_| {
+        format!(
+            "the usage journal {} is in use by another gateway process; {fix}",
+            dir.display()
+        )
+    })?;
+    let mut segments: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot list {}: {e}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| segment_seq(&e.path()).map(|s| (s, e.path())))
+        .collect();
+    segments.sort();
+    let mut replayed = 0usize;
+    for (_, path) in &segments {
+        let records = read_segment(path).map_err(|e| e.to_string())?;
+        write_all(store, &records).await.map_err(|e| {
+            format!(
+                "cannot replay the usage journal {} into the {} store: {e}",
+                path.display(),
+                store.kind()
+            )
+        })?;
+        replayed += records.len();
+        std::fs::remove_file(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+    }
+    if replayed > 0 {
+        tracing::info!(
+            records = replayed,
+            "replayed the usage journal of an earlier run"
+        );
+    }
+    let seq = segments.last().map(|(s, _)| s + 1).unwrap_or(0);
+    let path = segment_path(dir, seq);
+    let file =
+        open_segment(&path).map_err(|e| format!("cannot open {}: {e}; {fix}", path.display()))?;
+    Ok(Journal {
+        dir: dir.to_owned(),
+        seq,
+        file,
+        bytes: 0,
+        _lock: lock,
+    })
+}
+
+/// The writer task: flushes every `flush_every`, or early when a batch is full. It holds the
+/// sink only while flushing, so it ends (and the journal's lock goes) with the last sink.
+async fn run(inner: Weak<Inner>, wake: Arc<Notify>, every: Duration) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = wake.notified() => {}
+        }
+        let Some(i) = inner.upgrade() else { return };
+        let _ = i.flush().await;
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::usage::{Endpoint, MemoryStore, UsageQuery};
+
+    pub(crate) fn rec(id: &str, prompt: u64) -> UsageRecord {
+        UsageRecord {
+            id: id.into(),
+            ts_ms: 1_000,
+            request_id: None,
+            key_id: None,
+            endpoint: Endpoint::Chat,
+            provider: "mock".into(),
+            model: "mock/echo".into(),
+            prompt_tokens: prompt,
+            completion_tokens: 1,
+            cached_tokens: 0,
+            estimated_tokens: 0,
+            cost_usd: 0.0,
+            latency_ms: 1.0,
+            ttft_ms: None,
+            status: 200,
+            attempts: 1,
+            stream: false,
+            cache_hit: false,
+        }
+    }
+
+    fn config(dir: &Path) -> SinkConfig {
+        SinkConfig {
+            journal_dir: Some(dir.to_owned()),
+            flush_every: Duration::from_secs(3600),
+            ..SinkConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn records_reach_the_store_on_flush_and_the_segment_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let sink = UsageSink::open(store.clone(), config(dir.path()))
+            .await
+            .unwrap();
+        sink.record(rec("a", 3));
+        sink.record(rec("b", 4));
+        assert!(store.records().is_empty());
+        sink.flush().await.unwrap();
+        assert_eq!(store.records().len(), 2);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| segment_seq(&e.unwrap().path()))
+            .collect();
+        assert_eq!(left, vec![1], "only the fresh, empty segment is left");
+    }
+
+    #[tokio::test]
+    async fn an_unflushed_journal_is_replayed_once_by_the_next_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemoryStore::new());
+        {
+            let sink = UsageSink::open(store.clone(), config(dir.path()))
+                .await
+                .unwrap();
+            sink.record(rec("a", 3));
+            sink.record(rec("b", 4));
+            // Dropped without a flush: as after a crash.
+        }
+        // A torn last line, as a crash mid-append leaves.
+        let seg = segment_path(dir.path(), 0);
+        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(b"{\"id\":\"c\",\"ts_").unwrap();
+        drop(f);
+        tokio::task::yield_now().await;
+        let _sink = UsageSink::open(store.clone(), config(dir.path()))
+            .await
+            .unwrap();
+        let ids: Vec<_> = store.records().iter().map(|r| r.id.to_string()).collect();
+        assert_eq!(ids, vec!["a", "b"]);
+        let s = store.summary(&UsageQuery::default()).await.unwrap();
+        assert_eq!(s.totals.prompt_tokens, 7);
+    }
+
+    #[tokio::test]
+    async fn a_second_sink_on_the_same_journal_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn UsageStore> = Arc::new(MemoryStore::new());
+        let _a = UsageSink::open(store.clone(), config(dir.path()))
+            .await
+            .unwrap();
+        let e = UsageSink::open(store, config(dir.path()))
+            .await
+            .unwrap_err();
+        assert!(e.contains("USAGE_JOURNAL_DIR"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn overflow_beyond_capacity_is_read_back_from_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let sink = UsageSink::open(
+            store.clone(),
+            SinkConfig {
+                capacity: 2,
+                ..config(dir.path())
+            },
+        )
+        .await
+        .unwrap();
+        for i in 0..5 {
+            sink.record(rec(&format!("r{i}"), 1));
+        }
+        sink.flush().await.unwrap();
+        assert_eq!(store.records().len(), 5);
+    }
+
+    struct Failing(std::sync::atomic::AtomicBool, MemoryStore);
+
+    impl UsageStore for Failing {
+        fn write<'a>(&'a self, records: &'a [UsageRecord]) -> super::super::StoreFuture<'a, ()> {
+            if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+                return Box::pin(async { Err(StoreError("down".into())) });
+            }
+            self.1.write(records)
+        }
+        fn summary<'a>(
+            &'a self,
+            q: &'a UsageQuery,
+        ) -> super::super::StoreFuture<'a, super::super::UsageSummary> {
+            self.1.summary(q)
+        }
+        fn kind(&self) -> &'static str {
+            "failing"
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_store_write_is_retried_from_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Failing(true.into(), MemoryStore::new()));
+        let sink = UsageSink::open(store.clone(), config(dir.path()))
+            .await
+            .unwrap();
+        sink.record(rec("a", 1));
+        assert!(sink.flush().await.is_err());
+        sink.record(rec("b", 1));
+        store.0.store(false, std::sync::atomic::Ordering::SeqCst);
+        sink.flush().await.unwrap();
+        let mut ids: Vec<_> = store.1.records().iter().map(|r| r.id.to_string()).collect();
+        ids.sort();
+        assert_eq!(ids, vec!["a", "b"]);
+    }
+}
