@@ -226,14 +226,16 @@ impl StreamObserver for StreamMetrics {
 async fn chat_completions(State(state): State<AppState>, req: Request) -> Response {
     let mut guard = RequestGuard::new("chat");
     let started = Instant::now();
+    let request_id = request_id(&req);
     let body = match decode::read_body(req, state.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return fail(&mut guard, &e),
     };
-    let chat = match decode::chat_request(&body) {
+    let mut chat = match decode::chat_request(&body) {
         Ok(c) => c,
         Err(e) => return fail(&mut guard, &e),
     };
+    chat.ctx.request_id = request_id;
     drop(body);
     let include_usage = chat.wants_stream_usage();
     // The cost layer ends every stream with usage; this estimate only serves stacks without it.
@@ -269,6 +271,14 @@ async fn chat_completions(State(state): State<AppState>, req: Request) -> Respon
             out
         }
     }
+}
+
+/// The request id the edge set (or the client sent), for usage records.
+pub(crate) fn request_id(req: &Request) -> Option<Arc<str>> {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(Arc::from)
 }
 
 fn fail(guard: &mut RequestGuard, err: &GatewayError) -> Response {
