@@ -200,3 +200,195 @@ impl Ticket {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use futures_util::StreamExt;
+    use tower::{Layer, ServiceExt};
+
+    use super::*;
+    use crate::providers::Catalog;
+    use crate::test_util::{pair, reply, upstream};
+    use crate::types::{ChatChunk, Delta, ReplyBody, ReplyMeta};
+    use crate::usage::{MemoryStore, UsageQuery, UsageStore};
+
+    async fn setup() -> (
+        Cost<crate::test_util::Upstream>,
+        crate::test_util::Handle,
+        UsageSink,
+        Arc<MemoryStore>,
+    ) {
+        let store = Arc::new(MemoryStore::new());
+        let sink = UsageSink::in_memory(store.clone()).await;
+        let rates = Arc::new(RateTable::new(&Catalog::default(), false, &HashMap::new()));
+        let (svc, handle) = pair();
+        (
+            CostLayer::new(rates, Some(sink.clone())).layer(svc),
+            handle,
+            sink,
+            store,
+        )
+    }
+
+    fn request(stream: bool) -> ChatRequest {
+        let mut r: ChatRequest = serde_json::from_value(serde_json::json!({
+            "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello world"}]
+        }))
+        .unwrap();
+        r.stream = Some(stream);
+        r.ctx.key_id = Some("key-1".into());
+        r
+    }
+
+    fn meta() -> ReplyMeta {
+        ReplyMeta {
+            provider: "openai",
+            deployment: "openai/gpt-4o-mini".into(),
+            attempts: 2,
+            ..ReplyMeta::default()
+        }
+    }
+
+    fn stream_reply(chunks: Vec<Result<ChatChunk, GatewayError>>) -> ChatReply {
+        ChatReply::stream(meta(), Box::pin(futures_util::stream::iter(chunks)))
+    }
+
+    fn text(t: &str) -> Result<ChatChunk, GatewayError> {
+        Ok(ChatChunk::delta(
+            "c",
+            1,
+            "gpt-4o-mini",
+            Delta::text(t),
+            None,
+        ))
+    }
+
+    async fn records(sink: &UsageSink, store: &MemoryStore) -> Vec<UsageRecord> {
+        sink.flush().await.unwrap();
+        store.records()
+    }
+
+    #[tokio::test]
+    async fn a_stream_ends_with_one_usage_chunk_carrying_the_cost() {
+        let (mut svc, mut handle, sink, store) = setup().await;
+        handle.allow(1);
+        let call = svc.ready().await.unwrap().call(request(true));
+        let (_, respond) = handle.next_request().await.unwrap();
+        let mut usage_chunk = ChatChunk::usage_only("c", 1, "gpt-4o-mini", Usage::new(1_000, 500));
+        // The upstream put usage on a chunk with a choice, then sent a usage-only chunk too.
+        let mut with_usage = ChatChunk::delta("c", 1, "gpt-4o-mini", Delta::text("lo"), None);
+        with_usage.usage = Some(Usage::new(1, 1));
+        usage_chunk.extra.insert("x".into(), 1.into());
+        respond.send_response(stream_reply(vec![
+            text("hel"),
+            Ok(with_usage),
+            Ok(usage_chunk),
+        ]));
+        let reply = call.await.unwrap();
+        let ReplyBody::Stream(s) = reply.body else {
+            panic!("a stream")
+        };
+        let out: Vec<_> = s.collect().await;
+        assert_eq!(out.len(), 3, "two text chunks and one usage chunk");
+        assert!(out[..2].iter().all(|c| c.as_ref().unwrap().usage.is_none()));
+        let last = out[2].as_ref().unwrap();
+        assert!(last.is_usage_only());
+        let cost = last.extra["cost_usd"].as_f64().unwrap();
+        // 1,000 x $0.15 + 500 x $0.60 per 1M.
+        assert!((cost - 0.000_45).abs() < 1e-12, "{cost}");
+        let recs = records(&sink, &store).await;
+        assert_eq!(recs.len(), 1);
+        let r = &recs[0];
+        assert_eq!(
+            (r.prompt_tokens, r.completion_tokens, r.estimated_tokens),
+            (1_000, 500, 0)
+        );
+        assert_eq!((r.status, r.attempts, r.stream), (200, 2, true));
+        assert_eq!(r.key_id.as_deref(), Some("key-1"));
+        assert!(r.ttft_ms.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_stream_without_usage_is_counted_by_the_tokenizer() {
+        let (mut svc, mut handle, sink, store) = setup().await;
+        handle.allow(1);
+        let call = svc.ready().await.unwrap().call(request(true));
+        let (_, respond) = handle.next_request().await.unwrap();
+        respond.send_response(stream_reply(vec![text("hello"), text(" world")]));
+        let ReplyBody::Stream(s) = call.await.unwrap().body else {
+            panic!()
+        };
+        let out: Vec<_> = s.collect().await;
+        let usage = out.last().unwrap().as_ref().unwrap().usage.clone().unwrap();
+        // "hello world": 2 tokens; the prompt: 2 + 1 newline + 3 + 3.
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (9, 2));
+        let recs = records(&sink, &store).await;
+        assert_eq!(recs[0].estimated_tokens, 11);
+    }
+
+    #[tokio::test]
+    async fn a_stream_dropped_early_is_recorded_as_499_with_what_arrived() {
+        let (mut svc, mut handle, sink, store) = setup().await;
+        handle.allow(1);
+        let call = svc.ready().await.unwrap().call(request(true));
+        let (_, respond) = handle.next_request().await.unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tx.send(text("hello")).unwrap();
+        let s = tokio_stream_like(rx);
+        respond.send_response(ChatReply::stream(meta(), s));
+        let ReplyBody::Stream(mut s) = call.await.unwrap().body else {
+            panic!()
+        };
+        assert!(s.next().await.unwrap().is_ok());
+        drop(s);
+        let recs = records(&sink, &store).await;
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].status, 499);
+        assert_eq!(recs[0].completion_tokens, 1);
+        assert!(recs[0].cost_usd > 0.0, "tokens received are paid for");
+    }
+
+    fn tokio_stream_like(
+        mut rx: tokio::sync::mpsc::UnboundedReceiver<Result<ChatChunk, GatewayError>>,
+    ) -> crate::types::ChatStream {
+        Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    }
+
+    #[tokio::test]
+    async fn whole_answers_get_the_cost_and_failures_cost_nothing() {
+        let (mut svc, mut handle, sink, store) = setup().await;
+        handle.allow(2);
+        let call = svc.ready().await.unwrap().call(request(false));
+        let (_, respond) = handle.next_request().await.unwrap();
+        let mut r = reply("openai/gpt-4o-mini");
+        r.meta.provider = "openai";
+        if let ReplyBody::Complete(resp) = &mut r.body {
+            resp.usage = Some(Usage::new(2_000, 1_000));
+        }
+        respond.send_response(r);
+        let r = call.await.unwrap();
+        assert!((r.meta.cost_usd.unwrap() - 0.0009).abs() < 1e-12);
+
+        let call = svc.ready().await.unwrap().call(request(false));
+        let (_, respond) = handle.next_request().await.unwrap();
+        respond.send_error(upstream(503, None));
+        assert!(call.await.is_err());
+        let recs = records(&sink, &store).await;
+        assert_eq!(recs.len(), 2);
+        // An upstream 503 reaches the client as a 502 (SPEC §13).
+        assert_eq!((recs[1].status, recs[1].cost_usd), (502, 0.0));
+        assert_eq!(&*recs[1].provider, "none");
+        assert_eq!(&*recs[1].model, "gpt-4o-mini");
+        let s = store
+            .summary(&UsageQuery {
+                key: Some("key-1".into()),
+                ..UsageQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(s.by_key["key-1"].requests, 2);
+        assert_eq!(s.totals.errors, 1);
+    }
+}
