@@ -177,7 +177,11 @@ impl Ticket {
         }
         let Some(sink) = &self.sink else { return };
         sink.record(UsageRecord {
-            id: uuid::Uuid::new_v4().to_string().into(),
+            // From the thread-local CSPRNG: `Uuid::new_v4` would make a syscall per record.
+            id: uuid::Builder::from_random_bytes(rand::random())
+                .into_uuid()
+                .to_string()
+                .into(),
             ts_ms: now_ms(),
             request_id: self.request_id.clone(),
             key_id: self.key_id.clone(),
