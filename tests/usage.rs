@@ -478,30 +478,34 @@ impl Drop for Proc {
 
 #[tokio::test]
 async fn usage_survives_a_restart_of_the_binary() {
+    let fakes = Fakes::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let mut p = Proc::start(dir.path(), &[]);
+    let env: Vec<(&str, String)> = fakes.env();
+    let mut p = Proc::start(dir.path(), &env);
     p.ready().await;
-    let mut prompt = 0;
-    for i in 0..6 {
-        let mut req = chat("mock/echo", &format!("round {i} of the restart test"));
-        req["stream"] = json!(i % 2 == 0);
-        let (status, _, body) = post_json(&format!("{}/v1/chat/completions", p.base), &req).await;
-        assert_eq!(status, 200);
-        if i % 2 == 1 {
-            let v: Value = serde_json::from_slice(&body).unwrap();
-            prompt += v["usage"]["prompt_tokens"].as_u64().unwrap();
-        }
-    }
-    let before = usage_with(&p.base, "", 6).await;
-    assert_eq!(before["totals"]["requests"], 6, "{before}");
-    assert!(before["totals"]["prompt_tokens"].as_u64().unwrap() > prompt);
+    let e = mixed_round(&p.base, &fakes, 3).await;
+    let mut req = chat("mock/echo", "and one through the mock");
+    req["stream"] = json!(true);
+    let (status, _, _) = post_json(&format!("{}/v1/chat/completions", p.base), &req).await;
+    assert_eq!(status, 200);
+    let before = usage_with(&p.base, "", e.requests + 1).await;
     p.sigterm();
     // The default store: a SQLite file in the working directory, created on first start.
     assert!(dir.path().join("proxygate.db").exists());
-    let p = Proc::start(dir.path(), &[]);
+    let p = Proc::start(dir.path(), &env);
     p.ready().await;
-    let after = usage_with(&p.base, "", 6).await;
+    let after = usage_with(&p.base, "", e.requests + 1).await;
     assert_eq!(after["totals"], before["totals"]);
+    assert_eq!(after["by_model"], before["by_model"]);
+    let paid = |v: &Value, f: &str| -> f64 {
+        ["openai", "anthropic"]
+            .iter()
+            .map(|p| v["by_provider"][p][f].as_f64().unwrap())
+            .sum()
+    };
+    assert_eq!(paid(&after, "prompt_tokens") as u64, e.prompt);
+    assert_eq!(paid(&after, "completion_tokens") as u64, e.completion);
+    assert!((paid(&after, "cost_usd") - e.cost).abs() < 1e-9);
 }
 
 #[tokio::test]
