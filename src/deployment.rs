@@ -42,6 +42,8 @@ pub struct DeploymentState {
     id: Arc<str>,
     circuit: Circuit,
     latency: Mutex<Ewma>,
+    // The latest estimate another replica shared (see `crate::state`).
+    shared_latency: Mutex<Option<Ewma>>,
 }
 
 // === impl DeploymentState ===
@@ -53,6 +55,7 @@ impl DeploymentState {
         Self {
             circuit: Circuit::new(id.clone()),
             latency: Mutex::new(Ewma::default()),
+            shared_latency: Mutex::new(None),
             id,
         }
     }
@@ -84,12 +87,36 @@ impl DeploymentState {
             .observe(rtt, now);
     }
 
-    /// The decayed latency in seconds, `None` before the first observation.
+    /// The decayed latency in seconds, `None` before the first observation: this replica's
+    /// own, or another replica's when that one is more recent.
     pub fn latency(&self, now: Instant) -> Option<f64> {
+        let local = *self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = *self.shared_latency.lock().unwrap_or_else(|e| e.into_inner());
+        match (local.sample(), shared.and_then(|s| s.sample().map(|x| (s, x)))) {
+            (Some((_, mine)), Some((theirs, (_, at)))) if at > mine => theirs.estimate(now),
+            (None, Some((theirs, _))) => theirs.estimate(now),
+            _ => local.estimate(now),
+        }
+    }
+
+    /// This replica's own undecayed estimate (seconds) and when it was last updated.
+    pub fn latency_sample(&self) -> Option<(f64, Instant)> {
         self.latency
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .estimate(now)
+            .sample()
+    }
+
+    /// Takes in another replica's estimate (seconds) as of `at`.
+    pub fn set_shared_latency(&self, estimate: f64, at: Instant) {
+        *self
+            .shared_latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Ewma::seeded(
+            estimate,
+            at,
+            crate::router::ewma::DEFAULT_DECAY,
+        ));
     }
 }
 

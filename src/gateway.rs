@@ -18,6 +18,7 @@ use std::sync::Arc;
 use tower::ServiceBuilder;
 
 use crate::breaker::{BreakerConfig, BreakerLayer};
+use crate::cache::CacheLayer;
 use crate::client::{HttpClient, build_client};
 use crate::config::Config;
 use crate::cost::{CostLayer, RateTable};
@@ -27,6 +28,7 @@ use crate::failover::{FailoverConfig, FailoverLayer};
 use crate::http::{AppState, routes};
 use crate::providers::Catalog;
 use crate::router::{Dispatch, Registry, RouterConfig, RouterLayer, StackFn, StackInfo};
+use crate::state::StateBackend;
 use crate::timeout::{TimeoutConfig, TimeoutLayer};
 use crate::timer::UpstreamTimerLayer;
 use crate::usage::{MemoryStore, SinkConfig, UsageSink, UsageStore};
@@ -79,6 +81,11 @@ impl Gateway {
     /// Where usage records go.
     pub fn usage(&self) -> &UsageSink {
         &self.state.usage
+    }
+
+    /// Where circuits, latency and cached answers are shared.
+    pub fn state(&self) -> &Arc<dyn StateBackend> {
+        &self.state.state
     }
 
     /// The SQL database, when usage lives in one.
@@ -154,7 +161,12 @@ impl GatewayBuilder {
         // deployment's state, which the router and the admin API read.
         let breaker = BreakerConfig::from_config(&self.config);
         let timeouts = TimeoutConfig::from_config(&self.config);
+        // Circuits, latency and cached answers live in the state backend: in process, or
+        // shared with the other replicas through Redis.
+        let backend = crate::state::open(&self.config)?;
+        let seed = backend.clone();
         let per_deployment: StackFn = Arc::new(move |info: StackInfo<'_>, translate| {
+            seed.seed(info.state);
             DeploymentService::new(
                 ServiceBuilder::new()
                     .layer(BreakerLayer::new(breaker).with_state(info.state.clone()))
@@ -173,6 +185,7 @@ impl GatewayBuilder {
         if metrics.is_some() {
             crate::telemetry::init_series(&registry.deployments());
         }
+        backend.watch(&registry);
         let (usage, db) = match self.usage {
             Some(u) => u,
             None => open_usage(&self.config).await?,
@@ -184,6 +197,12 @@ impl GatewayBuilder {
         ));
         let stack = ServiceBuilder::new()
             .layer(CostLayer::new(rates.clone(), Some(usage.clone())))
+            // Under cost, so hits and misses share its one accounting path (see `cache`).
+            .layer(if self.config.cache_enabled {
+                CacheLayer::new(backend.clone(), self.config.cache_max_bytes)
+            } else {
+                CacheLayer::disabled()
+            })
             .layer(RouterLayer::new(
                 registry.clone(),
                 RouterConfig::from_config(&self.config),
@@ -201,6 +220,7 @@ impl GatewayBuilder {
             usage,
             db,
             rates,
+            state: backend,
         };
         Ok(Gateway {
             state,

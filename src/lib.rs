@@ -18,6 +18,7 @@
 )]
 
 pub mod breaker;
+pub mod cache;
 pub mod client;
 pub mod config;
 pub mod cost;
@@ -29,6 +30,7 @@ pub mod gateway;
 pub mod http;
 pub mod providers;
 pub mod router;
+pub mod state;
 pub mod telemetry;
 pub mod timeout;
 pub mod timer;
@@ -39,6 +41,7 @@ pub mod usage;
 mod test_util;
 
 pub use breaker::BreakerLayer;
+pub use cache::CacheLayer;
 pub use config::Config;
 pub use cost::CostLayer;
 pub use error::GatewayError;

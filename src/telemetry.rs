@@ -29,6 +29,8 @@ pub mod names {
     pub const CACHE_HITS_TOTAL: &str = "proxygate_cache_hits_total";
     /// Requests being served right now.
     pub const INFLIGHT_REQUESTS: &str = "proxygate_inflight_requests";
+    /// 1 while the shared state backend (Redis) is unreachable and in-process state stands in.
+    pub const STATE_BACKEND_DEGRADED: &str = "proxygate_state_backend_degraded";
     /// Usage records that could not be journaled, stored or queued, by stage.
     pub const USAGE_STORE_ERRORS_TOTAL: &str = "proxygate_usage_store_errors_total";
 }
@@ -75,6 +77,10 @@ pub fn describe() {
     );
     describe_counter!(names::CACHE_HITS_TOTAL, "Answers served from the cache");
     describe_gauge!(names::INFLIGHT_REQUESTS, "Requests being served right now");
+    describe_gauge!(
+        names::STATE_BACKEND_DEGRADED,
+        "1 while the shared state backend (Redis) is unreachable and in-process state stands in"
+    );
     describe_counter!(
         names::USAGE_STORE_ERRORS_TOTAL,
         "Usage records that could not be journaled, stored or queued, by stage"
@@ -147,6 +153,7 @@ pub fn init_series(deployments: &[crate::deployment::Deployment]) {
     counter!(names::FAILOVERS_TOTAL).absolute(0);
     counter!(names::CACHE_HITS_TOTAL).absolute(0);
     gauge!(names::INFLIGHT_REQUESTS).set(0.0);
+    gauge!(names::STATE_BACKEND_DEGRADED).set(0.0);
     // Histograms appear once they hold a sample; register them so the series exist.
     let _ = histogram!(names::REQUEST_DURATION_SECONDS);
     let _ = histogram!(names::UPSTREAM_DURATION_SECONDS);

@@ -84,6 +84,19 @@ pub struct Snapshot {
     pub cooling_for: Option<Duration>,
 }
 
+/// A circuit's state as replicas share it (through [`crate::state`]): open until a wall-clock
+/// time, or closed. Half-open is each replica's own business (its probes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SharedCircuit {
+    /// Closed (after a successful probe or a reset).
+    Closed,
+    /// Open until this many milliseconds after the Unix epoch.
+    Open {
+        /// When the cool-down ends, wall clock.
+        until_ms: u64,
+    },
+}
+
 /// The state machine of one deployment's circuit.
 #[derive(Debug)]
 pub struct Circuit {
@@ -100,6 +113,8 @@ struct Inner {
     generation: u64,
     opened_at: Option<SystemTime>,
     cooling_until: Option<Instant>,
+    // The last local open/close not yet shared with other replicas.
+    outbox: Option<SharedCircuit>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -132,6 +147,7 @@ impl Circuit {
                 generation: 0,
                 opened_at: None,
                 cooling_until: None,
+                outbox: None,
             }),
         }
     }
@@ -289,6 +305,44 @@ impl Circuit {
         self.transition(&mut inner, State::Closed);
     }
 
+    /// The last open or close of this replica that other replicas have not been told of yet.
+    pub fn take_outbox(&self) -> Option<SharedCircuit> {
+        self.lock().outbox.take()
+    }
+
+    /// Adopts the state another replica shared: opens until its wall-clock deadline, or closes.
+    /// A local change not yet shared wins (it is newer), and so is kept: returns false then.
+    pub fn apply_shared(&self, shared: SharedCircuit) -> bool {
+        let mut inner = self.lock();
+        if inner.outbox.is_some() {
+            return false;
+        }
+        match (shared, inner.state) {
+            // Closed elsewhere (a probe got through, or an admin reset): close here too.
+            (SharedCircuit::Closed, State::Closed) => {}
+            (SharedCircuit::Closed, _) => {
+                inner.failures = 0;
+                inner.opened_at = None;
+                self.switch(&mut inner, State::Closed, " (shared by another replica)");
+            }
+            // Opened elsewhere: skip the deployment here until the same deadline.
+            (SharedCircuit::Open { until_ms }, _) => {
+                let now_ms = wall_ms(Instant::now());
+                let until = Instant::now() + Duration::from_millis(until_ms.saturating_sub(now_ms));
+                if matches!(inner.state, State::Open { until: u } if u == until) {
+                    return true;
+                }
+                inner.opened_at = Some(SystemTime::now());
+                self.switch(
+                    &mut inner,
+                    State::Open { until },
+                    " (shared by another replica)",
+                );
+            }
+        }
+        true
+    }
+
     /// What `/admin/circuits` shows.
     pub fn snapshot(&self, now: Instant) -> Snapshot {
         let inner = self.lock();
@@ -307,6 +361,18 @@ impl Circuit {
     /// Moves to `to`, bumps the generation, logs and publishes the gauge. Returns the new
     /// generation.
     fn transition(&self, inner: &mut Inner, to: State) -> u64 {
+        inner.outbox = match to {
+            State::Closed => Some(SharedCircuit::Closed),
+            State::Open { until } => Some(SharedCircuit::Open {
+                until_ms: wall_ms(until),
+            }),
+            State::HalfOpen { .. } => inner.outbox,
+        };
+        self.switch(inner, to, "")
+    }
+
+    /// Moves to `to` without sharing it (see [`Circuit::apply_shared`]).
+    fn switch(&self, inner: &mut Inner, to: State, origin: &'static str) -> u64 {
         let from = inner.state.public();
         inner.state = to;
         inner.generation += 1;
@@ -318,12 +384,26 @@ impl Circuit {
                 from = from.as_str(),
                 to = to.as_str(),
                 failures = inner.failures,
-                "circuit {}",
+                "circuit {}{origin}",
                 to.as_str()
             );
         }
         inner.generation
     }
+}
+
+/// A tokio instant as wall-clock milliseconds since the Unix epoch (for sharing deadlines).
+fn wall_ms(at: Instant) -> u64 {
+    let now = Instant::now();
+    let wall = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let ms = if at >= now {
+        wall + (at - now)
+    } else {
+        wall.saturating_sub(now - at)
+    };
+    ms.as_millis() as u64
 }
 
 /// The right to send one request through a circuit, reserved in `call` and moved into the

@@ -38,7 +38,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower::Service;
 
-pub use circuit::{Circuit, CircuitState, Permit, Snapshot, Unavailable};
+pub use circuit::{Circuit, CircuitState, Permit, SharedCircuit, Snapshot, Unavailable};
 pub use future::ResponseFuture;
 pub use layer::BreakerLayer;
 

@@ -128,6 +128,20 @@ pub const ENV_USAGE_FSYNC: &str = "USAGE_FSYNC";
 pub const ENV_RATE_OVERRIDES: &str = "RATE_OVERRIDES";
 /// Cost keyless and free-key providers at their list prices instead of 0.
 pub const ENV_BILL_FREE_TIERS: &str = "BILL_FREE_TIERS";
+/// Redis for state shared by replicas (circuits, latency, response cache); in-process when unset.
+pub const ENV_REDIS_URL: &str = "REDIS_URL";
+/// Prefix of every Redis key, so several gateways (or tests) can share one Redis.
+pub const ENV_REDIS_PREFIX: &str = "REDIS_PREFIX";
+/// How long one Redis command may take before the gateway carries on without it.
+pub const ENV_REDIS_TIMEOUT_MS: &str = "REDIS_TIMEOUT_MS";
+/// How often shared circuit and latency state is exchanged with Redis.
+pub const ENV_STATE_SYNC_MS: &str = "STATE_SYNC_MS";
+/// Turn the response cache on.
+pub const ENV_CACHE_ENABLED: &str = "CACHE_ENABLED";
+/// How long a cached answer is served.
+pub const ENV_CACHE_TTL_MS: &str = "CACHE_TTL_MS";
+/// Upper bound of the in-process cache, in bytes of cached answers.
+pub const ENV_CACHE_MAX_BYTES: &str = "CACHE_MAX_BYTES";
 /// Log filter (`info`, `proxygate=debug`).
 pub const ENV_LOG: &str = "RUST_LOG";
 

@@ -164,6 +164,20 @@ pub struct Config {
     pub rate_overrides: HashMap<String, crate::cost::Rate>,
     /// Cost free tiers at list prices.
     pub bill_free_tiers: bool,
+    /// Redis for shared state (`REDIS_URL`); in-process state when unset.
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key.
+    pub redis_prefix: String,
+    /// Bound of one Redis command.
+    pub redis_timeout: Duration,
+    /// How often circuit and latency state is exchanged with Redis.
+    pub state_sync_interval: Duration,
+    /// The response cache is on.
+    pub cache_enabled: bool,
+    /// How long a cached answer is served.
+    pub cache_ttl: Duration,
+    /// Bound of the in-process cache in bytes.
+    pub cache_max_bytes: u64,
 }
 
 impl Default for Config {
@@ -389,6 +403,29 @@ impl Config {
                 .collect()
         });
         let bill_free_tiers = r.parse(ENV_BILL_FREE_TIERS, false, parse_bool);
+        let redis_url = r.parse(ENV_REDIS_URL, None, |k, v| {
+            let v = v.trim();
+            if v.starts_with("redis://") || v.starts_with("rediss://") || v.starts_with("unix://") {
+                Ok(Some(Secret::new(v)))
+            } else {
+                Err(format!("{k} must be a redis:// URL such as redis://127.0.0.1:6379; unset it to keep state in process"))
+            }
+        });
+        let redis_prefix = r
+            .get(ENV_REDIS_PREFIX)
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| "proxygate".to_owned());
+        let redis_timeout = r.parse(ENV_REDIS_TIMEOUT_MS, Duration::from_millis(250), nonzero_ms);
+        let state_sync_interval =
+            r.parse(ENV_STATE_SYNC_MS, Duration::from_millis(250), nonzero_ms);
+        let cache_enabled = r.parse(ENV_CACHE_ENABLED, false, parse_bool);
+        let cache_ttl = r.parse(ENV_CACHE_TTL_MS, Duration::from_secs(3600), nonzero_ms);
+        let cache_max_bytes = r.parse(ENV_CACHE_MAX_BYTES, 64 * 1024 * 1024, |k, v| {
+            match parse_u64(k, v)? {
+                0 => Err(format!("{k}=0 would hold nothing; set {ENV_CACHE_ENABLED}=false to turn the cache off")),
+                n => Ok(n),
+            }
+        });
         if let Some(unknown) = priority.iter().find(|p| p.is_empty()) {
             r.problems.push(format!(
                 "{ENV_PROVIDER_PRIORITY} holds an empty entry {unknown:?}"
@@ -426,6 +463,13 @@ impl Config {
             usage_fsync,
             rate_overrides,
             bill_free_tiers,
+            redis_url,
+            redis_prefix,
+            redis_timeout,
+            state_sync_interval,
+            cache_enabled,
+            cache_ttl,
+            cache_max_bytes,
         })
     }
 

@@ -163,6 +163,9 @@ impl Ticket {
     }
 
     fn write(&self, o: &Outcome<'_>, usage: &Usage, estimated: u64, cost: f64) {
+        if o.cache_hit {
+            metrics::counter!(names::CACHE_HITS_TOTAL).increment(1);
+        }
         if o.provider != "none" {
             let model = metrics::SharedString::from(o.model.clone());
             let provider = metrics::SharedString::from(o.provider.to_owned());

@@ -49,6 +49,8 @@ pub struct AppState {
     pub db: Option<crate::db::Db>,
     /// Prices.
     pub rates: Arc<crate::cost::RateTable>,
+    /// Circuits, latency and cache: in process or shared through Redis.
+    pub state: Arc<dyn crate::state::StateBackend>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -227,6 +229,7 @@ async fn chat_completions(State(state): State<AppState>, req: Request) -> Respon
     let mut guard = RequestGuard::new("chat");
     let started = Instant::now();
     let request_id = request_id(&req);
+    let cache = crate::types::CacheControl::from_headers(req.headers());
     let body = match decode::read_body(req, state.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return fail(&mut guard, &e),
@@ -236,6 +239,7 @@ async fn chat_completions(State(state): State<AppState>, req: Request) -> Respon
         Err(e) => return fail(&mut guard, &e),
     };
     chat.ctx.request_id = request_id;
+    chat.ctx.cache = cache;
     drop(body);
     let include_usage = chat.wants_stream_usage();
     // The cost layer ends every stream with usage; this estimate only serves stacks without it.
@@ -348,7 +352,8 @@ async fn health(State(state): State<AppState>) -> Response {
         );
     }
     axum::Json(
-        json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "providers": providers}),
+        json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "providers": providers,
+            "state": {"backend": state.state.kind(), "degraded": state.state.degraded()}}),
     )
     .into_response()
 }

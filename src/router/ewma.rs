@@ -63,6 +63,20 @@ impl Ewma {
         self.updated = Some(now);
     }
 
+    /// An average that starts from another replica's `estimate` (seconds) as of `at`.
+    pub fn seeded(estimate: f64, at: Instant, decay: Duration) -> Self {
+        Self {
+            estimate: Some(estimate),
+            updated: Some(at),
+            decay,
+        }
+    }
+
+    /// The undecayed estimate and when it was last updated, `None` before any observation.
+    pub fn sample(&self) -> Option<(f64, Instant)> {
+        self.estimate.zip(self.updated)
+    }
+
     /// The estimate in seconds at `now`, decayed towards zero since the last observation;
     /// `None` before any observation.
     pub fn estimate(&self, now: Instant) -> Option<f64> {

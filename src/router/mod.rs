@@ -28,7 +28,7 @@
 //! ```
 
 mod dispatch;
-mod ewma;
+pub(crate) mod ewma;
 mod future;
 mod layer;
 mod registry;

@@ -22,4 +22,49 @@ pub struct RequestContext {
     pub key_id: Option<Arc<str>>,
     /// The client API the request came through.
     pub endpoint: crate::usage::Endpoint,
+    /// What the client allows the response cache to do with this request.
+    pub cache: CacheControl,
+}
+
+/// The client's say over the response cache, from its request headers.
+///
+/// `cache-control: no-cache` asks for a fresh answer (which then replaces the cached one);
+/// `cache-control: no-store` keeps the answer out of the cache; `x-proxygate-cache: bypass`
+/// (or `no-cache, no-store` together) does both: the cache neither answers nor keeps it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheControl {
+    /// Do not answer from the cache.
+    pub no_lookup: bool,
+    /// Do not keep the answer.
+    pub no_store: bool,
+}
+
+impl CacheControl {
+    /// Reads `cache-control` and `x-proxygate-cache`.
+    pub fn from_headers(headers: &http::HeaderMap) -> Self {
+        let mut out = Self::default();
+        for v in headers.get_all(http::header::CACHE_CONTROL) {
+            for directive in v.to_str().unwrap_or("").split(',') {
+                match directive.trim().to_ascii_lowercase().as_str() {
+                    "no-cache" => out.no_lookup = true,
+                    "no-store" => out.no_store = true,
+                    _ => {}
+                }
+            }
+        }
+        if let Some(v) = headers.get("x-proxygate-cache")
+            && v.to_str().unwrap_or("").trim().eq_ignore_ascii_case("bypass")
+        {
+            out = Self {
+                no_lookup: true,
+                no_store: true,
+            };
+        }
+        out
+    }
+
+    /// Neither lookup nor store.
+    pub fn is_bypass(self) -> bool {
+        self.no_lookup && self.no_store
+    }
 }

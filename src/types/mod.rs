@@ -13,7 +13,7 @@ mod response;
 mod usage;
 
 pub use chunk::{ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
-pub use context::RequestContext;
+pub use context::{CacheControl, RequestContext};
 pub use reply::{ChatReply, ChatStream, ReplyBody, ReplyMeta};
 pub use request::{
     ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, Message, Role, Stop,

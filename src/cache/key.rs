@@ -1,0 +1,120 @@
+//! The cache key: SHA-256 of the canonical request.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::types::ChatRequest;
+
+/// Top-level fields that never change the answer: who asks (`user`), how it is delivered
+/// (`stream`, `stream_options`), and bookkeeping the provider does not read for sampling.
+const IGNORED: &[&str] = &["user", "stream", "stream_options", "metadata", "store"];
+
+/// The hex SHA-256 of the request's endpoint, model, messages and every parameter that can
+/// change the answer, with object keys in sorted order so that key order, whitespace and
+/// `stream` make no difference.
+pub fn cache_key(req: &ChatRequest) -> String {
+    let mut h = Sha256::new();
+    h.update(b"proxygate-cache-v1\0");
+    h.update(req.ctx.endpoint.as_str().as_bytes());
+    h.update(b"\0");
+    match serde_json::to_value(req) {
+        Ok(Value::Object(mut map)) => {
+            for k in IGNORED {
+                map.remove(*k);
+            }
+            feed(&Value::Object(map), &mut h);
+        }
+        // A request always serializes to an object; anything else still gets a stable key.
+        Ok(other) => feed(&other, &mut h),
+        Err(_) => h.update(req.model.as_bytes()),
+    }
+    let digest = h.finalize();
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+        out.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
+    }
+    out
+}
+
+/// Feeds `v` in a canonical, unambiguous form: objects with sorted keys, every value tagged.
+fn feed(v: &Value, h: &mut Sha256) {
+    match v {
+        Value::Null => h.update(b"n"),
+        Value::Bool(b) => h.update(if *b { b"t" } else { b"f" }),
+        Value::Number(n) => {
+            h.update(b"#");
+            h.update(n.to_string().as_bytes());
+            h.update(b";");
+        }
+        Value::String(s) => feed_str(s, h),
+        Value::Array(items) => {
+            h.update(b"[");
+            for i in items {
+                feed(i, h);
+            }
+            h.update(b"]");
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            h.update(b"{");
+            for k in keys {
+                feed_str(k, h);
+                feed(&map[k], h);
+            }
+            h.update(b"}");
+        }
+    }
+}
+
+fn feed_str(s: &str, h: &mut Sha256) {
+    h.update(b"\"");
+    h.update((s.len() as u64).to_le_bytes());
+    h.update(s.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(json: &str) -> ChatRequest {
+        serde_json::from_str(json).unwrap()
+    }
+
+    const BASE: &str = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.2}"#;
+
+    #[test]
+    fn the_same_request_has_the_same_key_whatever_the_delivery() {
+        let a = cache_key(&req(BASE));
+        assert_eq!(a.len(), 64);
+        let b = cache_key(&req(
+            r#"{"temperature":0.2,"stream":true,"stream_options":{"include_usage":true},"user":"u1","messages":[{"content":"hi","role":"user"}],"model":"m"}"#,
+        ));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn anything_that_changes_the_answer_changes_the_key() {
+        let a = cache_key(&req(BASE));
+        for other in [
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.3}"#,
+            r#"{"model":"m2","messages":[{"role":"user","content":"hi"}],"temperature":0.2}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"hi!"}],"temperature":0.2}"#,
+            r#"{"model":"m","messages":[{"role":"system","content":"hi"}],"temperature":0.2}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.2,"max_tokens":5}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.2,"seed":1}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.2,"tools":[{"type":"function","function":{"name":"f"}}]}"#,
+        ] {
+            assert_ne!(a, cache_key(&req(other)), "{other}");
+        }
+    }
+
+    #[test]
+    fn the_endpoint_is_part_of_the_key() {
+        let a = req(BASE);
+        let mut b = req(BASE);
+        b.ctx.endpoint = crate::usage::Endpoint::Messages;
+        assert_ne!(cache_key(&a), cache_key(&b));
+    }
+}
