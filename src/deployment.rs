@@ -206,3 +206,24 @@ impl Deployment {
         &self.inner.state
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_fresher_of_own_and_shared_latency_is_used() {
+        let s = DeploymentState::new("groq/m");
+        assert_eq!(s.latency(Instant::now()), None);
+        // Another replica measured it: a deployment never called here is no longer unknown.
+        s.set_shared_latency(0.5, Instant::now());
+        assert!((s.latency(Instant::now()).unwrap() - 0.5).abs() < 1e-9);
+        tokio::time::advance(Duration::from_millis(10)).await;
+        s.record_latency(Duration::from_millis(100), Instant::now());
+        assert!((s.latency(Instant::now()).unwrap() - 0.1).abs() < 1e-9);
+        assert!(s.latency_sample().is_some());
+        tokio::time::advance(Duration::from_millis(10)).await;
+        s.set_shared_latency(0.3, Instant::now());
+        assert!((s.latency(Instant::now()).unwrap() - 0.3).abs() < 1e-9);
+    }
+}

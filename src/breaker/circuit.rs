@@ -632,6 +632,50 @@ mod tests {
         assert_eq!(snap.cooling_for, None);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn local_opens_and_closes_wait_in_the_outbox_for_other_replicas() {
+        let (s, c) = (state(), cfg(1, 1000, 1));
+        assert_eq!(s.circuit().take_outbox(), None);
+        fail(&s, &c);
+        let Some(SharedCircuit::Open { until_ms }) = s.circuit().take_outbox() else {
+            panic!("an open circuit is shared");
+        };
+        let now = wall_ms(Instant::now());
+        assert!(until_ms >= now + 999 && until_ms <= now + 1001, "{until_ms} vs {now}");
+        assert_eq!(s.circuit().take_outbox(), None);
+        tokio::time::advance(Duration::from_millis(1000)).await;
+        let probe = Permit::acquire(&s, &c, Instant::now()).unwrap();
+        assert_eq!(s.circuit().take_outbox(), None, "half-open stays local");
+        probe.succeed();
+        assert_eq!(s.circuit().take_outbox(), Some(SharedCircuit::Closed));
+        s.circuit().reset();
+        assert_eq!(s.circuit().take_outbox(), Some(SharedCircuit::Closed));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shared_open_skips_the_deployment_until_the_same_deadline() {
+        let (s, c) = (state(), cfg(5, 1000, 1));
+        let until_ms = wall_ms(Instant::now() + Duration::from_millis(500));
+        assert!(s.circuit().apply_shared(SharedCircuit::Open { until_ms }));
+        assert_eq!(s.circuit().state(), CircuitState::Open);
+        assert_eq!(s.circuit().take_outbox(), None, "not echoed back");
+        assert!(Permit::acquire(&s, &c, Instant::now()).is_err());
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert!(s.circuit().availability(Instant::now()).is_ok());
+        // Closed elsewhere: closed here, failures forgotten.
+        assert!(s.circuit().apply_shared(SharedCircuit::Closed));
+        assert_eq!(s.circuit().state(), CircuitState::Closed);
+        assert_eq!(s.circuit().snapshot(Instant::now()).consecutive_failures, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_local_change_not_yet_shared_wins_over_an_older_shared_state() {
+        let (s, c) = (state(), cfg(1, 1000, 1));
+        fail(&s, &c);
+        assert!(!s.circuit().apply_shared(SharedCircuit::Closed));
+        assert_eq!(s.circuit().state(), CircuitState::Open);
+    }
+
     #[test]
     fn every_transition_publishes_the_gauge() {
         let recorder = crate::telemetry::build_recorder();

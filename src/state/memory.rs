@@ -35,11 +35,6 @@ impl InProcess {
         }
     }
 
-    /// Entries and bytes held now (after pending evictions ran).
-    pub fn usage(&self) -> (u64, u64) {
-        self.cache.run_pending_tasks();
-        (self.cache.entry_count(), self.cache.weighted_size())
-    }
 }
 
 impl StateBackend for InProcess {
@@ -54,6 +49,11 @@ impl StateBackend for InProcess {
     fn cache_put(&self, key: String, value: Bytes) {
         self.cache.insert(key, value);
     }
+
+    fn cache_usage(&self) -> (u64, u64) {
+        self.cache.run_pending_tasks();
+        (self.cache.entry_count(), self.cache.weighted_size())
+    }
 }
 
 #[cfg(test)]
@@ -66,7 +66,7 @@ mod tests {
         for i in 0..1_000 {
             cache.cache_put(format!("key-{i:04}"), Bytes::from(vec![b'x'; 200]));
         }
-        let (entries, bytes) = cache.usage();
+        let (entries, bytes) = cache.cache_usage();
         assert!(bytes <= 10_000, "{bytes} bytes held");
         assert!(entries <= 10_000 / 208 + 1, "{entries} entries held");
         assert!(entries > 0);

@@ -72,6 +72,11 @@ pub trait StateBackend: Send + Sync + fmt::Debug + 'static {
     /// Keeps an answer for the configured TTL (off the request path).
     fn cache_put(&self, key: String, value: Bytes);
 
+    /// Entries and bytes the in-process cache holds now.
+    fn cache_usage(&self) -> (u64, u64) {
+        (0, 0)
+    }
+
     /// Starts sharing the circuit and latency state of `registry`'s deployments.
     fn watch(&self, _registry: &Arc<Registry>) {}
 

@@ -131,6 +131,10 @@ impl StateBackend for RedisBackend {
         self.shared.local.cache_local(key)
     }
 
+    fn cache_usage(&self) -> (u64, u64) {
+        self.shared.local.cache_usage()
+    }
+
     fn cache_remote(&self, key: &str) -> Option<Lookup> {
         if self.degraded() {
             return None; // the sync task finds out when Redis is back

@@ -1,0 +1,474 @@
+//! Several replicas behave as one gateway (SPEC §10): two `proxygate` processes on their own
+//! ports share the local Redis (circuits, latency, the response cache) and Postgres (usage).
+//! Each test uses its own Redis key prefix and its own model names, so tests running in
+//! parallel (and earlier runs' rows in the shared `test` database) never meet.
+//!
+//! Redis going away is tested twice: an unreachable `REDIS_URL` from the start, and a private
+//! `redis-server` the test starts, stops and starts again on a port of its own.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{FakeUpstream, Reply, get, post_json, send};
+
+const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+fn unique(name: &str) -> String {
+    format!("pgtest-{name}-{:016x}", rand::random::<u64>())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn completion(content: &str) -> Value {
+    json!({
+        "id": "chatcmpl-up", "object": "chat.completion", "created": 1730000000, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}
+    })
+}
+
+fn server_error() -> Reply {
+    Reply::status_json(
+        500,
+        json!({"error": {"message": "upstream is down", "type": "server_error"}}),
+    )
+}
+
+/// One `proxygate` process, killed when dropped. Its log (stderr) goes to a file.
+struct Replica {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Replica {
+    /// Starts the binary with `env` (nothing else from this process's environment) in a
+    /// directory of its own, and waits until `GET /health` answers 200.
+    async fn start(env: &[(&str, String)]) -> Self {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(unique("replica"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let log = dir.join("stderr.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_proxygate"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PORT", port.to_string())
+            .env("RUST_LOG", "info")
+            .env("USAGE_JOURNAL_DIR", "off")
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        if !env.iter().any(|(k, _)| *k == "DATABASE_URL") {
+            cmd.env("USAGE_DB_PATH", ":memory:");
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("the proxygate binary starts");
+        let replica = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let up = eventually(Duration::from_secs(20), || async {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && get(&replica.url("/health")).await.0 == 200
+        })
+        .await;
+        assert!(up, "replica did not become healthy: {}", replica.logs());
+        replica
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn chat(&self, body: &Value) -> (u16, std::collections::HashMap<String, String>, Value) {
+        let (status, headers, body) = post_json(&self.url("/v1/chat/completions"), body).await;
+        (
+            status,
+            headers,
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn health(&self) -> Value {
+        serde_json::from_slice(&get(&self.url("/health")).await.1).unwrap_or(Value::Null)
+    }
+
+    /// The state of deployment `id` in `/health` (`healthy`, `open`, ...).
+    async fn deployment_status(&self, provider: &str, id: &str) -> String {
+        self.health().await["providers"][provider]["deployments"][id]
+            .as_str()
+            .unwrap_or("absent")
+            .to_owned()
+    }
+
+    async fn metric(&self, name: &str) -> Option<f64> {
+        let text = String::from_utf8(get(&self.url("/metrics")).await.1).unwrap_or_default();
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+}
+
+/// Polls `cond` until it holds or `within` passes (a bound, not a timing assertion).
+async fn eventually<F, Fut>(within: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A Postgres schema of the test's own in the shared `test` database (migrations and rows
+/// included), dropped at the end.
+struct Schema {
+    name: String,
+}
+
+impl Schema {
+    async fn create() -> Self {
+        let name = unique("usage").replace('-', "_");
+        let pool = sqlx::PgPool::connect(POSTGRES).await.expect("local Postgres");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&pool)
+            .await
+            .expect("create schema");
+        pool.close().await;
+        Self { name }
+    }
+
+    /// `DATABASE_URL` whose connections use this schema.
+    fn url(&self) -> String {
+        format!("{POSTGRES}?options=-c%20search_path%3D{}", self.name)
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        // Best effort, from a thread of its own (drop may run inside the runtime).
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            if let Ok(rt) = rt {
+                rt.block_on(async {
+                    if let Ok(pool) = sqlx::PgPool::connect(POSTGRES).await {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE")))
+                            .execute(&pool)
+                            .await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+/// Redis keys under `prefix` matching `pattern`.
+async fn redis_keys(url: &str, pattern: &str) -> Vec<String> {
+    let Ok(client) = redis::Client::open(url) else {
+        return Vec::new();
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return Vec::new();
+    };
+    redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default()
+}
+
+fn shared_env(prefix: &str, redis: &str, upstream: &FakeUpstream) -> Vec<(&'static str, String)> {
+    vec![
+        ("REDIS_URL", redis.to_owned()),
+        ("REDIS_PREFIX", prefix.to_owned()),
+        ("STATE_SYNC_MS", "25".to_owned()),
+        ("GROQ_API_KEY", "gsk-test".to_owned()),
+        ("GROQ_BASE_URL", upstream.url("/openai/v1")),
+        ("MAX_RETRIES", "0".to_owned()),
+        ("CIRCUIT_BREAKER_COOLDOWN_MS", "60000".to_owned()),
+    ]
+}
+
+/// Five failures through A open the circuit; B then skips the deployment without a call.
+async fn open_through_a_and_see_b_skip(a: &Replica, b: &Replica, upstream: &FakeUpstream, model: &str) {
+    let id = model;
+    // B has routed to the deployment once (and seen it fail): it knows it, closed.
+    // One deployment that answers 500: the gateway answers 502 naming it.
+    assert_eq!(b.chat(&support::chat(model, "warm up")).await.0, 502);
+    assert_eq!(b.deployment_status("groq", id).await, "healthy");
+    let before = upstream.hits();
+    for i in 0..5 {
+        let (status, _, _) = a.chat(&support::chat(model, &format!("fail {i}"))).await;
+        assert_eq!(status, 502, "attempt {i} through A");
+    }
+    assert_eq!(upstream.hits(), before + 5);
+    assert_eq!(a.deployment_status("groq", id).await, "open");
+    let shared = eventually(Duration::from_secs(10), || async {
+        b.deployment_status("groq", id).await == "open"
+    })
+    .await;
+    assert!(shared, "B never saw the circuit A opened: {}", b.logs());
+    let (status, headers, body) = b.chat(&support::chat(model, "through B")).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(upstream.hits(), before + 5, "B contacted the open deployment");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_circuit_opened_through_one_replica_is_open_on_the_other_and_a_reset_resets_both() {
+    let upstream = FakeUpstream::start(server_error()).await;
+    let prefix = unique("circuit");
+    let env = shared_env(&prefix, REDIS, &upstream);
+    let (a, b) = (Replica::start(&env).await, Replica::start(&env).await);
+    let model = "groq/llama-3.1-8b-instant";
+    open_through_a_and_see_b_skip(&a, &b, &upstream, model).await;
+
+    // A reset through B closes the circuit on A too.
+    let (status, _, _) = send(
+        http::Request::post(b.url(&format!("/admin/circuits/{model}/reset"))),
+        Vec::new(),
+    )
+    .await;
+    assert!((200..300).contains(&status), "reset answered {status}");
+    assert_eq!(b.deployment_status("groq", model).await, "healthy");
+    let reset = eventually(Duration::from_secs(10), || async {
+        a.deployment_status("groq", model).await == "healthy"
+    })
+    .await;
+    assert!(reset, "the reset through B did not reach A: {}", a.logs());
+    upstream.set_fallback(Reply::json(completion("back")));
+    assert_eq!(a.chat(&support::chat(model, "after reset")).await.0, 200);
+    assert!(!redis_keys(REDIS, &format!("{prefix}:circuits")).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_written_through_one_replica_is_read_through_the_other() {
+    let upstream = FakeUpstream::start(Reply::json(completion("counted"))).await;
+    let prefix = unique("usage");
+    let mut env = shared_env(&prefix, REDIS, &upstream);
+    let schema = Schema::create().await;
+    env.push(("DATABASE_URL", schema.url()));
+    let (a, b) = (Replica::start(&env).await, Replica::start(&env).await);
+    // A model name no other test or earlier run has used: the rows are this test's alone.
+    let model = format!("groq/{}", unique("model"));
+    for _ in 0..2 {
+        assert_eq!(a.chat(&support::chat(&model, "count me")).await.0, 200);
+    }
+    let seen = eventually(Duration::from_secs(10), || async {
+        let (_, body) = get(&b.url("/v1/usage")).await;
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        v["by_model"][&model]["requests"] == json!(2)
+            && v["by_model"][&model]["prompt_tokens"] == json!(18)
+    })
+    .await;
+    assert!(seen, "B's /v1/usage never showed A's two requests for {model}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_cached_through_one_replica_is_a_hit_through_the_other() {
+    let upstream = FakeUpstream::start(Reply::json(completion("cached answer"))).await;
+    let prefix = unique("cache");
+    let mut env = shared_env(&prefix, REDIS, &upstream);
+    env.push(("CACHE_ENABLED", "true".to_owned()));
+    let (a, b) = (Replica::start(&env).await, Replica::start(&env).await);
+    let request = json!({
+        "model": "groq/llama-3.1-8b-instant", "temperature": 0.3,
+        "messages": [{"role": "user", "content": format!("what is {prefix}?")}]
+    });
+    let (status, headers, body) = a.chat(&request).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers.get("x-proxygate-cache").map(String::as_str), Some("miss"));
+    assert_eq!(upstream.hits(), 1);
+    let stored = eventually(Duration::from_secs(10), || async {
+        redis_keys(REDIS, &format!("{prefix}:cache:*")).await.len() == 1
+    })
+    .await;
+    assert!(stored, "A never wrote the answer to Redis: {}", a.logs());
+
+    let (status, headers, body) = b.chat(&request).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers.get("x-proxygate-cache").map(String::as_str), Some("hit"));
+    assert_eq!(headers.get("x-proxygate-cost-usd").map(String::as_str), Some("0"));
+    assert_eq!(body["choices"][0]["message"]["content"], "cached answer");
+    // The same question streamed through B is replayed from the cache as chunks.
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    let (status, headers, bytes) = post_json(&b.url("/v1/chat/completions"), &streamed).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers.get("x-proxygate-cache").map(String::as_str), Some("hit"));
+    let text: String = support::sse_chunks(&bytes)
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(text, "cached answer");
+    assert_eq!(upstream.hits(), 1, "a hit reached the upstream");
+    // Both hits are in B's usage, at cost 0.
+    let counted = eventually(Duration::from_secs(10), || async {
+        let (_, usage) = get(&b.url("/v1/usage")).await;
+        let usage: Value = serde_json::from_slice(&usage).unwrap_or(Value::Null);
+        usage["totals"]["cache_hits"] == json!(2) && usage["totals"]["cost_usd"] == json!(0.0)
+    })
+    .await;
+    assert!(counted, "B's /v1/usage does not count the two hits");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_redis_degrades_to_in_process_state_without_failing_requests() {
+    let closed = format!("redis://127.0.0.1:{}", free_port());
+    let upstream = FakeUpstream::start(Reply::json(completion("still served"))).await;
+    let mut env = shared_env(&unique("down"), &closed, &upstream);
+    env.push(("CACHE_ENABLED", "true".to_owned()));
+    let a = Replica::start(&env).await;
+    let request = support::chat("groq/llama-3.1-8b-instant", "hello while redis is away");
+    for _ in 0..3 {
+        let (status, _, body) = a.chat(&request).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    streamed["messages"][0]["content"] = json!("a stream while redis is away");
+    upstream.set_fallback(Reply::openai_sse(&[
+        json!({"id": "s", "object": "chat.completion.chunk", "created": 1, "model": "m",
+               "choices": [{"index": 0, "delta": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}),
+    ]));
+    assert_eq!(post_json(&a.url("/v1/chat/completions"), &streamed).await.0, 200);
+    // The in-process cache still answers the repeated question.
+    assert_eq!(upstream.hits(), 2);
+    let degraded = eventually(Duration::from_secs(10), || async {
+        a.metric("proxygate_state_backend_degraded").await == Some(1.0)
+    })
+    .await;
+    assert!(degraded, "no degraded metric: {}", a.logs());
+    assert_eq!(a.health().await["state"], json!({"backend": "redis", "degraded": true}));
+    assert!(a.logs().contains("state backend degraded"), "{}", a.logs());
+}
+
+/// A `redis-server` of the test's own on a free port, stopped when dropped.
+struct PrivateRedis {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> Option<Self> {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Self {
+            child: Some(child),
+            port,
+        })
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_mid_test_degrades_and_shared_state_resumes_when_it_is_back() {
+    let port = free_port();
+    let Some(mut redis) = PrivateRedis::start(port) else {
+        eprintln!("skipped: redis-server is not installed here");
+        return;
+    };
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let upstream = FakeUpstream::start(Reply::json(completion("fine"))).await;
+    let mut env = shared_env(&unique("restart"), &url, &upstream);
+    env.push(("REDIS_TIMEOUT_MS", "200".to_owned()));
+    let (a, b) = (Replica::start(&env).await, Replica::start(&env).await);
+    let model = "groq/llama-3.1-8b-instant";
+    assert_eq!(a.chat(&support::chat(model, "before")).await.0, 200);
+
+    redis.stop();
+    for i in 0..5 {
+        let (status, _, body) = a.chat(&support::chat(model, &format!("during {i}"))).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for r in [&a, &b] {
+        let degraded = eventually(Duration::from_secs(15), || async {
+            r.metric("proxygate_state_backend_degraded").await == Some(1.0)
+        })
+        .await;
+        assert!(degraded, "no degraded metric: {}", r.logs());
+        assert!(r.logs().contains("state backend degraded"));
+    }
+
+    let Some(_back) = PrivateRedis::start(port) else {
+        panic!("redis-server did not start again on port {port}");
+    };
+    for r in [&a, &b] {
+        let recovered = eventually(Duration::from_secs(30), || async {
+            r.metric("proxygate_state_backend_degraded").await == Some(0.0)
+        })
+        .await;
+        assert!(recovered, "never recovered: {}", r.logs());
+        assert!(r.logs().contains("state backend recovered"));
+    }
+    // Shared state works again: a circuit opened through A is open on B.
+    upstream.set_fallback(server_error());
+    open_through_a_and_see_b_skip(&a, &b, &upstream, model).await;
+}
