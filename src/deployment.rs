@@ -91,8 +91,14 @@ impl DeploymentState {
     /// own, or another replica's when that one is more recent.
     pub fn latency(&self, now: Instant) -> Option<f64> {
         let local = *self.latency.lock().unwrap_or_else(|e| e.into_inner());
-        let shared = *self.shared_latency.lock().unwrap_or_else(|e| e.into_inner());
-        match (local.sample(), shared.and_then(|s| s.sample().map(|x| (s, x)))) {
+        let shared = *self
+            .shared_latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match (
+            local.sample(),
+            shared.and_then(|s| s.sample().map(|x| (s, x))),
+        ) {
             (Some((_, mine)), Some((theirs, (_, at)))) if at > mine => theirs.estimate(now),
             (None, Some((theirs, _))) => theirs.estimate(now),
             _ => local.estimate(now),

@@ -79,7 +79,10 @@ async fn the_same_request_twice_is_a_free_hit_that_never_reaches_the_upstream() 
     let u = usage(&gw, 2).await;
     assert_eq!(u["totals"]["cache_hits"], json!(1));
     let spent = u["totals"]["cost_usd"].as_f64().unwrap();
-    assert!((spent - cost).abs() < 1e-12, "{spent} != {cost}: the hit was charged");
+    assert!(
+        (spent - cost).abs() < 1e-12,
+        "{spent} != {cost}: the hit was charged"
+    );
     assert!(cache_hits_metric(&gw).await > hits_before);
 
     // A different temperature is another question.
@@ -122,7 +125,10 @@ async fn the_cache_never_grows_past_its_bound() {
         assert!(entries <= i + 1);
     }
     let (entries, bytes) = gw.gateway.state().cache_usage();
-    assert!(entries > 0 && entries < 40, "{entries} entries, {bytes} bytes");
+    assert!(
+        entries > 0 && entries < 40,
+        "{entries} entries, {bytes} bytes"
+    );
 }
 
 #[tokio::test]

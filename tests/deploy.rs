@@ -90,7 +90,10 @@ fn the_kubernetes_manifests_parse_with_the_expected_kinds() {
             .or(data["stringData"].as_mapping())
             .unwrap();
         for key in map.keys().filter_map(Value::as_str) {
-            assert!(known.contains(&format!("{key}=")), "{kind} sets unknown {key}");
+            assert!(
+                known.contains(&format!("{key}=")),
+                "{kind} sets unknown {key}"
+            );
         }
     }
 }
@@ -99,7 +102,8 @@ fn the_kubernetes_manifests_parse_with_the_expected_kinds() {
 fn the_kubernetes_prometheus_config_scrapes_the_annotated_pods() {
     let docs = docs(include_str!("../deploy/k8s/prometheus.yaml"));
     let cm = find(&docs, "ConfigMap");
-    let inner: Value = serde_yaml::from_str(cm["data"]["prometheus.yml"].as_str().unwrap()).unwrap();
+    let inner: Value =
+        serde_yaml::from_str(cm["data"]["prometheus.yml"].as_str().unwrap()).unwrap();
     let job = &inner["scrape_configs"][0];
     assert_eq!(job["job_name"], "proxygate");
     assert_eq!(job["kubernetes_sd_configs"][0]["role"], "pod");
@@ -124,14 +128,26 @@ fn the_compose_file_runs_two_replicas_behind_nginx_with_redis_and_postgres() {
             assert!(env.contains_key(key), "{name} lacks {key}");
         }
         for key in env.keys().filter_map(Value::as_str) {
-            assert!(known.contains(&format!("{key}=")), "{name} sets unknown {key}");
+            assert!(
+                known.contains(&format!("{key}=")),
+                "{name} sets unknown {key}"
+            );
         }
         let check = services[name]["healthcheck"]["test"].as_sequence().unwrap();
-        assert!(check.last().and_then(Value::as_str).unwrap().ends_with("/health"));
+        assert!(
+            check
+                .last()
+                .and_then(Value::as_str)
+                .unwrap()
+                .ends_with("/health")
+        );
     }
     let nginx = include_str!("../deploy/nginx.conf");
     assert!(nginx.contains("server gateway-1:3333") && nginx.contains("server gateway-2:3333"));
-    assert!(nginx.contains("proxy_buffering off"), "SSE must not be buffered");
+    assert!(
+        nginx.contains("proxy_buffering off"),
+        "SSE must not be buffered"
+    );
 
     let prom: Value = serde_yaml::from_str(include_str!("../deploy/prometheus.yml")).unwrap();
     let targets = &prom["scrape_configs"][0]["static_configs"][0]["targets"];

@@ -162,7 +162,9 @@ struct Schema {
 impl Schema {
     async fn create() -> Self {
         let name = unique("usage").replace('-', "_");
-        let pool = sqlx::PgPool::connect(POSTGRES).await.expect("local Postgres");
+        let pool = sqlx::PgPool::connect(POSTGRES)
+            .await
+            .expect("local Postgres");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
             .execute(&pool)
             .await
@@ -182,13 +184,16 @@ impl Drop for Schema {
         // Best effort, from a thread of its own (drop may run inside the runtime).
         let name = self.name.clone();
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(rt) = rt {
                 rt.block_on(async {
                     if let Ok(pool) = sqlx::PgPool::connect(POSTGRES).await {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE")))
-                            .execute(&pool)
-                            .await;
+                        let _ =
+                            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE")))
+                                .execute(&pool)
+                                .await;
                     }
                 });
             }
@@ -225,7 +230,12 @@ fn shared_env(prefix: &str, redis: &str, upstream: &FakeUpstream) -> Vec<(&'stat
 }
 
 /// Five failures through A open the circuit; B then skips the deployment without a call.
-async fn open_through_a_and_see_b_skip(a: &Replica, b: &Replica, upstream: &FakeUpstream, model: &str) {
+async fn open_through_a_and_see_b_skip(
+    a: &Replica,
+    b: &Replica,
+    upstream: &FakeUpstream,
+    model: &str,
+) {
     let id = model;
     // B has routed to the deployment once (and seen it fail): it knows it, closed.
     // One deployment that answers 500: the gateway answers 502 naming it.
@@ -246,7 +256,11 @@ async fn open_through_a_and_see_b_skip(a: &Replica, b: &Replica, upstream: &Fake
     let (status, headers, body) = b.chat(&support::chat(model, "through B")).await;
     assert_eq!(status, 503, "{body}");
     assert!(headers.contains_key("retry-after"));
-    assert_eq!(upstream.hits(), before + 5, "B contacted the open deployment");
+    assert_eq!(
+        upstream.hits(),
+        before + 5,
+        "B contacted the open deployment"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,7 +287,11 @@ async fn a_circuit_opened_through_one_replica_is_open_on_the_other_and_a_reset_r
     assert!(reset, "the reset through B did not reach A: {}", a.logs());
     upstream.set_fallback(Reply::json(completion("back")));
     assert_eq!(a.chat(&support::chat(model, "after reset")).await.0, 200);
-    assert!(!redis_keys(REDIS, &format!("{prefix}:circuits")).await.is_empty());
+    assert!(
+        !redis_keys(REDIS, &format!("{prefix}:circuits"))
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,7 +314,10 @@ async fn usage_written_through_one_replica_is_read_through_the_other() {
             && v["by_model"][&model]["prompt_tokens"] == json!(18)
     })
     .await;
-    assert!(seen, "B's /v1/usage never showed A's two requests for {model}");
+    assert!(
+        seen,
+        "B's /v1/usage never showed A's two requests for {model}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,7 +333,10 @@ async fn an_answer_cached_through_one_replica_is_a_hit_through_the_other() {
     });
     let (status, headers, body) = a.chat(&request).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(headers.get("x-proxygate-cache").map(String::as_str), Some("miss"));
+    assert_eq!(
+        headers.get("x-proxygate-cache").map(String::as_str),
+        Some("miss")
+    );
     assert_eq!(upstream.hits(), 1);
     let stored = eventually(Duration::from_secs(10), || async {
         redis_keys(REDIS, &format!("{prefix}:cache:*")).await.len() == 1
@@ -322,18 +346,31 @@ async fn an_answer_cached_through_one_replica_is_a_hit_through_the_other() {
 
     let (status, headers, body) = b.chat(&request).await;
     assert_eq!(status, 200);
-    assert_eq!(headers.get("x-proxygate-cache").map(String::as_str), Some("hit"));
-    assert_eq!(headers.get("x-proxygate-cost-usd").map(String::as_str), Some("0"));
+    assert_eq!(
+        headers.get("x-proxygate-cache").map(String::as_str),
+        Some("hit")
+    );
+    assert_eq!(
+        headers.get("x-proxygate-cost-usd").map(String::as_str),
+        Some("0")
+    );
     assert_eq!(body["choices"][0]["message"]["content"], "cached answer");
     // The same question streamed through B is replayed from the cache as chunks.
     let mut streamed = request.clone();
     streamed["stream"] = json!(true);
     let (status, headers, bytes) = post_json(&b.url("/v1/chat/completions"), &streamed).await;
     assert_eq!(status, 200);
-    assert_eq!(headers.get("x-proxygate-cache").map(String::as_str), Some("hit"));
+    assert_eq!(
+        headers.get("x-proxygate-cache").map(String::as_str),
+        Some("hit")
+    );
     let text: String = support::sse_chunks(&bytes)
         .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect();
     assert_eq!(text, "cached answer");
     assert_eq!(upstream.hits(), 1, "a hit reached the upstream");
@@ -366,7 +403,10 @@ async fn an_unreachable_redis_degrades_to_in_process_state_without_failing_reque
         json!({"id": "s", "object": "chat.completion.chunk", "created": 1, "model": "m",
                "choices": [{"index": 0, "delta": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}),
     ]));
-    assert_eq!(post_json(&a.url("/v1/chat/completions"), &streamed).await.0, 200);
+    assert_eq!(
+        post_json(&a.url("/v1/chat/completions"), &streamed).await.0,
+        200
+    );
     // The in-process cache still answers the repeated question.
     assert_eq!(upstream.hits(), 2);
     let degraded = eventually(Duration::from_secs(10), || async {
@@ -374,7 +414,10 @@ async fn an_unreachable_redis_degrades_to_in_process_state_without_failing_reque
     })
     .await;
     assert!(degraded, "no degraded metric: {}", a.logs());
-    assert_eq!(a.health().await["state"], json!({"backend": "redis", "degraded": true}));
+    assert_eq!(
+        a.health().await["state"],
+        json!({"backend": "redis", "degraded": true})
+    );
     assert!(a.logs().contains("state backend degraded"), "{}", a.logs());
 }
 

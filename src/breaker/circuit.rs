@@ -641,7 +641,10 @@ mod tests {
             panic!("an open circuit is shared");
         };
         let now = wall_ms(Instant::now());
-        assert!(until_ms >= now + 999 && until_ms <= now + 1001, "{until_ms} vs {now}");
+        assert!(
+            until_ms >= now + 999 && until_ms <= now + 1001,
+            "{until_ms} vs {now}"
+        );
         assert_eq!(s.circuit().take_outbox(), None);
         tokio::time::advance(Duration::from_millis(1000)).await;
         let probe = Permit::acquire(&s, &c, Instant::now()).unwrap();

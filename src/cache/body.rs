@@ -206,7 +206,7 @@ impl Answer {
                     Choice {
                         index,
                         message: ResponseMessage::assistant(
-                            p.content.filter(|c| !(c.is_empty() && !calls.is_empty())),
+                            p.content.filter(|c| !c.is_empty() || calls.is_empty()),
                             (!calls.is_empty()).then_some(calls),
                         ),
                         logprobs: None,

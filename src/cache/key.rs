@@ -82,7 +82,8 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
-    const BASE: &str = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.2}"#;
+    const BASE: &str =
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":0.2}"#;
 
     #[test]
     fn the_same_request_has_the_same_key_whatever_the_delivery() {

@@ -15,7 +15,9 @@ impl CacheLayer {
     /// Caches answers in `backend`. No entry may be larger than a quarter of `max_bytes`
     /// (the in-process bound), so one answer never pushes out everything else.
     pub fn new(backend: Arc<dyn StateBackend>, max_bytes: u64) -> Self {
-        let max_entry = usize::try_from(max_bytes / 4).unwrap_or(usize::MAX).max(1024);
+        let max_entry = usize::try_from(max_bytes / 4)
+            .unwrap_or(usize::MAX)
+            .max(1024);
         Self {
             store: Some(Store::new(backend, max_entry)),
         }

@@ -39,7 +39,13 @@ impl Service<ChatRequest> for Upstream {
             let mut chunks: Vec<Result<ChatChunk, GatewayError>> = vec![
                 Ok(ChatChunk::delta("c1", 1, "m", Delta::role(), None)),
                 Ok(ChatChunk::delta("c1", 1, "m", Delta::text(text), None)),
-                Ok(ChatChunk::delta("c1", 1, "m", Delta::default(), Some("stop"))),
+                Ok(ChatChunk::delta(
+                    "c1",
+                    1,
+                    "m",
+                    Delta::default(),
+                    Some("stop"),
+                )),
                 Ok(ChatChunk::usage_only("c1", 1, "m", Usage::new(5, 2))),
             ];
             if self.broken {
@@ -173,7 +179,10 @@ async fn a_stream_is_answered_from_a_cached_whole_answer() {
     assert!(reply.meta.cache_hit);
     let (text, chunks) = streamed_text(reply).await;
     assert_eq!(text, "answer 1");
-    assert_eq!(chunks[0].choices[0].delta.role.as_deref(), Some("assistant"));
+    assert_eq!(
+        chunks[0].choices[0].delta.role.as_deref(),
+        Some("assistant")
+    );
     assert_eq!(chunks.last().unwrap().usage, Some(Usage::new(5, 2)));
     assert_eq!(up.calls.load(Ordering::SeqCst), 1);
 }
@@ -203,15 +212,28 @@ async fn a_stream_that_ends_cleanly_is_kept_and_a_broken_one_is_not() {
     };
     let items: Vec<_> = s.collect().await;
     assert!(items.last().unwrap().is_err());
-    assert!(!svc.clone().oneshot(chat(0.2, false)).await.unwrap().meta.cache_hit);
+    assert!(
+        !svc.clone()
+            .oneshot(chat(0.2, false))
+            .await
+            .unwrap()
+            .meta
+            .cache_hit
+    );
     // A stream dropped half way is not kept either.
-    let ReplyBody::Stream(mut s) = svc.clone().oneshot(chat(0.5, true)).await.unwrap().body
-    else {
+    let ReplyBody::Stream(mut s) = svc.clone().oneshot(chat(0.5, true)).await.unwrap().body else {
         unreachable!()
     };
     s.next().await;
     drop(s);
-    assert!(!svc.clone().oneshot(chat(0.5, false)).await.unwrap().meta.cache_hit);
+    assert!(
+        !svc.clone()
+            .oneshot(chat(0.5, false))
+            .await
+            .unwrap()
+            .meta
+            .cache_hit
+    );
 }
 
 #[tokio::test]
@@ -219,7 +241,14 @@ async fn a_disabled_cache_passes_everything_through() {
     let up = Upstream::default();
     let svc = CacheLayer::disabled().layer(up.clone());
     for _ in 0..2 {
-        assert!(!svc.clone().oneshot(chat(0.2, false)).await.unwrap().meta.cache_hit);
+        assert!(
+            !svc.clone()
+                .oneshot(chat(0.2, false))
+                .await
+                .unwrap()
+                .meta
+                .cache_hit
+        );
     }
     assert_eq!(up.calls.load(Ordering::SeqCst), 2);
 }
@@ -259,7 +288,13 @@ async fn the_shared_level_answers_after_a_lookup_and_a_miss_reaches_the_upstream
     // Two replicas: the answer kept through one is a hit through the other.
     let other = CacheLayer::new(remote.clone(), 1 << 20).layer(up.clone());
     let mut a = svc.clone();
-    let miss = a.ready().await.unwrap().call(chat(0.2, false)).await.unwrap();
+    let miss = a
+        .ready()
+        .await
+        .unwrap()
+        .call(chat(0.2, false))
+        .await
+        .unwrap();
     assert!(!miss.meta.cache_hit);
     let hit = other.clone().oneshot(chat(0.2, false)).await.unwrap();
     assert!(hit.meta.cache_hit);
@@ -274,5 +309,12 @@ async fn an_answer_larger_than_an_entry_may_be_is_not_kept() {
     let backend = Arc::new(InProcess::new(1 << 20, Duration::from_secs(60)));
     let svc = Cache::new(up.clone(), Some(Store::new(backend, 10)));
     svc.clone().oneshot(chat(0.2, false)).await.unwrap();
-    assert!(!svc.clone().oneshot(chat(0.2, false)).await.unwrap().meta.cache_hit);
+    assert!(
+        !svc.clone()
+            .oneshot(chat(0.2, false))
+            .await
+            .unwrap()
+            .meta
+            .cache_hit
+    );
 }

@@ -420,12 +420,16 @@ impl Config {
             r.parse(ENV_STATE_SYNC_MS, Duration::from_millis(250), nonzero_ms);
         let cache_enabled = r.parse(ENV_CACHE_ENABLED, false, parse_bool);
         let cache_ttl = r.parse(ENV_CACHE_TTL_MS, Duration::from_secs(3600), nonzero_ms);
-        let cache_max_bytes = r.parse(ENV_CACHE_MAX_BYTES, 64 * 1024 * 1024, |k, v| {
-            match parse_u64(k, v)? {
-                0 => Err(format!("{k}=0 would hold nothing; set {ENV_CACHE_ENABLED}=false to turn the cache off")),
+        let cache_max_bytes = r.parse(
+            ENV_CACHE_MAX_BYTES,
+            64 * 1024 * 1024,
+            |k, v| match parse_u64(k, v)? {
+                0 => Err(format!(
+                    "{k}=0 would hold nothing; set {ENV_CACHE_ENABLED}=false to turn the cache off"
+                )),
                 n => Ok(n),
-            }
-        });
+            },
+        );
         if let Some(unknown) = priority.iter().find(|p| p.is_empty()) {
             r.problems.push(format!(
                 "{ENV_PROVIDER_PRIORITY} holds an empty entry {unknown:?}"

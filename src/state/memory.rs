@@ -34,7 +34,6 @@ impl InProcess {
                 .build(),
         }
     }
-
 }
 
 impl StateBackend for InProcess {

@@ -279,10 +279,8 @@ impl Shared {
         }
         pipe.cmd("HGETALL").arg(self.circuits_key());
         pipe.cmd("HGETALL").arg(self.latency_key());
-        let (remote_circuits, remote_latency): (
-            HashMap<String, String>,
-            HashMap<String, String>,
-        ) = self.bounded(pipe.query_async(&mut conn)).await?;
+        let (remote_circuits, remote_latency): (HashMap<String, String>, HashMap<String, String>) =
+            self.bounded(pipe.query_async(&mut conn)).await?;
         Ok(Exchanged {
             versions,
             circuits: remote_circuits,

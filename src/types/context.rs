@@ -53,7 +53,10 @@ impl CacheControl {
             }
         }
         if let Some(v) = headers.get("x-proxygate-cache")
-            && v.to_str().unwrap_or("").trim().eq_ignore_ascii_case("bypass")
+            && v.to_str()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("bypass")
         {
             out = Self {
                 no_lookup: true,
