@@ -515,3 +515,60 @@ async fn redis_stopped_mid_test_degrades_and_shared_state_resumes_when_it_is_bac
     upstream.set_fallback(server_error());
     open_through_a_and_see_b_skip(&a, &b, &upstream, model).await;
 }
+
+/// Two in-process gateways sharing the local Redis under `prefix`.
+async fn two_in_process(
+    prefix: &str,
+    upstream: &FakeUpstream,
+) -> (support::TestGateway, support::TestGateway) {
+    let env = shared_env(prefix, REDIS, upstream);
+    (
+        support::TestGateway::start(&env).await,
+        support::TestGateway::start(&env).await,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_never_routed_to_a_deployment_learns_its_open_circuit_and_latency() {
+    let model = "groq/llama-3.1-8b-instant";
+    let upstream =
+        FakeUpstream::start(Reply::json(completion("slow")).after(Duration::from_millis(40))).await;
+    let (a, b) = two_in_process(&unique("cold"), &upstream).await;
+    let url = a.url("/v1/chat/completions");
+    assert_eq!(
+        post_json(&url, &support::chat(model, "measure me")).await.0,
+        200
+    );
+
+    // B creates the deployment without sending anything: A's latency arrives with the sync.
+    let on_b = b.gateway.registry().resolve(model).unwrap().remove(0);
+    let learned = eventually(Duration::from_secs(10), || async {
+        on_b.state().latency(tokio::time::Instant::now()).is_some()
+    })
+    .await;
+    assert!(learned, "B never learned A's latency for {model}");
+    assert!(
+        on_b.state().latency_sample().is_none(),
+        "B measured nothing itself"
+    );
+
+    upstream.set_fallback(server_error());
+    for i in 0..5 {
+        assert_eq!(
+            post_json(&url, &support::chat(model, &format!("f{i}")))
+                .await
+                .0,
+            502
+        );
+    }
+    let opened = eventually(Duration::from_secs(10), || async {
+        on_b.state().status() == "open"
+    })
+    .await;
+    assert!(opened, "B never saw the circuit open");
+    let before = upstream.hits();
+    let (status, _, _) =
+        post_json(&b.url("/v1/chat/completions"), &support::chat(model, "b")).await;
+    assert_eq!(status, 503);
+    assert_eq!(upstream.hits(), before);
+}

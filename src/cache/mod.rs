@@ -119,7 +119,7 @@ where
             (!control.no_store).then(|| Pending {
                 store: store.clone(),
                 key,
-                served_by: ("", Arc::from("")),
+                served_by: None,
             })
         };
         if !control.no_lookup {
@@ -205,8 +205,8 @@ impl Store {
 pub(crate) struct Pending {
     store: Store,
     key: String,
-    // Provider and deployment that served the answer.
-    served_by: (&'static str, Arc<str>),
+    // Provider and deployment that served the answer, once known.
+    served_by: Option<(&'static str, Arc<str>)>,
 }
 
 impl Pending {
@@ -216,7 +216,7 @@ impl Pending {
 
     /// Takes the reply on its way up: keeps a whole answer now, a stream when it ends.
     fn keep(mut self, reply: ChatReply) -> ChatReply {
-        self.served_by = (reply.meta.provider, reply.meta.deployment.clone());
+        self.served_by = Some((reply.meta.provider, reply.meta.deployment.clone()));
         let body = match reply.body {
             ReplyBody::Complete(resp) => {
                 self.put(&resp);
@@ -232,9 +232,13 @@ impl Pending {
 
     /// Writes the entry (unless it is larger than an entry may be).
     fn put(self, resp: &ChatResponse) {
+        let (provider, deployment) = match &self.served_by {
+            Some((p, d)) => (*p, d.as_ref()),
+            None => ("", ""),
+        };
         let entry = EntryRef {
-            provider: self.served_by.0,
-            deployment: &self.served_by.1,
+            provider,
+            deployment,
             response: resp,
         };
         match serde_json::to_vec(&entry) {
