@@ -15,15 +15,18 @@ use crate::router::Registry;
 use crate::telemetry::names;
 
 /// Bumps each named circuit's version and stores its new state, all at once, so two replicas
-/// writing together never lose a transition or reuse a version. Returns the new versions.
+/// writing together never lose a transition or reuse a version. A version is at least the
+/// writer's clock in ms (`ARGV[1]`), so versions keep growing after Redis lost its data (a
+/// restart without persistence). Returns the new versions.
 const PUBLISH_CIRCUITS: &str = r"
 local out = {}
-for i = 1, #ARGV, 2 do
+local now = tonumber(ARGV[1]) or 0
+for i = 2, #ARGV, 2 do
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
   local ver = 0
   if cur then ver = tonumber(string.match(cur, '^(%d+)')) or 0 end
-  ver = ver + 1
-  redis.call('HSET', KEYS[1], ARGV[i], ver .. '|' .. ARGV[i + 1])
+  ver = math.max(ver + 1, now)
+  redis.call('HSET', KEYS[1], ARGV[i], string.format('%.0f', ver) .. '|' .. ARGV[i + 1])
   out[#out + 1] = ver
 end
 return out
@@ -244,12 +247,14 @@ impl Shared {
         }
     }
 
-    /// Redis answered: shared state resumes.
-    fn recovered(&self) {
-        if self.degraded.swap(false, Ordering::SeqCst) {
+    /// Redis answered: shared state resumes. True when it had been unreachable.
+    fn recovered(&self) -> bool {
+        let was = self.degraded.swap(false, Ordering::SeqCst);
+        if was {
             metrics::gauge!(names::STATE_BACKEND_DEGRADED).set(0.0);
             tracing::info!(prefix = %self.settings.prefix, "state backend recovered: Redis is reachable again; shared state resumes");
         }
+        was
     }
 
     /// Publishes this replica's circuit changes and latency, and reads everyone's.
@@ -263,6 +268,7 @@ impl Shared {
             Vec::new()
         } else {
             let mut call = self.publish.key(self.circuits_key());
+            call.arg(now_ms());
             for (id, c) in circuits {
                 call.arg(id.as_ref()).arg(encode_circuit(*c));
             }
@@ -374,7 +380,10 @@ async fn sync_loop(shared: Arc<Shared>, registry: Weak<Registry>) {
                 continue;
             }
         };
-        shared.recovered();
+        if shared.recovered() {
+            // Redis may have restarted empty: take in whatever it holds now, whatever its version.
+            seen.clear();
+        }
         for ((id, _), ver) in writes.iter().zip(&got.versions) {
             seen.insert(id.clone(), *ver);
             pending.remove(id);
