@@ -88,6 +88,11 @@ impl Gateway {
         &self.state.state
     }
 
+    /// The dashboard's live statistics.
+    pub fn stats(&self) -> &Arc<crate::stats::Stats> {
+        &self.state.stats
+    }
+
     /// The SQL database, when usage lives in one.
     pub fn db(&self) -> Option<&Db> {
         self.state.db.as_ref()
@@ -190,6 +195,9 @@ impl GatewayBuilder {
             Some(u) => u,
             None => open_usage(&self.config).await?,
         };
+        // The dashboard's statistics watch the same records the usage store gets.
+        let stats = Arc::new(crate::stats::Stats::new());
+        usage.observe(stats.observer());
         let rates = Arc::new(RateTable::new(
             &registry.catalog(),
             self.config.bill_free_tiers,
@@ -221,6 +229,7 @@ impl GatewayBuilder {
             db,
             rates,
             state: backend,
+            stats,
         };
         Ok(Gateway {
             state,

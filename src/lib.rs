@@ -31,6 +31,7 @@ pub mod http;
 pub mod providers;
 pub mod router;
 pub mod state;
+pub mod stats;
 pub mod telemetry;
 pub mod timeout;
 pub mod timer;

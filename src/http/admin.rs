@@ -53,7 +53,7 @@ pub(super) async fn reset_circuit(
     axum::Json(circuit_json(&d, Instant::now(), SystemTime::now())).into_response()
 }
 
-fn circuit_json(d: &Deployment, now: Instant, wall: SystemTime) -> Value {
+pub(super) fn circuit_json(d: &Deployment, now: Instant, wall: SystemTime) -> Value {
     let snap = d.state().circuit().snapshot(now);
     json!({
         "deployment": &**d.id(),

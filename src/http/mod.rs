@@ -4,6 +4,7 @@
 
 mod admin;
 pub mod auth;
+mod dashboard;
 pub mod decode;
 pub mod encode;
 mod usage;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub rates: Arc<crate::cost::RateTable>,
     /// Circuits, latency and cache: in process or shared through Redis.
     pub state: Arc<dyn crate::state::StateBackend>,
+    /// Live statistics for the dashboard, fed by the usage sink.
+    pub stats: Arc<crate::stats::Stats>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -71,6 +74,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/usage", get(usage::usage))
         .route("/admin/circuits", get(admin::list_circuits))
         .route("/admin/circuits/{*deployment}", post(admin::reset_circuit))
+        .route("/admin/stats", get(dashboard::stats))
         .route_layer(axum::middleware::from_fn_with_state(
             state.master_key.clone(),
             auth::require_master_key,
@@ -79,6 +83,10 @@ pub fn routes(state: AppState) -> Router {
         .merge(keyed)
         .route("/health", get(health))
         .route("/metrics", get(render_metrics))
+        // The dashboard's shell is open; the data it shows comes from /admin (keyed).
+        .route("/dashboard", get(dashboard::index))
+        .route("/dashboard/", get(dashboard::index))
+        .route("/dashboard/{file}", get(dashboard::file))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
