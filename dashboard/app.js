@@ -9,7 +9,7 @@
   const THEME_STORE = 'proxygate.theme';
   const WINDOW_STORE = 'proxygate.window';
   const SVG_NS = 'http://www.w3.org/2000/svg';
-  const PALETTE = ['#818cf8', '#22d3ee', '#34d399', '#fbbf24', '#f472b6', '#a78bfa', '#fb923c', '#60a5fa', '#4ade80', '#e879f9'];
+  const PALETTE = ['#818cf8', '#2dd4bf', '#e879f9', '#a3e635', '#38bdf8', '#fda4af', '#c084fc', '#fcd34d', '#5eead4', '#93c5fd'];
 
   const state = {
     window: localStorage.getItem(WINDOW_STORE) || '5m',
@@ -83,10 +83,19 @@
     if (s < 3600) return `${Math.floor(s / 60)}m ago`;
     return `${Math.floor(s / 3600)}h ago`;
   }
+  // A provider keeps its colour for the life of the page: well-known ones have their own, others
+  // take the next palette colour not yet in use.
+  const COLORS = new Map(Object.entries({
+    mock: '#a78bfa', openai: '#34d399', anthropic: '#f59e0b', groq: '#fb923c', gemini: '#60a5fa',
+    cerebras: '#f472b6', together: '#22d3ee', mistral: '#facc15', none: '#f87171', other: '#94a3b8',
+  }));
   function colorOf(name) {
-    let h = 0;
-    for (const c of String(name)) h = (h * 31 + c.codePointAt(0)) >>> 0;
-    return PALETTE[h % PALETTE.length];
+    const key = String(name);
+    if (!COLORS.has(key)) {
+      const used = new Set(COLORS.values());
+      COLORS.set(key, PALETTE.find((c) => !used.has(c)) || PALETTE[COLORS.size % PALETTE.length]);
+    }
+    return COLORS.get(key);
   }
 
   // ---------- theme ----------
@@ -222,7 +231,7 @@
       { spark: s.tokens });
     const perHour = t.rps > 0 && t.requests ? (t.cost_usd / t.requests) * t.rps * 3600 : 0;
     setKpi('kpi-cost', usd(t.cost_usd), undefined,
-      perHour ? ['≈ ', el('b', { text: usd(perHour) }), ' per hour at this rate'] : `in the last ${w}`,
+      perHour ? ['≈ ', el('b', { text: usd(perHour) }), '/h at this rate'] : `in the last ${w}`,
       { spark: s.cost_usd });
   }
 
@@ -333,6 +342,11 @@
     flush();
     const g = svg('g');
     if (area) g.append(svg('path', { class: 'lat-area', d: area }), svg('path', { class: 'lat', d: line }));
+    // A point with no neighbour draws no line: mark it.
+    vals.forEach((v, i) => {
+      if (v === null || (i > 0 && vals[i - 1] !== null) || (i + 1 < vals.length && vals[i + 1] !== null)) return;
+      g.append(svg('circle', { class: 'lat-dot', cx: f.x(i) + bw / 2, cy: f.y(v), r: 3 }));
+    });
     vals.forEach((v, i) => {
       if (v === null) return;
       const hit = svg('rect', { class: 'hit', x: f.x(i), y: f.pad.t, width: bw, height: f.ih });
@@ -372,7 +386,16 @@
 
   function renderProviders(d) {
     const box = $('#providers');
-    const usage = new Map(d.by_provider.map((r) => [r.provider, r]));
+    // A provider's traffic: what it served, plus what failed on one of its models (served by none).
+    const usage = new Map();
+    for (const r of d.by_model) {
+      const name = r.provider === 'none' ? r.model.split('/')[0] : r.provider;
+      const u = usage.get(name) || { requests: 0, errors: 0, cost_usd: 0 };
+      u.requests += r.requests;
+      u.errors += r.errors;
+      u.cost_usd += r.cost_usd;
+      usage.set(name, u);
+    }
     let open = 0;
     let total = 0;
     const order = { open: 0, degraded: 1, healthy: 2 };
@@ -392,15 +415,18 @@
         const closed = dep.state === 'closed' && !dep.consecutive_failures && !dep.cooling_for_ms;
         return el('li', { class: 'dep', 'data-deployment': dep.deployment, 'data-state': dep.state },
           el('span', { class: `badge ${dep.state}`, text: circuitLabel(dep.state) }),
-          el('span', { class: 'dep-model', title: dep.deployment, text: dep.model }),
-          el('span', { class: 'dep-meta', text: meta.join(' · ') }),
+          el('div', { class: 'dep-main' },
+            el('div', { class: 'dep-model', title: dep.deployment, text: dep.model }),
+            meta.length ? el('div', { class: 'dep-meta', text: meta.join(' · ') }) : null),
           el('button', {
             type: 'button', class: `btn ${closed ? '' : 'danger'}`, disabled: busy || closed,
             'data-reset': dep.deployment, title: `Close the circuit of ${dep.deployment}`,
             onclick: () => resetCircuit(dep.deployment), text: busy ? 'Resetting…' : 'Reset',
           }));
       });
-      const stats = u ? `${compact(u.requests)} req · ${usd(u.cost_usd)}` : 'no traffic in window';
+      const stats = u
+        ? `${compact(u.requests)} req${u.errors ? ` · ${compact(u.errors)} failed` : ''} · ${usd(u.cost_usd)}`
+        : `no traffic in ${d.window}`;
       return el('div', { class: `provider is-${p.status}`, 'data-provider': p.name },
         el('div', { class: 'prov-head' },
           el('span', { class: 'dot', 'data-color': p.name }),
