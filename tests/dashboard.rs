@@ -36,7 +36,10 @@ async fn admin(gw: &TestGateway, method: &str, path: &str, key: Option<&str>) ->
     }
     let (status, _, body) = send(req, Vec::new()).await;
     let text = String::from_utf8_lossy(&body);
-    assert!(!text.contains(PROVIDER_KEY), "provider key in {path}: {text}");
+    assert!(
+        !text.contains(PROVIDER_KEY),
+        "provider key in {path}: {text}"
+    );
     assert!(!text.contains(MASTER), "master key in {path}: {text}");
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
@@ -62,7 +65,10 @@ fn circuit<'a>(stats: &'a Value, id: &str) -> &'a Value {
 async fn stats_count_the_traffic_show_open_circuits_and_no_secret() {
     let (gw, up) = start().await;
     for i in 0..5 {
-        assert_eq!(chat_keyed(&gw, &chat("mock/echo", &format!("hello {i}"))).await, 200);
+        assert_eq!(
+            chat_keyed(&gw, &chat("mock/echo", &format!("hello {i}"))).await,
+            200
+        );
     }
     let mut streamed = chat("mock/echo", "a stream");
     streamed["stream"] = json!(true);
@@ -75,7 +81,10 @@ async fn stats_count_the_traffic_show_open_circuits_and_no_secret() {
 
     // The master key guards the statistics.
     assert_eq!(admin(&gw, "GET", "/admin/stats", None).await.0, 401);
-    assert_eq!(admin(&gw, "GET", "/admin/stats", Some("wrong")).await.0, 401);
+    assert_eq!(
+        admin(&gw, "GET", "/admin/stats", Some("wrong")).await.0,
+        401
+    );
 
     let (status, s) = admin(&gw, "GET", "/admin/stats?window=1m", Some(MASTER)).await;
     assert_eq!(status, 200, "{s}");
@@ -127,10 +136,21 @@ async fn stats_count_the_traffic_show_open_circuits_and_no_secret() {
     assert_eq!(recent[0]["status"], 503, "newest first");
     assert_eq!(recent[0]["attempts"], 0);
     let ok = recent.iter().find(|r| r["status"] == 200).unwrap();
-    for f in ["latency_ms", "cost_usd", "attempts", "model", "provider", "ts_ms"] {
+    for f in [
+        "latency_ms",
+        "cost_usd",
+        "attempts",
+        "model",
+        "provider",
+        "ts_ms",
+    ] {
         assert!(!ok[f].is_null(), "{f} in {ok}");
     }
-    assert!(recent.iter().any(|r| r["stream"] == true && r["ttft_ms"].is_number()));
+    assert!(
+        recent
+            .iter()
+            .any(|r| r["stream"] == true && r["ttft_ms"].is_number())
+    );
     assert!(recent.iter().all(|r| r.get("key_id").is_none()));
 
     // Circuits, as the router sees them.
@@ -194,7 +214,10 @@ async fn a_bad_window_is_a_400_naming_it() {
     }
 }
 
-async fn get(gw: &TestGateway, path: &str) -> (u16, std::collections::HashMap<String, String>, Vec<u8>) {
+async fn get(
+    gw: &TestGateway,
+    path: &str,
+) -> (u16, std::collections::HashMap<String, String>, Vec<u8>) {
     send(http::Request::get(gw.url(path)), Vec::new()).await
 }
 
@@ -222,7 +245,10 @@ async fn the_dashboard_is_an_installable_same_origin_pwa_without_the_key() {
         // Every asset the page names is on this origin.
         assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("//cdn"));
         let csp = &h["content-security-policy"];
-        assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"), "{csp}");
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"),
+            "{csp}"
+        );
     }
     let (status, h, body) = get(&gw, "/dashboard/manifest.webmanifest").await;
     assert_eq!(status, 200);
@@ -268,7 +294,10 @@ async fn the_dashboard_is_an_installable_same_origin_pwa_without_the_key() {
     // Nothing of the dashboard's shell carries a secret either.
     for path in ["/dashboard", "/dashboard/app.js", "/dashboard/sw.js"] {
         let text = String::from_utf8_lossy(&get(&gw, path).await.2).into_owned();
-        assert!(!text.contains(PROVIDER_KEY) && !text.contains(MASTER), "{path}");
+        assert!(
+            !text.contains(PROVIDER_KEY) && !text.contains(MASTER),
+            "{path}"
+        );
     }
     // The chat API still needs the key; the dashboard does not.
     assert_eq!(

@@ -115,7 +115,10 @@ mod tests {
             let b = bin(ms as f64);
             assert!(b >= last, "{ms}");
             let (lo, hi) = bounds(b);
-            assert!(b == BINS - 1 || (lo <= ms as f64 && (ms as f64) < hi * 1.000_001), "{ms} in {lo}..{hi}");
+            assert!(
+                b == BINS - 1 || (lo <= ms as f64 && (ms as f64) < hi * 1.000_001),
+                "{ms} in {lo}..{hi}"
+            );
             last = b;
         }
     }

@@ -123,7 +123,13 @@ fn breakdowns_by_provider_and_model() {
     let models: Vec<_> = snap
         .by_model
         .iter()
-        .map(|r| (r.provider.as_str(), r.model.as_deref().unwrap(), r.requests()))
+        .map(|r| {
+            (
+                r.provider.as_str(),
+                r.model.as_deref().unwrap(),
+                r.requests(),
+            )
+        })
         .collect();
     assert_eq!(
         models,
@@ -177,14 +183,25 @@ fn memory_stays_bounded_whatever_the_traffic() {
     let after_two = s.footprint();
     hour(T0 + 2 * 3_600_000);
     let after_three = s.footprint();
-    assert_eq!(after_two, after_three, "no growth from one hour to the next");
+    assert_eq!(
+        after_two, after_three,
+        "no growth from one hour to the next"
+    );
     let bound = empty + SLOTS * MODELS_PER_SLOT * std::mem::size_of::<ModelCounts>();
     assert!(after_three <= bound, "{after_three} > {bound}");
     assert!(after_three < 2 << 20, "{after_three} bytes");
     // The rows of one slot stop at the bound, the rest folded into `other`.
     let snap = s.snapshot(10, T0 + 3 * 3_600_000 - 1000, 0);
-    assert!(snap.by_model.len() <= MODELS_PER_SLOT * 2, "{}", snap.by_model.len());
-    assert!(snap.by_model.iter().any(|r| r.model.as_deref() == Some(OTHER)));
+    assert!(
+        snap.by_model.len() <= MODELS_PER_SLOT * 2,
+        "{}",
+        snap.by_model.len()
+    );
+    assert!(
+        snap.by_model
+            .iter()
+            .any(|r| r.model.as_deref() == Some(OTHER))
+    );
     let total: u64 = snap.by_model.iter().map(Row::requests).sum();
     assert_eq!(total, snap.totals.requests.max(total));
 }
