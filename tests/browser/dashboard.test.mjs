@@ -3,7 +3,7 @@
 // Reset closes it, the shell is an installable PWA (manifest type, icons, service worker),
 // works offline, toggles to a light theme, and never asks anything of another origin.
 //
-// Run by .ci/run:  cd tests/browser && npm ci && node --test dashboard.test.mjs
+// Run by .ci/run:  (cd tests/browser && npm install --no-package-lock) && node --test tests/browser/dashboard.test.mjs
 // Env: PROXYGATE_BIN (default ../../target/debug/proxygate), CHROMIUM (default /usr/bin/chromium),
 //      ARTIFACTS_DIR (default ../../target/artifacts) for the screenshots.
 import { test, before, after } from 'node:test';
