@@ -278,7 +278,7 @@
     const s = d.series;
     const n = s.requests.length;
     const span = n * s.step_secs * 1000;
-    const ticks = 4;
+    const ticks = W < 520 ? 2 : 4; // time labels that fit
     for (let i = 0; i <= ticks; i++) {
       const x = pad.l + (iw * i) / ticks;
       const t = s.start_ms + (span * i) / ticks;

@@ -298,6 +298,18 @@ test('the window selector and the light theme', async () => {
   await shot('dashboard-light.png');
   await page.click('#theme');
   assert.equal(await page.getAttribute('html', 'data-theme'), 'dark');
+  // On a phone the page reflows without sideways scrolling.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(300); // the charts redraw after a resize settles
+  const { overflow, wide } = await page.evaluate(() => ({
+    overflow: document.documentElement.scrollWidth - window.innerWidth,
+    wide: [...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table-wrap, #models'))
+      .slice(0, 8).map((e) => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}.${e.className.baseVal ?? e.className}`),
+  }));
+  assert.ok(overflow <= 0, `page wider than the phone by ${overflow}px: ${wide.join(', ')}`);
+  await shot('dashboard-mobile.png');
+  await page.setViewportSize({ width: 1440, height: 900 });
 });
 
 test('no request leaves localhost, no secret shows, no script error', async () => {
