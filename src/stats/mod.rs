@@ -11,8 +11,8 @@
 //! Everything is fixed-size and allocated once:
 //! - one slot per second for the last hour: requests, errors, latency sum, tokens, cost;
 //! - one slot per ten seconds: latency and time-to-first-token histograms ([`hist`], 80 bins
-//!   each) and the per-model rows (at most [`MODELS_PER_SLOT`]; further models of that slot
-//!   are folded into one `other` row);
+//!   each) and the per-model rows (at most [`MODELS_PER_SLOT`]: when a slot is full, its last
+//!   row becomes `other` and takes every further model of those ten seconds);
 //! - a ring of the last [`RECENT`] requests.
 //!
 //! Recording takes one short lock and allocates nothing once a slot's model rows have grown to
