@@ -383,9 +383,153 @@ fn config() -> Criterion {
         .sample_size(50)
 }
 
+// === each layer alone, over a service that answers at once ===
+
+fn canned_reply(stream: bool) -> ChatReply {
+    use proxygate::types::{ChatResponse, ReplyMeta, ResponseMessage};
+    let meta = ReplyMeta {
+        provider: "groq",
+        deployment: "groq/llama-3.1-8b-instant".into(),
+        attempts: 1,
+        ..ReplyMeta::default()
+    };
+    if stream {
+        let mut all = chunks();
+        all.push(ChatChunk::usage_only("c", 1, "m", Usage::new(24, 8)));
+        ChatReply::stream(
+            meta,
+            Box::pin(futures_util::stream::iter(all.into_iter().map(Ok))),
+        )
+    } else {
+        ChatReply::complete(
+            meta,
+            ChatResponse::single(
+                "llama-3.1-8b-instant",
+                ResponseMessage::assistant(Some("Hello there, nice to meet you!".into()), None),
+                "stop",
+                Some(Usage::new(24, 8)),
+            ),
+        )
+    }
+}
+
+fn each_layer(c: &mut Criterion) {
+    use proxygate::breaker::{BreakerConfig, BreakerLayer};
+    use proxygate::cost::{CostLayer, RateTable};
+    use proxygate::deployment::DeploymentState;
+    use proxygate::router::{RouterConfig, RouterLayer};
+    use proxygate::usage::{MemoryStore, SinkConfig, UsageSink};
+    use std::sync::Arc;
+    use tower::Layer;
+
+    let rt = runtime();
+    let canned = tower::service_fn(|req: ChatRequest| async move {
+        Ok::<_, proxygate::GatewayError>(canned_reply(req.is_stream()))
+    });
+    let mut req = request(SMALL_REQUEST);
+    req.model = "groq/llama-3.1-8b-instant".into();
+    let mut stream_req = req.clone();
+    stream_req.stream = Some(true);
+    let config = proxygate::Config::default();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (memory_sink, journal_sink, gw) = rt.block_on(async {
+        let memory = UsageSink::in_memory(Arc::new(MemoryStore::new())).await;
+        let journal = UsageSink::open(
+            Arc::new(MemoryStore::new()),
+            SinkConfig {
+                journal_dir: Some(dir.path().to_owned()),
+                ..SinkConfig::default()
+            },
+        )
+        .await
+        .expect("journal opens");
+        let gw = gateway(&[
+            ("GROQ_API_KEY", "gsk_bench"),
+            ("GROQ_BASE_URL", "http://127.0.0.1:9/openai/v1"),
+        ])
+        .await;
+        (memory, journal, gw)
+    });
+    let rates = Arc::new(RateTable::new(
+        &proxygate::providers::Catalog::default(),
+        true,
+        &HashMap::new(),
+    ));
+
+    let mut g = c.benchmark_group("layer");
+    g.bench_function("service_fn_alone", |b| {
+        b.to_async(&rt).iter_batched(
+            || req.clone(),
+            |r| {
+                let call = canned.oneshot(r);
+                async move { consume(call.await).await }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    for (name, sink) in [
+        ("cost_memory_sink", &memory_sink),
+        ("cost_journaled_sink", &journal_sink),
+    ] {
+        let svc = CostLayer::new(rates.clone(), Some(sink.clone())).layer(canned);
+        g.bench_function(name, |b| {
+            b.to_async(&rt).iter_batched(
+                || req.clone(),
+                |r| {
+                    let call = svc.clone().oneshot(r);
+                    async move { consume(call.await).await }
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    let svc = CostLayer::new(rates.clone(), Some(journal_sink.clone())).layer(canned);
+    g.bench_function("cost_journaled_sink_stream_7_chunks", |b| {
+        b.to_async(&rt).iter_batched(
+            || stream_req.clone(),
+            |r| {
+                let call = svc.clone().oneshot(r);
+                async move { consume(call.await).await }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let svc = BreakerLayer::new(BreakerConfig::from_config(&config))
+        .with_state(Arc::new(DeploymentState::new("groq/llama-3.1-8b-instant")))
+        .layer(canned);
+    g.bench_function("breaker", |b| {
+        b.to_async(&rt).iter_batched(
+            || req.clone(),
+            |r| {
+                let call = svc.clone().oneshot(r);
+                async move { consume(call.await).await }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let svc =
+        RouterLayer::new(gw.registry().clone(), RouterConfig::from_config(&config)).layer(canned);
+    g.bench_function("router_resolve_and_order", |b| {
+        b.to_async(&rt).iter_batched(
+            || req.clone(),
+            |r| {
+                let call = svc.clone().oneshot(r);
+                async move { consume(call.await).await }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+    // Flush the records made above so the journal does not grow across benches.
+    rt.block_on(async {
+        let _ = memory_sink.flush().await;
+        let _ = journal_sink.flush().await;
+    });
+}
+
 criterion_group! {
     name = layers;
     config = config();
-    targets = decode, adapter, sse, encode, metrics, stack, loopback
+    targets = decode, adapter, sse, encode, metrics, each_layer, stack, loopback
 }
 criterion_main!(layers);

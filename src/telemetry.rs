@@ -162,3 +162,58 @@ pub fn init_series(deployments: &[crate::deployment::Deployment]) {
         gauge!(names::CIRCUIT_STATE, "deployment" => d.id().to_string()).set(0.0);
     }
 }
+
+/// Metric handles by label set, so a request neither builds a `metrics::Key` nor looks it up
+/// in the recorder's registry (hashing and comparing every label) each time it records.
+///
+/// The label sets are bounded (deployments x statuses x endpoints). Handles are made on first
+/// use, so they bind to whichever recorder is installed by then (the gateway installs its own
+/// before serving).
+#[derive(Debug)]
+pub struct HandleCache<K, V> {
+    map: std::sync::RwLock<std::collections::HashMap<K, V>>,
+}
+
+impl<K, V> Default for HandleCache<K, V> {
+    fn default() -> Self {
+        Self {
+            map: std::sync::RwLock::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> HandleCache<K, V> {
+    /// The handle for `key`, made by `make` the first time.
+    pub fn get(&self, key: K, make: impl FnOnce(&K) -> V) -> V {
+        if let Ok(map) = self.map.read()
+            && let Some(v) = map.get(&key)
+        {
+            return v.clone();
+        }
+        let v = make(&key);
+        if let Ok(mut map) = self.map.write() {
+            map.entry(key).or_insert_with(|| v.clone());
+        }
+        v
+    }
+}
+
+/// Handles of the label-free series, made on first use.
+pub mod handles {
+    use std::sync::LazyLock;
+
+    use super::names;
+
+    /// `proxygate_inflight_requests`.
+    pub static INFLIGHT: LazyLock<metrics::Gauge> =
+        LazyLock::new(|| metrics::gauge!(names::INFLIGHT_REQUESTS));
+    /// `proxygate_request_duration_seconds`.
+    pub static REQUEST_DURATION: LazyLock<metrics::Histogram> =
+        LazyLock::new(|| metrics::histogram!(names::REQUEST_DURATION_SECONDS));
+    /// `proxygate_time_to_first_token_seconds`.
+    pub static TIME_TO_FIRST_TOKEN: LazyLock<metrics::Histogram> =
+        LazyLock::new(|| metrics::histogram!(names::TIME_TO_FIRST_TOKEN_SECONDS));
+    /// `proxygate_cache_hits_total`.
+    pub static CACHE_HITS: LazyLock<metrics::Counter> =
+        LazyLock::new(|| metrics::counter!(names::CACHE_HITS_TOTAL));
+}

@@ -25,7 +25,7 @@ pub use layer::CostLayer;
 pub use rates::{RATES_DATE, Rate, RateTable};
 
 use crate::GatewayError;
-use crate::telemetry::names;
+use crate::telemetry::{HandleCache, handles, names};
 use crate::types::{ChatReply, ChatRequest, Usage};
 use crate::usage::{Endpoint, UsageRecord, UsageSink, now_ms};
 use tokens::PromptText;
@@ -102,10 +102,21 @@ pub(crate) struct Ticket {
     sink: Option<UsageSink>,
 }
 
+/// The token and cost series of one (provider, model).
+#[derive(Clone)]
+struct Handles {
+    prompt: metrics::Counter,
+    completion: metrics::Counter,
+    cost: metrics::Gauge,
+}
+
+static METRICS: std::sync::LazyLock<HandleCache<(&'static str, Arc<str>), Handles>> =
+    std::sync::LazyLock::new(HandleCache::default);
+
 /// How a request ended, for its record.
 pub(crate) struct Outcome<'a> {
     /// Provider, or `none`.
-    pub provider: &'a str,
+    pub provider: &'static str,
     /// `provider/model` that served, or the client's model.
     pub model: &'a Arc<str>,
     /// Reported usage, if the provider sent one.
@@ -164,18 +175,24 @@ impl Ticket {
 
     fn write(&self, o: &Outcome<'_>, usage: &Usage, estimated: u64, cost: f64) {
         if o.cache_hit {
-            metrics::counter!(names::CACHE_HITS_TOTAL).increment(1);
+            handles::CACHE_HITS.increment(1);
         }
         if o.provider != "none" {
-            let model = metrics::SharedString::from(o.model.clone());
-            let provider = metrics::SharedString::from(o.provider.to_owned());
-            metrics::counter!(names::TOKENS_TOTAL, "provider" => provider.clone(), "model" => model.clone(), "kind" => "prompt")
-                .increment(usage.prompt_tokens);
-            metrics::counter!(names::TOKENS_TOTAL, "provider" => provider.clone(), "model" => model.clone(), "kind" => "completion")
-                .increment(usage.completion_tokens);
+            let m = METRICS.get((o.provider, o.model.clone()), |(provider, model)| {
+                let (provider, model) = (
+                    metrics::SharedString::const_str(provider),
+                    metrics::SharedString::from(model.clone()),
+                );
+                Handles {
+                    prompt: metrics::counter!(names::TOKENS_TOTAL, "provider" => provider.clone(), "model" => model.clone(), "kind" => "prompt"),
+                    completion: metrics::counter!(names::TOKENS_TOTAL, "provider" => provider.clone(), "model" => model.clone(), "kind" => "completion"),
+                    cost: metrics::gauge!(names::COST_USD_TOTAL, "provider" => provider, "model" => model),
+                }
+            });
+            m.prompt.increment(usage.prompt_tokens);
+            m.completion.increment(usage.completion_tokens);
             if cost > 0.0 {
-                metrics::gauge!(names::COST_USD_TOTAL, "provider" => provider, "model" => model)
-                    .increment(cost);
+                m.cost.increment(cost);
             }
         }
         let Some(sink) = &self.sink else { return };

@@ -28,38 +28,94 @@ impl SqlUsageStore {
     }
 }
 
-const COLUMNS: &str = "INSERT INTO usage_records (id, ts_ms, request_id, key_id, endpoint, provider, model, prompt_tokens, completion_tokens, cached_tokens, estimated_tokens, cost_usd, latency_ms, ttft_ms, status, attempts, stream, cache_hit) ";
-
-macro_rules! insert {
-    ($db:ty, $pool:expr, $records:expr) => {{
-        let mut q = sqlx::QueryBuilder::<$db>::new(COLUMNS);
-        q.push_values($records, |mut b, r: &UsageRecord| {
-            b.push_bind(r.id.to_string())
-                .push_bind(r.ts_ms)
-                .push_bind(r.request_id.as_deref().map(str::to_owned))
-                .push_bind(r.key_id.as_deref().map(str::to_owned))
-                .push_bind(r.endpoint.as_str())
-                .push_bind(r.provider.to_string())
-                .push_bind(r.model.to_string())
-                .push_bind(clamp(r.prompt_tokens))
-                .push_bind(clamp(r.completion_tokens))
-                .push_bind(clamp(r.cached_tokens))
-                .push_bind(clamp(r.estimated_tokens))
-                .push_bind(r.cost_usd)
-                .push_bind(r.latency_ms)
-                .push_bind(r.ttft_ms)
-                .push_bind(i32::from(r.status))
-                .push_bind(r.attempts.min(i32::MAX as u32) as i32)
-                .push_bind(r.stream)
-                .push_bind(r.cache_hit);
-        });
-        q.push(" ON CONFLICT (id) DO NOTHING");
-        q.build()
-            .execute($pool)
+/// SQLite: one transaction per batch, one cached prepared statement executed per record. A
+/// multi-row `VALUES` list would be a new statement (a fresh parse) for every batch size.
+async fn insert_sqlite(pool: &sqlx::SqlitePool, records: &[UsageRecord]) -> Result<(), StoreError> {
+    const SQL: &str = "INSERT INTO usage_records (id, ts_ms, request_id, key_id, endpoint, provider, model, prompt_tokens, completion_tokens, cached_tokens, estimated_tokens, cost_usd, latency_ms, ttft_ms, status, attempts, stream, cache_hit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) ON CONFLICT (id) DO NOTHING";
+    let err = |e: sqlx::Error| StoreError(e.to_string());
+    let mut tx = pool.begin().await.map_err(err)?;
+    for r in records {
+        sqlx::query(SQL)
+            .bind(&*r.id)
+            .bind(r.ts_ms)
+            .bind(r.request_id.as_deref())
+            .bind(r.key_id.as_deref())
+            .bind(r.endpoint.as_str())
+            .bind(&*r.provider)
+            .bind(&*r.model)
+            .bind(clamp(r.prompt_tokens))
+            .bind(clamp(r.completion_tokens))
+            .bind(clamp(r.cached_tokens))
+            .bind(clamp(r.estimated_tokens))
+            .bind(r.cost_usd)
+            .bind(r.latency_ms)
+            .bind(r.ttft_ms)
+            .bind(i32::from(r.status))
+            .bind(r.attempts.min(i32::MAX as u32) as i32)
+            .bind(r.stream)
+            .bind(r.cache_hit)
+            .execute(&mut *tx)
             .await
-            .map(|_| ())
-            .map_err(|e| StoreError(e.to_string()))
-    }};
+            .map_err(err)?;
+    }
+    tx.commit().await.map_err(err)
+}
+
+/// Postgres: the whole batch as one array per column, one statement whatever its size.
+async fn insert_postgres(pool: &sqlx::PgPool, records: &[UsageRecord]) -> Result<(), StoreError> {
+    const SQL: &str = "INSERT INTO usage_records (id, ts_ms, request_id, key_id, endpoint, provider, model, prompt_tokens, completion_tokens, cached_tokens, estimated_tokens, cost_usd, latency_ms, ttft_ms, status, attempts, stream, cache_hit) \
+        SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::float8[], $13::float8[], $14::float8[], $15::int[], $16::int[], $17::bool[], $18::bool[]) \
+        ON CONFLICT (id) DO NOTHING";
+    let col = |f: fn(&UsageRecord) -> i64| records.iter().map(f).collect::<Vec<i64>>();
+    let text = |f: fn(&UsageRecord) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(SQL)
+        .bind(records.iter().map(|r| r.id.to_string()).collect::<Vec<_>>())
+        .bind(col(|r| r.ts_ms))
+        .bind(text(|r| r.request_id.as_deref().map(str::to_owned)))
+        .bind(text(|r| r.key_id.as_deref().map(str::to_owned)))
+        .bind(
+            records
+                .iter()
+                .map(|r| r.endpoint.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|r| r.provider.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|r| r.model.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(col(|r| clamp(r.prompt_tokens)))
+        .bind(col(|r| clamp(r.completion_tokens)))
+        .bind(col(|r| clamp(r.cached_tokens)))
+        .bind(col(|r| clamp(r.estimated_tokens)))
+        .bind(records.iter().map(|r| r.cost_usd).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.latency_ms).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.ttft_ms).collect::<Vec<_>>())
+        .bind(
+            records
+                .iter()
+                .map(|r| i32::from(r.status))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|r| r.attempts.min(i32::MAX as u32) as i32)
+                .collect::<Vec<_>>(),
+        )
+        .bind(records.iter().map(|r| r.stream).collect::<Vec<_>>())
+        .bind(records.iter().map(|r| r.cache_hit).collect::<Vec<_>>())
+        .execute(pool)
+        .await
+        .map(|_| ())
+        .map_err(|e| StoreError(e.to_string()))
 }
 
 fn clamp(n: u64) -> i64 {
@@ -231,8 +287,8 @@ impl UsageStore for SqlUsageStore {
                 return Ok(());
             }
             match &self.db {
-                Db::Sqlite(pool) => insert!(sqlx::Sqlite, pool, records.iter()),
-                Db::Postgres(pool) => insert!(sqlx::Postgres, pool, records.iter()),
+                Db::Sqlite(pool) => insert_sqlite(pool, records).await,
+                Db::Postgres(pool) => insert_postgres(pool, records).await,
             }
         })
     }

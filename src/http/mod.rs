@@ -27,7 +27,7 @@ use tower_http::trace::TraceLayer;
 use crate::GatewayError;
 use crate::deployment::DeploymentService;
 use crate::router::Registry;
-use crate::telemetry::names;
+use crate::telemetry::{HandleCache, handles, names};
 use crate::types::ReplyBody;
 use encode::{SseEncoder, StreamObserver, error_response, meta_headers, sse_response};
 
@@ -163,7 +163,7 @@ struct RequestGuard {
 
 impl RequestGuard {
     fn new(endpoint: &'static str) -> Self {
-        metrics::gauge!(names::INFLIGHT_REQUESTS).increment(1.0);
+        handles::INFLIGHT.increment(1.0);
         Self {
             started: Instant::now(),
             provider: "none",
@@ -179,13 +179,26 @@ impl RequestGuard {
             return;
         }
         self.done = true;
-        metrics::gauge!(names::INFLIGHT_REQUESTS).decrement(1.0);
-        metrics::counter!(names::REQUESTS_TOTAL,
-            "provider" => self.provider, "model" => self.model.clone(),
-            "status" => status_label(self.status), "endpoint" => self.endpoint)
-        .increment(1);
-        metrics::histogram!(names::REQUEST_DURATION_SECONDS)
-            .record(self.started.elapsed().as_secs_f64());
+        handles::INFLIGHT.decrement(1.0);
+        type Labels = (&'static str, metrics::SharedString, u16, &'static str);
+        static REQUESTS: std::sync::LazyLock<HandleCache<Labels, metrics::Counter>> =
+            std::sync::LazyLock::new(HandleCache::default);
+        REQUESTS
+            .get(
+                (
+                    self.provider,
+                    self.model.clone(),
+                    self.status,
+                    self.endpoint,
+                ),
+                |(provider, model, status, endpoint)| {
+                    metrics::counter!(names::REQUESTS_TOTAL,
+                        "provider" => *provider, "model" => model.clone(),
+                        "status" => status_label(*status), "endpoint" => *endpoint)
+                },
+            )
+            .increment(1);
+        handles::REQUEST_DURATION.record(self.started.elapsed().as_secs_f64());
     }
 }
 
@@ -270,8 +283,7 @@ async fn chat_completions(State(state): State<AppState>, req: Request) -> Respon
         }
         ReplyBody::Stream(stream) => {
             guard.status = 200;
-            metrics::histogram!(names::TIME_TO_FIRST_TOKEN_SECONDS)
-                .record(started.elapsed().as_secs_f64());
+            handles::TIME_TO_FIRST_TOKEN.record(started.elapsed().as_secs_f64());
             let observer = Box::new(StreamMetrics { guard });
             let mut out = sse_response(SseEncoder::new(
                 stream,

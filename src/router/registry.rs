@@ -63,6 +63,11 @@ pub struct ModelRow {
     pub deployment: Option<Deployment>,
 }
 
+thread_local! {
+    /// A reused buffer for deployment ids being looked up.
+    static ID_BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 impl Registry {
     /// Builds every configured provider's endpoints. Fails with a message naming the provider.
     pub fn new(config: &Config, catalog: Catalog, client: &HttpClient) -> Result<Self, String> {
@@ -136,20 +141,30 @@ impl Registry {
         };
         let mut out = Vec::with_capacity(eps.len());
         for (i, ep) in eps.iter().enumerate() {
+            // The id is looked up in a reused buffer: most requests find their deployment.
+            let known = ID_BUF.with_borrow_mut(|buf| {
+                use std::fmt::Write;
+                buf.clear();
+                let _ = if i == 0 {
+                    write!(buf, "{}/{model}", spec.name)
+                } else {
+                    write!(buf, "{}#{}/{model}", spec.name, i + 1)
+                };
+                self.deployments
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(buf.as_str())
+                    .cloned()
+            });
+            if let Some(d) = known {
+                out.push(d);
+                continue;
+            }
             let id: Arc<str> = if i == 0 {
                 format!("{}/{model}", spec.name).into()
             } else {
                 format!("{}#{}/{model}", spec.name, i + 1).into()
             };
-            if let Some(d) = self
-                .deployments
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&id)
-            {
-                out.push(d.clone());
-                continue;
-            }
             let state = Arc::new(DeploymentState::new(id.clone()));
             let service = match &self.stack {
                 Some(stack) => stack(

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Instruction profile of the gateway per request (callgrind counts instructions, so the figure
+# does not depend on what else the machine does). Prints the total per request and the top
+# functions. usage: benches/profile/callgrind.sh [requests (2000)] [stream]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+n=${1:-2000}
+stream=${2:-}
+cargo build --profile profiling --bin proxygate >&2
+dir=$(mktemp -d)
+fake_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+gw_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 benches/profile/fake_and_load.py fake "$fake_port" & fake_pid=$!
+(cd "$dir" && exec env -i PATH="$PATH" PORT="$gw_port" GROQ_API_KEY=gsk_profile GROQ_BASE_URL="http://127.0.0.1:$fake_port/openai/v1" \
+  valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" \
+  "$OLDPWD/target/profiling/proxygate" >/dev/null 2>"$dir/vg.log") & gw_pid=$!
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$gw_port/health" >/dev/null 2>&1 && break; sleep 0.2; done
+python3 benches/profile/fake_and_load.py load "http://127.0.0.1:$gw_port" 200 $stream   # warm up
+callgrind_control -z "$gw_pid" >/dev/null 2>&1 || true
+python3 benches/profile/fake_and_load.py load "http://127.0.0.1:$gw_port" "$n" $stream
+callgrind_control -d "$gw_pid" >/dev/null 2>&1 || true
+kill -TERM "$gw_pid"; wait "$gw_pid" || true
+kill "$fake_pid" 2>/dev/null || true
+last="$dir/cg.out.1"   # the dump taken right after the measured requests
+total=$(callgrind_annotate "$last" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1; exit}')
+echo "instructions per request: $(( total / n ))   (profile: $last)"
+callgrind_annotate --inclusive=no "$last" 2>/dev/null | sed -n '1,60p' | tail -40
