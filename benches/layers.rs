@@ -262,6 +262,7 @@ async fn consume(reply: Result<ChatReply, proxygate::GatewayError>) -> usize {
         Ok(r) => match r.body {
             ReplyBody::Complete(resp) => resp.choices.len(),
             ReplyBody::Stream(s) => drain(s).await,
+            ReplyBody::Embeddings(e) => e.data.len(),
         },
         Err(e) => panic!("bench request failed: {e}"),
     }

@@ -70,6 +70,23 @@ where
             ReplyBody::Stream(stream) => {
                 ReplyBody::Stream(Box::pin(CostStream::new(stream, ticket, &reply.meta)))
             }
+            ReplyBody::Embeddings(mut resp) => {
+                // Embeddings have no completion: the prompt is the whole bill, counted by the
+                // tokenizer when the provider (Gemini) reports nothing.
+                let (usage, cost) = ticket.settle(Outcome {
+                    provider: reply.meta.provider,
+                    model: &reply.meta.deployment,
+                    usage: resp.usage.as_ref(),
+                    completion_text: "",
+                    status: 200,
+                    attempts: reply.meta.attempts,
+                    first_chunk: None,
+                    cache_hit: reply.meta.cache_hit,
+                });
+                resp.usage = Some(usage);
+                reply.meta.cost_usd = Some(cost);
+                ReplyBody::Embeddings(resp)
+            }
         };
         Poll::Ready(Ok(reply))
     }

@@ -3,7 +3,7 @@
 
 use tiktoken_rs::CoreBPE;
 
-use crate::types::{ChatRequest, ContentPart};
+use crate::types::{ChatRequest, ContentPart, EmbeddingInput, EmbeddingRequest};
 
 fn bpe() -> &'static CoreBPE {
     tiktoken_rs::cl100k_base_singleton()
@@ -23,11 +23,19 @@ pub struct PromptText {
     text: String,
     messages: u64,
     images: u64,
+    // Tokens known without the tokenizer (embedding inputs sent as token ids).
+    counted: u64,
+    // Tokens that prime the answer: 3 for chat, none for embeddings.
+    priming: u64,
 }
 
 impl PromptText {
-    /// The text parts of `req`: messages, tool calls and tool definitions.
+    /// The text parts of `req`: messages, tool calls and tool definitions; for an embeddings
+    /// request, its inputs.
     pub fn of(req: &ChatRequest) -> Self {
+        if let Some(emb) = &req.ctx.embedding {
+            return Self::of_embedding(emb);
+        }
         let mut text = String::new();
         let mut images = 0;
         for m in &req.messages {
@@ -57,13 +65,30 @@ impl PromptText {
             text,
             messages: req.messages.len() as u64,
             images,
+            counted: 0,
+            priming: 3,
+        }
+    }
+
+    fn of_embedding(emb: &EmbeddingRequest) -> Self {
+        let (text, counted) = match &emb.input {
+            EmbeddingInput::Text(s) => (s.clone(), 0),
+            EmbeddingInput::Texts(v) => (v.join("\n"), 0),
+            EmbeddingInput::Tokens(t) => (String::new(), t.len() as u64),
+            EmbeddingInput::TokenLists(l) => (String::new(), l.iter().map(Vec::len).sum::<usize>() as u64),
+        };
+        Self {
+            text,
+            counted,
+            ..Self::default()
         }
     }
 
     /// Prompt tokens the way OpenAI counts chat: the text, 3 per message, 3 to prime the
-    /// answer, and a flat 85 per image (the low-detail price).
+    /// answer, and a flat 85 per image (the low-detail price). Embedding inputs are their
+    /// text's tokens alone.
     pub fn tokens(&self) -> u64 {
-        count(&self.text) + 3 * self.messages + 3 + 85 * self.images
+        count(&self.text) + 3 * self.messages + self.priming + 85 * self.images + self.counted
     }
 }
 

@@ -1,5 +1,5 @@
 //! The gateway's own key: with `PROXYGATE_MASTER_KEY` set, every `/v1` and `/admin` request
-//! must carry `Authorization: Bearer <key>` (SPEC §8). `/health` and `/metrics` stay open for
+//! must carry `Authorization: Bearer <key>` (SPEC §8), or `x-api-key: <key>` as Anthropic SDKs send it. `/health` and `/metrics` stay open for
 //! probes and scrapers. The comparison is constant-time, and the key is never echoed.
 
 use axum::extract::{Request, State};
@@ -28,6 +28,8 @@ pub async fn require_master_key(
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
+        // Anthropic SDKs send their key as `x-api-key`.
+        .or_else(|| req.headers().get("x-api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim);
     match presented {
         Some(p) if bool::from(p.as_bytes().ct_eq(key.expose().as_bytes())) => next.run(req).await,

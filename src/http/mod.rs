@@ -6,7 +6,9 @@ mod admin;
 pub mod auth;
 mod dashboard;
 pub mod decode;
+pub mod embeddings;
 pub mod encode;
+pub mod messages;
 mod usage;
 
 use std::sync::Arc;
@@ -70,6 +72,8 @@ pub fn routes(state: AppState) -> Router {
     let keyed = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/chat/completions", post(chat_completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(list_models))
         .route("/v1/usage", get(usage::usage))
         .route("/admin/circuits", get(admin::list_circuits))
@@ -79,8 +83,19 @@ pub fn routes(state: AppState) -> Router {
             state.master_key.clone(),
             auth::require_master_key,
         ));
+    // The Messages API: the same key check, and every error in Anthropic's shape (the
+    // rewrite sits outside the check so its refusals are rewritten too).
+    let anthropic = Router::new()
+        .route("/v1/messages", post(messages::messages))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.master_key.clone(),
+            auth::require_master_key,
+        ))
+        .route_layer(axum::middleware::map_response(messages::anthropic_errors));
     Router::new()
         .merge(keyed)
+        .merge(anthropic)
         .route("/health", get(health))
         .route("/metrics", get(render_metrics))
         // The dashboard's shell is open; the data it shows comes from /admin (keyed).
@@ -294,6 +309,10 @@ async fn chat_completions(State(state): State<AppState>, req: Request) -> Respon
             meta_headers(&mut out, &meta);
             out
         }
+        ReplyBody::Embeddings(_) => fail(
+            &mut guard,
+            &GatewayError::Internal("an embeddings answer to a chat request".into()),
+        ),
     }
 }
 

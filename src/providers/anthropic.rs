@@ -35,7 +35,7 @@ use serde_json::{Map, Value, json};
 
 use super::catalog::{BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat};
 use super::{
-    ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, json_post, openai_style_error,
+    NATIVE_KEY, ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, json_post, openai_style_error,
     parse_json, retry_after, summarise, tool_arguments, with_json,
 };
 use crate::GatewayError;
@@ -83,7 +83,10 @@ impl ProviderAdapter for Anthropic {
     }
 
     fn request(&self, req: &ChatRequest) -> Result<UpstreamRequest, GatewayError> {
-        let body = request_body(req)?;
+        let body = match native_body(req) {
+            Some(raw) => passthrough_body(raw, &req.model)?,
+            None => request_body(req)?,
+        };
         let mut builder = json_post(&self.url)?
             .header("x-api-key", self.key.header_value()?)
             .header("anthropic-version", API_VERSION);
@@ -95,11 +98,21 @@ impl ProviderAdapter for Anthropic {
 
     fn response(&self, req: &ChatRequest, body: &[u8]) -> Result<ChatResponse, GatewayError> {
         let msg: WireMessage = parse_json(PROVIDER, body)?;
-        Ok(translate_response(msg, forces_json_tool(req)))
+        let mut resp = translate_response(msg, forces_json_tool(req));
+        if native_body(req).is_some() {
+            // The message as Anthropic sent it, for the `/v1/messages` client.
+            resp.extra.insert(
+                NATIVE_KEY.into(),
+                Value::String(String::from_utf8_lossy(body.trim_ascii()).into_owned()),
+            );
+        }
+        Ok(resp)
     }
 
     fn decoder(&self, req: &ChatRequest) -> AnthropicDecoder {
-        AnthropicDecoder::new(forces_json_tool(req))
+        let mut d = AnthropicDecoder::new(forces_json_tool(req));
+        d.native = native_body(req).is_some();
+        d
     }
 
     fn error(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> GatewayError {
@@ -112,6 +125,24 @@ impl ProviderAdapter for Anthropic {
             .then(|| error_from_json(StatusCode::BAD_GATEWAY, &HeaderMap::new(), &v))
             .flatten()
     }
+}
+
+// === pass-through ===
+
+/// The client's own Anthropic body, when it came through `/v1/messages`: then the request and
+/// the reply pass through unchanged apart from `model` (SPEC §13).
+fn native_body(req: &ChatRequest) -> Option<&bytes::Bytes> {
+    (req.ctx.endpoint == crate::usage::Endpoint::Messages)
+        .then_some(req.ctx.native_body.as_ref())
+        .flatten()
+}
+
+/// The client's body with `model` set to the upstream id.
+fn passthrough_body(raw: &[u8], model: &str) -> Result<Value, GatewayError> {
+    let mut body: Map<String, Value> = serde_json::from_slice(raw)
+        .map_err(|e| GatewayError::invalid("json", format!("is malformed: {e} (invalid json)")))?;
+    body.insert("model".into(), Value::String(model.to_owned()));
+    Ok(Value::Object(body))
 }
 
 // === request translation ===
@@ -609,6 +640,8 @@ enum Block {
 #[derive(Debug)]
 pub struct AnthropicDecoder {
     json_tool: bool,
+    // Pass-through (`/v1/messages`): each event also travels as it came, under NATIVE_KEY.
+    native: bool,
     id: String,
     model: String,
     created: u64,
@@ -628,6 +661,7 @@ impl AnthropicDecoder {
     pub fn new(json_tool: bool) -> Self {
         Self {
             json_tool,
+            native: false,
             id: String::new(),
             model: String::new(),
             created: crate::types::unix_now(),
@@ -779,6 +813,50 @@ impl StreamDecoder for AnthropicDecoder {
         event: SseEvent,
         out: &mut VecDeque<ChatChunk>,
     ) -> Result<(), GatewayError> {
+        if !self.native || event.data.trim().is_empty() {
+            return self.decode(event, out);
+        }
+        let before = out.len();
+        let name = event.event.clone();
+        let data = event.data.clone();
+        self.decode(event, out)?;
+        let name = name.unwrap_or_else(|| {
+            serde_json::from_str::<Value>(&data)
+                .ok()
+                .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_default()
+        });
+        let native = json!({"event": name, "data": data});
+        // The event rides on the first chunk it produced, or on a chunk of its own (one empty
+        // choice, so every layer forwards it) ahead of any usage chunk.
+        match out.iter_mut().skip(before).find(|c| !c.choices.is_empty()) {
+            Some(c) => {
+                c.extra.insert(NATIVE_KEY.into(), native);
+            }
+            None => {
+                let mut carrier =
+                    ChatChunk::delta(&self.id, self.created, &self.model, Delta::default(), None);
+                carrier.extra.insert(NATIVE_KEY.into(), native);
+                out.insert(before, carrier);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut VecDeque<ChatChunk>) -> Result<(), GatewayError> {
+        if self.stopped || self.finished {
+            self.flush_usage(out);
+            return Ok(());
+        }
+        Err(GatewayError::Connect {
+            provider: PROVIDER,
+            reason: "stream ended before message_stop".into(),
+        })
+    }
+}
+
+impl AnthropicDecoder {
+    fn decode(&mut self, event: SseEvent, out: &mut VecDeque<ChatChunk>) -> Result<(), GatewayError> {
         if event.data.trim().is_empty() {
             return Ok(());
         }
@@ -865,17 +943,6 @@ impl StreamDecoder for AnthropicDecoder {
             _ => {} // ping and event types added later
         }
         Ok(())
-    }
-
-    fn finish(&mut self, out: &mut VecDeque<ChatChunk>) -> Result<(), GatewayError> {
-        if self.stopped || self.finished {
-            self.flush_usage(out);
-            return Ok(());
-        }
-        Err(GatewayError::Connect {
-            provider: PROVIDER,
-            reason: "stream ended before message_stop".into(),
-        })
     }
 }
 

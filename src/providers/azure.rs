@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use http::StatusCode;
 
-use super::catalog::{BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat};
+use super::catalog::{
+    BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat, embed,
+};
 use super::openai_compat::{OpenAiDecoder, normalise_response, openai_body, quirks_of};
 use super::{
     ProviderAdapter, Translate, UpstreamRequest, json_post, openai_style_error, parse_json,
@@ -46,6 +48,7 @@ pub static SPEC: ProviderSpec = ProviderSpec {
     models: &[
         chat("gpt-4o", &[], 128_000, 2.50, 10.00).cached(1.25),
         chat("gpt-4o-mini", &[], 128_000, 0.15, 0.60).cached(0.075),
+        embed("text-embedding-3-small", 8_191, 0.02),
     ],
     build: BUILD,
 };
@@ -166,6 +169,11 @@ impl Azure {
 
     /// The URL serving `model`: its configured deployment, or a deployment named directly.
     fn url(&self, model: &str) -> Result<String, GatewayError> {
+        self.url_of(model, "chat/completions")
+    }
+
+    /// The deployment URL of `model` for the operation `path` (`chat/completions`, `embeddings`).
+    fn url_of(&self, model: &str, path: &str) -> Result<String, GatewayError> {
         let deployment = match self.deployments.get(model) {
             Some(d) => d,
             None => self
@@ -180,7 +188,7 @@ impl Azure {
                 })?,
         };
         Ok(format!(
-            "{}/openai/deployments/{deployment}/chat/completions?api-version={}",
+            "{}/openai/deployments/{deployment}/{path}?api-version={}",
             self.endpoint, self.api_version
         ))
     }
@@ -211,6 +219,25 @@ impl ProviderAdapter for Azure {
 
     fn decoder(&self, _req: &ChatRequest) -> OpenAiDecoder {
         OpenAiDecoder::new(PROVIDER)
+    }
+
+    fn embed_request(
+        &self,
+        req: &ChatRequest,
+        emb: &crate::types::EmbeddingRequest,
+    ) -> Result<UpstreamRequest, GatewayError> {
+        let url = self.url_of(&req.model, "embeddings")?;
+        let builder = json_post(&url)?.header("api-key", self.key.header_value()?);
+        with_json(builder, &super::openai_compat::embedding_body(req, emb)?)
+    }
+
+    fn embed_response(
+        &self,
+        _req: &ChatRequest,
+        _emb: &crate::types::EmbeddingRequest,
+        body: &[u8],
+    ) -> Result<crate::types::EmbeddingResponse, GatewayError> {
+        super::openai_compat::embedding_response(PROVIDER, body)
     }
 
     fn error(&self, status: StatusCode, headers: &http::HeaderMap, body: &[u8]) -> GatewayError {

@@ -13,17 +13,19 @@ use std::collections::{HashMap, VecDeque};
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::catalog::{BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat};
+use super::catalog::{
+    BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat, embed,
+};
 use super::{
-    ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, json_post, openai_style_error,
-    parse_json, summarise, with_json,
+    ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, embedding_texts, json_post,
+    openai_style_error, parse_json, summarise, with_json,
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
 use crate::config::Secret;
 use crate::types::{
-    ChatChunk, ChatRequest, ChatResponse, Content, Delta, FunctionCall, FunctionCallDelta, Message,
-    ResponseMessage, Role, ToolCall, ToolCallDelta, Usage,
+    ChatChunk, ChatRequest, ChatResponse, Content, Delta, EmbeddingRequest, EmbeddingResponse,
+    FunctionCall, FunctionCallDelta, Message, ResponseMessage, Role, ToolCall, ToolCallDelta, Usage,
 };
 
 const PROVIDER: &str = "cohere";
@@ -48,6 +50,9 @@ pub static SPEC: ProviderSpec = ProviderSpec {
             10.00,
         ),
         chat("command-r-08-2024", &["command-r"], 128_000, 0.15, 0.60),
+        embed("embed-english-v3.0", 512, 0.10),
+        embed("embed-multilingual-v3.0", 512, 0.10),
+        embed("embed-v4.0", 128_000, 0.12),
         chat("command-a-03-2025", &[], 256_000, 2.50, 10.00),
         chat("command-r7b-12-2024", &[], 128_000, 0.0375, 0.15),
     ],
@@ -68,6 +73,7 @@ fn build(
 #[derive(Debug)]
 pub struct Cohere {
     url: String,
+    embed_url: String,
     key: Secret,
 }
 
@@ -78,6 +84,7 @@ impl Cohere {
     pub fn new(base_url: &str, key: Secret) -> Self {
         Self {
             url: format!("{}/v2/chat", base_url.trim_end_matches('/')),
+            embed_url: format!("{}/v2/embed", base_url.trim_end_matches('/')),
             key,
         }
     }
@@ -329,6 +336,69 @@ impl ProviderAdapter for Cohere {
             .header(http::header::AUTHORIZATION, self.key.bearer()?)
             .header(http::header::ACCEPT, accept);
         with_json(builder, &body)
+    }
+
+    /// `POST /v2/embed` with float vectors; `input_type` (required by v3+ models) defaults to
+    /// `search_document` and may be set through the request's `input_type`.
+    fn embed_request(
+        &self,
+        req: &ChatRequest,
+        emb: &EmbeddingRequest,
+    ) -> Result<UpstreamRequest, GatewayError> {
+        let texts = embedding_texts(PROVIDER, emb)?;
+        let mut body = json!({
+            "model": req.model,
+            "texts": texts,
+            "input_type": emb.extra.get("input_type").cloned().unwrap_or_else(|| "search_document".into()),
+            "embedding_types": ["float"],
+        });
+        if let Some(d) = emb.dimensions {
+            body["output_dimension"] = d.into();
+        }
+        if let Some(t) = emb.extra.get("truncate") {
+            body["truncate"] = t.clone();
+        }
+        let builder = json_post(&self.embed_url)?
+            .header(http::header::AUTHORIZATION, self.key.bearer()?)
+            .header(http::header::ACCEPT, "application/json");
+        with_json(builder, &body)
+    }
+
+    fn embed_response(
+        &self,
+        req: &ChatRequest,
+        _emb: &EmbeddingRequest,
+        body: &[u8],
+    ) -> Result<EmbeddingResponse, GatewayError> {
+        let v: Value = parse_json(PROVIDER, body)?;
+        // v2 answers `{"embeddings": {"float": [[...]]}}`; v1-style `{"embeddings": [[...]]}`
+        // is accepted too.
+        let lists = match v.get("embeddings") {
+            Some(Value::Object(o)) => o.get("float"),
+            other => other,
+        };
+        let vectors = lists
+            .and_then(Value::as_array)
+            .map(|rows| {
+                rows.iter()
+                    .map(|row| {
+                        row.as_array()?
+                            .iter()
+                            .map(|x| x.as_f64().map(|f| f as f32))
+                            .collect::<Option<Vec<f32>>>()
+                    })
+                    .collect::<Option<Vec<_>>>()
+            })
+            .flatten()
+            .ok_or_else(|| GatewayError::BadUpstreamResponse {
+                provider: PROVIDER,
+                reason: "no float `embeddings` in the answer".into(),
+            })?;
+        let usage = v
+            .pointer("/meta/billed_units/input_tokens")
+            .and_then(Value::as_u64)
+            .map(|p| Usage::new(p, 0));
+        Ok(EmbeddingResponse::new(req.model.clone(), vectors, usage))
     }
 
     fn response(&self, req: &ChatRequest, body: &[u8]) -> Result<ChatResponse, GatewayError> {

@@ -41,14 +41,15 @@ use super::catalog::{
 };
 use super::{
     Framing, ProviderAdapter, RAW_JSON_EVENT, SseEvent, StreamDecoder, UpstreamRequest,
-    go_duration, json_post, openai_style_error, parse_json, retry_after, summarise, tool_arguments,
-    with_json,
+    embedding_texts, go_duration, json_post, openai_style_error, parse_json, retry_after, summarise,
+    tool_arguments, with_json,
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
 use crate::config::Secret;
 use crate::types::{
-    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, FunctionCall,
+    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, EmbeddingRequest,
+    EmbeddingResponse, FunctionCall,
     FunctionCallDelta, ImageUrl, Message, ResponseMessage, Role, ToolCall, ToolCallDelta, Usage,
 };
 
@@ -75,6 +76,19 @@ impl Gemini {
     }
 
     fn url(&self, req: &ChatRequest) -> Result<String, GatewayError> {
+        let model = Self::model_id(req)?;
+        Ok(if req.is_stream() {
+            format!(
+                "{}/v1beta/models/{model}:streamGenerateContent?alt=sse",
+                self.base
+            )
+        } else {
+            format!("{}/v1beta/models/{model}:generateContent", self.base)
+        })
+    }
+
+    /// The bare model id of `req`, checked to be one path segment.
+    fn model_id(req: &ChatRequest) -> Result<&str, GatewayError> {
         let model = req.model.strip_prefix("models/").unwrap_or(&req.model);
         // The model is a path segment: anything beyond these characters would change the path.
         if model.is_empty()
@@ -87,14 +101,7 @@ impl Gemini {
                 "is not a valid Gemini model id",
             ));
         }
-        Ok(if req.is_stream() {
-            format!(
-                "{}/v1beta/models/{model}:streamGenerateContent?alt=sse",
-                self.base
-            )
-        } else {
-            format!("{}/v1beta/models/{model}:generateContent", self.base)
-        })
+        Ok(model)
     }
 }
 
@@ -136,6 +143,85 @@ impl ProviderAdapter for Gemini {
         let v: Value = serde_json::from_slice(body.trim_ascii_start()).ok()?;
         v.get("error")?;
         error_from_json(StatusCode::BAD_GATEWAY, &HeaderMap::new(), &v)
+    }
+
+    /// One text: `:embedContent`; several: `:batchEmbedContents`, one request per text.
+    fn embed_request(
+        &self,
+        req: &ChatRequest,
+        emb: &EmbeddingRequest,
+    ) -> Result<UpstreamRequest, GatewayError> {
+        let model = Self::model_id(req)?;
+        let texts = embedding_texts(PROVIDER, emb)?;
+        let one = |text: &str| {
+            let mut r = json!({"model": format!("models/{model}"), "content": {"parts": [{"text": text}]}});
+            if let Some(d) = emb.dimensions {
+                r["outputDimensionality"] = d.into();
+            }
+            if let Some(t) = emb.extra.get("task_type").or_else(|| emb.extra.get("taskType")) {
+                r["taskType"] = t.clone();
+            }
+            r
+        };
+        let (url, body) = if let [text] = texts.as_slice() {
+            (
+                format!("{}/v1beta/models/{model}:embedContent", self.base),
+                one(text),
+            )
+        } else {
+            (
+                format!("{}/v1beta/models/{model}:batchEmbedContents", self.base),
+                json!({"requests": texts.iter().map(|t| one(t)).collect::<Vec<_>>()}),
+            )
+        };
+        let builder = json_post(&url)?.header("x-goog-api-key", self.key.header_value()?);
+        with_json(builder, &body)
+    }
+
+    fn embed_response(
+        &self,
+        req: &ChatRequest,
+        _emb: &EmbeddingRequest,
+        body: &[u8],
+    ) -> Result<EmbeddingResponse, GatewayError> {
+        #[derive(Deserialize)]
+        struct Values {
+            #[serde(default)]
+            values: Vec<f32>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Wire {
+            #[serde(default)]
+            embedding: Option<Values>,
+            #[serde(default)]
+            embeddings: Option<Vec<Values>>,
+            #[serde(default)]
+            usage_metadata: Option<Value>,
+        }
+        let wire: Wire = parse_json(PROVIDER, body)?;
+        let vectors: Vec<Vec<f32>> = match (wire.embedding, wire.embeddings) {
+            (Some(one), _) => vec![one.values],
+            (None, Some(many)) => many.into_iter().map(|v| v.values).collect(),
+            (None, None) => {
+                return Err(GatewayError::BadUpstreamResponse {
+                    provider: PROVIDER,
+                    reason: "no `embedding` or `embeddings` in the answer".into(),
+                });
+            }
+        };
+        // Gemini usually reports no tokens for embeddings: the cost layer counts them then.
+        let usage = wire
+            .usage_metadata
+            .as_ref()
+            .and_then(|u| u.get("promptTokenCount"))
+            .and_then(Value::as_u64)
+            .map(|p| Usage::new(p, 0));
+        Ok(EmbeddingResponse::new(
+            Self::model_id(req).unwrap_or(&req.model),
+            vectors,
+            usage,
+        ))
     }
 }
 
@@ -1072,6 +1158,7 @@ pub static SPEC: ProviderSpec = ProviderSpec {
             10.00,
         ),
         embed("text-embedding-004", 2_048, 0.0),
+        embed("gemini-embedding-001", 2_048, 0.15),
     ],
     build: BUILD,
 };

@@ -187,6 +187,9 @@ impl Future for MockFuture {
                 retry_after: None,
             }));
         }
+        if let Some(emb) = req.ctx.embedding.clone() {
+            return Poll::Ready(Ok(mock_embeddings(&req, &emb)));
+        }
         let text = reply_text(&req);
         let parts = pieces(&text);
         let usage = Usage::new(req.estimate_prompt_tokens(), parts.len() as u64);
@@ -228,6 +231,69 @@ impl Future for MockFuture {
             sleep: None,
         };
         Poll::Ready(Ok(ChatReply::stream(meta, Box::pin(stream))))
+    }
+}
+
+/// Dimensions of the mock's vectors when the client names none.
+pub const MOCK_DIMENSIONS: usize = 64;
+
+/// The mock's vector for `text`: a deterministic function of the text (and the dimensions),
+/// of unit length.
+pub fn mock_vector(text: &str, dimensions: usize) -> Vec<f32> {
+    let mut state = fnv1a(text.as_bytes()) | 1;
+    let mut v: Vec<f32> = (0..dimensions)
+        .map(|_| {
+            // xorshift64*: a fixed sequence per text.
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            let x = state.wrapping_mul(0x2545_f491_4f6c_dd1d);
+            ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
+fn mock_embeddings(req: &ChatRequest, emb: &crate::types::EmbeddingRequest) -> ChatReply {
+    use crate::types::EmbeddingInput;
+    let dims = emb.dimensions.map_or(MOCK_DIMENSIONS, |d| d as usize);
+    let texts: Vec<String> = match &emb.input {
+        EmbeddingInput::Text(s) => vec![s.clone()],
+        EmbeddingInput::Texts(v) => v.clone(),
+        EmbeddingInput::Tokens(t) => vec![format!("{t:?}")],
+        EmbeddingInput::TokenLists(l) => l.iter().map(|t| format!("{t:?}")).collect(),
+    };
+    let tokens: u64 = texts.iter().map(|t| crate::cost::tokens::count(t)).sum();
+    let vectors = texts.iter().map(|t| mock_vector(t, dims)).collect();
+    let model = req
+        .ctx
+        .target
+        .as_ref()
+        .map(|d| d.model().to_owned())
+        .unwrap_or_else(|| req.model.clone());
+    let meta = ReplyMeta {
+        provider: "mock",
+        deployment: req
+            .ctx
+            .target
+            .as_ref()
+            .map(|d| d.id().clone())
+            .unwrap_or_else(|| "mock".into()),
+        attempts: 1,
+        ..ReplyMeta::default()
+    };
+    let resp = crate::types::EmbeddingResponse::new(
+        format!("mock/{}", model.strip_prefix("mock/").unwrap_or(&model)),
+        vectors,
+        Some(Usage::new(tokens.max(1), 0)),
+    );
+    ChatReply {
+        meta,
+        body: crate::types::ReplyBody::Embeddings(resp),
     }
 }
 

@@ -31,7 +31,12 @@ pub use sse::{EventParser, Framing, RAW_JSON_EVENT, SseEvent};
 pub use translate::{Translate, UpstreamStream};
 
 use crate::GatewayError;
-use crate::types::{ChatChunk, ChatRequest, ChatResponse};
+use crate::types::{ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
+
+/// Key, in a [`ChatResponse`]'s or [`ChatChunk`]'s `extra`, of the upstream's own message or
+/// stream event, kept by an adapter passing a client's native request through (Anthropic on
+/// `/v1/messages`) so the edge can hand it back unchanged. Never serialized to OpenAI clients.
+pub const NATIVE_KEY: &str = "proxygate_native";
 
 /// The upstream request an adapter builds.
 pub type UpstreamRequest = http::Request<Full<Bytes>>;
@@ -75,6 +80,48 @@ pub trait ProviderAdapter: Send + Sync + 'static {
     fn success_is_error(&self, _body: &[u8]) -> Option<GatewayError> {
         None
     }
+
+    /// Builds the upstream request for an embeddings request (`req.model` is already the
+    /// upstream id). The default: this provider serves no embeddings.
+    fn embed_request(
+        &self,
+        req: &ChatRequest,
+        _emb: &EmbeddingRequest,
+    ) -> Result<UpstreamRequest, GatewayError> {
+        Err(no_embeddings(self.provider(), &req.model))
+    }
+
+    /// Parses a successful embeddings body into float vectors in input order.
+    fn embed_response(
+        &self,
+        req: &ChatRequest,
+        _emb: &EmbeddingRequest,
+        _body: &[u8],
+    ) -> Result<EmbeddingResponse, GatewayError> {
+        Err(no_embeddings(self.provider(), &req.model))
+    }
+}
+
+/// The error of a provider without embeddings.
+pub fn no_embeddings(provider: &str, model: &str) -> GatewayError {
+    GatewayError::invalid(
+        "model",
+        format!("`{provider}/{model}` does not serve embeddings; pick an embedding model from GET /v1/models (mode `embedding`)"),
+    )
+}
+
+/// The inputs of an embeddings request as texts, or a 400 for token ids, which only
+/// OpenAI-format upstreams take.
+pub fn embedding_texts<'a>(
+    provider: &str,
+    emb: &'a EmbeddingRequest,
+) -> Result<Vec<&'a str>, GatewayError> {
+    emb.input.texts().ok_or_else(|| {
+        GatewayError::invalid(
+            "input",
+            format!("token ids are not accepted by {provider}; send text"),
+        )
+    })
 }
 
 /// Turns one upstream's stream events into canonical chunks.

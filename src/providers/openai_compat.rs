@@ -17,13 +17,15 @@ use super::catalog::{
 };
 use super::{
     ProviderAdapter, SseEvent, StreamDecoder, Translate, UpstreamRequest, json_post, parse_json,
-    with_bytes,
+    with_bytes, with_json,
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
 use crate::config::Secret;
 use crate::deployment::DeploymentService;
-use crate::types::{ChatChunk, ChatRequest, ChatResponse, Usage};
+use crate::types::{
+    ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage,
+};
 
 /// What differs between OpenAI-compatible providers.
 #[derive(Clone, Copy, Debug, Default)]
@@ -79,6 +81,7 @@ const MISTRAL_FIELDS: &[&str] = &[
 pub struct OpenAiCompat {
     provider: &'static str,
     url: String,
+    embeddings_url: String,
     key: Option<Secret>,
     quirks: Quirks,
 }
@@ -94,6 +97,7 @@ impl OpenAiCompat {
         Self {
             provider,
             url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
+            embeddings_url: format!("{}/embeddings", base_url.trim_end_matches('/')),
             key,
             quirks,
         }
@@ -328,6 +332,93 @@ impl ProviderAdapter for OpenAiCompat {
     fn decoder(&self, _req: &ChatRequest) -> OpenAiDecoder {
         OpenAiDecoder::new(self.provider)
     }
+
+    fn embed_request(
+        &self,
+        req: &ChatRequest,
+        emb: &EmbeddingRequest,
+    ) -> Result<UpstreamRequest, GatewayError> {
+        let mut builder = json_post(&self.embeddings_url)?;
+        if let Some(key) = &self.key {
+            builder = builder.header(http::header::AUTHORIZATION, key.bearer()?);
+        }
+        with_json(builder, &embedding_body(req, emb)?)
+    }
+
+    fn embed_response(
+        &self,
+        _req: &ChatRequest,
+        _emb: &EmbeddingRequest,
+        body: &[u8],
+    ) -> Result<EmbeddingResponse, GatewayError> {
+        embedding_response(self.provider, body)
+    }
+}
+
+/// The OpenAI embeddings body for the upstream: the client's, with the upstream model id, and
+/// float vectors asked for whatever the client wants (the edge encodes base64 itself).
+pub fn embedding_body(req: &ChatRequest, emb: &EmbeddingRequest) -> Result<Value, GatewayError> {
+    let mut body = serde_json::to_value(emb)
+        .map_err(|e| GatewayError::Internal(format!("encoding embeddings request: {e}")))?;
+    if let Some(o) = body.as_object_mut() {
+        o.insert("model".into(), Value::String(req.model.clone()));
+        o.insert("encoding_format".into(), Value::String("float".into()));
+    }
+    Ok(body)
+}
+
+/// Parses an OpenAI embeddings answer (float arrays, or base64 from an upstream that ignored
+/// `encoding_format`), vectors in input order.
+pub fn embedding_response(
+    provider: &'static str,
+    body: &[u8],
+) -> Result<EmbeddingResponse, GatewayError> {
+    #[derive(serde::Deserialize)]
+    struct Wire {
+        #[serde(default)]
+        data: Vec<WireItem>,
+        #[serde(default)]
+        model: String,
+        #[serde(default)]
+        usage: Option<Usage>,
+    }
+    #[derive(serde::Deserialize)]
+    struct WireItem {
+        #[serde(default)]
+        index: u32,
+        embedding: Value,
+    }
+    let mut wire: Wire = parse_json(provider, body)?;
+    wire.data.sort_by_key(|d| d.index);
+    let bad = |reason: String| GatewayError::BadUpstreamResponse { provider, reason };
+    let vectors = wire
+        .data
+        .into_iter()
+        .map(|d| match d.embedding {
+            Value::Array(items) => items
+                .iter()
+                .map(|x| x.as_f64().map(|f| f as f32))
+                .collect::<Option<Vec<f32>>>()
+                .ok_or_else(|| bad("an embedding with a non-number".into())),
+            Value::String(b64) => {
+                use base64::Engine as _;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64.as_bytes())
+                    .map_err(|e| bad(format!("a base64 embedding that does not decode: {e}")))?;
+                Ok(bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect())
+            }
+            _ => Err(bad("an embedding that is neither numbers nor base64".into())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let usage = wire.usage.map(|mut u| {
+        u.completion_tokens = 0;
+        u.total_tokens = u.prompt_tokens;
+        u
+    });
+    Ok(EmbeddingResponse::new(wire.model, vectors, usage))
 }
 
 /// Fills what OpenAI's schema requires and some providers leave out.

@@ -14,11 +14,11 @@ use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 use tower::Service;
 
-use super::{EventParser, ProviderAdapter, SseEvent, StreamDecoder};
+use super::{EventParser, NATIVE_KEY, ProviderAdapter, SseEvent, StreamDecoder};
 use crate::GatewayError;
 use crate::client::HttpClient;
 use crate::config::Secret;
-use crate::types::{ChatChunk, ChatReply, ChatRequest, ReplyMeta};
+use crate::types::{ChatChunk, ChatReply, ChatRequest, EmbeddingRequest, ReplyBody, ReplyMeta};
 
 /// Error bodies larger than this are cut before parsing.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -97,6 +97,9 @@ impl<A: ProviderAdapter> Service<ChatRequest> for Translate<A> {
                 attempts: 1,
                 ..ReplyMeta::default()
             };
+            if let Some(emb) = req.ctx.embedding.clone() {
+                return embed(&*adapter, &client, &secrets, meta, &req, &emb).await;
+            }
             let upstream = adapter.request(&req)?;
             let resp = client
                 .request(upstream)
@@ -123,6 +126,7 @@ impl<A: ProviderAdapter> Service<ChatRequest> for Translate<A> {
                         scrub_text(content, &secrets);
                     }
                 }
+                scrub_native(&mut resp.extra, &secrets);
                 return Ok(ChatReply::complete(meta, resp));
             }
             let mut stream = UpstreamStream::new(
@@ -146,6 +150,64 @@ impl<A: ProviderAdapter> Service<ChatRequest> for Translate<A> {
                 }),
             }
         })
+    }
+}
+
+/// One embeddings round trip through `adapter`.
+async fn embed<A: ProviderAdapter>(
+    adapter: &A,
+    client: &HttpClient,
+    secrets: &[Secret],
+    meta: ReplyMeta,
+    req: &ChatRequest,
+    emb: &EmbeddingRequest,
+) -> Result<ChatReply, GatewayError> {
+    let provider = adapter.provider();
+    let upstream = adapter.embed_request(req, emb)?;
+    let resp = client
+        .request(upstream)
+        .await
+        .map_err(|e| connect_error(provider, &e))?;
+    let (parts, body) = resp.into_parts();
+    if !parts.status.is_success() {
+        let bytes = read_capped(body, MAX_ERROR_BODY).await.unwrap_or_default();
+        return Err(scrub(
+            adapter.error(parts.status, &parts.headers, &bytes),
+            secrets,
+        ));
+    }
+    let bytes = read_capped(body, MAX_RESPONSE_BODY)
+        .await
+        .map_err(|reason| GatewayError::BadUpstreamResponse { provider, reason })?;
+    let resp = adapter
+        .embed_response(req, emb, &bytes)
+        .map_err(|e| scrub(e, secrets))?;
+    if resp.data.len() != emb.input.len() {
+        return Err(GatewayError::BadUpstreamResponse {
+            provider,
+            reason: format!(
+                "{} vectors for {} inputs",
+                resp.data.len(),
+                emb.input.len()
+            ),
+        });
+    }
+    Ok(ChatReply {
+        meta,
+        body: ReplyBody::Embeddings(resp),
+    })
+}
+
+/// Scrubs keys from a native message or event kept under [`NATIVE_KEY`].
+fn scrub_native(extra: &mut serde_json::Map<String, serde_json::Value>, secrets: &[Secret]) {
+    match extra.get_mut(NATIVE_KEY) {
+        Some(serde_json::Value::String(s)) => scrub_text(s, secrets),
+        Some(serde_json::Value::Object(o)) => {
+            if let Some(serde_json::Value::String(s)) = o.get_mut("data") {
+                scrub_text(s, secrets);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -285,6 +347,9 @@ impl<D: StreamDecoder> Stream for UpstreamStream<D> {
                     if let Some(text) = c.delta.content.as_mut() {
                         scrub_text(text, this.secrets);
                     }
+                }
+                if !chunk.extra.is_empty() {
+                    scrub_native(&mut chunk.extra, this.secrets);
                 }
                 return Poll::Ready(Some(Ok(chunk)));
             }

@@ -53,6 +53,7 @@ use crate::GatewayError;
 use crate::breaker::Unavailable;
 use crate::config::Strategy;
 use crate::deployment::Deployment;
+use crate::providers::Mode;
 use crate::types::{ChatReply, ChatRequest};
 
 /// What every router built by one layer shares.
@@ -67,8 +68,23 @@ struct Routing {
 
 impl Routing {
     /// The ordered, available deployments for `model`, the chain's fallbacks after them.
-    fn plan(&self, model: &str, now: Instant) -> Result<Vec<Deployment>, GatewayError> {
-        let primary = self.registry.resolve(model);
+    fn plan(
+        &self,
+        model: &str,
+        mode: Mode,
+        now: Instant,
+    ) -> Result<Vec<Deployment>, GatewayError> {
+        // Only deployments whose catalog mode fits the endpoint (models outside the catalog,
+        // addressed as provider/model, may serve either).
+        let fits = |d: &Deployment| d.spec().is_none_or(|s| s.mode == mode);
+        let primary = self.registry.resolve(model).and_then(|mut ds| {
+            let before = ds.len();
+            ds.retain(fits);
+            if ds.is_empty() && before > 0 {
+                return Err(wrong_mode(model, mode));
+            }
+            Ok(ds)
+        });
         let fallbacks = self.config.fallbacks(model, self.registry.catalog());
         let mut groups = Vec::with_capacity(1 + fallbacks.len());
         let primary_err = match primary {
@@ -82,7 +98,12 @@ impl Routing {
         groups.extend(
             fallbacks
                 .iter()
-                .filter_map(|m| self.registry.resolve(m).ok()),
+                .filter_map(|m| self.registry.resolve(m).ok())
+                .map(|mut ds| {
+                    ds.retain(fits);
+                    ds
+                })
+                .filter(|ds| !ds.is_empty()),
         );
         if groups.is_empty() {
             return Err(primary_err.unwrap_or_else(|| {
@@ -136,6 +157,19 @@ impl Routing {
     }
 }
 
+/// The 400 for a model asked through the wrong endpoint.
+fn wrong_mode(model: &str, wanted: Mode) -> GatewayError {
+    let reason = match wanted {
+        Mode::Embedding => format!(
+            "`{model}` is a chat model; embeddings need a model whose mode is `embedding` in GET /v1/models"
+        ),
+        Mode::Chat => format!(
+            "`{model}` is an embedding model; send it to POST /v1/embeddings, or pick a chat model"
+        ),
+    };
+    GatewayError::invalid("model", reason)
+}
+
 /// Resolves and orders deployments, then calls `inner` with the plan in the context.
 #[derive(Clone, Debug)]
 pub struct Router<S> {
@@ -175,7 +209,12 @@ where
     }
 
     fn call(&mut self, mut req: ChatRequest) -> Self::Future {
-        let plan = match self.routing.plan(&req.model, Instant::now()) {
+        let mode = if req.ctx.embedding.is_some() {
+            Mode::Embedding
+        } else {
+            Mode::Chat
+        };
+        let plan = match self.routing.plan(&req.model, mode, Instant::now()) {
             Ok(plan) => plan,
             Err(e) => return ResponseFuture::failed(e),
         };

@@ -262,11 +262,11 @@ impl Registry {
                 for ep in eps {
                     for m in &ep.extra_models {
                         if !models.iter().any(|(id, ..)| id == m) {
-                            let (input, output) = spec
+                            let (input, output, mode) = spec
                                 .model(m)
-                                .map(|s| (s.input, s.output))
-                                .unwrap_or((0.0, 0.0));
-                            models.push((m.clone(), Mode::Chat, 128_000, (input, output)));
+                                .map(|s| (s.input, s.output, s.mode))
+                                .unwrap_or((0.0, 0.0, Mode::Chat));
+                            models.push((m.clone(), mode, 128_000, (input, output)));
                         }
                     }
                 }

@@ -24,6 +24,11 @@ pub struct RequestContext {
     pub endpoint: crate::usage::Endpoint,
     /// What the client allows the response cache to do with this request.
     pub cache: CacheControl,
+    /// The embeddings request, on `/v1/embeddings` (the chat fields are then empty).
+    pub embedding: Option<Arc<crate::types::EmbeddingRequest>>,
+    /// The client's own body when it spoke a provider's native format (Anthropic's on
+    /// `/v1/messages`), so an adapter of that format can pass it through unchanged.
+    pub native_body: Option<bytes::Bytes>,
 }
 
 /// The client's say over the response cache, from its request headers.

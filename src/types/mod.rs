@@ -7,6 +7,7 @@
 
 mod chunk;
 mod context;
+mod embedding;
 mod reply;
 mod request;
 mod response;
@@ -14,6 +15,7 @@ mod usage;
 
 pub use chunk::{ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
 pub use context::{CacheControl, RequestContext};
+pub use embedding::{Embedding, EmbeddingInput, EmbeddingRequest, EmbeddingResponse};
 pub use reply::{ChatReply, ChatStream, ReplyBody, ReplyMeta};
 pub use request::{
     ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, Message, Role, Stop,

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use futures_core::Stream;
 
-use super::{ChatChunk, ChatResponse};
+use super::{ChatChunk, ChatResponse, EmbeddingResponse};
 use crate::GatewayError;
 
 /// A typed stream of canonical chunks. Errors after the first chunk travel inside it.
@@ -22,6 +22,7 @@ impl std::fmt::Debug for ChatReply {
         let body = match &self.body {
             ReplyBody::Complete(r) => format!("Complete({})", r.id),
             ReplyBody::Stream(_) => "Stream".to_owned(),
+            ReplyBody::Embeddings(r) => format!("Embeddings({})", r.data.len()),
         };
         f.debug_struct("ChatReply")
             .field("meta", &self.meta)
@@ -52,6 +53,8 @@ pub enum ReplyBody {
     Complete(ChatResponse),
     /// `stream: true`; at least one chunk has already been received.
     Stream(ChatStream),
+    /// The answer to an embeddings request.
+    Embeddings(EmbeddingResponse),
 }
 
 impl ChatReply {
