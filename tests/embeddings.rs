@@ -25,7 +25,10 @@ fn from_base64(v: &Value) -> Vec<f32> {
         .collect()
 }
 
-async fn embed(gw: &TestGateway, body: Value) -> (u16, std::collections::HashMap<String, String>, Value) {
+async fn embed(
+    gw: &TestGateway,
+    body: Value,
+) -> (u16, std::collections::HashMap<String, String>, Value) {
     let (status, headers, body) = post_json(&gw.url("/v1/embeddings"), &body).await;
     let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
     (status, headers, v)
@@ -49,9 +52,17 @@ async fn mock_vectors_are_deterministic_and_base64_matches_floats() {
     let hello = floats(&a["data"][0]["embedding"]);
     assert_eq!(hello.len(), 64);
     assert_ne!(hello, floats(&a["data"][1]["embedding"]));
-    let (_, _, b) = embed(&gw, json!({"model": "mock/embed", "input": "hello", "encoding_format": "base64"})).await;
+    let (_, _, b) = embed(
+        &gw,
+        json!({"model": "mock/embed", "input": "hello", "encoding_format": "base64"}),
+    )
+    .await;
     assert_eq!(from_base64(&b["data"][0]["embedding"]), hello);
-    let (_, _, d) = embed(&gw, json!({"model": "mock/embed", "input": "hello", "dimensions": 8})).await;
+    let (_, _, d) = embed(
+        &gw,
+        json!({"model": "mock/embed", "input": "hello", "dimensions": 8}),
+    )
+    .await;
     assert_eq!(floats(&d["data"][0]["embedding"]).len(), 8);
 }
 
@@ -61,12 +72,17 @@ async fn endpoints_only_route_to_models_of_their_mode() {
     let (status, _, v) = embed(&gw, json!({"model": "mock/echo", "input": "x"})).await;
     assert_eq!(status, 400, "{v}");
     assert_eq!(v["error"]["param"], "model");
-    let (status, _, body) = post_json(&gw.url("/v1/chat/completions"), &chat("mock/embed", "x")).await;
+    let (status, _, body) =
+        post_json(&gw.url("/v1/chat/completions"), &chat("mock/embed", "x")).await;
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
     let (status, _, v) = embed(&gw, json!({"model": "mock/embed", "input": []})).await;
     assert_eq!(status, 400);
     assert_eq!(v["error"]["param"], "input");
-    let (status, _, v) = embed(&gw, json!({"model": "mock/embed", "input": "x", "encoding_format": "hex"})).await;
+    let (status, _, v) = embed(
+        &gw,
+        json!({"model": "mock/embed", "input": "x", "encoding_format": "hex"}),
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(v["error"]["param"], "encoding_format");
 }
@@ -143,13 +159,20 @@ async fn openai_upstream_gets_floats_asked_and_usage_is_costed() {
 
 #[tokio::test]
 async fn gemini_single_and_batch_embeddings() {
-    let fake = FakeUpstream::start(Reply::json(json!({"embedding": {"values": [0.1, 0.2, 0.3]}}))).await;
+    let fake = FakeUpstream::start(Reply::json(
+        json!({"embedding": {"values": [0.1, 0.2, 0.3]}}),
+    ))
+    .await;
     let gw = TestGateway::start(&[
         ("GEMINI_API_KEY", "AIza-embed-test".into()),
         ("GEMINI_BASE_URL", fake.url("")),
     ])
     .await;
-    let (status, _, v) = embed(&gw, json!({"model": "gemini/text-embedding-004", "input": "hello world", "dimensions": 3})).await;
+    let (status, _, v) = embed(
+        &gw,
+        json!({"model": "gemini/text-embedding-004", "input": "hello world", "dimensions": 3}),
+    )
+    .await;
     assert_eq!(status, 200, "{v}");
     let got = &fake.requests()[0];
     assert_eq!(got.path, "/v1beta/models/text-embedding-004:embedContent");
@@ -162,17 +185,32 @@ async fn gemini_single_and_batch_embeddings() {
     // Gemini reports no tokens: the tokenizer counts them ("hello world" is 2).
     assert_eq!(v["usage"]["prompt_tokens"], 2);
 
-    fake.script([Reply::json(json!({"embeddings": [{"values": [1.0]}, {"values": [2.0]}]}))]);
-    let (status, _, v) = embed(&gw, json!({"model": "text-embedding-004", "input": ["a", "b"]})).await;
+    fake.script([Reply::json(
+        json!({"embeddings": [{"values": [1.0]}, {"values": [2.0]}]}),
+    )]);
+    let (status, _, v) = embed(
+        &gw,
+        json!({"model": "text-embedding-004", "input": ["a", "b"]}),
+    )
+    .await;
     assert_eq!(status, 200, "{v}");
     let got = &fake.requests()[1];
-    assert_eq!(got.path, "/v1beta/models/text-embedding-004:batchEmbedContents");
-    assert_eq!(got.json()["requests"][1]["content"]["parts"][0]["text"], "b");
+    assert_eq!(
+        got.path,
+        "/v1beta/models/text-embedding-004:batchEmbedContents"
+    );
+    assert_eq!(
+        got.json()["requests"][1]["content"]["parts"][0]["text"],
+        "b"
+    );
     assert_eq!(floats(&v["data"][1]["embedding"]), [2.0]);
     gw.gateway.usage().flush().await.unwrap();
     let (_, body) = get(&gw.url("/v1/usage")).await;
     let u: Value = serde_json::from_slice(&body).unwrap();
-    assert!(u["totals"]["estimated_tokens"].as_u64().unwrap() >= 2, "{u}");
+    assert!(
+        u["totals"]["estimated_tokens"].as_u64().unwrap() >= 2,
+        "{u}"
+    );
 }
 
 #[tokio::test]
@@ -216,10 +254,17 @@ async fn azure_embeddings_use_the_deployment_path() {
         ("AZURE_OPENAI_API_KEY", "az-embed-test".into()),
         ("AZURE_OPENAI_ENDPOINT", fake.url("")),
         ("AZURE_OPENAI_API_VERSION", "2024-10-21".into()),
-        ("AZURE_OPENAI_DEPLOYMENTS", "text-embedding-3-small=my-emb".into()),
+        (
+            "AZURE_OPENAI_DEPLOYMENTS",
+            "text-embedding-3-small=my-emb".into(),
+        ),
     ])
     .await;
-    let (status, _, v) = embed(&gw, json!({"model": "azure/text-embedding-3-small", "input": "x"})).await;
+    let (status, _, v) = embed(
+        &gw,
+        json!({"model": "azure/text-embedding-3-small", "input": "x"}),
+    )
+    .await;
     assert_eq!(status, 200, "{v}");
     let got = &fake.requests()[0];
     assert_eq!(got.path, "/openai/deployments/my-emb/embeddings");
@@ -236,13 +281,20 @@ async fn an_upstream_failure_fails_over_to_the_next_embedding_deployment() {
         "usage": {"prompt_tokens": 1, "total_tokens": 1}
     })))
     .await;
-    fake.script([Reply::status_json(503, json!({"error": {"message": "overloaded"}}))]);
+    fake.script([Reply::status_json(
+        503,
+        json!({"error": {"message": "overloaded"}}),
+    )]);
     let gw = TestGateway::start(&[
         ("OPENAI_API_KEY", "sk-one,sk-two".into()),
         ("OPENAI_BASE_URL", fake.url("/v1")),
     ])
     .await;
-    let (status, headers, v) = embed(&gw, json!({"model": "openai/text-embedding-3-small", "input": "x"})).await;
+    let (status, headers, v) = embed(
+        &gw,
+        json!({"model": "openai/text-embedding-3-small", "input": "x"}),
+    )
+    .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(headers["x-proxygate-attempts"], "2");
     assert_eq!(fake.hits(), 2);

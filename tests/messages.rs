@@ -77,13 +77,22 @@ async fn openai_upstream_serves_a_tool_use_round_trip() {
     assert_eq!(msg["content"][0]["type"], "tool_use");
     assert_eq!(msg["content"][0]["id"], "call_abc");
     assert_eq!(msg["content"][0]["input"], json!({"city": "Oslo"}));
-    assert_eq!(msg["usage"], json!({"input_tokens": 30, "output_tokens": 12}));
+    assert_eq!(
+        msg["usage"],
+        json!({"input_tokens": 30, "output_tokens": 12})
+    );
     let sent = fake.requests()[0].json();
     assert_eq!(fake.requests()[0].path, "/v1/chat/completions");
     assert_eq!(sent["model"], "gpt-4o-mini");
-    assert_eq!(sent["messages"][0], json!({"role": "system", "content": "Be terse."}));
+    assert_eq!(
+        sent["messages"][0],
+        json!({"role": "system", "content": "Be terse."})
+    );
     assert_eq!(sent["tools"][0]["function"]["name"], "get_weather");
-    assert_eq!(sent["tools"][0]["function"]["parameters"]["required"], json!(["city"]));
+    assert_eq!(
+        sent["tools"][0]["function"]["parameters"]["required"],
+        json!(["city"])
+    );
     assert_eq!(sent["max_tokens"], 100);
     assert_eq!(sent["user"], "u-1");
 
@@ -100,12 +109,21 @@ async fn openai_upstream_serves_a_tool_use_round_trip() {
     assert_eq!(status, 200);
     let msg: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(msg["stop_reason"], "end_turn");
-    assert_eq!(msg["content"], json!([{"type": "text", "text": "It is 14C in Oslo."}]));
+    assert_eq!(
+        msg["content"],
+        json!([{"type": "text", "text": "It is 14C in Oslo."}])
+    );
     let sent = fake.requests()[1].json();
     let msgs = sent["messages"].as_array().unwrap();
     assert_eq!(msgs[1]["tool_calls"][0]["id"], "call_abc");
-    assert_eq!(msgs[1]["tool_calls"][0]["function"]["arguments"], "{\"city\":\"Oslo\"}");
-    assert_eq!(msgs[2], json!({"role": "tool", "content": "14C", "tool_call_id": "call_abc"}));
+    assert_eq!(
+        msgs[1]["tool_calls"][0]["function"]["arguments"],
+        "{\"city\":\"Oslo\"}"
+    );
+    assert_eq!(
+        msgs[2],
+        json!({"role": "tool", "content": "14C", "tool_call_id": "call_abc"})
+    );
 }
 
 #[tokio::test]
@@ -177,7 +195,10 @@ async fn streamed_openai_tool_call_becomes_input_json_deltas_with_exact_usage() 
         .collect();
     assert_eq!(text, "Let me check.");
     // Every block opened is closed.
-    let starts = kinds.iter().filter(|k| **k == "content_block_start").count();
+    let starts = kinds
+        .iter()
+        .filter(|k| **k == "content_block_start")
+        .count();
     let stops = kinds.iter().filter(|k| **k == "content_block_stop").count();
     assert_eq!((starts, stops), (2, 2));
     let delta = &events.iter().find(|(k, _)| k == "message_delta").unwrap().1;
@@ -217,7 +238,10 @@ async fn gemini_function_call_ends_as_tool_use() {
         .filter(|(_, d)| d["delta"]["type"] == "input_json_delta")
         .map(|(_, d)| d["delta"]["partial_json"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(serde_json::from_str::<Value>(&joined).unwrap(), json!({"city": "Oslo"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&joined).unwrap(),
+        json!({"city": "Oslo"})
+    );
 }
 
 #[tokio::test]
@@ -295,9 +319,7 @@ async fn errors_have_anthropic_shape_and_status() {
     )
     .await;
     let gw = openai_gateway(&fake).await;
-    let msg = |model: &str| {
-        json!({"model": model, "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]})
-    };
+    let msg = |model: &str| json!({"model": model, "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
     let error_of = |body: &[u8]| -> Value {
         let v: Value = serde_json::from_slice(body).unwrap();
         assert_eq!(v["type"], "error", "{v}");
@@ -316,11 +338,22 @@ async fn errors_have_anthropic_shape_and_status() {
     assert_eq!(status, 404);
     assert_eq!(error_of(&body)["type"], "not_found_error");
 
-    let (status, _, body) = post_raw(&gw.url("/v1/messages"), b"{nope".to_vec(), "application/json").await;
+    let (status, _, body) = post_raw(
+        &gw.url("/v1/messages"),
+        b"{nope".to_vec(),
+        "application/json",
+    )
+    .await;
     assert_eq!(status, 400);
-    assert!(error_of(&body)["message"].as_str().unwrap().contains("json"));
+    assert!(
+        error_of(&body)["message"]
+            .as_str()
+            .unwrap()
+            .contains("json")
+    );
 
-    let (status, headers, body) = post_json(&gw.url("/v1/messages"), &msg("openai/gpt-4o-mini")).await;
+    let (status, headers, body) =
+        post_json(&gw.url("/v1/messages"), &msg("openai/gpt-4o-mini")).await;
     assert_eq!(status, 429);
     assert_eq!(error_of(&body)["type"], "rate_limit_error");
     let after: u64 = headers["retry-after"].parse().unwrap();
@@ -383,7 +416,11 @@ async fn usage_and_metrics_count_every_endpoint_like_chat() {
     gw.gateway.usage().observe(std::sync::Arc::new(move |r| {
         seen.lock().unwrap().push(r.endpoint.as_str());
     }));
-    let (s, _, _) = post_json(&gw.url("/v1/chat/completions"), &chat("mock/echo", "one two")).await;
+    let (s, _, _) = post_json(
+        &gw.url("/v1/chat/completions"),
+        &chat("mock/echo", "one two"),
+    )
+    .await;
     assert_eq!(s, 200);
     let m = json!({"model": "mock/echo", "max_tokens": 10, "messages": [{"role": "user", "content": "one two"}]});
     let (s, _, _) = post_json(&gw.url("/v1/messages"), &m).await;
@@ -404,7 +441,12 @@ async fn usage_and_metrics_count_every_endpoint_like_chat() {
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["totals"]["requests"], 4, "{v}");
     assert_eq!(v["by_model"]["mock/embed"]["requests"], 1, "{v}");
-    assert!(v["by_model"]["mock/embed"]["prompt_tokens"].as_u64().unwrap() > 0);
+    assert!(
+        v["by_model"]["mock/embed"]["prompt_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     assert_eq!(v["by_model"]["mock/echo"]["requests"], 3, "{v}");
     let mut got = endpoints.lock().unwrap().clone();
     got.sort();
@@ -419,5 +461,8 @@ async fn usage_and_metrics_count_every_endpoint_like_chat() {
                 && !l.ends_with(" 0")
         })
     };
-    assert!(counted("chat") && counted("messages") && counted("embeddings"), "{metrics}");
+    assert!(
+        counted("chat") && counted("messages") && counted("embeddings"),
+        "{metrics}"
+    );
 }

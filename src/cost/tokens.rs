@@ -75,7 +75,9 @@ impl PromptText {
             EmbeddingInput::Text(s) => (s.clone(), 0),
             EmbeddingInput::Texts(v) => (v.join("\n"), 0),
             EmbeddingInput::Tokens(t) => (String::new(), t.len() as u64),
-            EmbeddingInput::TokenLists(l) => (String::new(), l.iter().map(Vec::len).sum::<usize>() as u64),
+            EmbeddingInput::TokenLists(l) => {
+                (String::new(), l.iter().map(Vec::len).sum::<usize>() as u64)
+            }
         };
         Self {
             text,

@@ -153,7 +153,10 @@ impl MessagesRequest {
         if let Some(t) = self.temperature
             && !(0.0..=1.0).contains(&t)
         {
-            return Err(GatewayError::invalid("temperature", "must be between 0 and 1"));
+            return Err(GatewayError::invalid(
+                "temperature",
+                "must be between 0 and 1",
+            ));
         }
         let mut messages = Vec::with_capacity(self.messages.len() + 1);
         if let Some(system) = &self.system {
@@ -431,10 +434,7 @@ pub async fn anthropic_errors(resp: Response) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    Response::from_parts(
-        parts,
-        Body::from(error_body(status, &message).to_string()),
-    )
+    Response::from_parts(parts, Body::from(error_body(status, &message).to_string()))
 }
 
 // === handlers ===
@@ -467,11 +467,17 @@ pub async fn messages(State(state): State<AppState>, req: Request) -> Response {
         None => {
             return fail(
                 &mut guard,
-                &GatewayError::invalid("max_tokens", "is required (the Messages API has no default)"),
+                &GatewayError::invalid(
+                    "max_tokens",
+                    "is required (the Messages API has no default)",
+                ),
             );
         }
         Some(0) => {
-            return fail(&mut guard, &GatewayError::invalid("max_tokens", "must be at least 1"));
+            return fail(
+                &mut guard,
+                &GatewayError::invalid("max_tokens", "must be at least 1"),
+            );
         }
         Some(_) => {}
     }
@@ -595,11 +601,7 @@ fn tool_input(arguments: &str) -> Value {
 /// A whole answer as an Anthropic message (or the Anthropic upstream's own, passed through).
 fn complete_response(resp: &ChatResponse) -> Response {
     if let Some(Value::String(raw)) = resp.extra.get(NATIVE_KEY) {
-        return (
-            [(header::CONTENT_TYPE, "application/json")],
-            raw.clone(),
-        )
-            .into_response();
+        return ([(header::CONTENT_TYPE, "application/json")], raw.clone()).into_response();
     }
     axum::Json(to_anthropic(resp)).into_response()
 }
@@ -650,7 +652,10 @@ fn sse_response(encoder: MessagesSse) -> Response {
 
 /// One SSE event: `event:` equal to the data's `type`.
 fn push_event(buf: &mut Vec<u8>, data: &Value) {
-    let kind = data.get("type").and_then(Value::as_str).unwrap_or("message");
+    let kind = data
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("message");
     buf.extend_from_slice(b"event: ");
     buf.extend_from_slice(kind.as_bytes());
     buf.extend_from_slice(b"\ndata: ");
@@ -753,7 +758,11 @@ impl Translator {
                 );
             }
             for call in c.delta.tool_calls.iter().flatten() {
-                let known = self.tools.iter().find(|(k, _)| *k == call.index).map(|t| t.1);
+                let known = self
+                    .tools
+                    .iter()
+                    .find(|(k, _)| *k == call.index)
+                    .map(|t| t.1);
                 let index = match known {
                     Some(i) => i,
                     None => {
@@ -932,7 +941,8 @@ mod tests {
             .map(|e| {
                 let (ev, data) = e.split_once('\n').unwrap();
                 let ev = ev.strip_prefix("event: ").unwrap().to_owned();
-                let data: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+                let data: Value =
+                    serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
                 assert_eq!(data["type"], ev.as_str(), "event line equals data.type");
                 (ev, data)
             })
@@ -965,7 +975,12 @@ mod tests {
             c(tool(0, None, None, "{\"city\": "), None),
             c(tool(0, None, None, "\"Oslo\"}"), None),
             c(Delta::default(), Some("tool_calls")),
-            Ok(ChatChunk::usage_only("chatcmpl-abc", 1, "m", Usage::new(12, 9))),
+            Ok(ChatChunk::usage_only(
+                "chatcmpl-abc",
+                1,
+                "m",
+                Usage::new(12, 9),
+            )),
         ])
         .await;
         let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
@@ -1038,10 +1053,21 @@ mod tests {
         let roles: Vec<Role> = chat.messages.iter().map(|m| m.role).collect();
         assert_eq!(
             roles,
-            [Role::System, Role::User, Role::Assistant, Role::Tool, Role::User]
+            [
+                Role::System,
+                Role::User,
+                Role::Assistant,
+                Role::Tool,
+                Role::User
+            ]
         );
-        let Some(Content::Parts(parts)) = &chat.messages[1].content else { panic!() };
-        assert_eq!(parts[1].image_url.as_ref().unwrap().url, "data:image/png;base64,AAA");
+        let Some(Content::Parts(parts)) = &chat.messages[1].content else {
+            panic!()
+        };
+        assert_eq!(
+            parts[1].image_url.as_ref().unwrap().url,
+            "data:image/png;base64,AAA"
+        );
         let calls = chat.messages[2].tool_calls.as_ref().unwrap();
         assert_eq!(calls[0].function.arguments, r#"{"city":"Oslo"}"#);
         assert_eq!(chat.messages[3].tool_call_id.as_deref(), Some("toolu_1"));
@@ -1065,7 +1091,10 @@ mod tests {
         let m = to_anthropic(&resp);
         assert_eq!(m["id"], "msg_xyz");
         assert_eq!(m["type"], "message");
-        assert_eq!(m["content"][0], json!({"type": "text", "text": "Checking."}));
+        assert_eq!(
+            m["content"][0],
+            json!({"type": "text", "text": "Checking."})
+        );
         assert_eq!(m["content"][1]["input"], json!({"a": 1}));
         assert_eq!(m["stop_reason"], "tool_use");
         assert_eq!(m["usage"], json!({"input_tokens": 5, "output_tokens": 3}));
@@ -1074,8 +1103,17 @@ mod tests {
     #[test]
     fn error_types_follow_the_status() {
         let b = error_body(StatusCode::NOT_FOUND, "model: x");
-        assert_eq!(b, json!({"type": "error", "error": {"type": "not_found_error", "message": "model: x"}}));
-        assert_eq!(anthropic_error_type(StatusCode::TOO_MANY_REQUESTS), "rate_limit_error");
-        assert_eq!(anthropic_error_type(StatusCode::BAD_REQUEST), "invalid_request_error");
+        assert_eq!(
+            b,
+            json!({"type": "error", "error": {"type": "not_found_error", "message": "model: x"}})
+        );
+        assert_eq!(
+            anthropic_error_type(StatusCode::TOO_MANY_REQUESTS),
+            "rate_limit_error"
+        );
+        assert_eq!(
+            anthropic_error_type(StatusCode::BAD_REQUEST),
+            "invalid_request_error"
+        );
     }
 }

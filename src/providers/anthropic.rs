@@ -35,8 +35,8 @@ use serde_json::{Map, Value, json};
 
 use super::catalog::{BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat};
 use super::{
-    NATIVE_KEY, ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, json_post, openai_style_error,
-    parse_json, retry_after, summarise, tool_arguments, with_json,
+    NATIVE_KEY, ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, json_post,
+    openai_style_error, parse_json, retry_after, summarise, tool_arguments, with_json,
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
@@ -856,7 +856,11 @@ impl StreamDecoder for AnthropicDecoder {
 }
 
 impl AnthropicDecoder {
-    fn decode(&mut self, event: SseEvent, out: &mut VecDeque<ChatChunk>) -> Result<(), GatewayError> {
+    fn decode(
+        &mut self,
+        event: SseEvent,
+        out: &mut VecDeque<ChatChunk>,
+    ) -> Result<(), GatewayError> {
         if event.data.trim().is_empty() {
             return Ok(());
         }
@@ -1755,5 +1759,52 @@ mod tests {
         ] {
             assert_eq!(rfc3339(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn pass_through_keeps_every_event_in_order_and_the_client_body() {
+        let mut dec = AnthropicDecoder::new(false);
+        dec.native = true;
+        let (chunks, res) = crate::providers::decode_pieces(
+            Framing::Sse,
+            &mut dec,
+            &crate::providers::cut(STREAM.as_bytes(), &[7, 101, 333]),
+        );
+        res.unwrap();
+        let relayed: Vec<String> = chunks
+            .iter()
+            .filter_map(|c| c.extra.get(NATIVE_KEY))
+            .map(|n| {
+                format!(
+                    "event: {}\ndata: {}",
+                    n["event"].as_str().unwrap(),
+                    n["data"].as_str().unwrap()
+                )
+            })
+            .collect();
+        let sent: Vec<&str> = STREAM.split("\n\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(relayed, sent);
+        // The canonical usage still comes last, for the cost layer.
+        assert!(chunks.last().unwrap().is_usage_only());
+
+        let mut r = req(
+            json!({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "x"}]}),
+        );
+        let raw = br#"{"model":"anthropic/claude-haiku-4-5","max_tokens":9,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"text","data":"d"}}]}],"thinking":{"type":"enabled","budget_tokens":5}}"#;
+        r.ctx.endpoint = crate::usage::Endpoint::Messages;
+        r.ctx.native_body = Some(bytes::Bytes::from_static(raw));
+        let up = Anthropic::new("http://a", Secret::new("k"))
+            .request(&r)
+            .unwrap();
+        use futures_util::FutureExt as _;
+        let bytes = http_body_util::BodyExt::collect(up.into_body())
+            .now_or_never()
+            .unwrap()
+            .unwrap()
+            .to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        let mut expected: Value = serde_json::from_slice(raw).unwrap();
+        expected["model"] = json!("claude-haiku-4-5");
+        assert_eq!(body, expected);
     }
 }

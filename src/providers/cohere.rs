@@ -25,7 +25,8 @@ use crate::client::HttpClient;
 use crate::config::Secret;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, Content, Delta, EmbeddingRequest, EmbeddingResponse,
-    FunctionCall, FunctionCallDelta, Message, ResponseMessage, Role, ToolCall, ToolCallDelta, Usage,
+    FunctionCall, FunctionCallDelta, Message, ResponseMessage, Role, ToolCall, ToolCallDelta,
+    Usage,
 };
 
 const PROVIDER: &str = "cohere";
@@ -379,7 +380,7 @@ impl ProviderAdapter for Cohere {
         };
         let vectors = lists
             .and_then(Value::as_array)
-            .map(|rows| {
+            .and_then(|rows| {
                 rows.iter()
                     .map(|row| {
                         row.as_array()?
@@ -389,7 +390,6 @@ impl ProviderAdapter for Cohere {
                     })
                     .collect::<Option<Vec<_>>>()
             })
-            .flatten()
             .ok_or_else(|| GatewayError::BadUpstreamResponse {
                 provider: PROVIDER,
                 reason: "no float `embeddings` in the answer".into(),

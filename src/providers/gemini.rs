@@ -41,16 +41,16 @@ use super::catalog::{
 };
 use super::{
     Framing, ProviderAdapter, RAW_JSON_EVENT, SseEvent, StreamDecoder, UpstreamRequest,
-    embedding_texts, go_duration, json_post, openai_style_error, parse_json, retry_after, summarise,
-    tool_arguments, with_json,
+    embedding_texts, go_duration, json_post, openai_style_error, parse_json, retry_after,
+    summarise, tool_arguments, with_json,
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
 use crate::config::Secret;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, EmbeddingRequest,
-    EmbeddingResponse, FunctionCall,
-    FunctionCallDelta, ImageUrl, Message, ResponseMessage, Role, ToolCall, ToolCallDelta, Usage,
+    EmbeddingResponse, FunctionCall, FunctionCallDelta, ImageUrl, Message, ResponseMessage, Role,
+    ToolCall, ToolCallDelta, Usage,
 };
 
 const PROVIDER: &str = "gemini";
@@ -154,11 +154,16 @@ impl ProviderAdapter for Gemini {
         let model = Self::model_id(req)?;
         let texts = embedding_texts(PROVIDER, emb)?;
         let one = |text: &str| {
-            let mut r = json!({"model": format!("models/{model}"), "content": {"parts": [{"text": text}]}});
+            let mut r =
+                json!({"model": format!("models/{model}"), "content": {"parts": [{"text": text}]}});
             if let Some(d) = emb.dimensions {
                 r["outputDimensionality"] = d.into();
             }
-            if let Some(t) = emb.extra.get("task_type").or_else(|| emb.extra.get("taskType")) {
+            if let Some(t) = emb
+                .extra
+                .get("task_type")
+                .or_else(|| emb.extra.get("taskType"))
+            {
                 r["taskType"] = t.clone();
             }
             r

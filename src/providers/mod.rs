@@ -106,7 +106,9 @@ pub trait ProviderAdapter: Send + Sync + 'static {
 pub fn no_embeddings(provider: &str, model: &str) -> GatewayError {
     GatewayError::invalid(
         "model",
-        format!("`{provider}/{model}` does not serve embeddings; pick an embedding model from GET /v1/models (mode `embedding`)"),
+        format!(
+            "`{provider}/{model}` does not serve embeddings; pick an embedding model from GET /v1/models (mode `embedding`)"
+        ),
     )
 }
 

@@ -185,11 +185,7 @@ async fn embed<A: ProviderAdapter>(
     if resp.data.len() != emb.input.len() {
         return Err(GatewayError::BadUpstreamResponse {
             provider,
-            reason: format!(
-                "{} vectors for {} inputs",
-                resp.data.len(),
-                emb.input.len()
-            ),
+            reason: format!("{} vectors for {} inputs", resp.data.len(), emb.input.len()),
         });
     }
     Ok(ChatReply {

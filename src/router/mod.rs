@@ -68,12 +68,7 @@ struct Routing {
 
 impl Routing {
     /// The ordered, available deployments for `model`, the chain's fallbacks after them.
-    fn plan(
-        &self,
-        model: &str,
-        mode: Mode,
-        now: Instant,
-    ) -> Result<Vec<Deployment>, GatewayError> {
+    fn plan(&self, model: &str, mode: Mode, now: Instant) -> Result<Vec<Deployment>, GatewayError> {
         // Only deployments whose catalog mode fits the endpoint (models outside the catalog,
         // addressed as provider/model, may serve either).
         let fits = |d: &Deployment| d.spec().is_none_or(|s| s.mode == mode);
