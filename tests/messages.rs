@@ -414,6 +414,10 @@ async fn usage_and_metrics_count_every_endpoint_like_chat() {
     let endpoints = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = endpoints.clone();
     gw.gateway.usage().observe(std::sync::Arc::new(move |r| {
+        assert!(
+            r.request_id.is_some(),
+            "every record carries its request id"
+        );
         seen.lock().unwrap().push(r.endpoint.as_str());
     }));
     let (s, _, _) = post_json(

@@ -30,6 +30,7 @@ pub fn chat_request(emb: EmbeddingRequest) -> ChatRequest {
 /// `POST /v1/embeddings`.
 pub async fn embeddings(State(state): State<AppState>, req: Request) -> Response {
     let mut guard = RequestGuard::new(Endpoint::Embeddings.as_str());
+    let request_id = super::request_id(&req);
     let body = match decode::read_body(req, state.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return fail(&mut guard, &e),
@@ -43,7 +44,9 @@ pub async fn embeddings(State(state): State<AppState>, req: Request) -> Response
     };
     drop(body);
     let base64 = emb.wants_base64();
-    let reply = match state.chat.clone().oneshot(chat_request(emb)).await {
+    let mut chat = chat_request(emb);
+    chat.ctx.request_id = request_id;
+    let reply = match state.chat.clone().oneshot(chat).await {
         Ok(r) => r,
         Err(e) => return fail(&mut guard, &e),
     };

@@ -455,6 +455,7 @@ pub async fn messages(State(state): State<AppState>, req: Request) -> Response {
         guard.record();
         error_response(e)
     };
+    let request_id = super::request_id(&req);
     let body = match decode::read_body(req, state.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return fail(&mut guard, &e),
@@ -486,6 +487,7 @@ pub async fn messages(State(state): State<AppState>, req: Request) -> Response {
         Err(e) => return fail(&mut guard, &e),
     };
     chat.ctx.endpoint = Endpoint::Messages;
+    chat.ctx.request_id = request_id;
     chat.ctx.native_body = Some(body);
     let prompt_estimate = if stream {
         PromptText::of(&chat).tokens()
