@@ -268,12 +268,20 @@ async fn anthropic_upstream_passes_request_and_reply_through() {
             {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "doc"}}]}],
         "top_k": 3, "service_tier": "auto"
     });
-    let (status, _, body) = post_json(&gw.url("/v1/messages"), &req).await;
+    let post = http::Request::post(gw.url("/v1/messages"))
+        .header("content-type", "application/json")
+        .header("anthropic-beta", "interleaved-thinking-2025-05-14");
+    let (status, _, body) = send(post, req.to_string().into_bytes()).await;
     assert_eq!(status, 200);
     assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), reply);
     let got = &fake.requests()[0];
     assert_eq!(got.path, "/v1/messages");
     assert_eq!(got.header("x-api-key"), Some(ANTHROPIC_KEY));
+    assert_eq!(got.header("anthropic-version"), Some("2023-06-01"));
+    assert_eq!(
+        got.header("anthropic-beta"),
+        Some("interleaved-thinking-2025-05-14")
+    );
     let mut expected = req.clone();
     expected["model"] = json!("claude-haiku-4-5");
     assert_eq!(got.json(), expected);

@@ -456,6 +456,7 @@ pub async fn messages(State(state): State<AppState>, req: Request) -> Response {
         error_response(e)
     };
     let request_id = super::request_id(&req);
+    let beta = req.headers().get("anthropic-beta").cloned();
     let body = match decode::read_body(req, state.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return fail(&mut guard, &e),
@@ -489,6 +490,7 @@ pub async fn messages(State(state): State<AppState>, req: Request) -> Response {
     chat.ctx.endpoint = Endpoint::Messages;
     chat.ctx.request_id = request_id;
     chat.ctx.native_body = Some(body);
+    chat.ctx.native_beta = beta;
     let prompt_estimate = if stream {
         PromptText::of(&chat).tokens()
     } else {

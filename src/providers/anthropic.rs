@@ -93,6 +93,11 @@ impl ProviderAdapter for Anthropic {
         if req.is_stream() {
             builder = builder.header(http::header::ACCEPT, "text/event-stream");
         }
+        if native_body(req).is_some()
+            && let Some(beta) = &req.ctx.native_beta
+        {
+            builder = builder.header("anthropic-beta", beta.clone());
+        }
         with_json(builder, &body)
     }
 

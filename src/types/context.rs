@@ -29,6 +29,8 @@ pub struct RequestContext {
     /// The client's own body when it spoke a provider's native format (Anthropic's on
     /// `/v1/messages`), so an adapter of that format can pass it through unchanged.
     pub native_body: Option<bytes::Bytes>,
+    /// The client's `anthropic-beta` header on `/v1/messages`, forwarded with a pass-through.
+    pub native_beta: Option<http::HeaderValue>,
 }
 
 /// The client's say over the response cache, from its request headers.
