@@ -929,6 +929,7 @@ pub static OLLAMA: ProviderSpec = ProviderSpec {
 mod tests {
     use super::*;
     use crate::types::{Message, Role};
+    use serde_json::json;
 
     fn req(json: Value) -> ChatRequest {
         serde_json::from_value(json).unwrap()
@@ -1003,6 +1004,34 @@ mod tests {
         "xai",
         "ollama",
     ];
+
+    #[test]
+    fn embeddings_ask_for_floats_and_read_floats_or_base64_in_input_order() {
+        let emb: EmbeddingRequest = serde_json::from_value(json!({
+            "model": "openai/text-embedding-3-small", "input": ["a", "b"],
+            "encoding_format": "base64", "dimensions": 2, "user": "u"
+        }))
+        .unwrap();
+        let r = req(json!({"model": "text-embedding-3-small", "messages": []}));
+        assert_eq!(
+            embedding_body(&r, &emb).unwrap(),
+            json!({"model": "text-embedding-3-small", "input": ["a", "b"], "encoding_format": "float",
+                   "dimensions": 2, "user": "u"})
+        );
+        // [1.0, -2.0] as little-endian f32, base64.
+        let resp = embedding_response(
+            "openai",
+            br#"{"object":"list","model":"m","data":[
+                {"object":"embedding","index":1,"embedding":"AACAPwAAAMA="},
+                {"object":"embedding","index":0,"embedding":[0.5,0.25]}],
+               "usage":{"prompt_tokens":4,"total_tokens":4}}"#,
+        )
+        .unwrap();
+        assert_eq!(resp.data[0].embedding, [0.5, 0.25]);
+        assert_eq!(resp.data[1].embedding, [1.0, -2.0]);
+        assert_eq!(resp.usage.unwrap().prompt_tokens, 4);
+        assert!(embedding_response("openai", br#"{"data":[{"embedding":{}}]}"#).is_err());
+    }
 
     #[test]
     fn mistral_gets_a_whitelist_and_max_tokens() {

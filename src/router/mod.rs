@@ -263,13 +263,18 @@ mod tests {
 
     /// Routes `model` and returns the plan the inner service received.
     async fn plan_of(layer: &RouterLayer, model: &str) -> Result<Vec<String>, GatewayError> {
-        let (svc, mut handle) = mock::pair::<ChatRequest, ChatReply>();
-        let mut svc = mock::Spawn::new(layer.layer(svc.map_err(GatewayError::from)));
-        assert_ready_ok!(svc.poll_ready());
         let req = ChatRequest {
             model: model.into(),
             ..Default::default()
         };
+        plan_for(layer, req).await
+    }
+
+    /// Routes `req` and returns the plan the inner service received.
+    async fn plan_for(layer: &RouterLayer, req: ChatRequest) -> Result<Vec<String>, GatewayError> {
+        let (svc, mut handle) = mock::pair::<ChatRequest, ChatReply>();
+        let mut svc = mock::Spawn::new(layer.layer(svc.map_err(GatewayError::from)));
+        assert_ready_ok!(svc.poll_ready());
         let call = svc.call(req);
         let next = futures_util::FutureExt::now_or_never(handle.next_request()).flatten();
         let Some((req, _respond)) = next else {
@@ -279,6 +284,55 @@ mod tests {
         assert_eq!(req.ctx.target.as_ref(), plan.first());
         assert_eq!(req.ctx.attempt, 1);
         Ok(plan.iter().map(|d| d.id().to_string()).collect())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn plans_keep_to_the_models_of_the_endpoint() {
+        let (layer, _) = layer(&[
+            ("OPENAI_API_KEY", "o"),
+            ("AZURE_OPENAI_API_KEY", "a"),
+            ("AZURE_OPENAI_ENDPOINT", "https://r.openai.azure.com"),
+            (
+                "AZURE_OPENAI_DEPLOYMENTS",
+                "gpt-4o-mini=mini,text-embedding-3-small=emb",
+            ),
+        ]);
+        let embedding = |model: &str| {
+            let emb: crate::types::EmbeddingRequest =
+                serde_json::from_value(serde_json::json!({"model": model, "input": "x"})).unwrap();
+            let mut req = ChatRequest {
+                model: model.into(),
+                ..Default::default()
+            };
+            req.ctx.embedding = Some(Arc::new(emb));
+            req
+        };
+        let plan = plan_for(&layer, embedding("text-embedding-3-small"))
+            .await
+            .unwrap();
+        assert_eq!(
+            plan,
+            [
+                "openai/text-embedding-3-small",
+                "azure/text-embedding-3-small"
+            ]
+        );
+        let err = plan_for(&layer, embedding("gpt-4o-mini"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::BAD_REQUEST);
+        assert!(err.to_string().contains("chat model"), "{err}");
+        let err = plan_of(&layer, "openai/text-embedding-3-small")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("/v1/embeddings"), "{err}");
+        // Models outside the catalog may serve either.
+        assert!(
+            plan_for(&layer, embedding("openai/my-embedder"))
+                .await
+                .is_ok()
+        );
+        assert!(plan_of(&layer, "openai/my-chat").await.is_ok());
     }
 
     #[tokio::test(start_paused = true)]
