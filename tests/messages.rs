@@ -478,3 +478,61 @@ async fn usage_and_metrics_count_every_endpoint_like_chat() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn usage_totals_equal_the_upstream_usage_through_every_endpoint() {
+    let fake = FakeUpstream::start(Reply::status_json(500, json!({}))).await;
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-5", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    fake.script([
+        // chat, whole
+        Reply::json(json!({
+            "id": "chatcmpl-4", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
+            "usage": {"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42}
+        })),
+        // messages, streamed
+        Reply::openai_sse(&[
+            chunk(json!({"role": "assistant", "content": "fine"}), Value::Null),
+            chunk(json!({}), json!("stop")),
+            json!({"id": "chatcmpl-5", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
+                   "choices": [], "usage": {"prompt_tokens": 33, "completion_tokens": 21, "total_tokens": 54}}),
+        ]),
+        // embeddings
+        Reply::json(json!({
+            "object": "list", "model": "text-embedding-3-small",
+            "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}],
+            "usage": {"prompt_tokens": 1000, "total_tokens": 1000}
+        })),
+    ]);
+    let gw = openai_gateway(&fake).await;
+    let (s, _, _) = post_json(
+        &gw.url("/v1/chat/completions"),
+        &chat("openai/gpt-4o-mini", "hi"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let m = json!({"model": "openai/gpt-4o-mini", "max_tokens": 10, "stream": true,
+                   "messages": [{"role": "user", "content": "hi"}]});
+    let (s, _, body) = post_json(&gw.url("/v1/messages"), &m).await;
+    assert_eq!(s, 200);
+    assert!(String::from_utf8_lossy(&body).contains(": cost_usd="));
+    let e = json!({"model": "openai/text-embedding-3-small", "input": "hi"});
+    let (s, _, _) = post_json(&gw.url("/v1/embeddings"), &e).await;
+    assert_eq!(s, 200);
+    gw.gateway.usage().flush().await.unwrap();
+    let (_, body) = get(&gw.url("/v1/usage")).await;
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let t = &v["totals"];
+    assert_eq!(t["requests"], 3, "{v}");
+    assert_eq!(t["prompt_tokens"], 30 + 33 + 1000, "{v}");
+    assert_eq!(t["completion_tokens"], 12 + 21, "{v}");
+    assert_eq!(t["estimated_tokens"], 0, "{v}");
+    let cost = (30.0 + 33.0) * 0.15e-6 + (12.0 + 21.0) * 0.60e-6 + 1000.0 * 0.02e-6;
+    assert!(
+        (t["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-12,
+        "{v}"
+    );
+}
