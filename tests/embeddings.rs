@@ -299,3 +299,43 @@ async fn an_upstream_failure_fails_over_to_the_next_embedding_deployment() {
     assert_eq!(headers["x-proxygate-attempts"], "2");
     assert_eq!(fake.hits(), 2);
 }
+
+#[tokio::test]
+async fn the_response_cache_keeps_embeddings_per_input() {
+    let fake = FakeUpstream::start(Reply::json(json!({
+        "object": "list", "model": "text-embedding-3-small",
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.5, 0.25]}],
+        "usage": {"prompt_tokens": 3, "total_tokens": 3}
+    })))
+    .await;
+    let gw = TestGateway::start(&[
+        ("OPENAI_API_KEY", "sk-embed-cache".into()),
+        ("OPENAI_BASE_URL", fake.url("/v1")),
+        ("CACHE_ENABLED", "true".into()),
+    ])
+    .await;
+    let body = json!({"model": "openai/text-embedding-3-small", "input": "same text"});
+    let (status, headers, first) = embed(&gw, body.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(headers["x-proxygate-cache"], "miss");
+    // Another encoding of the same question is a hit, and decodes to the same floats.
+    let mut b64 = body.clone();
+    b64["encoding_format"] = json!("base64");
+    let (status, headers, second) = embed(&gw, b64).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-proxygate-cache"], "hit");
+    assert_eq!(headers["x-proxygate-cost-usd"], "0");
+    assert_eq!(
+        from_base64(&second["data"][0]["embedding"]),
+        floats(&first["data"][0]["embedding"])
+    );
+    assert_eq!(fake.hits(), 1);
+    // Another input is another question.
+    let (_, headers, _) = embed(
+        &gw,
+        json!({"model": "openai/text-embedding-3-small", "input": "other text"}),
+    )
+    .await;
+    assert_eq!(headers["x-proxygate-cache"], "miss");
+    assert_eq!(fake.hits(), 2);
+}

@@ -536,3 +536,52 @@ async fn usage_totals_equal_the_upstream_usage_through_every_endpoint() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn the_response_cache_answers_a_repeated_message_in_anthropic_shape() {
+    let reply = json!({
+        "id": "msg_c", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+        "content": [{"type": "text", "text": "Cached hello."}], "stop_reason": "end_turn",
+        "stop_sequence": null, "usage": {"input_tokens": 5, "output_tokens": 3}
+    });
+    let fake = FakeUpstream::start(Reply::json(reply.clone())).await;
+    let gw = TestGateway::start(&[
+        ("ANTHROPIC_API_KEY", ANTHROPIC_KEY.into()),
+        ("ANTHROPIC_BASE_URL", fake.url("")),
+        ("CACHE_ENABLED", "true".into()),
+    ])
+    .await;
+    let req = json!({"model": "anthropic/claude-haiku-4-5", "max_tokens": 50,
+                     "messages": [{"role": "user", "content": "hello"}]});
+    let (_, headers, _) = post_json(&gw.url("/v1/messages"), &req).await;
+    assert_eq!(headers["x-proxygate-cache"], "miss");
+    let (status, headers, body) = post_json(&gw.url("/v1/messages"), &req).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-proxygate-cache"], "hit");
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), reply);
+    // Streamed, the cached answer is replayed as Anthropic events.
+    let mut streamed = req.clone();
+    streamed["stream"] = json!(true);
+    let (status, headers, body) = post_json(&gw.url("/v1/messages"), &streamed).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-proxygate-cache"], "hit");
+    let events = anthropic_events(&body);
+    assert!(
+        events
+            .iter()
+            .any(|(_, d)| d["delta"]["text"] == "Cached hello.")
+    );
+    // A field the canonical request cannot hold still makes another question.
+    let mut thinking = req.clone();
+    thinking["thinking"] = json!({"type": "enabled", "budget_tokens": 16});
+    let (_, headers, _) = post_json(&gw.url("/v1/messages"), &thinking).await;
+    assert_eq!(headers["x-proxygate-cache"], "miss");
+    assert_eq!(fake.hits(), 2);
+    // The same words on the chat endpoint are not this answer.
+    let (_, headers, _) = post_json(
+        &gw.url("/v1/chat/completions"),
+        &chat("anthropic/claude-haiku-4-5", "hello"),
+    )
+    .await;
+    assert_eq!(headers["x-proxygate-cache"], "miss");
+}

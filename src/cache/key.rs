@@ -17,7 +17,26 @@ pub fn cache_key(req: &ChatRequest) -> String {
     h.update(b"proxygate-cache-v1\0");
     h.update(req.ctx.endpoint.as_str().as_bytes());
     h.update(b"\0");
-    match serde_json::to_value(req) {
+    // Embeddings: the embeddings request is the question (the vectors are kept as floats,
+    // so the encoding the client wants does not matter). Messages: the client's own body,
+    // which holds what the canonical request cannot (documents, thinking, cache_control) and
+    // what a pass-through sends.
+    let native = req
+        .ctx
+        .native_body
+        .as_ref()
+        .and_then(|b| serde_json::from_slice::<Value>(b).ok());
+    let question = match (&req.ctx.embedding, native) {
+        (Some(emb), _) => serde_json::to_value(&**emb).map(|mut v| {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("encoding_format");
+            }
+            v
+        }),
+        (None, Some(native)) => Ok(native),
+        (None, None) => serde_json::to_value(req),
+    };
+    match question {
         Ok(Value::Object(mut map)) => {
             for k in IGNORED {
                 map.remove(*k);
@@ -109,6 +128,49 @@ mod tests {
         ] {
             assert_ne!(a, cache_key(&req(other)), "{other}");
         }
+    }
+
+    #[test]
+    fn embeddings_and_native_bodies_are_the_question() {
+        let emb = |v: serde_json::Value| {
+            let e: crate::types::EmbeddingRequest = serde_json::from_value(v).unwrap();
+            let mut r = ChatRequest {
+                model: e.model.clone(),
+                ..ChatRequest::default()
+            };
+            r.ctx.endpoint = crate::usage::Endpoint::Embeddings;
+            r.ctx.embedding = Some(std::sync::Arc::new(e));
+            cache_key(&r)
+        };
+        let a = emb(serde_json::json!({"model": "m", "input": "a"}));
+        assert_eq!(
+            a,
+            emb(
+                serde_json::json!({"model": "m", "input": "a", "encoding_format": "base64", "user": "u"})
+            )
+        );
+        assert_ne!(a, emb(serde_json::json!({"model": "m", "input": "b"})));
+        assert_ne!(
+            a,
+            emb(serde_json::json!({"model": "m", "input": "a", "dimensions": 8}))
+        );
+
+        let native = |body: &'static str| {
+            let mut r = req(BASE);
+            r.ctx.endpoint = crate::usage::Endpoint::Messages;
+            r.ctx.native_body = Some(bytes::Bytes::from_static(body.as_bytes()));
+            cache_key(&r)
+        };
+        let plain =
+            native(r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#);
+        let thinking = native(
+            r#"{"model":"m","max_tokens":5,"thinking":{"type":"enabled","budget_tokens":9},"messages":[{"role":"user","content":"hi"}]}"#,
+        );
+        assert_ne!(plain, thinking);
+        let streamed = native(
+            r#"{"stream":true,"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#,
+        );
+        assert_eq!(plain, streamed);
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub use layer::CacheLayer;
 use crate::GatewayError;
 use crate::providers::Catalog;
 use crate::state::StateBackend;
-use crate::types::{ChatReply, ChatRequest, ChatResponse, ReplyBody, ReplyMeta};
+use crate::types::{ChatReply, ChatRequest, ChatResponse, EmbeddingResponse, ReplyBody, ReplyMeta};
 
 /// Answers from the cache when it can, and keeps what the inner service answers; see the
 /// [module docs](self).
@@ -155,19 +155,25 @@ pub(crate) struct Store {
     max_entry_bytes: usize,
 }
 
-/// A cache entry: the answer and what served it.
+/// A cache entry: the answer (a completion, or embeddings) and what served it.
 #[derive(Serialize)]
 struct EntryRef<'a> {
     provider: &'a str,
     deployment: &'a str,
-    response: &'a ChatResponse,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<&'a ChatResponse>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    embeddings: Option<&'a EmbeddingResponse>,
 }
 
 #[derive(Deserialize)]
 struct Entry {
     provider: String,
     deployment: String,
-    response: ChatResponse,
+    #[serde(default)]
+    response: Option<ChatResponse>,
+    #[serde(default)]
+    embeddings: Option<EmbeddingResponse>,
 }
 
 impl Store {
@@ -192,10 +198,17 @@ impl Store {
             cost_usd: None,
             cache_hit: true,
         };
+        if let Some(embeddings) = entry.embeddings {
+            return Some(ChatReply {
+                meta,
+                body: ReplyBody::Embeddings(embeddings),
+            });
+        }
+        let response = entry.response?;
         Some(if stream {
-            ChatReply::stream(meta, replay(entry.response))
+            ChatReply::stream(meta, replay(response))
         } else {
-            ChatReply::complete(meta, entry.response)
+            ChatReply::complete(meta, response)
         })
     }
 }
@@ -223,6 +236,10 @@ impl Pending {
                 ReplyBody::Complete(resp)
             }
             ReplyBody::Stream(s) => ReplyBody::Stream(Box::pin(Recording::new(s, self))),
+            ReplyBody::Embeddings(e) => {
+                self.write(None, Some(&e));
+                ReplyBody::Embeddings(e)
+            }
         };
         ChatReply {
             meta: reply.meta,
@@ -232,6 +249,10 @@ impl Pending {
 
     /// Writes the entry (unless it is larger than an entry may be).
     fn put(self, resp: &ChatResponse) {
+        self.write(Some(resp), None);
+    }
+
+    fn write(self, response: Option<&ChatResponse>, embeddings: Option<&EmbeddingResponse>) {
         let (provider, deployment) = match &self.served_by {
             Some((p, d)) => (*p, d.as_ref()),
             None => ("", ""),
@@ -239,7 +260,8 @@ impl Pending {
         let entry = EntryRef {
             provider,
             deployment,
-            response: resp,
+            response,
+            embeddings,
         };
         match serde_json::to_vec(&entry) {
             Ok(v) if v.len() <= self.store.max_entry_bytes => {

@@ -88,6 +88,7 @@ fn text(reply: &ChatReply) -> String {
     match &reply.body {
         ReplyBody::Complete(r) => r.choices[0].message.content.clone().unwrap_or_default(),
         ReplyBody::Stream(_) => panic!("a stream"),
+        ReplyBody::Embeddings(_) => panic!("embeddings"),
     }
 }
 

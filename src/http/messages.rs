@@ -457,6 +457,7 @@ pub async fn messages(State(state): State<AppState>, req: Request) -> Response {
     };
     let request_id = super::request_id(&req);
     let beta = req.headers().get("anthropic-beta").cloned();
+    let cache = crate::types::CacheControl::from_headers(req.headers());
     let body = match decode::read_body(req, state.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return fail(&mut guard, &e),
@@ -491,6 +492,7 @@ pub async fn messages(State(state): State<AppState>, req: Request) -> Response {
     chat.ctx.request_id = request_id;
     chat.ctx.native_body = Some(body);
     chat.ctx.native_beta = beta;
+    chat.ctx.cache = cache;
     let prompt_estimate = if stream {
         PromptText::of(&chat).tokens()
     } else {
