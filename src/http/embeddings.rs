@@ -3,6 +3,19 @@
 //! riding in the canonical request's context ([`RequestContext::embedding`]).
 //!
 //! [`RequestContext::embedding`]: crate::types::RequestContext::embedding
+//!
+//! # Example
+//!
+//! ```
+//! use proxygate::http::embeddings::chat_request;
+//! use proxygate::types::EmbeddingRequest;
+//!
+//! let emb: EmbeddingRequest =
+//!     serde_json::from_value(serde_json::json!({"model": "mock/embed", "input": ["a", "b"]})).unwrap();
+//! let req = chat_request(emb);
+//! assert_eq!(req.ctx.embedding.as_ref().unwrap().input.len(), 2);
+//! assert_eq!(req.ctx.endpoint, proxygate::usage::Endpoint::Embeddings);
+//! ```
 
 use std::sync::Arc;
 

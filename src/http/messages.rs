@@ -8,6 +8,20 @@
 //! passes the client's body through unchanged apart from `model` and hands back its own
 //! message or events ([`NATIVE_KEY`]), so nothing is lost in a round trip. Errors on these
 //! routes have Anthropic's shape `{"type":"error","error":{"type","message"}}`.
+//!
+//! # Example
+//!
+//! ```
+//! use proxygate::http::messages::MessagesRequest;
+//!
+//! let req: MessagesRequest = serde_json::from_value(serde_json::json!({
+//!     "model": "mock/echo", "max_tokens": 64, "system": "Be terse.",
+//!     "messages": [{"role": "user", "content": "Hi"}]
+//! })).unwrap();
+//! let chat = req.into_chat().unwrap();
+//! assert_eq!(chat.messages.len(), 2); // the system prompt, then the user turn
+//! assert_eq!(chat.max_tokens, Some(64));
+//! ```
 
 use std::convert::Infallible;
 use std::pin::Pin;
