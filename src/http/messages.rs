@@ -1120,6 +1120,67 @@ mod tests {
         assert_eq!(m["usage"], json!({"input_tokens": 5, "output_tokens": 3}));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_json_is_a_request_or_a_400_naming_a_field(v in arb_json()) {
+            let body = serde_json::to_vec(&v).unwrap();
+            match parse(&body).and_then(|(r, _)| r.into_chat()) {
+                Ok(_) => {}
+                Err(GatewayError::InvalidRequest { field, .. }) => proptest::prop_assert!(!field.is_empty()),
+                Err(other) => proptest::prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+    }
+
+    fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            (0u32..5).prop_map(Value::from),
+            prop_oneof![
+                Just("user"),
+                Just("assistant"),
+                Just("text"),
+                Just("image"),
+                Just("tool_use"),
+                Just("tool_result"),
+                Just("base64"),
+                Just("url"),
+                Just("tool"),
+                Just("any"),
+                Just("m")
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("model".to_owned()),
+                        Just("max_tokens".to_owned()),
+                        Just("messages".to_owned()),
+                        Just("role".to_owned()),
+                        Just("content".to_owned()),
+                        Just("type".to_owned()),
+                        Just("source".to_owned()),
+                        Just("tool_use_id".to_owned()),
+                        Just("system".to_owned()),
+                        Just("tools".to_owned()),
+                        Just("tool_choice".to_owned()),
+                        Just("name".to_owned()),
+                        Just("input".to_owned()),
+                        Just("id".to_owned()),
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
     #[test]
     fn error_types_follow_the_status() {
         let b = error_body(StatusCode::NOT_FOUND, "model: x");
