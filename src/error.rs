@@ -124,6 +124,20 @@ pub enum GatewayError {
         /// When to come back.
         retry_after: Option<Duration>,
     },
+    /// The virtual key's budget is spent for this period.
+    #[error("{message}")]
+    BudgetExceeded {
+        /// What was spent and when it renews.
+        message: String,
+        /// Until the next period starts (none for a `total` budget).
+        retry_after: Option<Duration>,
+    },
+    /// Too many requests in flight: shed at once rather than queued.
+    #[error("the gateway is at its limit of {limit} requests in flight; retry shortly")]
+    Overloaded {
+        /// `MAX_INFLIGHT_REQUESTS`.
+        limit: usize,
+    },
     /// A bug or an unexpected state; the message is safe to show.
     #[error("internal error: {0}")]
     Internal(String),
@@ -167,7 +181,10 @@ impl GatewayError {
             },
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::BudgetExceeded { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -218,6 +235,8 @@ impl GatewayError {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::RateLimited { .. } => "rate_limited",
+            Self::BudgetExceeded { .. } => "budget_exceeded",
+            Self::Overloaded { .. } => "overloaded",
             Self::Internal(_) => "internal",
         }
     }
@@ -225,9 +244,10 @@ impl GatewayError {
     /// How long the client should wait before retrying, for the `retry-after` header.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Upstream { retry_after, .. } | Self::RateLimited { retry_after, .. } => {
-                *retry_after
-            }
+            Self::Upstream { retry_after, .. }
+            | Self::RateLimited { retry_after, .. }
+            | Self::BudgetExceeded { retry_after, .. } => *retry_after,
+            Self::Overloaded { .. } => Some(Duration::from_secs(1)),
             Self::CircuitOpen { retry_in, .. } | Self::NoHealthyDeployment { retry_in, .. } => {
                 Some(*retry_in)
             }
@@ -238,6 +258,9 @@ impl GatewayError {
 
     /// OpenAI's `error.type` for this error.
     pub fn error_type(&self) -> &'static str {
+        if let Self::BudgetExceeded { .. } = self {
+            return "insufficient_quota"; // as OpenAI says when a quota is spent
+        }
         match self.status().as_u16() {
             400 | 404 | 413 | 422 => "invalid_request_error",
             401 => "authentication_error",
@@ -267,6 +290,8 @@ impl GatewayError {
             Self::AllAttemptsFailed { last, .. } => last.code(),
             Self::Unauthorized(_) => Some("invalid_api_key".into()),
             Self::RateLimited { .. } => Some("rate_limit_exceeded".into()),
+            Self::BudgetExceeded { .. } => Some("budget_exceeded".into()),
+            Self::Overloaded { .. } => Some("overloaded".into()),
             _ => None,
         }
     }
@@ -283,7 +308,8 @@ impl GatewayError {
     pub fn envelope(&self) -> serde_json::Value {
         json!({
             "error": {
-                "message": self.to_string(),
+                // Upstream messages may echo a provider key: never let one through.
+                "message": crate::redact::redact(&self.to_string()),
                 "type": self.error_type(),
                 "param": self.param(),
                 "code": self.code(),

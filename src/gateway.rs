@@ -17,12 +17,16 @@ use std::sync::Arc;
 
 use tower::ServiceBuilder;
 
+use crate::access::{
+    BudgetLayer, Budgets, Counters, KeyStore, Keys, MemoryBudgets, MemoryCounters,
+    MemoryKeyStore, ModelGuardLayer, RateLimitLayer,
+};
 use crate::breaker::{BreakerConfig, BreakerLayer};
 use crate::cache::CacheLayer;
 use crate::client::{HttpClient, build_client};
 use crate::config::Config;
 use crate::cost::{CostLayer, RateTable};
-use crate::db::{Db, SqlUsageStore};
+use crate::db::{Db, SqlKeyStore, SqlUsageStore};
 use crate::deployment::DeploymentService;
 use crate::failover::{FailoverConfig, FailoverLayer};
 use crate::http::{AppState, routes};
@@ -55,6 +59,9 @@ impl Gateway {
             catalog: Catalog::default(),
             metrics: true,
             usage: None,
+            key_store: None,
+            counters: None,
+            budgets: None,
         }
     }
 
@@ -97,6 +104,11 @@ impl Gateway {
     pub fn db(&self) -> Option<&Db> {
         self.state.db.as_ref()
     }
+
+    /// The virtual keys.
+    pub fn keys(&self) -> &Arc<Keys> {
+        &self.state.keys
+    }
 }
 
 /// Opens the usage store `config` names: Postgres for `DATABASE_URL`, else the SQLite file at
@@ -132,6 +144,9 @@ pub struct GatewayBuilder {
     catalog: Catalog,
     metrics: bool,
     usage: Option<(UsageSink, Option<Db>)>,
+    key_store: Option<Arc<dyn KeyStore>>,
+    counters: Option<Arc<dyn Counters>>,
+    budgets: Option<Arc<dyn Budgets>>,
 }
 
 impl GatewayBuilder {
@@ -156,6 +171,25 @@ impl GatewayBuilder {
     /// Sends usage records to `sink` instead of the store the configuration names.
     pub fn usage(mut self, sink: UsageSink) -> Self {
         self.usage = Some((sink, None));
+        self
+    }
+
+    /// Keeps virtual keys in `store` instead of the usage database.
+    pub fn key_store(mut self, store: Arc<dyn KeyStore>) -> Self {
+        self.key_store = Some(store);
+        self
+    }
+
+    /// Counts rate limits in `counters` (shared ones for several instances) instead of
+    /// process memory.
+    pub fn counters(mut self, counters: Arc<dyn Counters>) -> Self {
+        self.counters = Some(counters);
+        self
+    }
+
+    /// Keeps budget spend in `budgets` instead of process memory.
+    pub fn budgets(mut self, budgets: Arc<dyn Budgets>) -> Self {
+        self.budgets = Some(budgets);
         self
     }
 
@@ -203,7 +237,29 @@ impl GatewayBuilder {
             self.config.bill_free_tiers,
             &self.config.rate_overrides,
         ));
+        let key_store: Arc<dyn KeyStore> = match (self.key_store, &db) {
+            (Some(s), _) => s,
+            (None, Some(db)) => Arc::new(SqlKeyStore::new(db.clone())),
+            (None, None) => Arc::new(MemoryKeyStore::new()),
+        };
+        let keys = Arc::new(Keys::new(key_store));
+        let counters = self
+            .counters
+            .unwrap_or_else(|| Arc::new(MemoryCounters::default()));
+        let budgets = self
+            .budgets
+            .unwrap_or_else(|| Arc::new(MemoryBudgets::new(Some(usage.store().clone()))));
+        crate::redact::register(&self.config);
+        // Access control before routing: allowed models, then rate limits, then the budget
+        // (reserved last, so a request refused by a limit reserves nothing).
         let stack = ServiceBuilder::new()
+            .layer(ModelGuardLayer::new(Some(registry.clone())))
+            .layer(RateLimitLayer::new(counters, self.config.global_limits))
+            .layer(BudgetLayer::new(
+                budgets,
+                rates.clone(),
+                Some(registry.clone()),
+            ))
             .layer(CostLayer::new(rates.clone(), Some(usage.clone())))
             // Under cost, so hits and misses share its one accounting path (see `cache`).
             .layer(if self.config.cache_enabled {
@@ -230,6 +286,9 @@ impl GatewayBuilder {
             rates,
             state: backend,
             stats,
+            keys,
+            max_inflight: self.config.max_inflight,
+            max_header_bytes: self.config.max_header_bytes,
         };
         Ok(Gateway {
             state,

@@ -17,6 +17,7 @@
     unreachable_pub
 )]
 
+pub mod access;
 pub mod breaker;
 pub mod cache;
 pub mod client;
@@ -29,6 +30,7 @@ pub mod failover;
 pub mod gateway;
 pub mod http;
 pub mod providers;
+pub mod redact;
 pub mod router;
 pub mod state;
 pub mod stats;

@@ -75,11 +75,16 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_new(&filter)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(proxygate::redact::RedactingStderr)
         .init();
+    proxygate::redact::install_panic_hook();
 
     let config = match proxygate::Config::load(overrides, cli.config.clone()) {
-        Ok(c) => c,
+        Ok(c) => {
+            // Before anything can log a key.
+            proxygate::redact::register(&c);
+            c
+        }
         Err(e) => {
             eprintln!("proxygate: {e}");
             return ExitCode::from(2);

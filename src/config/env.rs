@@ -142,6 +142,14 @@ pub const ENV_CACHE_ENABLED: &str = "CACHE_ENABLED";
 pub const ENV_CACHE_TTL_MS: &str = "CACHE_TTL_MS";
 /// Upper bound of the in-process cache, in bytes of cached answers.
 pub const ENV_CACHE_MAX_BYTES: &str = "CACHE_MAX_BYTES";
+/// Gateway-wide requests per minute, over every caller (unset: no limit).
+pub const ENV_RATE_LIMIT_RPM: &str = "RATE_LIMIT_RPM";
+/// Gateway-wide tokens per minute (prompt estimate + max_tokens), over every caller.
+pub const ENV_RATE_LIMIT_TPM: &str = "RATE_LIMIT_TPM";
+/// Requests in flight at most; beyond it a fast 503 (load shedding).
+pub const ENV_MAX_INFLIGHT_REQUESTS: &str = "MAX_INFLIGHT_REQUESTS";
+/// Total size of a request's headers at most (431 beyond it).
+pub const ENV_MAX_HEADER_BYTES: &str = "MAX_HEADER_BYTES";
 /// Log filter (`info`, `proxygate=debug`).
 pub const ENV_LOG: &str = "RUST_LOG";
 

@@ -178,6 +178,12 @@ pub struct Config {
     pub cache_ttl: Duration,
     /// Bound of the in-process cache in bytes.
     pub cache_max_bytes: u64,
+    /// Gateway-wide rate limits.
+    pub global_limits: crate::access::GlobalLimits,
+    /// Requests in flight at most (load shedding beyond).
+    pub max_inflight: usize,
+    /// Request header bytes at most.
+    pub max_header_bytes: usize,
 }
 
 impl Default for Config {
@@ -430,6 +436,21 @@ impl Config {
                 n => Ok(n),
             },
         );
+        let positive = |k: &str, v: &str| match parse_u64(k, v)? {
+            0 => Err(format!("{k}=0 would refuse everything; use 1 or more, or unset it")),
+            n => Ok(Some(n)),
+        };
+        let global_limits = crate::access::GlobalLimits {
+            rpm: r.parse(ENV_RATE_LIMIT_RPM, None, positive),
+            tpm: r.parse(ENV_RATE_LIMIT_TPM, None, positive),
+        };
+        let max_inflight = r.parse(ENV_MAX_INFLIGHT_REQUESTS, 10_000, |k, v| {
+            positive(k, v).map(|n| n.unwrap_or(1).min(10_000_000) as usize)
+        });
+        let max_header_bytes = r.parse(ENV_MAX_HEADER_BYTES, 32 * 1024, |k, v| match parse_u64(k, v)? {
+            n if n < 1024 => Err(format!("{k}={n} is too small for ordinary clients; use 1024 or more (default 32768)")),
+            n => Ok(n.min(16 << 20) as usize),
+        });
         if let Some(unknown) = priority.iter().find(|p| p.is_empty()) {
             r.problems.push(format!(
                 "{ENV_PROVIDER_PRIORITY} holds an empty entry {unknown:?}"
@@ -474,6 +495,9 @@ impl Config {
             cache_enabled,
             cache_ttl,
             cache_max_bytes,
+            global_limits,
+            max_inflight,
+            max_header_bytes,
         })
     }
 

@@ -77,6 +77,7 @@ where
             started: Instant::now(),
             requested: req.model.as_str().into(),
             key_id: req.ctx.key_id.clone(),
+            access: req.ctx.access.clone(),
             request_id: req.ctx.request_id.clone(),
             endpoint: req.ctx.endpoint,
             stream: req.is_stream(),
@@ -94,6 +95,8 @@ pub(crate) struct Ticket {
     started: Instant,
     requested: Arc<str>,
     key_id: Option<Arc<str>>,
+    /// Settles the caller's budget reservation with the real cost.
+    access: Option<Arc<crate::access::Grant>>,
     request_id: Option<Arc<str>>,
     endpoint: Endpoint,
     stream: bool,
@@ -174,6 +177,9 @@ impl Ticket {
     }
 
     fn write(&self, o: &Outcome<'_>, usage: &Usage, estimated: u64, cost: f64) {
+        if let Some(grant) = &self.access {
+            grant.settle(cost);
+        }
         if o.cache_hit {
             handles::CACHE_HITS.increment(1);
         }

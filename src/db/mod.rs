@@ -2,6 +2,7 @@
 //! created on first start), Postgres when `DATABASE_URL` is set. Migrations in `migrations/`
 //! run at start (sqlx's migrator, which takes a lock so replicas can start together).
 
+mod keys;
 mod usage;
 
 use std::str::FromStr;
@@ -12,6 +13,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use keys::SqlKeyStore;
 pub use usage::SqlUsageStore;
 
 /// A connection pool to either backend.

@@ -30,6 +30,43 @@ pub async fn read_body(req: axum::extract::Request, limit: usize) -> Result<Byte
     }
 }
 
+/// How deeply a request's JSON may nest (objects and arrays); deeper is a 400, checked before
+/// parsing so no input can make the parser recurse far.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// The deepest nesting of arrays and objects in `body` (strings skipped), stopping early once
+/// past `limit`.
+pub fn json_depth(body: &[u8], limit: usize) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let (mut in_str, mut escaped) = (false, false);
+    for &b in body {
+        if in_str {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    max = depth;
+                    if max > limit {
+                        return max;
+                    }
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// Parses JSON into `T`, naming the field on a type error and saying "json" on a syntax error.
 ///
 /// The common case, a valid body, takes plain serde_json; only a body that fails is parsed
@@ -39,6 +76,12 @@ pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GatewayEr
         return Err(GatewayError::invalid(
             "body",
             "is empty; send a JSON object (invalid json)",
+        ));
+    }
+    if json_depth(body, MAX_JSON_DEPTH) > MAX_JSON_DEPTH {
+        return Err(GatewayError::invalid(
+            "json",
+            format!("nests deeper than {MAX_JSON_DEPTH} levels of arrays and objects"),
         ));
     }
     if let Ok(value) = serde_json::from_slice(body) {
@@ -138,6 +181,20 @@ mod tests {
             "model"
         );
         assert_eq!(field("[1,2]"), "body");
+    }
+
+    #[test]
+    fn deep_json_is_refused_before_parsing() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(field(&deep), "json");
+        let ok = format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"{}"}}],"x":{}1{}}}"#,
+            "[[[[".repeat(100),
+            "[".repeat(60),
+            "]".repeat(60)
+        );
+        assert!(chat_request(ok.as_bytes()).is_ok(), "brackets inside strings do not count");
+        assert_eq!(json_depth(br#"{"a":""[[[","b":[1]}"#, 64), 2);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 mod admin;
 pub mod auth;
 mod dashboard;
+mod keys;
+pub mod shed;
 pub mod decode;
 pub mod embeddings;
 pub mod encode;
@@ -56,6 +58,12 @@ pub struct AppState {
     pub state: Arc<dyn crate::state::StateBackend>,
     /// Live statistics for the dashboard, fed by the usage sink.
     pub stats: Arc<crate::stats::Stats>,
+    /// Virtual keys.
+    pub keys: Arc<crate::access::Keys>,
+    /// Requests in flight at most (`MAX_INFLIGHT_REQUESTS`).
+    pub max_inflight: usize,
+    /// Request header bytes at most (`MAX_HEADER_BYTES`).
+    pub max_header_bytes: usize,
 }
 
 impl std::fmt::Debug for AppState {
@@ -68,6 +76,7 @@ impl std::fmt::Debug for AppState {
 
 /// The gateway's routes.
 pub fn routes(state: AppState) -> Router {
+    let edge = shed::EdgeLimitsLayer::new(state.max_inflight, state.max_header_bytes);
     // `/v1/*` and `/admin/*` need the master key when one is configured.
     let keyed = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
@@ -79,9 +88,14 @@ pub fn routes(state: AppState) -> Router {
         .route("/admin/circuits", get(admin::list_circuits))
         .route("/admin/circuits/{*deployment}", post(admin::reset_circuit))
         .route("/admin/stats", get(dashboard::stats))
-        .route_layer(axum::middleware::from_fn_with_state(
+        .route("/admin/keys", get(keys::list).post(keys::create))
+        .route(
+            "/admin/keys/{id}",
+            get(keys::get).patch(keys::update).delete(keys::delete),
+        )
+        .route_layer(auth::AuthLayer::new(
             state.master_key.clone(),
-            auth::require_master_key,
+            state.keys.clone(),
         ));
     // The Messages API: the same key check, and every error in Anthropic's shape (the
     // rewrite sits outside the check so its refusals are rewritten too).
@@ -116,6 +130,7 @@ pub fn routes(state: AppState) -> Router {
                 }))
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
+        .layer(edge)
 }
 
 /// Request ids: random (v4) UUIDs from the thread-local CSPRNG. tower-http's `MakeRequestUuid`
@@ -266,6 +281,7 @@ async fn chat_completions(State(state): State<AppState>, req: Request) -> Respon
     let started = Instant::now();
     let request_id = request_id(&req);
     let cache = crate::types::CacheControl::from_headers(req.headers());
+    let grant = auth::grant(&req);
     let body = match decode::read_body(req, state.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return fail(&mut guard, &e),
@@ -276,6 +292,7 @@ async fn chat_completions(State(state): State<AppState>, req: Request) -> Respon
     };
     chat.ctx.request_id = request_id;
     chat.ctx.cache = cache;
+    auth::attach(grant, &mut chat.ctx);
     drop(body);
     let include_usage = chat.wants_stream_usage();
     // The cost layer ends every stream with usage; this estimate only serves stacks without it.

@@ -39,11 +39,21 @@ fn parse_time(field: &str, v: &str) -> Result<i64, GatewayError> {
 
 pub(crate) async fn usage(
     State(state): State<AppState>,
+    grant: Option<axum::Extension<std::sync::Arc<crate::access::Grant>>>,
     params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let Ok(Query(p)) = params else {
+    let Ok(Query(mut p)) = params else {
         return bad("query", "the query string could not be read".into());
     };
+    // A virtual key sees its own usage only.
+    if let Some(id) = grant.and_then(|g| g.key_id()) {
+        if p.key.as_deref().is_some_and(|k| k != &*id) {
+            return error_response(&GatewayError::Forbidden(
+                "a virtual key may read only its own usage; use the master key for others".into(),
+            ));
+        }
+        p.key = Some(id.to_string());
+    }
     let mut q = UsageQuery {
         key: p.key,
         provider: p.provider,

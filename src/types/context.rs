@@ -20,6 +20,9 @@ pub struct RequestContext {
     pub deadline: Option<tokio::time::Instant>,
     /// The virtual key that made the request, if any.
     pub key_id: Option<Arc<str>>,
+    /// Who is calling (the virtual key, its rate-limit state and budget reservations), set
+    /// by the HTTP edge from [`crate::http::auth::AuthLayer`].
+    pub access: Option<Arc<crate::access::Grant>>,
     /// The client API the request came through.
     pub endpoint: crate::usage::Endpoint,
     /// What the client allows the response cache to do with this request.

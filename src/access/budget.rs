@@ -1,0 +1,353 @@
+//! Budgets: a virtual key's spend per period (daily, monthly or total) may not pass its
+//! `budget_usd`, even under concurrent requests.
+//!
+//! Before the call the layer *reserves* the request's most it can cost: the prompt (counted
+//! with the tokenizer, or four characters a token if that is more) at the model's input rate
+//! plus `max_tokens` (or [`DEFAULT_OUTPUT_RESERVE`]) at its output rate, for the dearest
+//! deployment the model may go to. A request whose reservation does not fit next to what is
+//! spent and reserved is refused with 429 `insufficient_quota` / `budget_exceeded` and a
+//! `retry-after` until the next period starts (none for `total`). After the call the cost
+//! layer *settles* the reservation with the real cost (the reply's, a stream's at its end or
+//! when the client leaves); a request that never reached it settles at 0. So fifty concurrent
+//! requests against a budget that fits ten serve at most ten.
+//!
+//! The spend lives behind the [`Budgets`] trait; [`MemoryBudgets`] seeds each key's spend in
+//! the current period from the usage store the first time it sees the key, so a restart
+//! forgets nothing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tower::{Layer, Service};
+
+use super::{Grant, Period};
+use crate::GatewayError;
+use crate::cost::RateTable;
+use crate::router::Registry;
+use crate::types::{ChatReply, ChatRequest};
+use crate::usage::{StoreError, StoreFuture, UsageQuery, UsageStore};
+
+/// Output tokens reserved for a request that sets no `max_tokens`.
+pub const DEFAULT_OUTPUT_RESERVE: u64 = 4096;
+
+/// A reservation against one key's budget in one period.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hold {
+    /// The key id.
+    pub key: Arc<str>,
+    /// Start of the period, ms since the epoch (0 for `total`).
+    pub period_start: i64,
+    /// USD reserved.
+    pub amount: f64,
+}
+
+/// Spend per key and period, shared by every request.
+pub trait Budgets: Send + Sync + 'static {
+    /// Reserves `hold.amount` when spent + reserved + amount stays within `limit` (and
+    /// something is left); returns the spend so far when it does not fit.
+    fn reserve<'a>(&'a self, hold: &'a Hold, limit: f64) -> StoreFuture<'a, Result<(), f64>>;
+
+    /// Replaces the reservation with the real cost. Synchronous, as it runs when a stream is
+    /// dropped; an implementation that needs I/O spawns it.
+    fn settle(&self, hold: &Hold, actual: f64);
+
+    /// Spent (settled) so far in the period, when known.
+    fn spent(&self, key: &str, period_start: i64) -> Option<f64>;
+
+    /// A short name for logs.
+    fn kind(&self) -> &'static str;
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Spend {
+    period_start: i64,
+    spent: f64,
+    reserved: f64,
+}
+
+/// Budgets in process memory, seeded from the usage store.
+pub struct MemoryBudgets {
+    usage: Option<Arc<dyn UsageStore>>,
+    spend: Mutex<HashMap<Arc<str>, Spend>>,
+}
+
+impl std::fmt::Debug for MemoryBudgets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBudgets").finish_non_exhaustive()
+    }
+}
+
+impl MemoryBudgets {
+    /// Budgets that read what a key already spent from `usage` (none: start at 0).
+    pub fn new(usage: Option<Arc<dyn UsageStore>>) -> Self {
+        Self {
+            usage,
+            spend: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<Arc<str>, Spend>>, StoreError> {
+        self.spend
+            .lock()
+            .map_err(|_| StoreError("budget lock poisoned".into()))
+    }
+}
+
+impl Budgets for MemoryBudgets {
+    fn reserve<'a>(&'a self, hold: &'a Hold, limit: f64) -> StoreFuture<'a, Result<(), f64>> {
+        Box::pin(async move {
+            let known = self
+                .lock()?
+                .get(&hold.key)
+                .is_some_and(|s| s.period_start == hold.period_start);
+            if !known {
+                // First request of this key in this period here: what did it spend before?
+                let spent = match &self.usage {
+                    Some(store) => {
+                        let q = UsageQuery {
+                            since_ms: Some(hold.period_start),
+                            key: Some(hold.key.to_string()),
+                            ..UsageQuery::default()
+                        };
+                        store.summary(&q).await?.totals.cost_usd
+                    }
+                    None => 0.0,
+                };
+                let mut map = self.lock()?;
+                let e = map.entry(hold.key.clone()).or_default();
+                if e.period_start != hold.period_start {
+                    *e = Spend {
+                        period_start: hold.period_start,
+                        spent,
+                        reserved: 0.0,
+                    };
+                }
+            }
+            let mut map = self.lock()?;
+            let s = map.entry(hold.key.clone()).or_default();
+            let committed = s.spent + s.reserved;
+            if committed >= limit || committed + hold.amount > limit {
+                return Ok(Err(s.spent));
+            }
+            s.reserved += hold.amount;
+            Ok(Ok(()))
+        })
+    }
+
+    fn settle(&self, hold: &Hold, actual: f64) {
+        let Ok(mut map) = self.lock() else { return };
+        if let Some(s) = map.get_mut(&hold.key)
+            && s.period_start == hold.period_start
+        {
+            s.reserved = (s.reserved - hold.amount).max(0.0);
+            s.spent += actual.max(0.0);
+        }
+    }
+
+    fn spent(&self, key: &str, period_start: i64) -> Option<f64> {
+        let map = self.lock().ok()?;
+        map.get(key)
+            .filter(|s| s.period_start == period_start)
+            .map(|s| s.spent)
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+}
+
+/// Applies [`Budget`].
+#[derive(Clone)]
+pub struct BudgetLayer {
+    budgets: Arc<dyn Budgets>,
+    rates: Arc<RateTable>,
+    registry: Option<Arc<Registry>>,
+}
+
+impl std::fmt::Debug for BudgetLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BudgetLayer")
+            .field("budgets", &self.budgets.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BudgetLayer {
+    /// Budgets kept in `budgets`, priced with `rates`; `registry` resolves bare model names to
+    /// the deployments whose prices bound the reservation.
+    pub fn new(
+        budgets: Arc<dyn Budgets>,
+        rates: Arc<RateTable>,
+        registry: Option<Arc<Registry>>,
+    ) -> Self {
+        Self {
+            budgets,
+            rates,
+            registry,
+        }
+    }
+}
+
+impl<S> Layer<S> for BudgetLayer {
+    type Service = Budget<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Budget {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// Reserves before and settles after; see the [module docs](self).
+#[derive(Clone)]
+pub struct Budget<S> {
+    inner: S,
+    layer: BudgetLayer,
+}
+
+impl<S> std::fmt::Debug for Budget<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Budget").finish_non_exhaustive()
+    }
+}
+
+impl BudgetLayer {
+    /// The most `req` can cost: for each deployment it may go to, prompt at the input rate
+    /// plus the output cap at the output rate; the dearest wins.
+    fn max_cost(&self, req: &ChatRequest) -> f64 {
+        let prompt = crate::cost::tokens::PromptText::of(req)
+            .tokens()
+            .max(req.estimate_prompt_tokens());
+        let output = req.output_cap().unwrap_or(DEFAULT_OUTPUT_RESERVE);
+        let price = |model: &str| {
+            self.rates
+                .get(model)
+                .map_or(0.0, |r| r.cost(prompt, 0, output))
+        };
+        let direct = price(&req.model);
+        let resolved = self
+            .registry
+            .as_ref()
+            .and_then(|r| r.resolve(&req.model).ok())
+            .map(|ds| ds.iter().map(|d| price(d.id())).fold(0.0, f64::max))
+            .unwrap_or(0.0);
+        direct.max(resolved)
+    }
+}
+
+impl<S> Service<ChatRequest> for Budget<S>
+where
+    S: Service<ChatRequest, Response = ChatReply, Error = GatewayError> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = ChatReply;
+    type Error = GatewayError;
+    type Future = BoxFuture<'static, Result<ChatReply, GatewayError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: ChatRequest) -> Self::Future {
+        let fresh = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, fresh);
+        let grant: Option<Arc<Grant>> = req.ctx.access.clone();
+        let Some((grant, limit, period)) = grant.and_then(|g| {
+            let k = g.key.clone()?;
+            let limit = k.budget_usd?;
+            Some((g, limit, k.budget_period.unwrap_or(Period::Total)))
+        }) else {
+            return Box::pin(inner.call(req));
+        };
+        let amount = self.layer.max_cost(&req);
+        let budgets = self.layer.budgets.clone();
+        Box::pin(async move {
+            let Some(key) = grant.key.as_ref() else {
+                return inner.call(req).await;
+            };
+            let now = crate::usage::now_ms();
+            let (period_start, next) = period.bounds(now);
+            let hold = Hold {
+                key: key.id.clone(),
+                period_start,
+                amount,
+            };
+            match budgets.reserve(&hold, limit).await {
+                Ok(Ok(())) => grant.hold(budgets.clone(), hold),
+                Ok(Err(spent)) => {
+                    let when = match next {
+                        Some(_) => format!(" until the {} budget renews", period.as_str()),
+                        None => String::new(),
+                    };
+                    return Err(GatewayError::BudgetExceeded {
+                        message: format!(
+                            "this key's budget of ${limit} ({}) is spent (${spent:.6} used, this request may cost up to ${amount:.6}); no further requests{when}",
+                            period.as_str()
+                        ),
+                        retry_after: next.map(|n| {
+                            Duration::from_millis((n - now).max(1000) as u64)
+                        }),
+                    });
+                }
+                Err(e) => {
+                    // Without the store the budget cannot be checked: refuse rather than overspend.
+                    tracing::warn!("budget check failed: {e}");
+                    return Err(GatewayError::Internal(
+                        "the budget store could not be read; see the gateway's log".into(),
+                    ));
+                }
+            }
+            inner.call(req).await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hold(amount: f64) -> Hold {
+        Hold {
+            key: "k".into(),
+            period_start: 0,
+            amount,
+        }
+    }
+
+    #[tokio::test]
+    async fn reservations_never_pass_the_limit_and_settling_frees_the_difference() {
+        let b = MemoryBudgets::new(None);
+        for _ in 0..3 {
+            assert_eq!(b.reserve(&hold(3.0), 10.0).await.unwrap(), Ok(()));
+        }
+        assert!(b.reserve(&hold(3.0), 10.0).await.unwrap().is_err());
+        b.settle(&hold(3.0), 1.0);
+        assert_eq!(b.spent("k", 0), Some(1.0));
+        assert_eq!(b.reserve(&hold(3.0), 10.0).await.unwrap(), Ok(()));
+        // Spent plus reserved: 1 + 9 = 10, nothing left even for a free request.
+        assert!(b.reserve(&hold(0.0), 10.0).await.unwrap().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_new_period_starts_from_the_usage_store() {
+        let store = Arc::new(crate::usage::MemoryStore::new());
+        let b = MemoryBudgets::new(Some(store));
+        let h = Hold {
+            key: "k".into(),
+            period_start: 86_400_000,
+            amount: 1.0,
+        };
+        assert_eq!(b.reserve(&h, 1.0).await.unwrap(), Ok(()));
+        b.settle(&h, 1.0);
+        assert!(b.reserve(&h, 1.0).await.unwrap().is_err());
+        let next = Hold {
+            period_start: 2 * 86_400_000,
+            ..h
+        };
+        assert_eq!(b.reserve(&next, 1.0).await.unwrap(), Ok(()));
+    }
+}
