@@ -194,7 +194,7 @@ mod tests {
             "]".repeat(60)
         );
         assert!(chat_request(ok.as_bytes()).is_ok(), "brackets inside strings do not count");
-        assert_eq!(json_depth(br#"{"a":""[[[","b":[1]}"#, 64), 2);
+        assert_eq!(json_depth(br#"{"a":"\"[[[","b":[1]}"#, 64), 2);
     }
 
     #[test]

@@ -192,7 +192,8 @@ mod tests {
         let svc = layer.layer(tower::service_fn(move |_req: Request| {
             let rx = rx.clone();
             async move {
-                if let Some(rx) = rx.lock().await.take() {
+                let first = rx.lock().await.take();
+                if let Some(rx) = first {
                     let _ = rx.await;
                 }
                 Ok::<_, std::convert::Infallible>(Response::new(Body::from("ok")))
