@@ -12,6 +12,8 @@ pub mod anthropic;
 pub mod azure;
 pub mod catalog;
 pub mod cohere;
+#[cfg(test)]
+mod fuzz;
 pub mod gemini;
 pub mod mock;
 pub mod openai_compat;
