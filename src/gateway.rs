@@ -18,8 +18,8 @@ use std::sync::Arc;
 use tower::ServiceBuilder;
 
 use crate::access::{
-    BudgetLayer, Budgets, Counters, KeyStore, Keys, MemoryBudgets, MemoryCounters,
-    MemoryKeyStore, ModelGuardLayer, RateLimitLayer,
+    BudgetLayer, Budgets, Counters, KeyStore, Keys, MemoryBudgets, MemoryCounters, MemoryKeyStore,
+    ModelGuardLayer, RateLimitLayer,
 };
 use crate::breaker::{BreakerConfig, BreakerLayer};
 use crate::cache::CacheLayer;

@@ -175,7 +175,10 @@ mod tests {
 
     #[test]
     fn keys_and_pieces_of_them_are_replaced() {
-        register_secrets(["gsk_redact_test_0123456789abcdef".to_owned(), "short".to_owned()]);
+        register_secrets([
+            "gsk_redact_test_0123456789abcdef".to_owned(),
+            "short".to_owned(),
+        ]);
         assert_eq!(
             redact("Invalid API Key: gsk_redact_test_0123456789abcdef (check it)"),
             "Invalid API Key: *** (check it)"
@@ -187,9 +190,6 @@ mod tests {
             &*redact_bytes(b"GET /v1?key=gsk_redact_test_0123456789abcdef HTTP/1.1"),
             b"GET /v1?key=*** HTTP/1.1"
         );
-        assert_eq!(
-            url_password("postgres://u:pw@h/db"),
-            Some("pw")
-        );
+        assert_eq!(url_password("postgres://u:pw@h/db"), Some("pw"));
     }
 }

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use proxygate::access::limit::{ManualClock, WINDOW};
 use proxygate::access::MemoryCounters;
+use proxygate::access::limit::{ManualClock, WINDOW};
 use serde_json::{Value, json};
 use support::{chat, send};
 use tokio::net::TcpListener;
@@ -96,7 +96,9 @@ impl Gw {
 
     /// Creates a virtual key; returns (id, plaintext).
     async fn key(&self, spec: Value) -> (String, String) {
-        let (status, _, body) = self.call("POST", "/admin/keys", Some(MASTER), Some(spec)).await;
+        let (status, _, body) = self
+            .call("POST", "/admin/keys", Some(MASTER), Some(spec))
+            .await;
         assert_eq!(status, 201, "{body}");
         (
             body["id"].as_str().unwrap().to_owned(),
@@ -107,7 +109,11 @@ impl Gw {
 
 fn assert_envelope(body: &Value, kind: &str) {
     assert_eq!(body["error"]["type"], kind, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty())
+    );
 }
 
 #[tokio::test]
@@ -168,7 +174,12 @@ async fn admin_api_creates_lists_changes_and_deletes_keys_and_only_the_master_ke
 
     // Bad input names the field.
     let (status, _, body) = gw
-        .call("POST", "/admin/keys", Some(MASTER), Some(json!({"budget_period": "weekly"})))
+        .call(
+            "POST",
+            "/admin/keys",
+            Some(MASTER),
+            Some(json!({"budget_period": "weekly"})),
+        )
         .await;
     assert_eq!(status, 400);
     assert!(body.to_string().contains("budget_period"), "{body}");
@@ -177,7 +188,12 @@ async fn admin_api_creates_lists_changes_and_deletes_keys_and_only_the_master_ke
     assert_eq!(status, 200);
     // PATCH takes effect at once: the model list shrinks.
     let (status, _, body) = gw
-        .call("PATCH", &format!("/admin/keys/{id}"), Some(MASTER), Some(json!({"models": ["groq/*"]})))
+        .call(
+            "PATCH",
+            &format!("/admin/keys/{id}"),
+            Some(MASTER),
+            Some(json!({"models": ["groq/*"]})),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, _, _) = gw.chat(Some(&plain), "mock/echo").await;
@@ -204,7 +220,12 @@ async fn a_virtual_key_outside_its_allowed_models_gets_403() {
     let (status, _, body) = gw.chat(Some(&key), "groq/llama-3.1-8b-instant").await;
     assert_eq!(status, 403, "{body}");
     assert_envelope(&body, "permission_error");
-    assert!(body["error"]["message"].as_str().unwrap().contains("groq/llama-3.1-8b-instant"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("groq/llama-3.1-8b-instant")
+    );
 }
 
 #[tokio::test]
@@ -252,7 +273,9 @@ async fn fifty_concurrent_requests_against_a_budget_that_fits_ten_serve_at_most_
     let n = one["usage"]["completion_tokens"].as_u64().unwrap();
     let cost_of_one = n as f64;
     let budget = 10.0 * cost_of_one;
-    let (id, key) = gw.key(json!({"budget_usd": budget, "budget_period": "total"})).await;
+    let (id, key) = gw
+        .key(json!({"budget_usd": budget, "budget_period": "total"}))
+        .await;
 
     let mut calls = Vec::new();
     for _ in 0..50 {
@@ -295,12 +318,19 @@ async fn fifty_concurrent_requests_against_a_budget_that_fits_ten_serve_at_most_
 #[tokio::test]
 async fn a_spent_periodic_budget_says_when_it_renews() {
     let gw = Gw::start(&[("RATE_OVERRIDES", "mock/echo=0/1000000")]).await;
-    let (_, key) = gw.key(json!({"budget_usd": 0.5, "budget_period": "daily"})).await;
+    let (_, key) = gw
+        .key(json!({"budget_usd": 0.5, "budget_period": "daily"}))
+        .await;
     // The most this request can cost ($1 per token x 4096 tokens) does not fit.
     let (status, h, body) = gw.chat(Some(&key), "mock/echo").await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["type"], "insufficient_quota");
-    assert!(body["error"]["message"].as_str().unwrap().contains("budget"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("budget")
+    );
     let retry: u64 = h["retry-after"].parse().unwrap();
     assert!((1..=86_400).contains(&retry), "{retry}");
     // A free model still fits.
@@ -314,11 +344,21 @@ async fn an_expired_key_gets_401_and_expiry_set_later_applies_at_once() {
     let (_, old) = gw.key(json!({"expires_at": "2020-01-01T00:00:00Z"})).await;
     let (status, _, body) = gw.chat(Some(&old), "mock/echo").await;
     assert_eq!(status, 401);
-    assert!(body["error"]["message"].as_str().unwrap().contains("expired"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
     let (id, key) = gw.key(json!({"expires_at": "2999-01-01T00:00:00Z"})).await;
     assert_eq!(gw.chat(Some(&key), "mock/echo").await.0, 200);
     let (status, _, _) = gw
-        .call("PATCH", &format!("/admin/keys/{id}"), Some(MASTER), Some(json!({"expires_at": "2021-01-01T00:00:00Z"})))
+        .call(
+            "PATCH",
+            &format!("/admin/keys/{id}"),
+            Some(MASTER),
+            Some(json!({"expires_at": "2021-01-01T00:00:00Z"})),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(gw.chat(Some(&key), "mock/echo").await.0, 401);
@@ -370,7 +410,9 @@ async fn keys_survive_a_restart_in_sqlite_and_spend_is_remembered() {
         let gw = Gw::start(&env).await;
         let (_, one) = (0, gw.chat(Some(MASTER), "mock/echo").await.2);
         let n = one["usage"]["completion_tokens"].as_u64().unwrap();
-        let (_, key) = gw.key(json!({"budget_usd": n as f64, "budget_period": "monthly"})).await;
+        let (_, key) = gw
+            .key(json!({"budget_usd": n as f64, "budget_period": "monthly"}))
+            .await;
         let mut body = chat("mock/echo", "hi");
         body["max_tokens"] = json!(n);
         let (status, _, b) = gw

@@ -108,7 +108,10 @@ async fn provider_keys_appear_nowhere_across_successes_echoing_errors_and_failur
         .env("GEMINI_API_KEY", GEMINI_KEY)
         .env("GEMINI_BASE_URL", gemini.url(""))
         .env("OPENAI_API_KEY", GROQ_KEY)
-        .env("OPENAI_BASE_URL", format!("http://127.0.0.1:{}/v1", free_port()))
+        .env(
+            "OPENAI_BASE_URL",
+            format!("http://127.0.0.1:{}/v1", free_port()),
+        )
         .env("CIRCUIT_BREAKER_FAILURE_THRESHOLD", "100")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -142,21 +145,36 @@ async fn provider_keys_appear_nowhere_across_successes_echoing_errors_and_failur
     for stream in [false, true, false, false, false, false] {
         let (status, headers, body) = post("groq/llama-3.1-8b-instant", stream).await;
         statuses.push(status);
-        bodies.push((format!("groq reply {status} headers"), format!("{headers:?}")));
-        bodies.push((format!("groq reply {status}"), String::from_utf8_lossy(&body).into_owned()));
+        bodies.push((
+            format!("groq reply {status} headers"),
+            format!("{headers:?}"),
+        ));
+        bodies.push((
+            format!("groq reply {status}"),
+            String::from_utf8_lossy(&body).into_owned(),
+        ));
     }
     assert_eq!(statuses[..2], [200, 200], "{bodies:?}");
     assert!(statuses[2..].iter().all(|s| *s >= 500), "{statuses:?}");
     // gemini: success, 401 echo, 500 echo with ?key= in a URL, reset.
     for _ in 0..4 {
         let (status, headers, body) = post("gemini/gemini-2.0-flash", false).await;
-        bodies.push((format!("gemini reply {status} headers"), format!("{headers:?}")));
-        bodies.push((format!("gemini reply {status}"), String::from_utf8_lossy(&body).into_owned()));
+        bodies.push((
+            format!("gemini reply {status} headers"),
+            format!("{headers:?}"),
+        ));
+        bodies.push((
+            format!("gemini reply {status}"),
+            String::from_utf8_lossy(&body).into_owned(),
+        ));
     }
     // A connection refused: the same key, planted for a provider whose URL has no listener.
     let (status, _, body) = post("openai/gpt-4o-mini", false).await;
     assert!(status >= 500);
-    bodies.push(("connection refused".into(), String::from_utf8_lossy(&body).into_owned()));
+    bodies.push((
+        "connection refused".into(),
+        String::from_utf8_lossy(&body).into_owned(),
+    ));
 
     for path in [
         "/metrics",
@@ -173,7 +191,10 @@ async fn provider_keys_appear_nowhere_across_successes_echoing_errors_and_failur
             .header("authorization", format!("Bearer {MASTER}"));
         let (status, headers, body) = send(req, Vec::new()).await;
         bodies.push((format!("{path} ({status}) headers"), format!("{headers:?}")));
-        bodies.push((format!("{path} ({status})"), String::from_utf8_lossy(&body).into_owned()));
+        bodies.push((
+            format!("{path} ({status})"),
+            String::from_utf8_lossy(&body).into_owned(),
+        ));
     }
     // Give the log writer a moment, then stop the binary (as a crash would).
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -288,9 +288,8 @@ where
                             "this key's budget of ${limit} ({}) is spent (${spent:.6} used, this request may cost up to ${amount:.6}); no further requests{when}",
                             period.as_str()
                         ),
-                        retry_after: next.map(|n| {
-                            Duration::from_millis((n - now).max(1000) as u64)
-                        }),
+                        retry_after: next
+                            .map(|n| Duration::from_millis((n - now).max(1000) as u64)),
                     });
                 }
                 Err(e) => {

@@ -115,6 +115,9 @@ mod tests {
         req.ctx.access = Some(grant);
         let err = svc.oneshot(req).await.unwrap_err();
         assert!(matches!(err, GatewayError::Forbidden(ref m) if m.contains("groq/llama")));
-        assert!(!matches!(handle.poll_request(), std::task::Poll::Ready(Some(_))));
+        assert!(!matches!(
+            handle.poll_request(),
+            std::task::Poll::Ready(Some(_))
+        ));
     }
 }

@@ -361,17 +361,16 @@ impl KeySpec {
             key.expires_at_ms = match expires {
                 None => None,
                 Some(s) => Some(
-                    time::OffsetDateTime::parse(
-                        &s,
-                        &time::format_description::well_known::Rfc3339,
-                    )
-                    .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-                    .map_err(|_| {
-                        E::invalid(
-                            "expires_at",
-                            format!("{s:?} is not an RFC 3339 UTC time such as 2027-01-01T00:00:00Z"),
-                        )
-                    })?,
+                    time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+                        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+                        .map_err(|_| {
+                            E::invalid(
+                                "expires_at",
+                                format!(
+                                    "{s:?} is not an RFC 3339 UTC time such as 2027-01-01T00:00:00Z"
+                                ),
+                            )
+                        })?,
                 ),
             };
         }
@@ -443,11 +442,14 @@ mod tests {
         let spec: KeySpec = serde_json::from_str(r#"{"name":"ci"}"#).unwrap();
         spec.apply(&mut k).unwrap();
         assert_eq!((k.name.as_str(), k.rpm), ("ci", Some(5)));
-        let spec: KeySpec = serde_json::from_str(r#"{"rpm":null,"expires_at":"2027-01-01T00:00:00Z"}"#).unwrap();
+        let spec: KeySpec =
+            serde_json::from_str(r#"{"rpm":null,"expires_at":"2027-01-01T00:00:00Z"}"#).unwrap();
         spec.apply(&mut k).unwrap();
         assert_eq!(k.rpm, None);
         assert_eq!(k.expires_at_ms, Some(1_798_761_600_000));
         let spec: KeySpec = serde_json::from_str(r#"{"expires_at":"tomorrow"}"#).unwrap();
-        assert!(matches!(spec.apply(&mut k), Err(crate::GatewayError::InvalidRequest { field, .. }) if field == "expires_at"));
+        assert!(
+            matches!(spec.apply(&mut k), Err(crate::GatewayError::InvalidRequest { field, .. }) if field == "expires_at")
+        );
     }
 }

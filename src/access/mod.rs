@@ -256,7 +256,11 @@ impl Keys {
     }
 
     /// Changes a key; takes effect at once here.
-    pub async fn update(&self, id: &str, spec: KeySpec) -> Result<Option<VirtualKey>, GatewayError> {
+    pub async fn update(
+        &self,
+        id: &str,
+        spec: KeySpec,
+    ) -> Result<Option<VirtualKey>, GatewayError> {
         let Some(mut key) = self.store.get(id).await.map_err(store_error)? else {
             return Ok(None);
         };

@@ -437,7 +437,9 @@ impl Config {
             },
         );
         let positive = |k: &str, v: &str| match parse_u64(k, v)? {
-            0 => Err(format!("{k}=0 would refuse everything; use 1 or more, or unset it")),
+            0 => Err(format!(
+                "{k}=0 would refuse everything; use 1 or more, or unset it"
+            )),
             n => Ok(Some(n)),
         };
         let global_limits = crate::access::GlobalLimits {
@@ -447,9 +449,13 @@ impl Config {
         let max_inflight = r.parse(ENV_MAX_INFLIGHT_REQUESTS, 10_000, |k, v| {
             positive(k, v).map(|n| n.unwrap_or(1).min(10_000_000) as usize)
         });
-        let max_header_bytes = r.parse(ENV_MAX_HEADER_BYTES, 32 * 1024, |k, v| match parse_u64(k, v)? {
-            n if n < 1024 => Err(format!("{k}={n} is too small for ordinary clients; use 1024 or more (default 32768)")),
-            n => Ok(n.min(16 << 20) as usize),
+        let max_header_bytes = r.parse(ENV_MAX_HEADER_BYTES, 32 * 1024, |k, v| {
+            match parse_u64(k, v)? {
+                n if n < 1024 => Err(format!(
+                    "{k}={n} is too small for ordinary clients; use 1024 or more (default 32768)"
+                )),
+                n => Ok(n.min(16 << 20) as usize),
+            }
         });
         if let Some(unknown) = priority.iter().find(|p| p.is_empty()) {
             r.problems.push(format!(

@@ -111,8 +111,14 @@ impl KeyStore for SqlKeyStore {
     fn insert<'a>(&'a self, key: &'a VirtualKey) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             match &self.db {
-                Db::Sqlite(p) => bind_key!(sqlx::query(INSERT), key).execute(p).await.map(drop),
-                Db::Postgres(p) => bind_key!(sqlx::query(INSERT), key).execute(p).await.map(drop),
+                Db::Sqlite(p) => bind_key!(sqlx::query(INSERT), key)
+                    .execute(p)
+                    .await
+                    .map(drop),
+                Db::Postgres(p) => bind_key!(sqlx::query(INSERT), key)
+                    .execute(p)
+                    .await
+                    .map(drop),
             }
             .map_err(err)
         })
@@ -222,11 +228,13 @@ mod tests {
         if let Db::Sqlite(p) = &db {
             let keys = Keys::new(Arc::new(SqlKeyStore::new(db.clone())));
             let (_, plain) = keys.create(KeySpec::default()).await.unwrap();
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM virtual_keys WHERE key_hash = $1 OR key_prefix = $1")
-                .bind(plain.clone())
-                .fetch_one(p)
-                .await
-                .unwrap();
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM virtual_keys WHERE key_hash = $1 OR key_prefix = $1",
+            )
+            .bind(plain.clone())
+            .fetch_one(p)
+            .await
+            .unwrap();
             assert_eq!(n, 0, "the plaintext is stored nowhere");
         }
     }

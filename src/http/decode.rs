@@ -193,7 +193,10 @@ mod tests {
             "[".repeat(60),
             "]".repeat(60)
         );
-        assert!(chat_request(ok.as_bytes()).is_ok(), "brackets inside strings do not count");
+        assert!(
+            chat_request(ok.as_bytes()).is_ok(),
+            "brackets inside strings do not count"
+        );
         assert_eq!(json_depth(br#"{"a":"\"[[[","b":[1]}"#, 64), 2);
     }
 

@@ -5,12 +5,12 @@
 mod admin;
 pub mod auth;
 mod dashboard;
-mod keys;
-pub mod shed;
 pub mod decode;
 pub mod embeddings;
 pub mod encode;
 pub mod messages;
+mod keys;
+pub mod shed;
 mod usage;
 
 use std::sync::Arc;

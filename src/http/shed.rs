@@ -204,7 +204,11 @@ mod tests {
         while layer.inflight.available_permits() > 0 {
             tokio::task::yield_now().await;
         }
-        let shed = svc.clone().oneshot(Request::new(Body::empty())).await.unwrap();
+        let shed = svc
+            .clone()
+            .oneshot(Request::new(Body::empty()))
+            .await
+            .unwrap();
         assert_eq!(shed.status(), 503);
         assert!(shed.headers().contains_key("retry-after"));
         let health = Request::get("/health").body(Body::empty()).unwrap();

@@ -59,7 +59,11 @@ fn bytes() -> impl Strategy<Value = Vec<u8>> {
         .prop_map(|(i, edits, cut)| {
             let mut b = SEEDS[i].to_vec();
             for (at, byte, op) in edits {
-                let at = if b.is_empty() { 0 } else { at as usize % b.len() };
+                let at = if b.is_empty() {
+                    0
+                } else {
+                    at as usize % b.len()
+                };
                 match op {
                     0 if !b.is_empty() => b[at] = byte,
                     1 => b.insert(at.min(b.len()), byte),
@@ -181,7 +185,12 @@ proptest! {
 #[test]
 fn the_seeds_themselves_decode() {
     // The committed seeds are real samples: each parses for at least one adapter.
-    let openai = OpenAiCompat::new("groq", "http://127.0.0.1:9/v1", Some(key()), Quirks::default());
+    let openai = OpenAiCompat::new(
+        "groq",
+        "http://127.0.0.1:9/v1",
+        Some(key()),
+        Quirks::default(),
+    );
     assert!(openai.response(&req(false), SEEDS[0]).is_ok());
     let (chunks, end) = decode_pieces(Framing::Sse, &mut openai.decoder(&req(true)), &[SEEDS[1]]);
     assert!(end.is_ok() && !chunks.is_empty());
