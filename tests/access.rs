@@ -432,3 +432,42 @@ async fn keys_survive_a_restart_in_sqlite_and_spend_is_remembered() {
     assert_eq!(status, 429, "the spend before the restart counts: {b}");
     assert!(h.contains_key("retry-after"));
 }
+
+#[tokio::test]
+async fn a_stream_settles_its_reservation_with_the_real_cost_when_it_ends() {
+    let gw = Gw::start(&[("RATE_OVERRIDES", "mock/echo=0/1000000")]).await;
+    let (_, _, one) = gw.chat(Some(MASTER), "mock/echo").await;
+    let n = one["usage"]["completion_tokens"].as_u64().unwrap();
+    // Each request reserves 2n but costs n: two fit in 3n only if the first one's
+    // reservation was settled down to its real cost.
+    let (id, key) = gw
+        .key(json!({"budget_usd": 3.0 * n as f64, "budget_period": "total"}))
+        .await;
+    let stream = || {
+        let mut body = chat("mock/echo", "hi");
+        body["max_tokens"] = json!(2 * n);
+        body["stream"] = json!(true);
+        let req = http::Request::post(gw.url("/v1/chat/completions"))
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json");
+        send(req, body.to_string().into_bytes())
+    };
+    let (status, _, body) = stream().await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("[DONE]"));
+    let (status, _, _) = stream().await;
+    assert_eq!(
+        status, 200,
+        "the first stream's reservation was not settled"
+    );
+    let (status, _, body) = stream().await;
+    assert_eq!(status, 429, "{}", String::from_utf8_lossy(&body));
+    gw.gateway.usage().flush().await.unwrap();
+    let (_, _, usage) = gw
+        .call("GET", &format!("/v1/usage?key={id}"), Some(MASTER), None)
+        .await;
+    assert_eq!(
+        usage["totals"]["cost_usd"].as_f64().unwrap(),
+        2.0 * n as f64
+    );
+}
