@@ -471,3 +471,46 @@ async fn a_stream_settles_its_reservation_with_the_real_cost_when_it_ends() {
         2.0 * n as f64
     );
 }
+
+#[tokio::test]
+async fn virtual_keys_apply_to_the_messages_and_embeddings_endpoints() {
+    let gw = Gw::start(&[("GROQ_API_KEY", "gsk_unused_in_this_test_000")]).await;
+    let (id, key) = gw.key(json!({"models": ["mock/*"]})).await;
+    let anthropic = |model: &str| {
+        let body = json!({"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]});
+        let req = http::Request::post(gw.url("/v1/messages"))
+            .header("x-api-key", key.as_str())
+            .header("content-type", "application/json");
+        send(req, body.to_string().into_bytes())
+    };
+    let (status, _, body) = anthropic("mock/echo").await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (status, _, body) = anthropic("groq/llama-3.1-8b-instant").await;
+    assert_eq!(status, 403);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["error"]["type"], "permission_error", "{v}");
+    let (status, _, body) = gw
+        .call(
+            "POST",
+            "/v1/embeddings",
+            Some(&key),
+            Some(json!({"model": "mock/embed", "input": "hi"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // No key at all on the Messages API: 401 in Anthropic's shape.
+    let req =
+        http::Request::post(gw.url("/v1/messages")).header("content-type", "application/json");
+    let (status, _, body) = send(req, b"{}".to_vec()).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["error"]["type"],
+        "authentication_error"
+    );
+    gw.gateway.usage().flush().await.unwrap();
+    let (_, _, usage) = gw
+        .call("GET", &format!("/v1/usage?key={id}"), Some(MASTER), None)
+        .await;
+    assert_eq!(usage["totals"]["requests"], 2, "{usage}");
+}

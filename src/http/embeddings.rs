@@ -44,6 +44,7 @@ pub fn chat_request(emb: EmbeddingRequest) -> ChatRequest {
 pub async fn embeddings(State(state): State<AppState>, req: Request) -> Response {
     let mut guard = RequestGuard::new(Endpoint::Embeddings.as_str());
     let request_id = super::request_id(&req);
+    let grant = super::auth::grant(&req);
     let cache = crate::types::CacheControl::from_headers(req.headers());
     let body = match decode::read_body(req, state.max_body_bytes).await {
         Ok(b) => b,
@@ -60,6 +61,7 @@ pub async fn embeddings(State(state): State<AppState>, req: Request) -> Response
     let base64 = emb.wants_base64();
     let mut chat = chat_request(emb);
     chat.ctx.request_id = request_id;
+    super::auth::attach(grant, &mut chat.ctx);
     chat.ctx.cache = cache;
     let reply = match state.chat.clone().oneshot(chat).await {
         Ok(r) => r,

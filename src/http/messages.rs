@@ -407,6 +407,8 @@ fn anthropic_error_type(status: StatusCode) -> &'static str {
 
 /// The Anthropic error body for `status` and `message`.
 fn error_body(status: StatusCode, message: &str) -> Value {
+    // Upstream messages may echo a provider key: never let one through.
+    let message = crate::redact::redact(message);
     json!({"type": "error", "error": {"type": anthropic_error_type(status), "message": message}})
 }
 
@@ -470,6 +472,7 @@ pub async fn messages(State(state): State<AppState>, req: Request) -> Response {
         error_response(e)
     };
     let request_id = super::request_id(&req);
+    let grant = super::auth::grant(&req);
     let beta = req.headers().get("anthropic-beta").cloned();
     let cache = crate::types::CacheControl::from_headers(req.headers());
     let body = match decode::read_body(req, state.max_body_bytes).await {
@@ -504,6 +507,7 @@ pub async fn messages(State(state): State<AppState>, req: Request) -> Response {
     };
     chat.ctx.endpoint = Endpoint::Messages;
     chat.ctx.request_id = request_id;
+    super::auth::attach(grant, &mut chat.ctx);
     chat.ctx.native_body = Some(body);
     chat.ctx.native_beta = beta;
     chat.ctx.cache = cache;

@@ -8,8 +8,8 @@ mod dashboard;
 pub mod decode;
 pub mod embeddings;
 pub mod encode;
-pub mod messages;
 mod keys;
+pub mod messages;
 pub mod shed;
 mod usage;
 
@@ -102,9 +102,9 @@ pub fn routes(state: AppState) -> Router {
     let anthropic = Router::new()
         .route("/v1/messages", post(messages::messages))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
-        .route_layer(axum::middleware::from_fn_with_state(
+        .route_layer(auth::AuthLayer::new(
             state.master_key.clone(),
-            auth::require_master_key,
+            state.keys.clone(),
         ))
         .route_layer(axum::middleware::map_response(messages::anthropic_errors));
     Router::new()
