@@ -242,12 +242,15 @@ impl GatewayBuilder {
             (None, Some(db)) => Arc::new(SqlKeyStore::new(db.clone())),
             (None, None) => Arc::new(MemoryKeyStore::new()),
         };
-        let keys = Arc::new(Keys::new(key_store));
+        // With Redis, key changes, counters and budgets are shared exactly by every replica.
+        let keys = Arc::new(Keys::new(key_store).with_changes(backend.key_changes()));
         let counters = self
             .counters
+            .or_else(|| backend.counters())
             .unwrap_or_else(|| Arc::new(MemoryCounters::default()));
         let budgets = self
             .budgets
+            .or_else(|| backend.budgets(Some(usage.store().clone())))
             .unwrap_or_else(|| Arc::new(MemoryBudgets::new(Some(usage.store().clone()))));
         crate::redact::register(&self.config);
         // Access control before routing: allowed models, then rate limits, then the budget

@@ -604,3 +604,219 @@ async fn a_replica_that_never_routed_to_a_deployment_learns_its_open_circuit_and
     assert_eq!(status, 503);
     assert_eq!(upstream.hits(), before);
 }
+
+const MASTER: &str = "mk-scale-test-master-key-0001";
+
+/// Two replicas sharing Redis under a prefix of their own and Postgres in a schema of their
+/// own (where the virtual keys live), answering as the mock with a master key.
+async fn two_with_keys(prefix: &str, schema: &Schema, extra: &[(&'static str, String)]) -> (Replica, Replica) {
+    let mut env = vec![
+        ("REDIS_URL", REDIS.to_owned()),
+        ("REDIS_PREFIX", prefix.to_owned()),
+        ("STATE_SYNC_MS", "25".to_owned()),
+        ("PROXYGATE_MASTER_KEY", MASTER.to_owned()),
+        ("DATABASE_URL", schema.url()),
+        ("MOCK_CHUNK_DELAY_MS", "0".to_owned()),
+    ];
+    env.extend(extra.iter().cloned());
+    (Replica::start(&env).await, Replica::start(&env).await)
+}
+
+impl Replica {
+    /// A request with `key` as the bearer token.
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<&Value>,
+    ) -> (u16, std::collections::HashMap<String, String>, Value) {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(self.url(path))
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json");
+        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let (status, headers, bytes) = send(req, body).await;
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Creates a virtual key through the admin API; returns (id, plaintext).
+    async fn create_key(&self, spec: Value) -> (String, String) {
+        let (status, _, body) = self.call("POST", "/admin/keys", MASTER, Some(&spec)).await;
+        assert_eq!(status, 201, "{body}");
+        (
+            body["id"].as_str().unwrap_or_default().to_owned(),
+            body["key"].as_str().unwrap_or_default().to_owned(),
+        )
+    }
+}
+
+/// Sends `n` chat requests with `key` at once, alternating between `a` and `b`; returns each
+/// answer's status, headers and body.
+async fn concurrently(
+    a: &Replica,
+    b: &Replica,
+    key: &str,
+    n: usize,
+    body: &Value,
+) -> Vec<(u16, std::collections::HashMap<String, String>, Value)> {
+    let calls = (0..n).map(|i| {
+        let r = if i % 2 == 0 { a } else { b };
+        r.call("POST", "/v1/chat/completions", key, Some(body))
+    });
+    futures_util::future::join_all(calls).await
+}
+
+/// Waits until the current one-minute window has at least 15 s left, so a burst of requests
+/// falls in one window.
+async fn early_in_a_window() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    let into = now % 60_000;
+    if into > 45_000 {
+        tokio::time::sleep(Duration::from_millis(60_000 - into + 100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rpm_limit_of_ten_serves_exactly_ten_of_twenty_concurrent_requests_across_replicas() {
+    let schema = Schema::create().await;
+    let prefix = unique("rpm");
+    let (a, b) = two_with_keys(&prefix, &schema, &[]).await;
+    let (_, key) = a.create_key(json!({"name": "shared", "rpm": 10})).await;
+    early_in_a_window().await;
+    let answers = concurrently(&a, &b, &key, 20, &support::chat("mock/echo", "hi")).await;
+    let served = answers.iter().filter(|(s, _, _)| *s == 200).count();
+    let limited: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 429).collect();
+    assert_eq!(served, 10, "{answers:?}");
+    assert_eq!(limited.len(), 10, "{answers:?}");
+    for (_, headers, body) in limited {
+        assert!(headers.contains_key("retry-after"), "{headers:?}");
+        assert_eq!(
+            headers.get("x-ratelimit-remaining-requests").map(String::as_str),
+            Some("0")
+        );
+        assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
+    }
+    // The counters are in Redis, under the window's name.
+    assert!(
+        !redis_keys(REDIS, &format!("{prefix}:rl:*")).await.is_empty(),
+        "no counter in Redis"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_that_fits_ten_serves_at_most_ten_across_replicas_and_is_never_overspent() {
+    let schema = Schema::create().await;
+    // $1 per completion token on the mock, so costs are whole dollars.
+    let extra = [("RATE_OVERRIDES", "mock/echo=0/1000000".to_owned())];
+    let (a, b) = two_with_keys(&unique("budget"), &schema, &extra).await;
+    let (status, _, one) = a
+        .call(
+            "POST",
+            "/v1/chat/completions",
+            MASTER,
+            Some(&support::chat("mock/echo", "hi")),
+        )
+        .await;
+    assert_eq!(status, 200, "{one}");
+    let n = one["usage"]["completion_tokens"].as_u64().unwrap_or(0);
+    assert!(n > 0, "{one}");
+    let budget = 10.0 * n as f64;
+    let (id, key) = a
+        .create_key(json!({"budget_usd": budget, "budget_period": "total"}))
+        .await;
+    let mut body = support::chat("mock/echo", "hi");
+    body["max_tokens"] = json!(n);
+    let answers = concurrently(&a, &b, &key, 40, &body).await;
+    let mut served = 0;
+    for (status, _, v) in &answers {
+        match status {
+            200 => served += 1,
+            429 => assert_eq!(v["error"]["code"], "budget_exceeded", "{v}"),
+            other => panic!("unexpected {other}: {v}"),
+        }
+    }
+    assert!((1..=10).contains(&served), "served {served} of a budget for 10");
+    // What both replicas recorded (in Postgres) never passes the budget.
+    let recorded = eventually(Duration::from_secs(10), || async {
+        let (_, _, u) = b
+            .call("GET", &format!("/v1/usage?key={id}"), MASTER, None)
+            .await;
+        u["totals"]["requests"].as_u64() == Some(served)
+    })
+    .await;
+    assert!(recorded, "the usage of {served} requests never reached B");
+    let (_, _, usage) = b
+        .call("GET", &format!("/v1/usage?key={id}"), MASTER, None)
+        .await;
+    let spent = usage["totals"]["cost_usd"].as_f64().unwrap_or(f64::MAX);
+    assert!(spent <= budget + 1e-9, "spent {spent} of {budget}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_deleted_on_one_replica_is_refused_on_the_other_before_its_cache_expires() {
+    let schema = Schema::create().await;
+    let (a, b) = two_with_keys(&unique("keys"), &schema, &[]).await;
+    let (id, key) = a.create_key(json!({"name": "short-lived"})).await;
+    let request = support::chat("mock/echo", "hi");
+    // B has looked the key up, and caches it for 10 s.
+    let (status, _, body) = b.call("POST", "/v1/chat/completions", &key, Some(&request)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, _) = a
+        .call("DELETE", &format!("/admin/keys/{id}"), MASTER, None)
+        .await;
+    assert!((200..300).contains(&status), "delete answered {status}");
+    // Well within the 10 s the cache would keep it otherwise.
+    let refused = eventually(Duration::from_secs(5), || async {
+        b.call("POST", "/v1/chat/completions", &key, Some(&request))
+            .await
+            .0
+            == 401
+    })
+    .await;
+    assert!(refused, "B still serves a key deleted on A: {}", b.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_unreachable_limits_hold_per_replica_and_requests_still_succeed() {
+    let closed = format!("redis://127.0.0.1:{}", free_port());
+    let env = vec![
+        ("REDIS_URL", closed),
+        ("REDIS_PREFIX", unique("limits-down")),
+        ("STATE_SYNC_MS", "25".to_owned()),
+        ("PROXYGATE_MASTER_KEY", MASTER.to_owned()),
+        ("RATE_OVERRIDES", "mock/echo=0/1000000".to_owned()),
+    ];
+    let a = Replica::start(&env).await;
+    let (_, limited) = a.create_key(json!({"rpm": 2})).await;
+    let (_, budgeted) = a
+        .create_key(json!({"budget_usd": 1000, "budget_period": "daily"}))
+        .await;
+    let request = support::chat("mock/echo", "hi");
+    early_in_a_window().await;
+    for _ in 0..2 {
+        let (status, _, body) = a.call("POST", "/v1/chat/completions", &limited, Some(&request)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, headers, _) = a.call("POST", "/v1/chat/completions", &limited, Some(&request)).await;
+    assert_eq!(status, 429, "the in-process limit stands in");
+    assert!(headers.contains_key("retry-after"));
+    let (status, _, body) = a
+        .call("POST", "/v1/chat/completions", &budgeted, Some(&request))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let degraded = eventually(Duration::from_secs(10), || async {
+        a.metric("proxygate_state_backend_degraded").await == Some(1.0)
+    })
+    .await;
+    assert!(degraded, "no degraded metric: {}", a.logs());
+    assert!(a.logs().contains("state backend degraded"), "{}", a.logs());
+}

@@ -11,9 +11,11 @@
 //!
 //! Virtual keys are stored hashed in a [`KeyStore`] (SQLite, Postgres or memory) and looked
 //! up through [`Keys`], which caches them so the hot path does not touch the database; the
-//! admin API's changes invalidate the cache at once (other instances see them within
-//! [`CACHE_TTL`]). Counters and budgets sit behind the [`Counters`] and [`Budgets`] traits so
-//! several instances can share them.
+//! admin API's changes invalidate the cache at once. Other instances see them within
+//! [`CACHE_TTL`], or at their next state sync when a shared backend publishes changes
+//! ([`KeyChanges`]: Redis keeps a version of the keys that every replica watches). Counters and
+//! budgets sit behind the [`Counters`] and [`Budgets`] traits so several instances can share
+//! them (`crate::state` has the Redis implementations).
 //!
 //! # Example
 //!
@@ -39,6 +41,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 
 pub use budget::{BudgetLayer, Budgets, Hold, MemoryBudgets};
@@ -147,15 +150,29 @@ impl std::fmt::Debug for dyn Budgets {
     }
 }
 
+/// Key changes shared between replicas: a replica that changes a key publishes it, and every
+/// replica's [`Keys`] cache distrusts what it cached before another replica's change.
+pub trait KeyChanges: Send + Sync + 'static {
+    /// Tells every other replica that keys changed here. Bounded; a failure is logged (and
+    /// retried by the implementation), never returned.
+    fn publish(&self) -> BoxFuture<'static, ()>;
+
+    /// A number that moves whenever keys changed elsewhere (or changes may have been missed):
+    /// lookups cached under another number are asked again. Read on every lookup, so cheap.
+    fn epoch(&self) -> u64;
+}
+
 struct Cached {
     key: Option<Arc<VirtualKey>>,
     at: Instant,
+    epoch: u64,
 }
 
 /// Virtual keys: the store behind a cache of lookups by hash, and the admin operations.
 pub struct Keys {
     store: Arc<dyn KeyStore>,
     cache: RwLock<HashMap<String, Cached>>,
+    changes: Option<Arc<dyn KeyChanges>>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -177,6 +194,23 @@ impl Keys {
         Self {
             store,
             cache: RwLock::new(HashMap::new()),
+            changes: None,
+        }
+    }
+
+    /// Shares changes with the other replicas through `changes` (none: this process only).
+    pub fn with_changes(mut self, changes: Option<Arc<dyn KeyChanges>>) -> Self {
+        self.changes = changes;
+        self
+    }
+
+    fn epoch(&self) -> u64 {
+        self.changes.as_ref().map_or(0, |c| c.epoch())
+    }
+
+    async fn publish(&self) {
+        if let Some(c) = &self.changes {
+            c.publish().await;
         }
     }
 
@@ -188,8 +222,11 @@ impl Keys {
     /// The key whose plaintext is `presented`, from the cache or the store.
     pub async fn lookup(&self, presented: &str) -> Result<Option<Arc<VirtualKey>>, StoreError> {
         let hash = keys::hash_key(presented);
+        // Taken before the store is read: a change published meanwhile makes this entry stale.
+        let epoch = self.epoch();
         if let Ok(cache) = self.cache.read()
             && let Some(c) = cache.get(&hash)
+            && c.epoch == epoch
             && c.at.elapsed() < CACHE_TTL
         {
             return Ok(c.key.clone());
@@ -204,6 +241,7 @@ impl Keys {
                 Cached {
                     key: key.clone(),
                     at: Instant::now(),
+                    epoch,
                 },
             );
         }
@@ -242,6 +280,7 @@ impl Keys {
         if let Ok(mut cache) = self.cache.write() {
             cache.retain(|_, c| c.key.is_some());
         }
+        self.publish().await;
         Ok((key, plaintext))
     }
 
@@ -255,7 +294,8 @@ impl Keys {
         self.store.get(id).await.map_err(store_error)
     }
 
-    /// Changes a key; takes effect at once here.
+    /// Changes a key; takes effect at once here, and on the other replicas at their next sync
+    /// when changes are shared.
     pub async fn update(
         &self,
         id: &str,
@@ -270,13 +310,16 @@ impl Keys {
         }
         let found = self.store.update(&key).await.map_err(store_error)?;
         self.invalidate(id);
+        self.publish().await;
         Ok(found.then_some(key))
     }
 
-    /// Deletes a key; takes effect at once here.
+    /// Deletes a key; takes effect at once here, and on the other replicas at their next sync
+    /// when changes are shared.
     pub async fn delete(&self, id: &str) -> Result<bool, GatewayError> {
         let found = self.store.delete(id).await.map_err(store_error)?;
         self.invalidate(id);
+        self.publish().await;
         Ok(found)
     }
 }
@@ -301,6 +344,37 @@ mod tests {
         assert!(keys.delete(&k.id).await.unwrap());
         assert!(keys.lookup(&plain).await.unwrap().is_none());
         assert!(keys.lookup("sk-pg-nothing").await.unwrap().is_none());
+    }
+
+    /// Changes published by "another replica": only the epoch moves.
+    #[derive(Default)]
+    struct Elsewhere(std::sync::atomic::AtomicU64);
+
+    impl KeyChanges for Elsewhere {
+        fn publish(&self) -> BoxFuture<'static, ()> {
+            Box::pin(async {})
+        }
+        fn epoch(&self) -> u64 {
+            self.0.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_change_elsewhere_makes_cached_lookups_stale() {
+        let store = Arc::new(MemoryKeyStore::new());
+        let elsewhere = Arc::new(Elsewhere::default());
+        let here = Keys::new(store.clone()).with_changes(Some(elsewhere.clone()));
+        let there = Keys::new(store);
+        let (k, plain) = here
+            .create(serde_json::from_str(r#"{"rpm":1}"#).unwrap())
+            .await
+            .unwrap();
+        assert!(here.lookup(&plain).await.unwrap().is_some());
+        assert!(there.delete(&k.id).await.unwrap());
+        // Without news from the other replica the cached key stands (for CACHE_TTL).
+        assert!(here.lookup(&plain).await.unwrap().is_some());
+        elsewhere.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert!(here.lookup(&plain).await.unwrap().is_none());
     }
 
     #[tokio::test]

@@ -3,7 +3,8 @@
 //! the plan in the request's context for the failover
 //! layer and the dispatch service below. Model names in `PROVIDER_PRIORITY` form a fallback
 //! chain: the deployments of the next models of the chain follow those of the requested one
-//! (failover still keeps to the first choice's tier unless `FAILOVER_CROSS_TIER=true`).
+//! (failover still keeps to the first choice's tier unless `FAILOVER_CROSS_TIER=true`). A
+//! fallback a virtual key may not use (outside its allowed models) is left out of its plan.
 //!
 //! Deployments cooling down after an upstream 429 with `retry-after` are skipped for that long;
 //! when every candidate is cooling the answer is a 429 with the time left, no upstream
@@ -50,6 +51,7 @@ pub use registry::{ModelRow, Registry, StackFn, StackInfo};
 pub use strategy::RouterConfig;
 
 use crate::GatewayError;
+use crate::access::VirtualKey;
 use crate::breaker::Unavailable;
 use crate::config::Strategy;
 use crate::deployment::Deployment;
@@ -67,8 +69,15 @@ struct Routing {
 // === impl Routing ===
 
 impl Routing {
-    /// The ordered, available deployments for `model`, the chain's fallbacks after them.
-    fn plan(&self, model: &str, mode: Mode, now: Instant) -> Result<Vec<Deployment>, GatewayError> {
+    /// The ordered, available deployments for `model`, the chain's fallbacks after them (those
+    /// `key` may use: the model guard checked the requested model already).
+    fn plan(
+        &self,
+        model: &str,
+        mode: Mode,
+        key: Option<&VirtualKey>,
+        now: Instant,
+    ) -> Result<Vec<Deployment>, GatewayError> {
         // Only deployments whose catalog mode fits the endpoint (models outside the catalog,
         // addressed as provider/model, may serve either).
         let fits = |d: &Deployment| d.spec().is_none_or(|s| s.mode == mode);
@@ -90,12 +99,16 @@ impl Routing {
             Err(e) => Some(e),
         };
         // A chain model that is not configured is skipped: the chain goes on.
+        // So is a fallback, or one of its deployments, outside the key's allowed models.
         groups.extend(
             fallbacks
                 .iter()
-                .filter_map(|m| self.registry.resolve(m).ok())
-                .map(|mut ds| {
-                    ds.retain(fits);
+                .filter_map(|m| Some((*m, self.registry.resolve(m).ok()?)))
+                .map(|(m, mut ds)| {
+                    ds.retain(|d| {
+                        fits(d)
+                            && key.is_none_or(|k| k.allows_model(m) || k.allows_model(d.id()))
+                    });
                     ds
                 })
                 .filter(|ds| !ds.is_empty()),
@@ -209,7 +222,8 @@ where
         } else {
             Mode::Chat
         };
-        let plan = match self.routing.plan(&req.model, mode, Instant::now()) {
+        let key = req.ctx.access.as_ref().and_then(|g| g.key.as_deref());
+        let plan = match self.routing.plan(&req.model, mode, key, Instant::now()) {
             Ok(plan) => plan,
             Err(e) => return ResponseFuture::failed(e),
         };
@@ -418,6 +432,39 @@ mod tests {
         assert_eq!(plan, ["groq/llama-3.1-8b-instant", "openai/gpt-4o-mini"]);
         let plan = plan_of(&layer, "gpt-4o-mini").await.unwrap();
         assert_eq!(plan, ["openai/gpt-4o-mini"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_never_falls_back_to_a_model_it_may_not_use() {
+        let (layer, _) = layer(&[
+            ("GROQ_API_KEY", "g"),
+            ("OPENAI_API_KEY", "o"),
+            ("PROVIDER_PRIORITY", "llama-3.1-8b,gpt-4o-mini"),
+        ]);
+        let keyed = |models: &str| {
+            let keys = crate::access::Keys::new(Arc::new(crate::access::MemoryKeyStore::new()));
+            let spec: crate::access::KeySpec =
+                serde_json::from_str(&format!(r#"{{"models":{models}}}"#)).unwrap();
+            async move {
+                let (key, _) = keys.create(spec).await.unwrap();
+                let mut req = ChatRequest {
+                    model: "llama-3.1-8b".into(),
+                    ..Default::default()
+                };
+                req.ctx.access = Some(Arc::new(crate::access::Grant::new(Some(Arc::new(key)))));
+                req
+            }
+        };
+        let plan = plan_for(&layer, keyed(r#"["groq/*"]"#).await).await.unwrap();
+        assert_eq!(plan, ["groq/llama-3.1-8b-instant"]);
+        let plan = plan_for(&layer, keyed(r#"["groq/*","openai/*"]"#).await)
+            .await
+            .unwrap();
+        assert_eq!(plan, ["groq/llama-3.1-8b-instant", "openai/gpt-4o-mini"]);
+        let plan = plan_for(&layer, keyed(r#"["llama-3.1-8b","gpt-4o-mini"]"#).await)
+            .await
+            .unwrap();
+        assert_eq!(plan, ["groq/llama-3.1-8b-instant", "openai/gpt-4o-mini"]);
     }
 
     #[tokio::test(start_paused = true)]

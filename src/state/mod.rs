@@ -15,7 +15,11 @@
 //! asking Redis on the request path; the sync task keeps trying, and when Redis answers again
 //! the shared state resumes (an `info` log, the gauge back at 0). No request fails because of it.
 //!
-//! Rate-limit counters and budget reservations (access control) are not here yet.
+//! Rate-limit counters and budget reservations (access control) go through the backend too:
+//! with Redis, [`RedisCounters`] and [`RedisBudgets`] check and count on Redis with one Lua
+//! script per request, so a limit holds exactly across replicas; while Redis is unreachable they
+//! count in process. Virtual key changes are published as a version in Redis that the sync task
+//! watches, so a key changed or deleted on one replica is refused on all at their next sync.
 //!
 //! # Example
 //!
@@ -31,6 +35,7 @@
 //! # }
 //! ```
 
+mod limits;
 mod memory;
 mod redis;
 
@@ -41,6 +46,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use limits::{RedisBudgets, RedisCounters};
 pub use memory::InProcess;
 pub use redis::RedisBackend;
 
@@ -82,6 +88,24 @@ pub trait StateBackend: Send + Sync + fmt::Debug + 'static {
 
     /// Brings a deployment created just now up to date with what other replicas shared.
     fn seed(&self, _state: &DeploymentState) {}
+
+    /// Rate-limit counters shared by every replica (none: count in process).
+    fn counters(&self) -> Option<Arc<dyn crate::access::Counters>> {
+        None
+    }
+
+    /// Budgets shared by every replica, seeded from `usage` (none: keep them in process).
+    fn budgets(
+        &self,
+        _usage: Option<Arc<dyn crate::usage::UsageStore>>,
+    ) -> Option<Arc<dyn crate::access::Budgets>> {
+        None
+    }
+
+    /// Virtual key changes shared with every replica (none: this process only).
+    fn key_changes(&self) -> Option<Arc<dyn crate::access::KeyChanges>> {
+        None
+    }
 }
 
 /// Response cache bounds.

@@ -1,5 +1,5 @@
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -56,11 +56,15 @@ pub struct RedisBackend {
     shared: Arc<Shared>,
 }
 
-struct Shared {
-    conn: ConnectionManager,
+pub(super) struct Shared {
+    pub(super) conn: ConnectionManager,
     local: InProcess,
-    settings: RedisSettings,
+    pub(super) settings: RedisSettings,
     degraded: AtomicBool,
+    /// Moves when another replica changed virtual keys (see [`crate::access::KeyChanges`]).
+    key_epoch: AtomicU64,
+    /// A key change made here that is not in Redis yet.
+    keys_dirty: AtomicBool,
     watching: AtomicBool,
     replica: u64,
     publish: redis::Script,
@@ -107,6 +111,8 @@ impl RedisBackend {
                 local,
                 settings,
                 degraded: AtomicBool::new(false),
+                key_epoch: AtomicU64::new(0),
+                keys_dirty: AtomicBool::new(false),
                 watching: AtomicBool::new(false),
                 replica: rand::random(),
                 publish: redis::Script::new(PUBLISH_CIRCUITS),
@@ -119,6 +125,33 @@ impl RedisBackend {
     pub fn local(&self) -> &InProcess {
         &self.shared.local
     }
+
+    pub(super) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl crate::access::KeyChanges for RedisBackend {
+    fn publish(&self) -> futures_util::future::BoxFuture<'static, ()> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            if shared.is_degraded() {
+                // Published by the sync task once Redis is back.
+                shared.keys_dirty.store(true, Ordering::SeqCst);
+                return;
+            }
+            let mut conn = shared.conn.clone();
+            let bumped: Result<i64, String> = shared.bounded(conn.incr(shared.keys_key(), 1)).await;
+            if let Err(e) = bumped {
+                shared.keys_dirty.store(true, Ordering::SeqCst);
+                shared.failed(&e);
+            }
+        })
+    }
+
+    fn epoch(&self) -> u64 {
+        self.shared.key_epoch.load(Ordering::Relaxed)
+    }
 }
 
 impl StateBackend for RedisBackend {
@@ -127,7 +160,22 @@ impl StateBackend for RedisBackend {
     }
 
     fn degraded(&self) -> bool {
-        self.shared.degraded.load(Ordering::Relaxed)
+        self.shared.is_degraded()
+    }
+
+    fn counters(&self) -> Option<Arc<dyn crate::access::Counters>> {
+        Some(Arc::new(super::limits::RedisCounters::new(self)))
+    }
+
+    fn budgets(
+        &self,
+        usage: Option<Arc<dyn crate::usage::UsageStore>>,
+    ) -> Option<Arc<dyn crate::access::Budgets>> {
+        Some(Arc::new(super::limits::RedisBudgets::new(self, usage)))
+    }
+
+    fn key_changes(&self) -> Option<Arc<dyn crate::access::KeyChanges>> {
+        Some(Arc::new(self.clone()))
     }
 
     fn cache_local(&self, key: &str) -> Option<Bytes> {
@@ -221,8 +269,17 @@ impl Shared {
         format!("{}:latency", self.settings.prefix)
     }
 
+    /// The version of the virtual keys, bumped on every change.
+    fn keys_key(&self) -> String {
+        format!("{}:keys:version", self.settings.prefix)
+    }
+
+    pub(super) fn is_degraded(&self) -> bool {
+        self.degraded.load(Ordering::Relaxed)
+    }
+
     /// Runs one Redis call within the configured bound.
-    async fn bounded<T>(
+    pub(super) async fn bounded<T>(
         &self,
         call: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, String> {
@@ -237,12 +294,12 @@ impl Shared {
     }
 
     /// Redis failed: say so once, and carry on in process.
-    fn failed(&self, why: &str) {
+    pub(super) fn failed(&self, why: &str) {
         if !self.degraded.swap(true, Ordering::SeqCst) {
             metrics::gauge!(names::STATE_BACKEND_DEGRADED).set(1.0);
             tracing::warn!(
                 prefix = %self.settings.prefix,
-                "state backend degraded: Redis is unreachable ({why}); circuits, latency and the cache go on in process until it is back"
+                "state backend degraded: Redis is unreachable ({why}); circuits, latency, the cache, rate limits and budgets go on in process until it is back"
             );
         }
     }
@@ -283,14 +340,29 @@ impl Shared {
             }
             pipe.add_command(hset).ignore();
         }
+        let dirty = self.keys_dirty.swap(false, Ordering::SeqCst);
+        if dirty {
+            pipe.cmd("INCR").arg(self.keys_key()).ignore();
+        }
         pipe.cmd("HGETALL").arg(self.circuits_key());
         pipe.cmd("HGETALL").arg(self.latency_key());
-        let (remote_circuits, remote_latency): (HashMap<String, String>, HashMap<String, String>) =
-            self.bounded(pipe.query_async(&mut conn)).await?;
+        pipe.cmd("GET").arg(self.keys_key());
+        type Got = (
+            HashMap<String, String>,
+            HashMap<String, String>,
+            Option<String>,
+        );
+        let got: Result<Got, String> = self.bounded(pipe.query_async(&mut conn)).await;
+        let (remote_circuits, remote_latency, keys_version) = got.inspect_err(|_| {
+            if dirty {
+                self.keys_dirty.store(true, Ordering::SeqCst);
+            }
+        })?;
         Ok(Exchanged {
             versions,
             circuits: remote_circuits,
             latency: remote_latency,
+            keys_version,
         })
     }
 }
@@ -299,6 +371,7 @@ struct Exchanged {
     versions: Vec<u64>,
     circuits: HashMap<String, String>,
     latency: HashMap<String, String>,
+    keys_version: Option<String>,
 }
 
 fn encode_circuit(c: SharedCircuit) -> String {
@@ -344,6 +417,8 @@ async fn sync_loop(shared: Arc<Shared>, registry: Weak<Registry>) {
     let mut pending: HashMap<Arc<str>, SharedCircuit> = HashMap::new();
     // The last latency sample published per deployment.
     let mut published: HashMap<Arc<str>, Instant> = HashMap::new();
+    // The version of the virtual keys last seen.
+    let mut keys_version: Option<String> = None;
     loop {
         tick.tick().await;
         let Some(reg) = registry.upgrade() else {
@@ -383,6 +458,13 @@ async fn sync_loop(shared: Arc<Shared>, registry: Weak<Registry>) {
         if shared.recovered() {
             // Redis may have restarted empty: take in whatever it holds now, whatever its version.
             seen.clear();
+            // Keys may have changed elsewhere meanwhile: cached lookups are asked again.
+            shared.key_epoch.fetch_add(1, Ordering::SeqCst);
+        }
+        if got.keys_version != keys_version {
+            // Another replica changed a key (or this one did): cached lookups are asked again.
+            keys_version = got.keys_version.clone();
+            shared.key_epoch.fetch_add(1, Ordering::SeqCst);
         }
         for ((id, _), ver) in writes.iter().zip(&got.versions) {
             seen.insert(id.clone(), *ver);
