@@ -809,10 +809,17 @@ async fn with_redis_unreachable_limits_hold_per_replica_and_requests_still_succe
     let (status, headers, _) = a.call("POST", "/v1/chat/completions", &limited, Some(&request)).await;
     assert_eq!(status, 429, "the in-process limit stands in");
     assert!(headers.contains_key("retry-after"));
+    let mut small = request.clone();
+    small["max_tokens"] = json!(10);
+    let (status, _, body) = a
+        .call("POST", "/v1/chat/completions", &budgeted, Some(&small))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The budget still applies: a reservation larger than it is refused.
     let (status, _, body) = a
         .call("POST", "/v1/chat/completions", &budgeted, Some(&request))
         .await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["error"]["code"], "budget_exceeded", "{status} {body}");
     let degraded = eventually(Duration::from_secs(10), || async {
         a.metric("proxygate_state_backend_degraded").await == Some(1.0)
     })
