@@ -609,7 +609,11 @@ const MASTER: &str = "mk-scale-test-master-key-0001";
 
 /// Two replicas sharing Redis under a prefix of their own and Postgres in a schema of their
 /// own (where the virtual keys live), answering as the mock with a master key.
-async fn two_with_keys(prefix: &str, schema: &Schema, extra: &[(&'static str, String)]) -> (Replica, Replica) {
+async fn two_with_keys(
+    prefix: &str,
+    schema: &Schema,
+    extra: &[(&'static str, String)],
+) -> (Replica, Replica) {
     let mut env = vec![
         ("REDIS_URL", REDIS.to_owned()),
         ("REDIS_PREFIX", prefix.to_owned()),
@@ -700,14 +704,18 @@ async fn an_rpm_limit_of_ten_serves_exactly_ten_of_twenty_concurrent_requests_ac
     for (_, headers, body) in limited {
         assert!(headers.contains_key("retry-after"), "{headers:?}");
         assert_eq!(
-            headers.get("x-ratelimit-remaining-requests").map(String::as_str),
+            headers
+                .get("x-ratelimit-remaining-requests")
+                .map(String::as_str),
             Some("0")
         );
         assert_eq!(body["error"]["type"], "rate_limit_error", "{body}");
     }
     // The counters are in Redis, under the window's name.
     assert!(
-        !redis_keys(REDIS, &format!("{prefix}:rl:*")).await.is_empty(),
+        !redis_keys(REDIS, &format!("{prefix}:rl:*"))
+            .await
+            .is_empty(),
         "no counter in Redis"
     );
 }
@@ -744,7 +752,10 @@ async fn a_budget_that_fits_ten_serves_at_most_ten_across_replicas_and_is_never_
             other => panic!("unexpected {other}: {v}"),
         }
     }
-    assert!((1..=10).contains(&served), "served {served} of a budget for 10");
+    assert!(
+        (1..=10).contains(&served),
+        "served {served} of a budget for 10"
+    );
     // What both replicas recorded (in Postgres) never passes the budget.
     let recorded = eventually(Duration::from_secs(10), || async {
         let (_, _, u) = b
@@ -768,7 +779,9 @@ async fn a_key_deleted_on_one_replica_is_refused_on_the_other_before_its_cache_e
     let (id, key) = a.create_key(json!({"name": "short-lived"})).await;
     let request = support::chat("mock/echo", "hi");
     // B has looked the key up, and caches it for 10 s.
-    let (status, _, body) = b.call("POST", "/v1/chat/completions", &key, Some(&request)).await;
+    let (status, _, body) = b
+        .call("POST", "/v1/chat/completions", &key, Some(&request))
+        .await;
     assert_eq!(status, 200, "{body}");
     let (status, _, _) = a
         .call("DELETE", &format!("/admin/keys/{id}"), MASTER, None)
@@ -803,10 +816,14 @@ async fn with_redis_unreachable_limits_hold_per_replica_and_requests_still_succe
     let request = support::chat("mock/echo", "hi");
     early_in_a_window().await;
     for _ in 0..2 {
-        let (status, _, body) = a.call("POST", "/v1/chat/completions", &limited, Some(&request)).await;
+        let (status, _, body) = a
+            .call("POST", "/v1/chat/completions", &limited, Some(&request))
+            .await;
         assert_eq!(status, 200, "{body}");
     }
-    let (status, headers, _) = a.call("POST", "/v1/chat/completions", &limited, Some(&request)).await;
+    let (status, headers, _) = a
+        .call("POST", "/v1/chat/completions", &limited, Some(&request))
+        .await;
     assert_eq!(status, 429, "the in-process limit stands in");
     assert!(headers.contains_key("retry-after"));
     let mut small = request.clone();

@@ -373,7 +373,9 @@ mod tests {
         assert!(there.delete(&k.id).await.unwrap());
         // Without news from the other replica the cached key stands (for CACHE_TTL).
         assert!(here.lookup(&plain).await.unwrap().is_some());
-        elsewhere.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        elsewhere
+            .0
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         assert!(here.lookup(&plain).await.unwrap().is_none());
     }
 

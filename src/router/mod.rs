@@ -106,8 +106,7 @@ impl Routing {
                 .filter_map(|m| Some((*m, self.registry.resolve(m).ok()?)))
                 .map(|(m, mut ds)| {
                     ds.retain(|d| {
-                        fits(d)
-                            && key.is_none_or(|k| k.allows_model(m) || k.allows_model(d.id()))
+                        fits(d) && key.is_none_or(|k| k.allows_model(m) || k.allows_model(d.id()))
                     });
                     ds
                 })
@@ -455,7 +454,9 @@ mod tests {
                 req
             }
         };
-        let plan = plan_for(&layer, keyed(r#"["groq/*"]"#).await).await.unwrap();
+        let plan = plan_for(&layer, keyed(r#"["groq/*"]"#).await)
+            .await
+            .unwrap();
         assert_eq!(plan, ["groq/llama-3.1-8b-instant"]);
         let plan = plan_for(&layer, keyed(r#"["groq/*","openai/*"]"#).await)
             .await

@@ -124,10 +124,7 @@ impl RedisCounters {
             call.arg(l.max).arg(l.cost);
         }
         let mut conn = self.shared.conn.clone();
-        let got: Vec<u64> = self
-            .shared
-            .bounded(call.invoke_async(&mut conn))
-            .await?;
+        let got: Vec<u64> = self.shared.bounded(call.invoke_async(&mut conn)).await?;
         let Some((allowed, used)) = got.split_first().filter(|(_, u)| u.len() == limits.len())
         else {
             return Err(format!("the rate-limit script answered {got:?}"));
@@ -344,7 +341,9 @@ impl Budgets for RedisBudgets {
             // Redis is away: this replica's own budget stands in until it is back.
             let r = inner.local.reserve(hold, limit).await?;
             if r.is_ok() {
-                *lock(&inner.local_holds).entry(local_hold(hold)).or_default() += 1;
+                *lock(&inner.local_holds)
+                    .entry(local_hold(hold))
+                    .or_default() += 1;
             }
             Ok(r)
         })
@@ -481,7 +480,9 @@ mod tests {
             // A free reservation refreshes what is seen (and settles at once).
             let _ = b.reserve(&h, 1e9).await;
             b.settle(&h, 0.0);
-            if b.spent(key, h.period_start).is_some_and(|s| (s - want).abs() < 1e-9) {
+            if b.spent(key, h.period_start)
+                .is_some_and(|s| (s - want).abs() < 1e-9)
+            {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -557,7 +558,13 @@ mod tests {
         assert!(!counters.hit(&ls).await.unwrap().allowed);
         let budgets = RedisBudgets::new(&b, None);
         assert_eq!(budgets.reserve(&hold("k", 1.0), 1.0).await.unwrap(), Ok(()));
-        assert!(budgets.reserve(&hold("k", 1.0), 1.0).await.unwrap().is_err());
+        assert!(
+            budgets
+                .reserve(&hold("k", 1.0), 1.0)
+                .await
+                .unwrap()
+                .is_err()
+        );
         budgets.settle(&hold("k", 1.0), 0.5);
         assert_eq!(budgets.spent("k", 86_400_000), Some(0.5));
     }
