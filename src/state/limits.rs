@@ -8,7 +8,13 @@
 //!
 //! Keys: `{prefix}:rl:{window}:{limit}` (an integer per one-minute window, expiring after two
 //! windows) and `{prefix}:budget:{key}:{period_start}` (a hash of `spent` and `reserved`
-//! USD, expiring after its period).
+//! USD, expiring a month after its period starts; a `total` budget's a month after its last
+//! reservation).
+//!
+//! A reservation whose settlement never reaches Redis (the replica died mid-request, or a
+//! script ran but its answer came after `REDIS_TIMEOUT_MS`) stays in `reserved` until the hash
+//! expires. Settlements that failed while the replica lives are retried before its next
+//! reservation.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
