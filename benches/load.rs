@@ -12,7 +12,13 @@
 //! `BENCH_WARMUP_SECONDS` (1), `BENCH_RATE` (1000), `BENCH_TTFB_SAMPLES` (300),
 //! `BENCH_GATEWAY` (`auto` | `binary` | `inproc`), `BENCH_GATEWAY_BIN` (a binary to run),
 //! `BENCH_PIN` (1: gateway on core `BENCH_GATEWAY_CORE` (1), load generator and fake on core
-//! 0, when `taskset` exists and there are two cores). Without
+//! 0, when `taskset` exists and there are two cores), `BENCH_FAKE_PORT` (0: any; fixed so that
+//! peers can be pointed at the fake before the run). Other gateways already running against
+//! that fake are measured in the same run (closed loop and stream first byte, after ours):
+//! `BENCH_PEERS=name=url,...` (the chat completions URL), `BENCH_PEER_PIDS=name=pid,...` (CPU
+//! and RSS of that process and its descendants, from /proc) and
+//! `BENCH_PEER_HEADERS_<NAME>="Header: value; ..."`; `benches/peers.sh` starts LiteLLM and
+//! Portkey that way. Without
 //! `--bench` (as under `cargo test --all-targets`) it runs a short smoke pass and only checks
 //! that every request succeeds. Results go to `target/bench-results/load.json`.
 
@@ -89,6 +95,8 @@ struct Settings {
     gateway_core: usize,
     /// Cores available at start (before pinning narrows this process to one).
     cores: usize,
+    /// The fake upstream's port (0: any free one); pinned so peers can be configured first.
+    fake_port: u16,
 }
 
 impl Settings {
@@ -117,6 +125,7 @@ impl Settings {
                 pin: false,
                 gateway_core: 1,
                 cores,
+                fake_port: 0,
             };
         }
         Self {
@@ -131,6 +140,7 @@ impl Settings {
             pin: var("BENCH_PIN", 1u8) == 1 && cores >= 2 && has_taskset(),
             gateway_core: var("BENCH_GATEWAY_CORE", 1usize).min(cores.saturating_sub(1)),
             cores,
+            fake_port: var("BENCH_FAKE_PORT", 0u16),
         }
     }
 }
@@ -151,7 +161,12 @@ fn run(s: &Settings) -> Result<(), String> {
         .collect::<Vec<_>>()
         .join(" ");
 
-    let upstream = load_rt.block_on(start_fake())?;
+    let peers = if s.bench {
+        peers_from_env()?
+    } else {
+        Vec::new()
+    };
+    let upstream = load_rt.block_on(start_fake(s.fake_port))?;
     let mut gateway = Gateway::start(s, upstream, &load_rt)?;
     let (proxy_rt, proxy) = start_bare_proxy(upstream)?;
     let pinned = if s.pin {
@@ -165,9 +180,22 @@ fn run(s: &Settings) -> Result<(), String> {
     load_rt.block_on(async {
         check(upstream, CHAT_BODY).await?;
         check(proxy, CHAT_BODY).await?;
-        check(gw_addr, CHAT_BODY).await
+        check(gw_addr, CHAT_BODY).await?;
+        for p in &peers {
+            check(p.target, CHAT_BODY)
+                .await
+                .map_err(|e| format!("peer {} ({}): {e}", p.name, p.url))?;
+        }
+        Ok::<_, String>(())
     })?;
     let rss_idle = gateway.rss();
+    let mut peer_runs: Vec<PeerRun> = peers
+        .iter()
+        .map(|p| PeerRun {
+            rss_idle: tree_rss_kb(p.pid),
+            ..PeerRun::default()
+        })
+        .collect();
 
     eprintln!(
         "load bench: gateway {} ({}), {}; {} connections, {} s (+{} s warm-up) per run; load average {loadavg}",
@@ -185,6 +213,15 @@ fn run(s: &Settings) -> Result<(), String> {
         s.seconds,
         s.warmup,
     );
+    for p in &peers {
+        eprintln!(
+            "peer {} at {} (pid {})",
+            p.name,
+            p.url,
+            p.pid
+                .map_or("not given: no CPU or memory".into(), |p| p.to_string())
+        );
+    }
 
     let proxy_cpu = || threads_cpu_seconds("bench-proxy");
     let delta = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
@@ -196,6 +233,12 @@ fn run(s: &Settings) -> Result<(), String> {
         let g0 = gateway.cpu_seconds();
         let via = closed_loop(gw_addr, CHAT_BODY, s).await;
         let g1 = gateway.cpu_seconds();
+        // The peers right after ours, in the same machine state.
+        for (p, r) in peers.iter().zip(&mut peer_runs) {
+            let c0 = tree_cpu_seconds(p.pid);
+            r.closed = closed_loop(p.target, CHAT_BODY, s).await;
+            r.cpu = delta(c0, tree_cpu_seconds(p.pid));
+        }
         Phase {
             direct,
             bare,
@@ -226,6 +269,10 @@ fn run(s: &Settings) -> Result<(), String> {
             ttfb(gw_addr, s.ttfb_samples).await,
         )
     });
+    for (p, r) in peers.iter().zip(&mut peer_runs) {
+        r.ttfb = load_rt.block_on(ttfb(p.target, s.ttfb_samples));
+        r.rss_after = tree_rss_kb(p.pid);
+    }
     let rss_after = gateway.rss();
     let streams = load_rt.block_on(concurrent_streams(gw_addr, s.streams, &gateway));
     let rss_peak = gateway.rss_peak();
@@ -239,6 +286,8 @@ fn run(s: &Settings) -> Result<(), String> {
         tvia: &tvia,
         streams: &streams,
         rss: (rss_idle, rss_after, rss_peak),
+        peers: &peers,
+        peer_runs: &peer_runs,
     };
     print!("{}", report.table(s));
 
@@ -256,6 +305,28 @@ fn run(s: &Settings) -> Result<(), String> {
     .map(|r| r.errors)
     .sum::<usize>()
         + streams.failed;
+    let peers_json: Vec<Value> = peers
+        .iter()
+        .zip(&peer_runs)
+        .map(|(p, r)| {
+            json!({
+                "name": p.name, "url": p.url, "pid": p.pid,
+                "closed_loop": {
+                    "run": r.closed.json(),
+                    "ratio_rps": ratio(r.closed.rps(), closed.direct.rps()),
+                    "added_p50_us": r.closed.p(50.0) - closed.direct.p(50.0),
+                    "added_p99_us": r.closed.p(99.0) - closed.direct.p(99.0),
+                    "cpu_us_per_request": closed.cpu_per_request(&r.closed, r.cpu),
+                },
+                "stream_ttfb": {
+                    "run": r.ttfb.json(),
+                    "added_p50_us": r.ttfb.p(50.0) - tdirect.p(50.0),
+                    "added_p99_us": r.ttfb.p(99.0) - tdirect.p(99.0),
+                },
+                "rss_kb": {"idle": r.rss_idle, "after_load": r.rss_after},
+            })
+        })
+        .collect();
     if !s.bench {
         if failures > 0
             || closed.via.ok == 0
@@ -278,7 +349,7 @@ fn run(s: &Settings) -> Result<(), String> {
         "gateway": {"mode": gateway.kind.label(), "detail": gateway.detail, "model": MODEL},
         "settings": {
             "connections": s.connections, "seconds": s.seconds, "warmup_seconds": s.warmup,
-            "rate": s.rate, "ttfb_samples": s.ttfb_samples,
+            "rate": s.rate, "ttfb_samples": s.ttfb_samples, "fake_port": upstream.port(),
         },
         "closed_loop": {
             "direct": closed.direct.json(), "bare_proxy": closed.bare.json(), "gateway": closed.via.json(),
@@ -310,6 +381,7 @@ fn run(s: &Settings) -> Result<(), String> {
         },
         "gateway_rss_kb": {"idle": rss_idle, "after_load": rss_after, "peak": rss_peak},
         "targets": report.targets_json(),
+        "peers": peers_json,
     });
     let dir = results_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -363,10 +435,10 @@ fn results_dir() -> PathBuf {
 
 type FakeBody = UnsyncBoxBody<Bytes, Infallible>;
 
-async fn start_fake() -> Result<SocketAddr, String> {
-    let listener = TcpListener::bind("127.0.0.1:0")
+async fn start_fake(port: u16) -> Result<SocketAddr, String> {
+    let listener = TcpListener::bind(("127.0.0.1", port))
         .await
-        .map_err(|e| format!("fake upstream: {e}"))?;
+        .map_err(|e| format!("fake upstream on port {port}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -499,6 +571,160 @@ async fn forward(
         }
         Err(_) => failed(),
     }
+}
+
+// === peers: other gateways, started outside the bench ===
+
+/// Another gateway pointed at the same fake (by `benches/peers.sh`), measured like ours.
+#[derive(Debug)]
+struct Peer {
+    name: String,
+    url: String,
+    target: Target,
+    /// Its process: CPU and memory are read for it and everything it spawned.
+    pid: Option<u32>,
+}
+
+/// `BENCH_PEERS=name=url,...`, with `BENCH_PEER_PIDS=name=pid,...` and
+/// `BENCH_PEER_HEADERS_<NAME>="Header: value; Header: value"` (NAME upper-cased, other than
+/// letters and digits as `_`).
+fn peers_from_env() -> Result<Vec<Peer>, String> {
+    let Ok(list) = std::env::var("BENCH_PEERS") else {
+        return Ok(Vec::new());
+    };
+    let pids = std::env::var("BENCH_PEER_PIDS").unwrap_or_default();
+    let mut peers = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, url) = item
+            .split_once('=')
+            .ok_or_else(|| format!("BENCH_PEERS: {item:?} is not name=url"))?;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("BENCH_PEERS: {url:?}: {e}"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(format!("BENCH_PEERS: {url:?} is not an http:// URL"));
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("BENCH_PEERS: {url:?} has no host"))?;
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&(
+            authority.host(),
+            authority.port_u16().unwrap_or(80),
+        ))
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| format!("BENCH_PEERS: cannot resolve {authority}"))?;
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let key: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let mut headers = Vec::new();
+        let var = format!("BENCH_PEER_HEADERS_{key}");
+        for h in std::env::var(&var).unwrap_or_default().split(';') {
+            let Some((k, v)) = h.split_once(':') else {
+                continue;
+            };
+            let k = header::HeaderName::from_bytes(k.trim().as_bytes())
+                .map_err(|e| format!("{var}: {k:?}: {e}"))?;
+            let v = header::HeaderValue::from_str(v.trim())
+                .map_err(|e| format!("{var}: {v:?}: {e}"))?;
+            headers.push((k, v));
+        }
+        let pid = pids
+            .split(',')
+            .filter_map(|p| p.split_once('='))
+            .find(|(n, _)| n.trim() == name)
+            .map(|(_, p)| {
+                p.trim()
+                    .parse::<u32>()
+                    .map_err(|e| format!("BENCH_PEER_PIDS: {p:?}: {e}"))
+            })
+            .transpose()?;
+        peers.push(Peer {
+            name: name.trim().to_owned(),
+            url: url.to_owned(),
+            // Leaked once per peer, so that a `Target` stays `Copy` for the load tasks.
+            target: Target {
+                addr,
+                path: Box::leak(path.into_boxed_str()),
+                headers: Box::leak(headers.into_boxed_slice()),
+            },
+            pid,
+        });
+    }
+    Ok(peers)
+}
+
+/// What one peer did: the closed loop, its CPU, stream first byte and memory.
+#[derive(Debug, Default)]
+struct PeerRun {
+    closed: Run,
+    cpu: Option<f64>,
+    ttfb: Run,
+    rss_idle: Option<u64>,
+    rss_after: Option<u64>,
+}
+
+/// `pid` and every live process descended from it (a worker, a `node` under `npx`).
+fn process_tree(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let p: u32 = e.file_name().to_str()?.parse().ok()?;
+                    let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+                    let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
+                    Some((p, ppid.parse().ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while let Some(&p) = tree.get(i) {
+        tree.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    tree
+}
+
+/// CPU seconds (user + system) of `pid` and its descendants; `None` if it is gone.
+fn tree_cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let pid = pid?;
+    stat_ticks(&format!("/proc/{pid}/stat"))?;
+    let ticks: u64 = process_tree(pid)
+        .iter()
+        .filter_map(|p| stat_ticks(&format!("/proc/{p}/stat")))
+        .sum();
+    Some(ticks as f64 / clock_ticks() as f64)
+}
+
+/// VmRSS of `pid` and its descendants, kB.
+fn tree_rss_kb(pid: Option<u32>) -> Option<u64> {
+    let pid = pid?;
+    proc_status_kb(pid, "VmRSS:")?;
+    Some(
+        process_tree(pid)
+            .iter()
+            .filter_map(|p| proc_status_kb(*p, "VmRSS:"))
+            .sum(),
+    )
+}
+
+fn proc_status_kb(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
 }
 
 // === the gateway under test ===
@@ -657,13 +883,7 @@ impl Gateway {
     }
 
     fn status_kb(&self, key: &str) -> Option<u64> {
-        let pid = self.child.as_ref()?.id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
+        proc_status_kb(self.child.as_ref()?.id(), key)
     }
 
     /// CPU time (user + system) spent by the gateway so far, in seconds.
@@ -797,6 +1017,24 @@ fn pin_threads(gw: &Gateway, gateway_core: usize) -> bool {
 
 // === the load generator ===
 
+/// Where requests go: an address, the request path and any extra headers (a peer's routing).
+#[derive(Clone, Copy, Debug)]
+struct Target {
+    addr: SocketAddr,
+    path: &'static str,
+    headers: &'static [(header::HeaderName, header::HeaderValue)],
+}
+
+impl From<SocketAddr> for Target {
+    fn from(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            path: "/v1/chat/completions",
+            headers: &[],
+        }
+    }
+}
+
 async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
     let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let _ = stream.set_nodelay(true);
@@ -809,31 +1047,30 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
     Ok(sender)
 }
 
-fn request(addr: SocketAddr, body: &'static [u8]) -> Request<Full<Bytes>> {
+fn request(t: Target, body: &'static [u8]) -> Request<Full<Bytes>> {
     let mut req = Request::new(Full::new(Bytes::from_static(body)));
     *req.method_mut() = http::Method::POST;
-    *req.uri_mut() = http::Uri::from_static("/v1/chat/completions");
+    *req.uri_mut() = http::Uri::from_static(t.path);
     let h = req.headers_mut();
-    if let Ok(host) = header::HeaderValue::from_str(&addr.to_string()) {
+    if let Ok(host) = header::HeaderValue::from_str(&t.addr.to_string()) {
         h.insert(header::HOST, host);
     }
     h.insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
     );
+    for (name, value) in t.headers {
+        h.insert(name.clone(), value.clone());
+    }
     req
 }
 
 /// One request on `sender`: whether it came back 200 with a whole body.
-async fn exchange(
-    sender: &mut SendRequest<Full<Bytes>>,
-    addr: SocketAddr,
-    body: &'static [u8],
-) -> bool {
+async fn exchange(sender: &mut SendRequest<Full<Bytes>>, t: Target, body: &'static [u8]) -> bool {
     if sender.ready().await.is_err() {
         return false;
     }
-    match sender.send_request(request(addr, body)).await {
+    match sender.send_request(request(t, body)).await {
         Ok(resp) => {
             let ok = resp.status() == StatusCode::OK;
             resp.into_body().collect().await.is_ok() && ok
@@ -842,13 +1079,15 @@ async fn exchange(
     }
 }
 
-async fn check(addr: SocketAddr, body: &'static [u8]) -> Result<(), String> {
+async fn check(t: impl Into<Target>, body: &'static [u8]) -> Result<(), String> {
+    let t: Target = t.into();
+    let addr = t.addr;
     let mut sender = connect(addr).await?;
     if sender.ready().await.is_err() {
         return Err(format!("{addr} closed the connection"));
     }
     let resp = sender
-        .send_request(request(addr, body))
+        .send_request(request(t, body))
         .await
         .map_err(|e| format!("{addr}: {e}"))?;
     let status = resp.status();
@@ -927,7 +1166,9 @@ impl Run {
 }
 
 /// N connections, each sending its next request as soon as the last one is answered.
-async fn closed_loop(addr: SocketAddr, body: &'static [u8], s: &Settings) -> Run {
+async fn closed_loop(t: impl Into<Target>, body: &'static [u8], s: &Settings) -> Run {
+    let t: Target = t.into();
+    let addr = t.addr;
     let start = Instant::now();
     let measure_from = start + Duration::from_secs_f64(s.warmup);
     let end = measure_from + Duration::from_secs_f64(s.seconds);
@@ -949,7 +1190,7 @@ async fn closed_loop(addr: SocketAddr, body: &'static [u8], s: &Settings) -> Run
                         },
                     };
                     let t0 = Instant::now();
-                    let ok = exchange(conn, addr, body).await;
+                    let ok = exchange(conn, t, body).await;
                     let t1 = Instant::now();
                     if !ok {
                         sender = None;
@@ -979,7 +1220,9 @@ async fn closed_loop(addr: SocketAddr, body: &'static [u8], s: &Settings) -> Run
 
 /// Requests sent at a fixed rate whatever the answers do; latency counts from the dispatch,
 /// so a request queued behind a slow one is charged for the wait.
-async fn open_loop(addr: SocketAddr, body: &'static [u8], s: &Settings) -> Run {
+async fn open_loop(t: impl Into<Target>, body: &'static [u8], s: &Settings) -> Run {
+    let t: Target = t.into();
+    let addr = t.addr;
     let workers = s.connections.max(1);
     let warm = (f64::from(s.rate) * s.warmup) as u64;
     let total = warm + (f64::from(s.rate) * s.seconds) as u64;
@@ -1002,7 +1245,7 @@ async fn open_loop(addr: SocketAddr, body: &'static [u8], s: &Settings) -> Run {
                         }
                     },
                 };
-                let ok = exchange(conn, addr, body).await;
+                let ok = exchange(conn, t, body).await;
                 let done = Instant::now();
                 if !ok {
                     sender = None;
@@ -1045,7 +1288,9 @@ async fn open_loop(addr: SocketAddr, body: &'static [u8], s: &Settings) -> Run {
 }
 
 /// Streams one at a time: time to the first body bytes, the whole stream checked for [DONE].
-async fn ttfb(addr: SocketAddr, samples: usize) -> Run {
+async fn ttfb(t: impl Into<Target>, samples: usize) -> Run {
+    let t: Target = t.into();
+    let addr = t.addr;
     let mut run = Run::default();
     let mut sender = None;
     let started = Instant::now();
@@ -1061,7 +1306,7 @@ async fn ttfb(addr: SocketAddr, samples: usize) -> Run {
                 }
             },
         };
-        match stream_once(conn, addr).await {
+        match stream_once(conn, t).await {
             Some(first) if i >= 5 => {
                 run.ok += 1;
                 run.lat.push(first.as_secs_f64() * 1e6);
@@ -1076,10 +1321,10 @@ async fn ttfb(addr: SocketAddr, samples: usize) -> Run {
     Run::from_parts(vec![run], started.elapsed().as_secs_f64())
 }
 
-async fn stream_once(sender: &mut SendRequest<Full<Bytes>>, addr: SocketAddr) -> Option<Duration> {
+async fn stream_once(sender: &mut SendRequest<Full<Bytes>>, t: Target) -> Option<Duration> {
     sender.ready().await.ok()?;
     let t0 = Instant::now();
-    let resp = sender.send_request(request(addr, STREAM_BODY)).await.ok()?;
+    let resp = sender.send_request(request(t, STREAM_BODY)).await.ok()?;
     if resp.status() != StatusCode::OK {
         return None;
     }
@@ -1119,7 +1364,7 @@ async fn concurrent_streams(addr: SocketAddr, n: usize, gw: &Gateway) -> Streams
                 let mut sender = connect(addr).await.ok()?;
                 sender.ready().await.ok()?;
                 let resp = sender
-                    .send_request(request(addr, SLOW_STREAM_BODY))
+                    .send_request(request(addr.into(), SLOW_STREAM_BODY))
                     .await
                     .ok()?;
                 if resp.status() != StatusCode::OK {
@@ -1160,6 +1405,8 @@ struct Report<'a> {
     tvia: &'a Run,
     streams: &'a Streams,
     rss: (Option<u64>, Option<u64>, Option<u64>),
+    peers: &'a [Peer],
+    peer_runs: &'a [PeerRun],
 }
 
 fn mb(kb: Option<u64>) -> String {
@@ -1178,6 +1425,12 @@ impl Report<'_> {
     fn table(&self, s: &Settings) -> String {
         use std::fmt::Write;
         let mut t = String::new();
+        // The name column: wide enough for the longest label ("<peer> vs dir").
+        let w = self
+            .peers
+            .iter()
+            .map(|p| p.name.chars().count() + 7)
+            .fold(12, usize::max);
         let row = |t: &mut String, name: &str, r: &Run, rps: bool| {
             let rate = if rps {
                 format!("{:>10.0}", r.rps())
@@ -1186,7 +1439,7 @@ impl Report<'_> {
             };
             let _ = writeln!(
                 t,
-                "  {name:<12}{rate} {:>9.1} {:>9.1} {:>9.1} {:>7}",
+                "  {name:<w$}{rate} {:>9.1} {:>9.1} {:>9.1} {:>7}",
                 r.p(50.0),
                 r.p(95.0),
                 r.p(99.0),
@@ -1201,7 +1454,7 @@ impl Report<'_> {
             };
             let _ = writeln!(
                 t,
-                "  {label:<12}{rate} {:>+9.1} {:>+9.1} {:>+9.1}",
+                "  {label:<w$}{rate} {:>+9.1} {:>+9.1} {:>+9.1}",
                 b.p(50.0) - a.p(50.0),
                 b.p(95.0) - a.p(95.0),
                 b.p(99.0) - a.p(99.0)
@@ -1211,7 +1464,7 @@ impl Report<'_> {
             let _ = writeln!(t, "{title}");
             let _ = writeln!(
                 t,
-                "  {:<12}{:>10} {:>9} {:>9} {:>9} {:>7}",
+                "  {:<w$}{:>10} {:>9} {:>9} {:>9} {:>7}",
                 "", "req/s", "p50 µs", "p95 µs", "p99 µs", "errors"
             );
         };
@@ -1226,8 +1479,21 @@ impl Report<'_> {
         row(&mut t, "direct", &c.direct, true);
         row(&mut t, "bare proxy", &c.bare, true);
         row(&mut t, "gateway", &c.via, true);
+        let peers = || self.peers.iter().zip(self.peer_runs);
+        for (p, r) in peers() {
+            row(&mut t, &p.name, &r.closed, true);
+        }
         added(&mut t, "bare vs dir", &c.direct, &c.bare, true);
         added(&mut t, "gw vs dir", &c.direct, &c.via, true);
+        for (p, r) in peers() {
+            added(
+                &mut t,
+                &format!("{} vs dir", p.name),
+                &c.direct,
+                &r.closed,
+                true,
+            );
+        }
         let o = self.open;
         head(
             &mut t,
@@ -1247,7 +1513,19 @@ impl Report<'_> {
         );
         row(&mut t, "direct", self.tdirect, false);
         row(&mut t, "gateway", self.tvia, false);
+        for (p, r) in peers() {
+            row(&mut t, &p.name, &r.ttfb, false);
+        }
         added(&mut t, "gw added", self.tdirect, self.tvia, false);
+        for (p, r) in peers() {
+            added(
+                &mut t,
+                &format!("{} added", p.name),
+                self.tdirect,
+                &r.ttfb,
+                false,
+            );
+        }
         let _ = writeln!(
             t,
             "CPU per request (closed loop): gateway {}, bare proxy {}; share of a core at {} req/s: gateway {}, bare proxy {}",
@@ -1271,6 +1549,16 @@ impl Report<'_> {
             mb(self.streams.rss_max),
             mb(self.rss.2)
         );
+        for (p, r) in peers() {
+            let _ = writeln!(
+                t,
+                "peer {}: CPU per request (closed loop) {}, RSS idle {}, after the load runs {}",
+                p.name,
+                us(c.cpu_per_request(&r.closed, r.cpu)),
+                mb(r.rss_idle),
+                mb(r.rss_after),
+            );
+        }
         if !s.bench {
             let _ = writeln!(
                 t,
