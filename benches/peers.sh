@@ -60,6 +60,9 @@ litellm_version=$("$dir/venv/bin/pip" show litellm 2>/dev/null | sed -n 's/^Vers
 portkey_version=$(node -p "require('$dir/portkey/node_modules/@portkey-ai/gateway/package.json').version")
 echo "peers: litellm $litellm_version, @portkey-ai/gateway $portkey_version, node $(node --version)" >&2
 
+# Build first, so that the peers are not started while cargo compiles.
+cargo bench --bench load --no-run
+
 # --- configure and start ---
 cat >"$dir/litellm.yaml" <<EOF
 model_list:
