@@ -314,14 +314,14 @@ fn run(s: &Settings) -> Result<(), String> {
                 "closed_loop": {
                     "run": r.closed.json(),
                     "ratio_rps": ratio(r.closed.rps(), closed.direct.rps()),
-                    "added_p50_us": r.closed.p(50.0) - closed.direct.p(50.0),
-                    "added_p99_us": r.closed.p(99.0) - closed.direct.p(99.0),
+                    "added_p50_us": (r.closed.ok > 0).then(|| r.closed.p(50.0) - closed.direct.p(50.0)),
+                    "added_p99_us": (r.closed.ok > 0).then(|| r.closed.p(99.0) - closed.direct.p(99.0)),
                     "cpu_us_per_request": closed.cpu_per_request(&r.closed, r.cpu),
                 },
                 "stream_ttfb": {
                     "run": r.ttfb.json(),
-                    "added_p50_us": r.ttfb.p(50.0) - tdirect.p(50.0),
-                    "added_p99_us": r.ttfb.p(99.0) - tdirect.p(99.0),
+                    "added_p50_us": (r.ttfb.ok > 0).then(|| r.ttfb.p(50.0) - tdirect.p(50.0)),
+                    "added_p99_us": (r.ttfb.ok > 0).then(|| r.ttfb.p(99.0) - tdirect.p(99.0)),
                 },
                 "rss_kb": {"idle": r.rss_idle, "after_load": r.rss_after},
             })
@@ -1460,6 +1460,14 @@ impl Report<'_> {
                 b.p(99.0) - a.p(99.0)
             );
         };
+        // A peer whose every request failed has no latency to compare.
+        let peer_added = |t: &mut String, label: &str, a: &Run, b: &Run, rps: bool| {
+            if b.ok == 0 {
+                let _ = writeln!(t, "  {label:<w$} all {} requests failed", b.errors);
+            } else {
+                added(t, label, a, b, rps);
+            }
+        };
         let head = |t: &mut String, title: String| {
             let _ = writeln!(t, "{title}");
             let _ = writeln!(
@@ -1486,7 +1494,7 @@ impl Report<'_> {
         added(&mut t, "bare vs dir", &c.direct, &c.bare, true);
         added(&mut t, "gw vs dir", &c.direct, &c.via, true);
         for (p, r) in peers() {
-            added(
+            peer_added(
                 &mut t,
                 &format!("{} vs dir", p.name),
                 &c.direct,
@@ -1518,7 +1526,7 @@ impl Report<'_> {
         }
         added(&mut t, "gw added", self.tdirect, self.tvia, false);
         for (p, r) in peers() {
-            added(
+            peer_added(
                 &mut t,
                 &format!("{} added", p.name),
                 self.tdirect,

@@ -76,20 +76,33 @@ litellm_settings:
 EOF
 
 pids=()
-stop() {
+stop() { # TERM, then KILL what is still there after 10 s (LiteLLM can hang on shutdown)
     for pid in "${pids[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
+    for _ in $(seq 1 20); do
+        alive=0
+        for pid in "${pids[@]}"; do
+            kill -0 "$pid" 2>/dev/null && alive=1
+        done
+        [ "$alive" = 0 ] && break
+        sleep 0.5
+    done
     for pid in "${pids[@]}"; do
+        kill -9 "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
 }
 trap stop EXIT
 
 # LiteLLM refuses to start without a master key; the bench sends it. No model cost map from
-# the network, no telemetry; the proxy logs errors only.
+# the network, no telemetry; the proxy logs errors only. HF_HUB_OFFLINE: LiteLLM counts tokens
+# for a llama-3 model with a Hugging Face tokenizer it downloads; without network it retried the
+# download (about 23 s) on every request. Offline it falls back to tiktoken at once (about 2 ms
+# a request more than a cached tokenizer would cost, on this machine).
 litellm_key=sk-bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-LITELLM_MASTER_KEY=$litellm_key LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOG=ERROR LITELLM_TELEMETRY=False \
+LITELLM_MASTER_KEY=$litellm_key LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOG=ERROR \
+    LITELLM_TELEMETRY=False HF_HUB_OFFLINE=1 \
     "${pin[@]}" "$dir/venv/bin/litellm" --config "$dir/litellm.yaml" \
     --host 127.0.0.1 --port "$litellm_port" --num_workers 1 \
     >"$dir/litellm.log" 2>&1 &
