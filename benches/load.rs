@@ -81,7 +81,7 @@ fn main() {
 
 // === settings ===
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Settings {
     bench: bool,
     connections: usize,
@@ -273,6 +273,34 @@ fn run(s: &Settings) -> Result<(), String> {
         r.ttfb = load_rt.block_on(ttfb(p.target, s.ttfb_samples));
         r.rss_after = tree_rss_kb(p.pid);
     }
+    // Concurrency sweep: 1, 64 and 512 keep-alive connections, whole answers and streams,
+    // direct and through the gateway back to back.
+    let levels: &[usize] = if s.bench { &[1, 64, 512] } else { &[1, 8] };
+    let mut sweep = Vec::new();
+    for (kind, body) in [("chat", CHAT_BODY), ("stream", STREAM_BODY)] {
+        for &c in levels {
+            let mut sw = s.clone();
+            sw.connections = c;
+            sw.seconds = if s.bench {
+                s.seconds.min(3.0)
+            } else {
+                s.seconds
+            };
+            sw.warmup = s.warmup.min(0.5);
+            let (direct, via, cpu) = load_rt.block_on(async {
+                let direct = closed_loop(upstream, body, &sw).await;
+                let g0 = gateway.cpu_seconds();
+                let via = closed_loop(gw_addr, body, &sw).await;
+                let g1 = gateway.cpu_seconds();
+                (direct, via, delta(g0, g1))
+            });
+            // Over every request the gateway answered, warm-up included, as the CPU was.
+            let cpu_us = cpu
+                .filter(|_| via.ok_total > 0)
+                .map(|c| c * 1e6 / via.ok_total as f64);
+            sweep.push((kind, c, direct, via, cpu_us));
+        }
+    }
     let rss_after = gateway.rss();
     let streams = load_rt.block_on(concurrent_streams(gw_addr, s.streams, &gateway));
     let rss_peak = gateway.rss_peak();
@@ -290,6 +318,22 @@ fn run(s: &Settings) -> Result<(), String> {
         peer_runs: &peer_runs,
     };
     print!("{}", report.table(s));
+    println!("concurrency sweep (closed loop, keep-alive connections):");
+    println!(
+        "  kind    conns   direct req/s  gateway req/s   ratio   direct p50 µs  gateway p50 µs  gateway p99 µs  gw CPU µs/req"
+    );
+    for (kind, c, direct, via, cpu) in &sweep {
+        println!(
+            "  {kind:<6} {c:>6} {:>14.0} {:>14.0} {:>7.3}x {:>15.1} {:>15.1} {:>15.1} {:>14}",
+            direct.rps(),
+            via.rps(),
+            ratio(via.rps(), direct.rps()),
+            direct.p(50.0),
+            via.p(50.0),
+            via.p(99.0),
+            cpu.map_or("-".to_owned(), |c| format!("{c:.1}")),
+        );
+    }
 
     let failures: usize = [
         &closed.direct,
@@ -304,7 +348,11 @@ fn run(s: &Settings) -> Result<(), String> {
     .iter()
     .map(|r| r.errors)
     .sum::<usize>()
-        + streams.failed;
+        + streams.failed
+        + sweep
+            .iter()
+            .map(|(_, _, d, v, _)| d.errors + v.errors)
+            .sum::<usize>();
     let peers_json: Vec<Value> = peers
         .iter()
         .zip(&peer_runs)
@@ -380,6 +428,10 @@ fn run(s: &Settings) -> Result<(), String> {
             "gateway_rss_kb_max_while_open": streams.rss_max, "seconds": streams.seconds,
         },
         "gateway_rss_kb": {"idle": rss_idle, "after_load": rss_after, "peak": rss_peak},
+        "concurrency_sweep": sweep.iter().map(|(kind, c, direct, via, cpu)| json!({
+            "kind": kind, "connections": c, "direct": direct.json(), "gateway": via.json(),
+            "ratio_rps": ratio(via.rps(), direct.rps()), "gateway_cpu_us_per_request": cpu,
+        })).collect::<Vec<_>>(),
         "targets": report.targets_json(),
         "peers": peers_json,
     });

@@ -6,14 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-2000}
 stream=${2:-}
-cargo build --profile profiling --bin proxygate >&2
+bin=${PROXYGATE_BIN:-}
+if [ -z "$bin" ]; then cargo build --profile profiling --bin proxygate >&2; bin="$PWD/target/profiling/proxygate"; fi
 dir=$(mktemp -d)
 fake_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 gw_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 python3 benches/profile/fake_and_load.py fake "$fake_port" & fake_pid=$!
 (cd "$dir" && exec env -i PATH="$PATH" PORT="$gw_port" GROQ_API_KEY=gsk_profile GROQ_BASE_URL="http://127.0.0.1:$fake_port/openai/v1" \
   valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" \
-  "$OLDPWD/target/profiling/proxygate" >/dev/null 2>"$dir/vg.log") & gw_pid=$!
+  "$bin" >/dev/null 2>"$dir/vg.log") & gw_pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$gw_port/health" >/dev/null 2>&1 && break; sleep 0.2; done
 python3 benches/profile/fake_and_load.py load "http://127.0.0.1:$gw_port" 200 $stream   # warm up
 callgrind_control -z "$gw_pid" >/dev/null 2>&1 || true

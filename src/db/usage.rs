@@ -28,35 +28,69 @@ impl SqlUsageStore {
     }
 }
 
-/// SQLite: one transaction per batch, one cached prepared statement executed per record. A
-/// multi-row `VALUES` list would be a new statement (a fresh parse) for every batch size.
+/// Rows per SQLite statement: a batch goes as full chunks of this many rows, then the rest one
+/// row at a time, so only two statements are ever parsed (and both stay cached), and the
+/// per-statement overhead is paid once per 32 rows.
+const SQLITE_CHUNK: usize = 32;
+
+/// The `INSERT` for `rows` rows with numbered placeholders.
+fn sqlite_insert_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO usage_records (id, ts_ms, request_id, key_id, endpoint, provider, model, prompt_tokens, completion_tokens, cached_tokens, estimated_tokens, cost_usd, latency_ms, ttft_ms, status, attempts, stream, cache_hit) VALUES ",
+    );
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..18 {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("?{}", r * 18 + c + 1));
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (id) DO NOTHING");
+    sql
+}
+
+/// SQLite: one transaction per batch, multi-row statements of a fixed size (cached).
 async fn insert_sqlite(pool: &sqlx::SqlitePool, records: &[UsageRecord]) -> Result<(), StoreError> {
-    const SQL: &str = "INSERT INTO usage_records (id, ts_ms, request_id, key_id, endpoint, provider, model, prompt_tokens, completion_tokens, cached_tokens, estimated_tokens, cost_usd, latency_ms, ttft_ms, status, attempts, stream, cache_hit) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) ON CONFLICT (id) DO NOTHING";
+    static CHUNK_SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| sqlite_insert_sql(SQLITE_CHUNK));
+    static ONE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| sqlite_insert_sql(1));
     let err = |e: sqlx::Error| StoreError(e.to_string());
     let mut tx = pool.begin().await.map_err(err)?;
-    for r in records {
-        sqlx::query(SQL)
-            .bind(&*r.id)
-            .bind(r.ts_ms)
-            .bind(r.request_id.as_deref())
-            .bind(r.key_id.as_deref())
-            .bind(r.endpoint.as_str())
-            .bind(&*r.provider)
-            .bind(&*r.model)
-            .bind(clamp(r.prompt_tokens))
-            .bind(clamp(r.completion_tokens))
-            .bind(clamp(r.cached_tokens))
-            .bind(clamp(r.estimated_tokens))
-            .bind(r.cost_usd)
-            .bind(r.latency_ms)
-            .bind(r.ttft_ms)
-            .bind(i32::from(r.status))
-            .bind(r.attempts.min(i32::MAX as u32) as i32)
-            .bind(r.stream)
-            .bind(r.cache_hit)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
+    let chunks = records.chunks_exact(SQLITE_CHUNK);
+    let rest = chunks.remainder();
+    for (sql, rows) in chunks
+        .map(|c| (CHUNK_SQL.as_str(), c))
+        .chain(rest.chunks(1).map(|c| (ONE_SQL.as_str(), c)))
+    {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in rows {
+            q = q
+                .bind(r.id.to_string())
+                .bind(r.ts_ms)
+                .bind(r.request_id.as_deref().map(str::to_owned))
+                .bind(r.key_id.as_deref().map(str::to_owned))
+                .bind(r.endpoint.as_str())
+                .bind(r.provider.to_string())
+                .bind(r.model.to_string())
+                .bind(clamp(r.prompt_tokens))
+                .bind(clamp(r.completion_tokens))
+                .bind(clamp(r.cached_tokens))
+                .bind(clamp(r.estimated_tokens))
+                .bind(r.cost_usd)
+                .bind(r.latency_ms)
+                .bind(r.ttft_ms)
+                .bind(i32::from(r.status))
+                .bind(r.attempts.min(i32::MAX as u32) as i32)
+                .bind(r.stream)
+                .bind(r.cache_hit);
+        }
+        q.execute(&mut *tx).await.map_err(err)?;
     }
     tx.commit().await.map_err(err)
 }
@@ -304,5 +338,33 @@ impl UsageStore for SqlUsageStore {
 
     fn kind(&self) -> &'static str {
         self.db.kind()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn batches_of_any_size_are_stored_once_in_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&dir.path().join("u.db").display().to_string())
+            .await
+            .unwrap();
+        let store = SqlUsageStore::new(db);
+        // Two full chunks and a remainder, then the same again (idempotent on the id).
+        let records: Vec<UsageRecord> = (0..SQLITE_CHUNK * 2 + 5)
+            .map(|i| {
+                let mut r = crate::usage::test_record(&format!("r{i}"), 2);
+                r.key_id = (i % 2 == 0).then(|| "k".into());
+                r
+            })
+            .collect();
+        store.write(&records).await.unwrap();
+        store.write(&records[..40]).await.unwrap();
+        let s = store.summary(&UsageQuery::default()).await.unwrap();
+        assert_eq!(s.totals.requests, records.len() as u64);
+        assert_eq!(s.totals.prompt_tokens, 2 * records.len() as u64);
+        assert_eq!(s.by_key["k"].requests, 35);
     }
 }

@@ -20,6 +20,8 @@ use std::pin::Pin;
 
 pub use memory::MemoryStore;
 pub use record::{Endpoint, UsageRecord, now_ms};
+#[cfg(test)]
+pub(crate) use sink::tests::rec as test_record;
 pub use sink::{Observer, SinkConfig, UsageSink};
 pub use summary::{Bucket, TimeBucket, Totals, UsageQuery, UsageSummary, rfc3339_ms};
 
