@@ -9,17 +9,16 @@ directory and a minimal environment so no .env, config file or real key is picke
 
 import json
 import os
-import socket
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import openai
 import pytest
+
+from sdk_support import Fake, free_port, send_json
 
 REPO = Path(__file__).resolve().parents[2]
 ANTHROPIC_KEY = "sk-ant-sdk-test-key"
@@ -39,51 +38,6 @@ WEATHER_TOOL = {
 
 
 # --- fakes -----------------------------------------------------------------------------------
-
-
-class Fake:
-    """A loopback HTTP server; `handle(handler, body)` answers each POST."""
-
-    def __init__(self, handle):
-        self.requests = []
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            # HTTP/1.0: a streamed body ends when the connection closes, as Gemini's does.
-            protocol_version = "HTTP/1.0"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                length = int(self.headers.get("content-length", "0"))
-                body = json.loads(self.rfile.read(length) or b"{}")
-                fake.requests.append(
-                    {"path": self.path, "headers": dict(self.headers.items()), "body": body}
-                )
-                handle(self, body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self):
-        host, port = self.server.server_address
-        return f"http://{host}:{port}"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def send_json(handler, status, value):
-    data = json.dumps(value).encode()
-    handler.send_response(status)
-    handler.send_header("content-type", "application/json")
-    handler.send_header("content-length", str(len(data)))
-    handler.end_headers()
-    handler.wfile.write(data)
 
 
 def send_sse(handler, pieces):
@@ -177,12 +131,6 @@ def gemini_handle(handler, body):
 
 
 # --- gateway ---------------------------------------------------------------------------------
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
