@@ -185,22 +185,26 @@ impl UsageSink {
                 f(&record);
             }
         }
-        let line = match serde_json::to_vec(&record) {
-            Ok(mut v) => {
-                v.push(b'\n');
-                v
-            }
-            Err(e) => {
-                tracing::error!("usage record not serialisable: {e}");
-                return;
-            }
+        // The line is made (outside the lock) only for a sink that journals.
+        let line = match self.inner.config.journal_dir {
+            None => None,
+            Some(_) => match serde_json::to_vec(&record) {
+                Ok(mut v) => {
+                    v.push(b'\n');
+                    Some(v)
+                }
+                Err(e) => {
+                    tracing::error!("usage record not serialisable: {e}");
+                    return;
+                }
+            },
         };
         let Ok(mut state) = self.inner.state.lock() else {
             return;
         };
         let mut queued_in_journal = false;
-        if let Some(j) = &mut state.journal {
-            match j.file.write_all(&line) {
+        if let (Some(j), Some(line)) = (&mut state.journal, &line) {
+            match j.file.write_all(line) {
                 Ok(()) => {
                     j.bytes += line.len() as u64;
                     queued_in_journal = true;
