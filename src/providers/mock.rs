@@ -193,24 +193,7 @@ impl Future for MockFuture {
         let text = reply_text(&req);
         let parts = pieces(&text);
         let usage = Usage::new(req.estimate_prompt_tokens(), parts.len() as u64);
-        let model = req
-            .ctx
-            .target
-            .as_ref()
-            .map(|d| d.model().to_owned())
-            .unwrap_or_else(|| req.model.clone());
-        let meta = ReplyMeta {
-            provider: "mock",
-            deployment: req
-                .ctx
-                .target
-                .as_ref()
-                .map(|d| d.id().clone())
-                .unwrap_or_else(|| "mock".into()),
-            attempts: 1,
-            ..ReplyMeta::default()
-        };
-        let model = format!("mock/{}", model.strip_prefix("mock/").unwrap_or(&model));
+        let (model, meta) = served_by(&req);
         if !req.is_stream() {
             let resp = ChatResponse::single(
                 model,
@@ -232,6 +215,23 @@ impl Future for MockFuture {
         };
         Poll::Ready(Ok(ChatReply::stream(meta, Box::pin(stream))))
     }
+}
+
+/// The answer's `model` (`mock/<model>`) and provenance: the deployment the router chose, or
+/// the request's own model when the mock is called directly.
+fn served_by(req: &ChatRequest) -> (String, ReplyMeta) {
+    let target = req.ctx.target.as_ref();
+    let model = target.map_or(req.model.as_str(), |d| d.model());
+    let meta = ReplyMeta {
+        provider: "mock",
+        deployment: target.map_or_else(|| "mock".into(), |d| d.id().clone()),
+        attempts: 1,
+        ..ReplyMeta::default()
+    };
+    (
+        format!("mock/{}", model.strip_prefix("mock/").unwrap_or(model)),
+        meta,
+    )
 }
 
 /// Dimensions of the mock's vectors when the client names none.
@@ -269,28 +269,9 @@ fn mock_embeddings(req: &ChatRequest, emb: &crate::types::EmbeddingRequest) -> C
     };
     let tokens: u64 = texts.iter().map(|t| crate::cost::tokens::count(t)).sum();
     let vectors = texts.iter().map(|t| mock_vector(t, dims)).collect();
-    let model = req
-        .ctx
-        .target
-        .as_ref()
-        .map(|d| d.model().to_owned())
-        .unwrap_or_else(|| req.model.clone());
-    let meta = ReplyMeta {
-        provider: "mock",
-        deployment: req
-            .ctx
-            .target
-            .as_ref()
-            .map(|d| d.id().clone())
-            .unwrap_or_else(|| "mock".into()),
-        attempts: 1,
-        ..ReplyMeta::default()
-    };
-    let resp = crate::types::EmbeddingResponse::new(
-        format!("mock/{}", model.strip_prefix("mock/").unwrap_or(&model)),
-        vectors,
-        Some(Usage::new(tokens.max(1), 0)),
-    );
+    let (model, meta) = served_by(req);
+    let resp =
+        crate::types::EmbeddingResponse::new(model, vectors, Some(Usage::new(tokens.max(1), 0)));
     ChatReply {
         meta,
         body: crate::types::ReplyBody::Embeddings(resp),
