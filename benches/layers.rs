@@ -414,6 +414,29 @@ fn canned_reply(stream: bool) -> ChatReply {
     }
 }
 
+/// Times one call of `svc` to its end (a stream drained), on a fresh clone of `req` that is
+/// made outside the timing.
+fn oneshot_bench<S>(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &Runtime,
+    name: &str,
+    svc: &S,
+    req: &ChatRequest,
+) where
+    S: tower::Service<ChatRequest, Response = ChatReply, Error = proxygate::GatewayError> + Clone,
+{
+    g.bench_function(name, |b| {
+        b.to_async(rt).iter_batched(
+            || req.clone(),
+            |r| {
+                let call = svc.clone().oneshot(r);
+                async move { consume(call.await).await }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
 fn each_layer(c: &mut Criterion) {
     use proxygate::breaker::{BreakerConfig, BreakerLayer};
     use proxygate::cost::{CostLayer, RateTable};
@@ -458,68 +481,29 @@ fn each_layer(c: &mut Criterion) {
     ));
 
     let mut g = c.benchmark_group("layer");
-    g.bench_function("service_fn_alone", |b| {
-        b.to_async(&rt).iter_batched(
-            || req.clone(),
-            |r| {
-                let call = canned.oneshot(r);
-                async move { consume(call.await).await }
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    oneshot_bench(&mut g, &rt, "service_fn_alone", &canned, &req);
     for (name, sink) in [
         ("cost_memory_sink", &memory_sink),
         ("cost_journaled_sink", &journal_sink),
     ] {
         let svc = CostLayer::new(rates.clone(), Some(sink.clone())).layer(canned);
-        g.bench_function(name, |b| {
-            b.to_async(&rt).iter_batched(
-                || req.clone(),
-                |r| {
-                    let call = svc.clone().oneshot(r);
-                    async move { consume(call.await).await }
-                },
-                BatchSize::SmallInput,
-            )
-        });
+        oneshot_bench(&mut g, &rt, name, &svc, &req);
     }
     let svc = CostLayer::new(rates.clone(), Some(journal_sink.clone())).layer(canned);
-    g.bench_function("cost_journaled_sink_stream_7_chunks", |b| {
-        b.to_async(&rt).iter_batched(
-            || stream_req.clone(),
-            |r| {
-                let call = svc.clone().oneshot(r);
-                async move { consume(call.await).await }
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    oneshot_bench(
+        &mut g,
+        &rt,
+        "cost_journaled_sink_stream_7_chunks",
+        &svc,
+        &stream_req,
+    );
     let svc = BreakerLayer::new(BreakerConfig::from_config(&config))
         .with_state(Arc::new(DeploymentState::new("groq/llama-3.1-8b-instant")))
         .layer(canned);
-    g.bench_function("breaker", |b| {
-        b.to_async(&rt).iter_batched(
-            || req.clone(),
-            |r| {
-                let call = svc.clone().oneshot(r);
-                async move { consume(call.await).await }
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    oneshot_bench(&mut g, &rt, "breaker", &svc, &req);
     let svc =
         RouterLayer::new(gw.registry().clone(), RouterConfig::from_config(&config)).layer(canned);
-    g.bench_function("router_resolve_and_order", |b| {
-        b.to_async(&rt).iter_batched(
-            || req.clone(),
-            |r| {
-                let call = svc.clone().oneshot(r);
-                async move { consume(call.await).await }
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    oneshot_bench(&mut g, &rt, "router_resolve_and_order", &svc, &req);
     g.finish();
     // Flush the records made above so the journal does not grow across benches.
     rt.block_on(async {
