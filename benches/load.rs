@@ -224,43 +224,38 @@ fn run(s: &Settings) -> Result<(), String> {
     }
 
     let proxy_cpu = || threads_cpu_seconds("bench-proxy");
-    let delta = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
+    let gateway_cpu = || gateway.cpu_seconds();
     let closed = load_rt.block_on(async {
         let direct = closed_loop(upstream, CHAT_BODY, s).await;
-        let p0 = proxy_cpu();
-        let bare = closed_loop(proxy, CHAT_BODY, s).await;
-        let p1 = proxy_cpu();
-        let g0 = gateway.cpu_seconds();
-        let via = closed_loop(gw_addr, CHAT_BODY, s).await;
-        let g1 = gateway.cpu_seconds();
+        let (bare, bare_cpu) = with_cpu(proxy_cpu, closed_loop(proxy, CHAT_BODY, s)).await;
+        let (via, via_cpu) = with_cpu(gateway_cpu, closed_loop(gw_addr, CHAT_BODY, s)).await;
         // The peers right after ours, in the same machine state.
         for (p, r) in peers.iter().zip(&mut peer_runs) {
-            let c0 = tree_cpu_seconds(p.pid);
-            r.closed = closed_loop(p.target, CHAT_BODY, s).await;
-            r.cpu = delta(c0, tree_cpu_seconds(p.pid));
+            let pid = p.pid;
+            (r.closed, r.cpu) = with_cpu(
+                || tree_cpu_seconds(pid),
+                closed_loop(p.target, CHAT_BODY, s),
+            )
+            .await;
         }
         Phase {
             direct,
             bare,
             via,
-            bare_cpu: delta(p0, p1),
-            via_cpu: delta(g0, g1),
+            bare_cpu,
+            via_cpu,
         }
     });
     let open = load_rt.block_on(async {
         let direct = open_loop(upstream, CHAT_BODY, s).await;
-        let p0 = proxy_cpu();
-        let bare = open_loop(proxy, CHAT_BODY, s).await;
-        let p1 = proxy_cpu();
-        let g0 = gateway.cpu_seconds();
-        let via = open_loop(gw_addr, CHAT_BODY, s).await;
-        let g1 = gateway.cpu_seconds();
+        let (bare, bare_cpu) = with_cpu(proxy_cpu, open_loop(proxy, CHAT_BODY, s)).await;
+        let (via, via_cpu) = with_cpu(gateway_cpu, open_loop(gw_addr, CHAT_BODY, s)).await;
         Phase {
             direct,
             bare,
             via,
-            bare_cpu: delta(p0, p1),
-            via_cpu: delta(g0, g1),
+            bare_cpu,
+            via_cpu,
         }
     });
     let (tdirect, tvia) = load_rt.block_on(async {
@@ -287,12 +282,12 @@ fn run(s: &Settings) -> Result<(), String> {
                 s.seconds
             };
             sw.warmup = s.warmup.min(0.5);
-            let (direct, via, cpu) = load_rt.block_on(async {
+            let (direct, (via, cpu)) = load_rt.block_on(async {
                 let direct = closed_loop(upstream, body, &sw).await;
-                let g0 = gateway.cpu_seconds();
-                let via = closed_loop(gw_addr, body, &sw).await;
-                let g1 = gateway.cpu_seconds();
-                (direct, via, delta(g0, g1))
+                (
+                    direct,
+                    with_cpu(gateway_cpu, closed_loop(gw_addr, body, &sw)).await,
+                )
             });
             // Over every request the gateway answered, warm-up included, as the CPU was.
             let cpu_us = cpu
@@ -442,6 +437,16 @@ fn run(s: &Settings) -> Result<(), String> {
     std::fs::write(&path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!("results written to {}", path.display());
     Ok(())
+}
+
+/// Runs `load` and returns its result with the CPU seconds `cpu` counted meanwhile.
+async fn with_cpu(
+    cpu: impl Fn() -> Option<f64>,
+    load: impl std::future::Future<Output = Run>,
+) -> (Run, Option<f64>) {
+    let before = cpu();
+    let run = load.await;
+    (run, before.zip(cpu()).map(|(a, b)| b - a))
 }
 
 /// One load shape run direct, through the bare proxy and through the gateway.
