@@ -165,7 +165,7 @@ impl Ticket {
     pub(crate) fn fail(self, err: &GatewayError) {
         let o = Outcome {
             provider: "none",
-            model: &self.requested.clone(),
+            model: &self.requested,
             usage: None,
             completion_text: "",
             status: err.status().as_u16(),
