@@ -514,3 +514,115 @@ async fn virtual_keys_apply_to_the_messages_and_embeddings_endpoints() {
         .await;
     assert_eq!(usage["totals"]["requests"], 2, "{usage}");
 }
+
+/// Spends a key's budget through `/v1/messages` or `/v1/embeddings` (`send_one` makes one
+/// request with the key) until the gateway refuses; returns (served, refusal bodies).
+async fn spend_until_refused<F, Fut>(send_one: F) -> (usize, Vec<Value>)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = (u16, HashMap<String, String>, Vec<u8>)>,
+{
+    let (mut served, mut refused) = (0, Vec::new());
+    for _ in 0..8 {
+        let (status, _, body) = send_one().await;
+        match status {
+            200 => served += 1,
+            429 => refused.push(serde_json::from_slice(&body).unwrap()),
+            other => panic!("unexpected {other}: {}", String::from_utf8_lossy(&body)),
+        }
+    }
+    (served, refused)
+}
+
+#[tokio::test]
+async fn budgets_are_spent_through_messages_and_embeddings_like_chat() {
+    // $1 per completion token of mock/echo and per input token of mock/embed.
+    let gw = Gw::start(&[("RATE_OVERRIDES", "mock/echo=0/1000000,mock/embed=1000000/0")]).await;
+    let message = |key: String| {
+        let url = gw.url("/v1/messages");
+        async move {
+            let body = json!({"model": "mock/echo", "max_tokens": 8,
+                "messages": [{"role": "user", "content": "hi"}]});
+            let req = http::Request::post(url)
+                .header("x-api-key", key)
+                .header("content-type", "application/json");
+            send(req, body.to_string().into_bytes()).await
+        }
+    };
+    // What one message costs: its output tokens, at $1 each.
+    let (status, _, one) = message(MASTER.to_owned()).await;
+    assert_eq!(status, 200);
+    let one: Value = serde_json::from_slice(&one).unwrap();
+    let cost_of_one = one["usage"]["output_tokens"].as_f64().unwrap();
+    assert!((1.0..=8.0).contains(&cost_of_one), "{one}");
+
+    // A budget of 8 output tokens' worth: each message reserves its max_tokens (8).
+    let budget = 8.0;
+    let (id, key) = gw
+        .key(json!({"budget_usd": budget, "budget_period": "total"}))
+        .await;
+    let (served, refused) = spend_until_refused(|| message(key.clone())).await;
+    assert!(served >= 1, "no message served");
+    assert!(!refused.is_empty(), "the budget never ran out");
+    for v in &refused {
+        // Anthropic's shape on this endpoint, and the message says why.
+        assert_eq!(v["type"], "error", "{v}");
+        assert_eq!(v["error"]["type"], "rate_limit_error", "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("budget"),
+            "{v}"
+        );
+    }
+    gw.gateway.usage().flush().await.unwrap();
+    let (_, _, usage) = gw
+        .call("GET", &format!("/v1/usage?key={id}"), Some(MASTER), None)
+        .await;
+    let spent = usage["totals"]["cost_usd"].as_f64().unwrap();
+    assert!(
+        spent > 0.0 && spent <= budget + 1e-9,
+        "spent {spent} of {budget}"
+    );
+    assert_eq!(
+        usage["totals"]["requests"].as_u64(),
+        Some(served as u64),
+        "{usage}"
+    );
+
+    // Embeddings: "hi" is one input token, $1; a budget of $3.
+    let budget = 3.0;
+    let (id, key) = gw
+        .key(json!({"budget_usd": budget, "budget_period": "total"}))
+        .await;
+    let embed = || {
+        let req = http::Request::post(gw.url("/v1/embeddings"))
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json");
+        send(
+            req,
+            json!({"model": "mock/embed", "input": "hi"})
+                .to_string()
+                .into_bytes(),
+        )
+    };
+    let (served, refused) = spend_until_refused(embed).await;
+    assert!(served >= 1, "no embedding served");
+    assert!(!refused.is_empty(), "the budget never ran out");
+    for v in &refused {
+        assert_eq!(v["error"]["type"], "insufficient_quota", "{v}");
+        assert_eq!(v["error"]["code"], "budget_exceeded", "{v}");
+    }
+    gw.gateway.usage().flush().await.unwrap();
+    let (_, _, usage) = gw
+        .call("GET", &format!("/v1/usage?key={id}"), Some(MASTER), None)
+        .await;
+    let spent = usage["totals"]["cost_usd"].as_f64().unwrap();
+    assert!(
+        spent > 0.0 && spent <= budget + 1e-9,
+        "spent {spent} of {budget}"
+    );
+    assert_eq!(
+        usage["totals"]["requests"].as_u64(),
+        Some(served as u64),
+        "{usage}"
+    );
+}
