@@ -97,6 +97,10 @@ struct Settings {
     cores: usize,
     /// The fake upstream's port (0: any free one); pinned so peers can be configured first.
     fake_port: u16,
+    /// Extra gateway environment, `KEY=VALUE,...` (for A/B runs of one setting).
+    gateway_env: Vec<(String, String)>,
+    /// Closed loop only, then a one-line summary (for quick A/B runs).
+    quick: bool,
 }
 
 impl Settings {
@@ -126,6 +130,8 @@ impl Settings {
                 gateway_core: 1,
                 cores,
                 fake_port: 0,
+                gateway_env: Vec::new(),
+                quick: false,
             };
         }
         Self {
@@ -141,6 +147,13 @@ impl Settings {
             gateway_core: var("BENCH_GATEWAY_CORE", 1usize).min(cores.saturating_sub(1)),
             cores,
             fake_port: var("BENCH_FAKE_PORT", 0u16),
+            gateway_env: std::env::var("BENCH_GATEWAY_ENV")
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .collect(),
+            quick: var("BENCH_QUICK", 0u8) == 1,
         }
     }
 }
@@ -246,6 +259,26 @@ fn run(s: &Settings) -> Result<(), String> {
             via_cpu,
         }
     });
+    if s.quick {
+        let per_req = |cpu: Option<f64>, r: &Run| {
+            cpu.filter(|_| r.ok_total > 0).map_or("-".to_owned(), |c| {
+                format!("{:.1}", c * 1e6 / r.ok_total as f64)
+            })
+        };
+        println!(
+            "quick: direct {:.0} req/s; bare {:.0} req/s, {} µs/req; gateway {:.0} req/s ({:.3}x direct), {} µs/req, p50 {:.0} µs",
+            closed.direct.rps(),
+            closed.bare.rps(),
+            per_req(closed.bare_cpu, &closed.bare),
+            closed.via.rps(),
+            ratio(closed.via.rps(), closed.direct.rps()),
+            per_req(closed.via_cpu, &closed.via),
+            closed.via.p(50.0),
+        );
+        gateway.stop();
+        proxy_rt.shutdown_timeout(Duration::from_millis(200));
+        return Ok(());
+    }
     let open = load_rt.block_on(async {
         let direct = open_loop(upstream, CHAT_BODY, s).await;
         let (bare, bare_cpu) = with_cpu(proxy_cpu, open_loop(proxy, CHAT_BODY, s)).await;
@@ -812,11 +845,12 @@ struct Gateway {
 
 impl Gateway {
     fn start(s: &Settings, upstream: SocketAddr, load_rt: &Runtime) -> Result<Self, String> {
-        let env = [
+        let mut env = vec![
             ("GROQ_API_KEY", "gsk_bench_not_a_real_key".to_owned()),
             ("GROQ_BASE_URL", format!("http://{upstream}/v1")),
             ("HOST", "127.0.0.1".to_owned()),
         ];
+        env.extend(s.gateway_env.iter().map(|(k, v)| (k.as_str(), v.clone())));
         if s.gateway != "inproc" {
             match binary_path() {
                 Some(bin) => {
