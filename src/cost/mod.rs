@@ -307,6 +307,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn record_ids_are_uuid_v7_in_time_order() {
+        // The SQL stores' primary key: ids that sort by time append at the B-tree's right edge.
+        let (mut svc, mut handle, sink, store) = setup().await;
+        handle.allow(3);
+        for _ in 0..3 {
+            let call = svc.ready().await.unwrap().call(request(false));
+            let (_, respond) = handle.next_request().await.unwrap();
+            respond.send_response(reply("openai/gpt-4o-mini"));
+            call.await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let recs = records(&sink, &store).await;
+        assert_eq!(recs.len(), 3);
+        let ids: Vec<uuid::Uuid> = recs.iter().map(|r| r.id.parse().unwrap()).collect();
+        assert!(ids.iter().all(|u| u.get_version_num() == 7), "{ids:?}");
+        for (r, u) in recs.iter().zip(&ids) {
+            let (secs, nanos) = u.get_timestamp().unwrap().to_unix();
+            assert_eq!(secs as i64 * 1000 + i64::from(nanos / 1_000_000), r.ts_ms);
+        }
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(sorted, ids, "ids sort in the order the records were made");
+    }
+
+    #[tokio::test]
     async fn a_stream_ends_with_one_usage_chunk_carrying_the_cost() {
         let (mut svc, mut handle, sink, store) = setup().await;
         handle.allow(1);

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_core::Stream;
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderName, HeaderValue, StatusCode, header};
 use pin_project_lite::pin_project;
 
 use crate::GatewayError;
@@ -27,31 +27,32 @@ pub fn error_response(err: &GatewayError) -> Response {
     resp
 }
 
+// Header names made once at compile time: a `&str` name is parsed and hashed on every insert.
+const PROVIDER: HeaderName = HeaderName::from_static("x-proxygate-provider");
+const DEPLOYMENT: HeaderName = HeaderName::from_static("x-proxygate-deployment");
+const ATTEMPTS: HeaderName = HeaderName::from_static("x-proxygate-attempts");
+const COST_USD: HeaderName = HeaderName::from_static("x-proxygate-cost-usd");
+const CACHE: HeaderName = HeaderName::from_static("x-proxygate-cache");
+
 /// Adds the provenance headers.
 pub fn meta_headers(resp: &mut Response, meta: &ReplyMeta) {
     let h = resp.headers_mut();
     // Room for the five at once, instead of growing the map while inserting.
     h.reserve(5);
     if !meta.provider.is_empty() {
-        h.insert(
-            "x-proxygate-provider",
-            HeaderValue::from_static(meta.provider),
-        );
+        h.insert(PROVIDER, HeaderValue::from_static(meta.provider));
     }
     if let Ok(v) = HeaderValue::from_str(&meta.deployment) {
-        h.insert("x-proxygate-deployment", v);
+        h.insert(DEPLOYMENT, v);
     }
-    h.insert(
-        "x-proxygate-attempts",
-        HeaderValue::from(meta.attempts.max(1)),
-    );
+    h.insert(ATTEMPTS, HeaderValue::from(meta.attempts.max(1)));
     if let Some(cost) = meta.cost_usd
         && let Ok(v) = HeaderValue::from_str(&format_cost(cost))
     {
-        h.insert("x-proxygate-cost-usd", v);
+        h.insert(COST_USD, v);
     }
     h.insert(
-        "x-proxygate-cache",
+        CACHE,
         HeaderValue::from_static(if meta.cache_hit { "hit" } else { "miss" }),
     );
 }
