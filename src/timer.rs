@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -16,16 +17,24 @@ use tower::{Layer, Service};
 use crate::telemetry::names;
 use crate::types::ChatRequest;
 
+/// The provider's histogram, registered on first use (after the recorder is installed) and
+/// then shared by every clone: registering it per call cost a label lookup each time.
+type Handle = Arc<OnceLock<metrics::Histogram>>;
+
 /// Builds [`UpstreamTimer`]s for one provider.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct UpstreamTimerLayer {
     provider: &'static str,
+    histogram: Handle,
 }
 
 impl UpstreamTimerLayer {
     /// Times calls to `provider`.
     pub fn new(provider: &'static str) -> Self {
-        Self { provider }
+        Self {
+            provider,
+            histogram: Handle::default(),
+        }
     }
 }
 
@@ -35,6 +44,7 @@ impl<S> Layer<S> for UpstreamTimerLayer {
         UpstreamTimer {
             inner,
             provider: self.provider,
+            histogram: self.histogram.clone(),
         }
     }
 }
@@ -44,6 +54,7 @@ impl<S> Layer<S> for UpstreamTimerLayer {
 pub struct UpstreamTimer<S> {
     inner: S,
     provider: &'static str,
+    histogram: Handle,
 }
 
 // === impl UpstreamTimer ===
@@ -58,10 +69,16 @@ impl<S: Service<ChatRequest>> Service<ChatRequest> for UpstreamTimer<S> {
     }
 
     fn call(&mut self, req: ChatRequest) -> Self::Future {
+        let provider = self.provider;
         TimedFuture {
             inner: self.inner.call(req),
             started: Instant::now(),
-            provider: self.provider,
+            histogram: self
+                .histogram
+                .get_or_init(|| {
+                    metrics::histogram!(names::UPSTREAM_DURATION_SECONDS, "provider" => provider)
+                })
+                .clone(),
         }
     }
 }
@@ -73,7 +90,7 @@ pin_project! {
         #[pin]
         inner: F,
         started: Instant,
-        provider: &'static str,
+        histogram: metrics::Histogram,
     }
 }
 
@@ -82,8 +99,7 @@ impl<F: Future> Future for TimedFuture<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let out = ready!(this.inner.poll(cx));
-        metrics::histogram!(names::UPSTREAM_DURATION_SECONDS, "provider" => *this.provider)
-            .record(this.started.elapsed().as_secs_f64());
+        this.histogram.record(this.started.elapsed().as_secs_f64());
         Poll::Ready(out)
     }
 }
