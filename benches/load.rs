@@ -99,7 +99,7 @@ struct Settings {
     fake_port: u16,
     /// Extra gateway environment, `KEY=VALUE,...` (for A/B runs of one setting).
     gateway_env: Vec<(String, String)>,
-    /// Closed loop only, then a one-line summary (for quick A/B runs).
+    /// The closed and open loops only, then a one-line summary (for quick A/B runs).
     quick: bool,
 }
 
@@ -259,26 +259,6 @@ fn run(s: &Settings) -> Result<(), String> {
             via_cpu,
         }
     });
-    if s.quick {
-        let per_req = |cpu: Option<f64>, r: &Run| {
-            cpu.filter(|_| r.ok_total > 0).map_or("-".to_owned(), |c| {
-                format!("{:.1}", c * 1e6 / r.ok_total as f64)
-            })
-        };
-        println!(
-            "quick: direct {:.0} req/s; bare {:.0} req/s, {} µs/req; gateway {:.0} req/s ({:.3}x direct), {} µs/req, p50 {:.0} µs",
-            closed.direct.rps(),
-            closed.bare.rps(),
-            per_req(closed.bare_cpu, &closed.bare),
-            closed.via.rps(),
-            ratio(closed.via.rps(), closed.direct.rps()),
-            per_req(closed.via_cpu, &closed.via),
-            closed.via.p(50.0),
-        );
-        gateway.stop();
-        proxy_rt.shutdown_timeout(Duration::from_millis(200));
-        return Ok(());
-    }
     let open = load_rt.block_on(async {
         let direct = open_loop(upstream, CHAT_BODY, s).await;
         let (bare, bare_cpu) = with_cpu(proxy_cpu, open_loop(proxy, CHAT_BODY, s)).await;
@@ -291,6 +271,31 @@ fn run(s: &Settings) -> Result<(), String> {
             via_cpu,
         }
     });
+    if s.quick {
+        let per_req = |cpu: Option<f64>, r: &Run| {
+            cpu.filter(|_| r.ok_total > 0).map_or("-".to_owned(), |c| {
+                format!("{:.1}", c * 1e6 / r.ok_total as f64)
+            })
+        };
+        println!(
+            "quick: direct {:.0} req/s; bare {:.0} req/s, {} µs/req; gateway {:.0} req/s ({:.3}x direct), {} µs/req, p50 {:.0} µs; at {} req/s added p50/p99: bare +{:.0}/+{:.0} µs, gateway +{:.0}/+{:.0} µs",
+            closed.direct.rps(),
+            closed.bare.rps(),
+            per_req(closed.bare_cpu, &closed.bare),
+            closed.via.rps(),
+            ratio(closed.via.rps(), closed.direct.rps()),
+            per_req(closed.via_cpu, &closed.via),
+            closed.via.p(50.0),
+            s.rate,
+            open.bare.p(50.0) - open.direct.p(50.0),
+            open.bare.p(99.0) - open.direct.p(99.0),
+            open.via.p(50.0) - open.direct.p(50.0),
+            open.via.p(99.0) - open.direct.p(99.0),
+        );
+        gateway.stop();
+        proxy_rt.shutdown_timeout(Duration::from_millis(200));
+        return Ok(());
+    }
     let (tdirect, tvia) = load_rt.block_on(async {
         (
             ttfb(upstream, s.ttfb_samples).await,
