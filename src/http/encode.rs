@@ -229,8 +229,12 @@ impl Stream for SseEncoder {
     }
 }
 
-/// A streaming response around an encoder.
-pub fn sse_response(encoder: SseEncoder) -> Response {
+/// A streaming response around an SSE encoder (the OpenAI one here, the Anthropic one in
+/// `messages`).
+pub fn sse_response<S>(encoder: S) -> Response
+where
+    S: Stream<Item = Result<Bytes, Infallible>> + Send + 'static,
+{
     let mut resp = Response::new(Body::from_stream(encoder));
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();

@@ -39,7 +39,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tower::ServiceExt;
 
-use super::encode::{StreamObserver, format_cost, meta_headers};
+use super::encode::{StreamObserver, format_cost, meta_headers, sse_response};
 use super::{AppState, RequestGuard, StreamMetrics, decode};
 use crate::GatewayError;
 use crate::cost::tokens::PromptText;
@@ -660,18 +660,6 @@ pub fn to_anthropic(resp: &ChatResponse) -> Value {
         "stop_sequence": null,
         "usage": {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens},
     })
-}
-
-fn sse_response(encoder: MessagesSse) -> Response {
-    let mut resp = Response::new(Body::from_stream(encoder));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    resp
 }
 
 /// One SSE event: `event:` equal to the data's `type`.
