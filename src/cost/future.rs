@@ -6,7 +6,7 @@ use pin_project_lite::pin_project;
 
 use super::{CostStream, Outcome, Ticket};
 use crate::GatewayError;
-use crate::types::{ChatReply, ReplyBody};
+use crate::types::{ChatReply, ReplyBody, ReplyMeta, Usage};
 
 pin_project! {
     /// The [`Cost`](super::Cost) service's future: settles whole answers, wraps streams.
@@ -24,6 +24,24 @@ impl<F> ResponseFuture<F> {
             inner,
             ticket: Some(ticket),
         }
+    }
+}
+
+/// How a whole answer (chat or embeddings) from `meta`'s deployment went.
+fn whole<'a>(
+    meta: &'a ReplyMeta,
+    usage: Option<&'a Usage>,
+    completion_text: &'a str,
+) -> Outcome<'a> {
+    Outcome {
+        provider: meta.provider,
+        model: &meta.deployment,
+        usage,
+        completion_text,
+        status: 200,
+        attempts: meta.attempts,
+        first_chunk: None,
+        cache_hit: meta.cache_hit,
     }
 }
 
@@ -53,16 +71,7 @@ where
                 } else {
                     String::new()
                 };
-                let (usage, cost) = ticket.settle(Outcome {
-                    provider: reply.meta.provider,
-                    model: &reply.meta.deployment,
-                    usage: resp.usage.as_ref(),
-                    completion_text: &text,
-                    status: 200,
-                    attempts: reply.meta.attempts,
-                    first_chunk: None,
-                    cache_hit: reply.meta.cache_hit,
-                });
+                let (usage, cost) = ticket.settle(whole(&reply.meta, resp.usage.as_ref(), &text));
                 resp.usage = Some(usage);
                 reply.meta.cost_usd = Some(cost);
                 ReplyBody::Complete(resp)
@@ -73,16 +82,7 @@ where
             ReplyBody::Embeddings(mut resp) => {
                 // Embeddings have no completion: the prompt is the whole bill, counted by the
                 // tokenizer when the provider (Gemini) reports nothing.
-                let (usage, cost) = ticket.settle(Outcome {
-                    provider: reply.meta.provider,
-                    model: &reply.meta.deployment,
-                    usage: resp.usage.as_ref(),
-                    completion_text: "",
-                    status: 200,
-                    attempts: reply.meta.attempts,
-                    first_chunk: None,
-                    cache_hit: reply.meta.cache_hit,
-                });
+                let (usage, cost) = ticket.settle(whole(&reply.meta, resp.usage.as_ref(), ""));
                 resp.usage = Some(usage);
                 reply.meta.cost_usd = Some(cost);
                 ReplyBody::Embeddings(resp)
