@@ -12,64 +12,16 @@ use serde_json::Map;
 use super::Pending;
 use crate::GatewayError;
 use crate::types::{
-    ChatChunk, ChatResponse, ChatStream, Choice, ChunkChoice, Delta, FunctionCall,
-    FunctionCallDelta, ResponseMessage, ToolCall, ToolCallDelta,
+    ChatChunk, ChatResponse, ChatStream, Choice, FunctionCall, ResponseMessage, ToolCall,
 };
 
-/// A cached whole answer as the chunks a stream of it would have carried: per choice the
-/// role with its text and tool calls, then its `finish_reason`, then one usage-only chunk
-/// when the answer had usage (the cost layer takes it, the edge shows it if asked).
+/// A cached whole answer as the chunks a stream of it would have carried (see
+/// [`providers::replay`](crate::providers::replay)): per choice the role with its text, its
+/// tool calls and its `finish_reason`, then one usage-only chunk when the answer had usage
+/// (the cost layer takes it, the edge shows it if asked).
 pub fn replay(resp: ChatResponse) -> ChatStream {
-    let mut chunks = Vec::with_capacity(resp.choices.len() * 2 + 1);
-    let chunk = |choices: Vec<ChunkChoice>| ChatChunk {
-        id: resp.id.clone(),
-        object: "chat.completion.chunk".to_owned(),
-        created: resp.created,
-        model: resp.model.clone(),
-        choices,
-        usage: None,
-        extra: Map::new(),
-    };
-    for c in &resp.choices {
-        let tool_calls = c.message.tool_calls.as_ref().map(|calls| {
-            calls
-                .iter()
-                .enumerate()
-                .map(|(i, call)| ToolCallDelta {
-                    index: i as u32,
-                    id: Some(call.id.clone()),
-                    kind: Some(call.kind.clone()),
-                    function: Some(FunctionCallDelta {
-                        name: Some(call.function.name.clone()),
-                        arguments: Some(call.function.arguments.clone()),
-                    }),
-                })
-                .collect()
-        });
-        let delta = Delta {
-            role: Some("assistant".to_owned()),
-            content: Some(c.message.content.clone().unwrap_or_default()),
-            tool_calls,
-            extra: Map::new(),
-        };
-        chunks.push(chunk(vec![ChunkChoice {
-            index: c.index,
-            delta,
-            logprobs: None,
-            finish_reason: None,
-        }]));
-        chunks.push(chunk(vec![ChunkChoice {
-            index: c.index,
-            delta: Delta::default(),
-            logprobs: None,
-            finish_reason: c.finish_reason.clone(),
-        }]));
-    }
-    if let Some(u) = &resp.usage {
-        let mut last = chunk(Vec::new());
-        last.usage = Some(u.clone());
-        chunks.push(last);
-    }
+    let mut chunks = std::collections::VecDeque::with_capacity(resp.choices.len() * 3 + 1);
+    crate::providers::replay(&resp, &mut chunks);
     Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok)))
 }
 
@@ -223,7 +175,7 @@ impl Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Usage;
+    use crate::types::{Delta, Usage};
     use futures_util::StreamExt;
 
     #[tokio::test]
