@@ -179,14 +179,12 @@ fn run(s: &Settings) -> Result<(), String> {
     } else {
         Vec::new()
     };
+    // The load side first: every thread started from here on inherits core 0, and the
+    // gateway side's runtimes pin their own threads as they start.
+    let pinned = s.pin && pin_load_threads();
     let upstream = load_rt.block_on(start_fake(s.fake_port))?;
     let mut gateway = Gateway::start(s, upstream, &load_rt)?;
-    let (proxy_rt, proxy) = start_bare_proxy(upstream)?;
-    let pinned = if s.pin {
-        pin_threads(&gateway, s.gateway_core)
-    } else {
-        false
-    };
+    let (proxy_rt, proxy) = start_bare_proxy(upstream, s.pin.then_some(s.gateway_core))?;
     let gw_addr = gateway.addr;
 
     // Every path answers before anything is measured.
@@ -201,6 +199,16 @@ fn run(s: &Settings) -> Result<(), String> {
         }
         Ok::<_, String>(())
     })?;
+    // The bare proxy's threads exist now: check that they really are on the gateway's core.
+    let pinned = pinned && {
+        let ok = threads_on_core("bench-proxy", s.gateway_core)
+            && (gateway.kind != GatewayKind::InProcess
+                || threads_on_core("bench-gateway", s.gateway_core));
+        if !ok {
+            eprintln!("warning: the bare proxy or in-process gateway is not pinned to its core");
+        }
+        ok
+    };
     let rss_idle = gateway.rss();
     let mut peer_runs: Vec<PeerRun> = peers
         .iter()
@@ -596,13 +604,11 @@ async fn fake_reply(req: Request<Incoming>) -> Result<Response<FakeBody>, Infall
 /// HTTP/1.1 in, the pooled hyper-util client out, bodies buffered as the gateway buffers a
 /// non-streamed answer) and on a runtime of its own like the gateway's. What any proxy built
 /// on this stack costs before it parses a byte of JSON.
-fn start_bare_proxy(upstream: SocketAddr) -> Result<(Runtime, SocketAddr), String> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("bench-proxy")
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+fn start_bare_proxy(
+    upstream: SocketAddr,
+    core: Option<usize>,
+) -> Result<(Runtime, SocketAddr), String> {
+    let rt = gateway_side_runtime("bench-proxy", core)?;
     let target: http::Uri = format!("http://{upstream}/v1/chat/completions")
         .parse()
         .map_err(|e| format!("{e}"))?;
@@ -873,7 +879,7 @@ impl Gateway {
                 None => eprintln!("no proxygate binary found; running the gateway in process"),
             }
         }
-        Self::in_process(&env)
+        Self::in_process(&env, s.pin.then_some(s.gateway_core))
     }
 
     fn spawn(
@@ -931,19 +937,14 @@ impl Gateway {
         Ok(gw)
     }
 
-    fn in_process(env: &[(&str, String)]) -> Result<Self, String> {
+    fn in_process(env: &[(&str, String)], core: Option<usize>) -> Result<Self, String> {
         let map: std::collections::HashMap<String, String> = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
         let config = proxygate::Config::from_env(&map, proxygate::providers::Catalog::default())
             .map_err(|e| e.to_string())?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("bench-gateway")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
+        let runtime = gateway_side_runtime("bench-gateway", core)?;
         let addr = runtime.block_on(async {
             let gateway = proxygate::Gateway::new(config).await?;
             let listener = TcpListener::bind("127.0.0.1:0")
@@ -1089,20 +1090,60 @@ fn threads_named(prefix: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Puts the gateway (and the bare proxy) on its core and everything else of ours on the other. The subprocess was started
-/// under `taskset` already; threads spawned later inherit their parent's mask.
-fn pin_threads(gw: &Gateway, gateway_core: usize) -> bool {
+/// A one-worker runtime like the gateway binary's when pinned to one core. Each of its threads
+/// pins itself as it starts: tokio may start a worker thread after `build` returns, and a
+/// thread pinned from outside before it exists would stay on the load generator's core.
+fn gateway_side_runtime(name: &'static str, core: Option<usize>) -> Result<Runtime, String> {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.worker_threads(1).thread_name(name).enable_all();
+    if let Some(core) = core {
+        b.on_thread_start(move || pin_current_thread(core));
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+/// Pins the calling thread to `core` (its tid from `/proc/thread-self`).
+fn pin_current_thread(core: usize) {
+    let Ok(link) = std::fs::read_link("/proc/thread-self") else {
+        return;
+    };
+    let Some(tid) = link.file_name().and_then(|t| t.to_str()).map(str::to_owned) else {
+        return;
+    };
+    let _ = Command::new("taskset")
+        .args(["-p", "-c", &core.to_string(), &tid])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Whether every thread whose name starts with `prefix` may run on `core` only.
+fn threads_on_core(prefix: &str, core: usize) -> bool {
+    let want = core.to_string();
+    threads()
+        .into_iter()
+        .filter(|(_, n)| n.starts_with(prefix))
+        .all(|(tid, _)| {
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/status"))
+                .ok()
+                .and_then(|st| {
+                    st.lines().find_map(|l| {
+                        l.strip_prefix("Cpus_allowed_list:")
+                            .map(|v| v.trim() == want)
+                    })
+                })
+                .unwrap_or(false)
+        })
+}
+
+/// Puts this process's threads, all of them the load generator's so far, on the load core.
+/// The gateway subprocess starts under `taskset`; the bare proxy's and the in-process
+/// gateway's runtimes pin their own threads (`gateway_side_runtime`).
+fn pin_load_threads() -> bool {
     let mut ok = true;
-    for (tid, name) in threads() {
-        let gateway_side = name.starts_with("bench-proxy")
-            || (gw.kind == GatewayKind::InProcess && name.starts_with("bench-gateway"));
-        let core = if gateway_side {
-            gateway_core
-        } else {
-            LOAD_CORE
-        };
+    for (tid, _) in threads() {
         ok &= Command::new("taskset")
-            .args(["-p", "-c", &core.to_string(), &tid.to_string()])
+            .args(["-p", "-c", &LOAD_CORE.to_string(), &tid.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
