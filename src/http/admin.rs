@@ -3,6 +3,7 @@
 //! `/`, so the reset route takes the rest of the path (`/admin/circuits/groq/llama-3.1-8b-instant/reset`;
 //! a percent-encoded id works too).
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::{Path, State};
@@ -16,7 +17,7 @@ use crate::GatewayError;
 use crate::deployment::Deployment;
 
 /// `GET /admin/circuits`.
-pub(super) async fn list_circuits(State(state): State<AppState>) -> Response {
+pub(super) async fn list_circuits(State(state): State<Arc<AppState>>) -> Response {
     let now = Instant::now();
     let wall = SystemTime::now();
     let circuits: Vec<Value> = state
@@ -30,7 +31,7 @@ pub(super) async fn list_circuits(State(state): State<AppState>) -> Response {
 
 /// `POST /admin/circuits/{deployment}/reset`.
 pub(super) async fn reset_circuit(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(rest): Path<String>,
 ) -> Response {
     let found = rest

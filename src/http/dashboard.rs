@@ -10,6 +10,7 @@
 //! The statistics hold no secret: provider keys never reach [`Stats`](crate::stats::Stats), nor
 //! do virtual key ids.
 
+use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
@@ -193,7 +194,7 @@ pub(crate) fn parse_window(s: &str) -> Option<u32> {
 
 /// `GET /admin/stats?window=5m&recent=50`.
 pub(super) async fn stats(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     params: Result<Query<StatsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(p)) = params else {

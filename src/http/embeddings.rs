@@ -41,7 +41,7 @@ pub fn chat_request(emb: EmbeddingRequest) -> ChatRequest {
 }
 
 /// `POST /v1/embeddings`.
-pub async fn embeddings(State(state): State<AppState>, req: Request) -> Response {
+pub async fn embeddings(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let mut guard = RequestGuard::new(Endpoint::Embeddings.as_str());
     let request_id = super::request_id(&req);
     let grant = super::auth::grant(&req);

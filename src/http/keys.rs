@@ -5,6 +5,7 @@ use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
+use std::sync::Arc;
 
 use super::AppState;
 use super::decode;
@@ -30,7 +31,7 @@ async fn spec(state: &AppState, req: Request) -> Result<KeySpec, GatewayError> {
 }
 
 /// `POST /admin/keys`.
-pub(super) async fn create(State(state): State<AppState>, req: Request) -> Response {
+pub(super) async fn create(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let spec = match spec(&state, req).await {
         Ok(s) => s,
         Err(e) => return error_response(&e),
@@ -47,7 +48,7 @@ pub(super) async fn create(State(state): State<AppState>, req: Request) -> Respo
 }
 
 /// `GET /admin/keys`.
-pub(super) async fn list(State(state): State<AppState>) -> Response {
+pub(super) async fn list(State(state): State<Arc<AppState>>) -> Response {
     match state.keys.list().await {
         Ok(keys) => {
             let data: Vec<_> = keys.iter().map(|k| k.to_json()).collect();
@@ -58,7 +59,7 @@ pub(super) async fn list(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /admin/keys/{id}`.
-pub(super) async fn get(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub(super) async fn get(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     match state.keys.get(&id).await {
         Ok(Some(k)) => axum::Json(k.to_json()).into_response(),
         Ok(None) => not_found(&id),
@@ -68,7 +69,7 @@ pub(super) async fn get(State(state): State<AppState>, Path(id): Path<String>) -
 
 /// `PATCH /admin/keys/{id}`.
 pub(super) async fn update(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
@@ -87,7 +88,7 @@ pub(super) async fn update(
 }
 
 /// `DELETE /admin/keys/{id}`.
-pub(super) async fn delete(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub(super) async fn delete(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     match state.keys.delete(&id).await {
         Ok(true) => {
             tracing::info!(%id, "virtual key deleted");

@@ -25,6 +25,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -463,7 +464,7 @@ fn parse(body: &[u8]) -> Result<(MessagesRequest, bool), GatewayError> {
 }
 
 /// `POST /v1/messages`.
-pub async fn messages(State(state): State<AppState>, req: Request) -> Response {
+pub async fn messages(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let mut guard = RequestGuard::new(Endpoint::Messages.as_str());
     let started = Instant::now();
     let fail = |guard: &mut RequestGuard, e: &GatewayError| {
@@ -549,7 +550,7 @@ pub async fn messages(State(state): State<AppState>, req: Request) -> Response {
 
 /// `POST /v1/messages/count_tokens`: the tokenizer's count of system, messages and tools,
 /// without an upstream call.
-pub async fn count_tokens(State(state): State<AppState>, req: Request) -> Response {
+pub async fn count_tokens(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let body = match decode::read_body(req, state.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return error_response(&e),

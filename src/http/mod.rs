@@ -118,7 +118,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/dashboard/{file}", get(dashboard::file))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(Arc::new(state))
         // A span per request (at debug, so free when not logged) carrying the request id, which
         // is taken from the client's `x-request-id` or made here, and echoed in the response.
         .layer(
@@ -276,7 +276,7 @@ impl StreamObserver for StreamMetrics {
     }
 }
 
-async fn chat_completions(State(state): State<AppState>, req: Request) -> Response {
+async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let mut guard = RequestGuard::new("chat");
     let started = Instant::now();
     let request_id = request_id(&req);
@@ -352,7 +352,7 @@ fn fail(guard: &mut RequestGuard, err: &GatewayError) -> Response {
     error_response(err)
 }
 
-async fn list_models(State(state): State<AppState>) -> Response {
+async fn list_models(State(state): State<Arc<AppState>>) -> Response {
     let created = 1_735_689_600u64; // 2025-01-01, the catalog's date
     let data: Vec<Value> = state
         .registry
@@ -380,7 +380,7 @@ async fn list_models(State(state): State<AppState>) -> Response {
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
-async fn health(State(state): State<AppState>) -> Response {
+async fn health(State(state): State<Arc<AppState>>) -> Response {
     let mut providers = serde_json::Map::new();
     let deployments = state.registry.deployments();
     for spec in state.registry.catalog().providers() {
@@ -414,7 +414,7 @@ async fn health(State(state): State<AppState>) -> Response {
     .into_response()
 }
 
-async fn render_metrics(State(state): State<AppState>) -> Response {
+async fn render_metrics(State(state): State<Arc<AppState>>) -> Response {
     match &state.metrics {
         Some(h) => (
             [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -3,6 +3,7 @@
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use std::sync::Arc;
 
 use super::AppState;
 use super::encode::error_response;
@@ -38,7 +39,7 @@ fn parse_time(field: &str, v: &str) -> Result<i64, GatewayError> {
 }
 
 pub(crate) async fn usage(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     grant: Option<axum::Extension<std::sync::Arc<crate::access::Grant>>>,
     params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
