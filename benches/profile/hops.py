@@ -10,7 +10,9 @@ take the gateway's core), then read the trace of one thread:
     perf script -i hops.data -F comm,tid,time,event,trace | benches/profile/hops.py bench-proxy
 
 (tracefs must be mounted: `mount -t tracefs nodev /sys/kernel/tracing`.) The gateway's worker
-thread is `tokio-rt-worker`; the bench's bare proxy is `bench-proxy`. A request is a 304-byte
+thread is `tokio-rt-worker`; the bench's bare proxy is `bench-proxy`. An optional second argument
+keeps only the seconds in which the thread forwarded at most that many requests (1500 picks the
+open loop at 1,000 req/s out of a trace that also caught a closed loop). A request is a 304-byte
 `recvfrom` on a client socket; the hops are: the core waking (epoll_wait returns) to that read,
 the read to the `writev` upstream, that `writev` itself, the wait for the upstream's answer, the
 answer's read to the `writev` to the client, and that `writev` itself. The medians are printed.
@@ -24,6 +26,8 @@ EPOLL_WAIT, RECVFROM, WRITEV = 232, 45, 20
 
 def main():
     comm = sys.argv[1] if len(sys.argv) > 1 else "tokio-rt-worker"
+    max_rate = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    done = []  # (end time, {hop: seconds})
     line_re = re.compile(r"^\s*(\S+)\s+(\d+)\s+([\d.]+):\s+(\S+):\s+(.*)$")
     hops = {k: [] for k in ("wake_to_read", "read_to_writev_up", "writev_up", "upstream_wait",
                             "answer_to_writev_client", "writev_client", "total")}
@@ -66,15 +70,24 @@ def main():
             elif nr == WRITEV and fd in open_reqs and "cl_enter" in open_reqs[fd]:
                 r = open_reqs.pop(fd)
                 try:
-                    hops["wake_to_read"].append(r["read"] - r["wake"])
-                    hops["read_to_writev_up"].append(r["up_enter"] - r["read"])
-                    hops["writev_up"].append(r["up_exit"] - r["up_enter"])
-                    hops["upstream_wait"].append(r["answer_wake"] - r["up_exit"])
-                    hops["answer_to_writev_client"].append(r["cl_enter"] - r["answer"])
-                    hops["writev_client"].append(t - r["cl_enter"])
-                    hops["total"].append(t - r["wake"])
+                    done.append((t, {
+                        "wake_to_read": r["read"] - r["wake"],
+                        "read_to_writev_up": r["up_enter"] - r["read"],
+                        "writev_up": r["up_exit"] - r["up_enter"],
+                        "upstream_wait": r["answer_wake"] - r["up_exit"],
+                        "answer_to_writev_client": r["cl_enter"] - r["answer"],
+                        "writev_client": t - r["cl_enter"],
+                        "total": t - r["wake"],
+                    }))
                 except (KeyError, TypeError):
                     pass
+    per_second = {}
+    for t, _ in done:
+        per_second[int(t)] = per_second.get(int(t), 0) + 1
+    for t, h in done:
+        if max_rate is None or per_second[int(t)] <= max_rate:
+            for name, v in h.items():
+                hops[name].append(v)
     n = len(hops["total"])
     print(f"{comm}: {n} requests")
     if n == 0:
