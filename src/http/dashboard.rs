@@ -10,8 +10,7 @@
 //! The statistics hold no secret: provider keys never reach [`Stats`](crate::stats::Stats), nor
 //! do virtual key ids.
 
-use std::sync::Arc;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use axum::extract::{Path, Query, State};

@@ -1,11 +1,12 @@
 //! `/admin/keys`: create (the plaintext is in the answer, once), list (never the plaintext),
 //! read, change and delete virtual keys (SPEC §13 "Admin API"). Changes take effect at once.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
-use std::sync::Arc;
 
 use super::AppState;
 use super::decode;

@@ -1,9 +1,10 @@
 //! `GET /v1/usage`: totals and breakdowns from the usage store (SPEC §13).
 
+use std::sync::Arc;
+
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use std::sync::Arc;
 
 use super::AppState;
 use super::encode::error_response;
@@ -40,7 +41,7 @@ fn parse_time(field: &str, v: &str) -> Result<i64, GatewayError> {
 
 pub(crate) async fn usage(
     State(state): State<Arc<AppState>>,
-    grant: Option<axum::Extension<std::sync::Arc<crate::access::Grant>>>,
+    grant: Option<axum::Extension<Arc<crate::access::Grant>>>,
     params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(mut p)) = params else {
