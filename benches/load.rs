@@ -890,7 +890,16 @@ impl Gateway {
     ) -> Result<Self, String> {
         let port = free_port()?;
         let dir = results_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        // The gateway's working directory (its SQLite usage store and journal) starts empty
+        // each run: a store grown by earlier runs (1 GB after a day of runs) made the runs
+        // incomparable and filled the disk. Earlier layouts kept it in `dir` itself.
+        let work = dir.join("gateway-state");
+        let _ = std::fs::remove_dir_all(&work);
+        for old in ["proxygate.db", "proxygate.db-wal", "proxygate.db-shm"] {
+            let _ = std::fs::remove_file(dir.join(old));
+        }
+        let _ = std::fs::remove_dir_all(dir.join("proxygate-journal"));
+        std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
         let log = std::fs::File::create(dir.join("gateway.log")).map_err(|e| e.to_string())?;
         let mut cmd = if let Some(core) = pin {
             let mut c = Command::new("taskset");
@@ -905,7 +914,7 @@ impl Gateway {
             .env("PORT", port.to_string())
             .env("TOKIO_WORKER_THREADS", "1")
             .args(["--log", "warn"])
-            .current_dir(&dir)
+            .current_dir(&work)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
