@@ -11,8 +11,12 @@ use tokio::sync::Notify;
 use super::{StoreError, UsageRecord, UsageStore};
 use crate::telemetry::names;
 
-/// Records per store write.
-const CHUNK: usize = 500;
+/// Records per store write (one transaction), and the queue length that flushes before the
+/// timer. Under load the timer (`flush_every`) sets the pace: at 500, a sink taking 25,000
+/// records a second wrote 50 transactions a second, each a round of the store's thread on the
+/// gateway's core; at 4096 it writes 10, and the load bench's gateway CPU per request fell from
+/// 43 to 40 µs.
+const CHUNK: usize = 4096;
 
 /// How a [`UsageSink`] keeps records before they reach the store.
 #[derive(Clone, Debug)]
