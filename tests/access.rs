@@ -94,6 +94,16 @@ impl Gw {
             .await
     }
 
+    /// Writes the usage records out, then reads key `id`'s usage as the master key.
+    async fn usage_of(&self, id: &str) -> Value {
+        self.gateway.usage().flush().await.unwrap();
+        let (status, _, usage) = self
+            .call("GET", &format!("/v1/usage?key={id}"), Some(MASTER), None)
+            .await;
+        assert_eq!(status, 200, "{usage}");
+        usage
+    }
+
     /// Creates a virtual key; returns (id, plaintext).
     async fn key(&self, spec: Value) -> (String, String) {
         let (status, _, body) = self
@@ -304,11 +314,7 @@ async fn fifty_concurrent_requests_against_a_budget_that_fits_ten_serve_at_most_
         }
     }
     assert!((1..=10).contains(&served), "served {served}");
-    gw.gateway.usage().flush().await.unwrap();
-    let (status, _, usage) = gw
-        .call("GET", &format!("/v1/usage?key={id}"), Some(MASTER), None)
-        .await;
-    assert_eq!(status, 200);
+    let usage = gw.usage_of(&id).await;
     let spent = usage["totals"]["cost_usd"].as_f64().unwrap();
     assert!(spent <= budget + 1e-9, "spent {spent} of {budget}");
     assert!(spent > 0.0);
@@ -374,11 +380,7 @@ async fn usage_is_attributed_to_the_key_and_a_key_sees_only_its_own() {
     }
     assert_eq!(gw.chat(Some(&other), "mock/echo").await.0, 200);
     assert_eq!(gw.chat(Some(MASTER), "mock/echo").await.0, 200);
-    gw.gateway.usage().flush().await.unwrap();
-    let (status, _, usage) = gw
-        .call("GET", &format!("/v1/usage?key={id}"), Some(MASTER), None)
-        .await;
-    assert_eq!(status, 200);
+    let usage = gw.usage_of(&id).await;
     assert_eq!(usage["totals"]["requests"], 3, "{usage}");
     let (_, _, all) = gw.call("GET", "/v1/usage", Some(MASTER), None).await;
     assert_eq!(all["totals"]["requests"], 5);
@@ -462,10 +464,7 @@ async fn a_stream_settles_its_reservation_with_the_real_cost_when_it_ends() {
     );
     let (status, _, body) = stream().await;
     assert_eq!(status, 429, "{}", String::from_utf8_lossy(&body));
-    gw.gateway.usage().flush().await.unwrap();
-    let (_, _, usage) = gw
-        .call("GET", &format!("/v1/usage?key={id}"), Some(MASTER), None)
-        .await;
+    let usage = gw.usage_of(&id).await;
     assert_eq!(
         usage["totals"]["cost_usd"].as_f64().unwrap(),
         2.0 * n as f64
@@ -508,11 +507,23 @@ async fn virtual_keys_apply_to_the_messages_and_embeddings_endpoints() {
         serde_json::from_slice::<Value>(&body).unwrap()["error"]["type"],
         "authentication_error"
     );
-    gw.gateway.usage().flush().await.unwrap();
-    let (_, _, usage) = gw
-        .call("GET", &format!("/v1/usage?key={id}"), Some(MASTER), None)
-        .await;
+    let usage = gw.usage_of(&id).await;
     assert_eq!(usage["totals"]["requests"], 2, "{usage}");
+}
+
+/// A key's usage after [`spend_until_refused`]: some cost, never past `budget`, and one request
+/// counted per answer served.
+fn assert_spent_within(usage: &Value, budget: f64, served: usize) {
+    let spent = usage["totals"]["cost_usd"].as_f64().unwrap();
+    assert!(
+        spent > 0.0 && spent <= budget + 1e-9,
+        "spent {spent} of {budget}"
+    );
+    assert_eq!(
+        usage["totals"]["requests"].as_u64(),
+        Some(served as u64),
+        "{usage}"
+    );
 }
 
 /// Spends a key's budget through `/v1/messages` or `/v1/embeddings` (`send_one` makes one
@@ -573,20 +584,8 @@ async fn budgets_are_spent_through_messages_and_embeddings_like_chat() {
             "{v}"
         );
     }
-    gw.gateway.usage().flush().await.unwrap();
-    let (_, _, usage) = gw
-        .call("GET", &format!("/v1/usage?key={id}"), Some(MASTER), None)
-        .await;
-    let spent = usage["totals"]["cost_usd"].as_f64().unwrap();
-    assert!(
-        spent > 0.0 && spent <= budget + 1e-9,
-        "spent {spent} of {budget}"
-    );
-    assert_eq!(
-        usage["totals"]["requests"].as_u64(),
-        Some(served as u64),
-        "{usage}"
-    );
+    let usage = gw.usage_of(&id).await;
+    assert_spent_within(&usage, budget, served);
 
     // Embeddings: "hi" is one input token, $1; a budget of $3.
     let budget = 3.0;
@@ -611,18 +610,6 @@ async fn budgets_are_spent_through_messages_and_embeddings_like_chat() {
         assert_eq!(v["error"]["type"], "insufficient_quota", "{v}");
         assert_eq!(v["error"]["code"], "budget_exceeded", "{v}");
     }
-    gw.gateway.usage().flush().await.unwrap();
-    let (_, _, usage) = gw
-        .call("GET", &format!("/v1/usage?key={id}"), Some(MASTER), None)
-        .await;
-    let spent = usage["totals"]["cost_usd"].as_f64().unwrap();
-    assert!(
-        spent > 0.0 && spent <= budget + 1e-9,
-        "spent {spent} of {budget}"
-    );
-    assert_eq!(
-        usage["totals"]["requests"].as_u64(),
-        Some(served as u64),
-        "{usage}"
-    );
+    let usage = gw.usage_of(&id).await;
+    assert_spent_within(&usage, budget, served);
 }
