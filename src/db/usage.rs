@@ -72,13 +72,13 @@ async fn insert_sqlite(pool: &sqlx::SqlitePool, records: &[UsageRecord]) -> Resu
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in rows {
             q = q
-                .bind(r.id.to_string())
+                .bind(&*r.id)
                 .bind(r.ts_ms)
-                .bind(r.request_id.as_deref().map(str::to_owned))
-                .bind(r.key_id.as_deref().map(str::to_owned))
+                .bind(r.request_id.as_deref())
+                .bind(r.key_id.as_deref())
                 .bind(r.endpoint.as_str())
-                .bind(r.provider.to_string())
-                .bind(r.model.to_string())
+                .bind(&*r.provider)
+                .bind(&*r.model)
                 .bind(clamp(r.prompt_tokens))
                 .bind(clamp(r.completion_tokens))
                 .bind(clamp(r.cached_tokens))
