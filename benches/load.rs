@@ -281,9 +281,8 @@ fn run(s: &Settings) -> Result<(), String> {
     });
     if s.quick {
         let per_req = |cpu: Option<f64>, r: &Run| {
-            cpu.filter(|_| r.ok_total > 0).map_or("-".to_owned(), |c| {
-                format!("{:.1}", c * 1e6 / r.ok_total as f64)
-            })
+            r.cpu_us_per_request(cpu)
+                .map_or("-".to_owned(), |c| format!("{c:.1}"))
         };
         println!(
             "quick: direct {:.0} req/s; bare {:.0} req/s, {} µs/req; gateway {:.0} req/s ({:.3}x direct), {} µs/req, p50 {:.0} µs; at {} req/s added p50/p99: bare +{:.0}/+{:.0} µs, gateway +{:.0}/+{:.0} µs",
@@ -336,9 +335,7 @@ fn run(s: &Settings) -> Result<(), String> {
                 )
             });
             // Over every request the gateway answered, warm-up included, as the CPU was.
-            let cpu_us = cpu
-                .filter(|_| via.ok_total > 0)
-                .map(|c| c * 1e6 / via.ok_total as f64);
+            let cpu_us = via.cpu_us_per_request(cpu);
             sweep.push((kind, c, direct, via, cpu_us));
         }
     }
@@ -405,7 +402,7 @@ fn run(s: &Settings) -> Result<(), String> {
                     "ratio_rps": ratio(r.closed.rps(), closed.direct.rps()),
                     "added_p50_us": (r.closed.ok > 0).then(|| r.closed.p(50.0) - closed.direct.p(50.0)),
                     "added_p99_us": (r.closed.ok > 0).then(|| r.closed.p(99.0) - closed.direct.p(99.0)),
-                    "cpu_us_per_request": closed.cpu_per_request(&r.closed, r.cpu),
+                    "cpu_us_per_request": r.closed.cpu_us_per_request(r.cpu),
                 },
                 "stream_ttfb": {
                     "run": r.ttfb.json(),
@@ -446,8 +443,8 @@ fn run(s: &Settings) -> Result<(), String> {
             "bare_proxy_ratio_rps": ratio(closed.bare.rps(), closed.direct.rps()),
             "added_p50_us": closed.via.p(50.0) - closed.direct.p(50.0),
             "added_p99_us": closed.via.p(99.0) - closed.direct.p(99.0),
-            "gateway_cpu_us_per_request": closed.cpu_per_request(&closed.via, closed.via_cpu),
-            "bare_proxy_cpu_us_per_request": closed.cpu_per_request(&closed.bare, closed.bare_cpu),
+            "gateway_cpu_us_per_request": closed.via.cpu_us_per_request(closed.via_cpu),
+            "bare_proxy_cpu_us_per_request": closed.bare.cpu_us_per_request(closed.bare_cpu),
         },
         "open_loop": {
             "rate": s.rate,
@@ -506,12 +503,6 @@ struct Phase {
 }
 
 impl Phase {
-    /// µs of CPU per request, counting warm-up requests too (the CPU clock ran through it).
-    fn cpu_per_request(&self, run: &Run, cpu: Option<f64>) -> Option<f64> {
-        cpu.filter(|_| run.ok_total > 0)
-            .map(|c| c * 1e6 / run.ok_total as f64)
-    }
-
     /// Share of one core used over the run, warm-up included.
     fn cpu_share(&self, run: &Run, cpu: Option<f64>, s: &Settings) -> Option<f64> {
         cpu.map(|c| c / (run.window + s.warmup))
@@ -1270,6 +1261,12 @@ struct Run {
 }
 
 impl Run {
+    /// µs of CPU per request, counting warm-up requests too (the CPU clock ran through it).
+    fn cpu_us_per_request(&self, cpu: Option<f64>) -> Option<f64> {
+        cpu.filter(|_| self.ok_total > 0)
+            .map(|c| c * 1e6 / self.ok_total as f64)
+    }
+
     fn from_parts(parts: Vec<Run>, window: f64) -> Self {
         let mut run = Run {
             window,
@@ -1683,8 +1680,8 @@ impl Report<'_> {
         let _ = writeln!(
             t,
             "CPU per request (closed loop): gateway {}, bare proxy {}; share of a core at {} req/s: gateway {}, bare proxy {}",
-            us(c.cpu_per_request(&c.via, c.via_cpu)),
-            us(c.cpu_per_request(&c.bare, c.bare_cpu)),
+            us(c.via.cpu_us_per_request(c.via_cpu)),
+            us(c.bare.cpu_us_per_request(c.bare_cpu)),
             s.rate,
             pct(o.cpu_share(&o.via, o.via_cpu, s)),
             pct(o.cpu_share(&o.bare, o.bare_cpu, s)),
@@ -1708,7 +1705,7 @@ impl Report<'_> {
                 t,
                 "peer {}: CPU per request (closed loop) {}, RSS idle {}, after the load runs {}",
                 p.name,
-                us(c.cpu_per_request(&r.closed, r.cpu)),
+                us(r.closed.cpu_us_per_request(r.cpu)),
                 mb(r.rss_idle),
                 mb(r.rss_after),
             );
@@ -1738,7 +1735,7 @@ impl Report<'_> {
         let p50 = o.via.p(50.0) - o.direct.p(50.0);
         let p99 = o.via.p(99.0) - o.direct.p(99.0);
         let ttfb = self.tvia.p(50.0) - self.tdirect.p(50.0);
-        let cpu = c.cpu_per_request(&c.via, c.via_cpu);
+        let cpu = c.via.cpu_us_per_request(c.via_cpu);
         vec![
             ("rps >= 0.8 x direct", format!("{r:.3}x"), Some(r >= 0.8)),
             (
