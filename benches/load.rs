@@ -1107,33 +1107,35 @@ fn pin_current_thread(core: usize) {
     let Ok(link) = std::fs::read_link("/proc/thread-self") else {
         return;
     };
-    let Some(tid) = link.file_name().and_then(|t| t.to_str()).map(str::to_owned) else {
-        return;
-    };
-    let _ = Command::new("taskset")
-        .args(["-p", "-c", &core.to_string(), &tid])
+    if let Some(tid) = link.file_name().and_then(|t| t.to_str()) {
+        pin_thread(tid, core);
+    }
+}
+
+/// `taskset -p -c core tid`: whether it worked.
+fn pin_thread(tid: &str, core: usize) -> bool {
+    Command::new("taskset")
+        .args(["-p", "-c", &core.to_string(), tid])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status();
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Whether every thread whose name starts with `prefix` may run on `core` only.
 fn threads_on_core(prefix: &str, core: usize) -> bool {
     let want = core.to_string();
-    threads()
-        .into_iter()
-        .filter(|(_, n)| n.starts_with(prefix))
-        .all(|(tid, _)| {
-            std::fs::read_to_string(format!("/proc/self/task/{tid}/status"))
-                .ok()
-                .and_then(|st| {
-                    st.lines().find_map(|l| {
-                        l.strip_prefix("Cpus_allowed_list:")
-                            .map(|v| v.trim() == want)
-                    })
+    threads_named(prefix).into_iter().all(|tid| {
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/status"))
+            .ok()
+            .and_then(|st| {
+                st.lines().find_map(|l| {
+                    l.strip_prefix("Cpus_allowed_list:")
+                        .map(|v| v.trim() == want)
                 })
-                .unwrap_or(false)
-        })
+            })
+            .unwrap_or(false)
+    })
 }
 
 /// Puts this process's threads, all of them the load generator's so far, on the load core.
@@ -1142,12 +1144,7 @@ fn threads_on_core(prefix: &str, core: usize) -> bool {
 fn pin_load_threads() -> bool {
     let mut ok = true;
     for (tid, _) in threads() {
-        ok &= Command::new("taskset")
-            .args(["-p", "-c", &LOAD_CORE.to_string(), &tid.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
+        ok &= pin_thread(&tid.to_string(), LOAD_CORE);
     }
     ok
 }
