@@ -1,4 +1,4 @@
-//! The load bench (SPEC §12): the gateway against a fast fake OpenAI upstream, all on loopback,
+//! The load bench: the gateway against a fast fake OpenAI upstream, all on loopback,
 //! reported as ratios to calling the fake directly.
 //!
 //! One run starts an in-process fake upstream (hyper HTTP/1.1, keep-alive, a fixed
@@ -14,7 +14,7 @@
 //! `BENCH_PIN` (1: gateway on core `BENCH_GATEWAY_CORE` (1), load generator and fake on core
 //! 0, when `taskset` exists and there are two cores), `BENCH_FAKE_PORT` (0: any; fixed so that
 //! peers can be pointed at the fake before the run). Other gateways already running against
-//! that fake are measured in the same run (closed loop and stream first byte, after ours):
+//! that fake are measured in the same run (closed loop and stream first byte, right after ProxyGate):
 //! `BENCH_PEERS=name=url,...` (the chat completions URL), `BENCH_PEER_PIDS=name=pid,...` (CPU
 //! and RSS of that process and its descendants, from /proc) and
 //! `BENCH_PEER_HEADERS_<NAME>="Header: value; ..."`; `benches/peers.sh` starts LiteLLM and
@@ -250,7 +250,7 @@ fn run(s: &Settings) -> Result<(), String> {
         let direct = closed_loop(upstream, CHAT_BODY, s).await;
         let (bare, bare_cpu) = with_cpu(proxy_cpu, closed_loop(proxy, CHAT_BODY, s)).await;
         let (via, via_cpu) = with_cpu(gateway_cpu, closed_loop(gw_addr, CHAT_BODY, s)).await;
-        // The peers right after ours, in the same machine state.
+        // The peers right after ProxyGate, in the same machine state.
         for (p, r) in peers.iter().zip(&mut peer_runs) {
             let pid = p.pid;
             (r.closed, r.cpu) = with_cpu(
@@ -667,7 +667,7 @@ async fn forward(
 
 // === peers: other gateways, started outside the bench ===
 
-/// Another gateway pointed at the same fake (by `benches/peers.sh`), measured like ours.
+/// Another gateway pointed at the same fake (by `benches/peers.sh`), measured like ProxyGate.
 #[derive(Debug)]
 struct Peer {
     name: String,
@@ -1710,11 +1710,11 @@ impl Report<'_> {
         if !s.bench {
             let _ = writeln!(
                 t,
-                "(smoke pass: figures not comparable to SPEC §12 targets)"
+                "(smoke pass: figures not comparable to the targets)"
             );
             return t;
         }
-        let _ = writeln!(t, "SPEC §12 targets:");
+        let _ = writeln!(t, "targets:");
         for (name, value, pass) in self.targets() {
             let verdict = match pass {
                 Some(true) => "met",

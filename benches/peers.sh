@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The peer comparison (issue 7, SPEC §12): ProxyGate, LiteLLM proxy and Portkey's gateway against
+# The peer comparison: ProxyGate, LiteLLM proxy and Portkey's gateway against
 # the same fake upstream, in one run of the load bench. CI does not run this script: it installs
 # the peers from PyPI and npm (network) and takes minutes.
 #

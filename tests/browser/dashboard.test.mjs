@@ -1,4 +1,4 @@
-// The dashboard in headless Chromium (SPEC §9): the built binary serves the mock and a failing
+// The dashboard in headless Chromium: the built binary serves the mock and a failing
 // fake groq; after some traffic the page shows the numbers and groq's open circuit, a click on
 // Reset closes it, the shell is an installable PWA (manifest type, icons, service worker),
 // works offline, toggles to a light theme, and never asks anything of another origin.
@@ -30,7 +30,7 @@ const STEP_MS = 15000; // bound on any single wait in the page
 let upstream;
 let upstreamHits = 0;
 let openai;
-const tally = { total: 0, errors: 0 }; // what the gateway answered our traffic
+const tally = { total: 0, errors: 0 }; // what the gateway answered this test's traffic
 let gateway;
 let gatewayLog = '';
 let base;
