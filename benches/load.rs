@@ -1708,10 +1708,7 @@ impl Report<'_> {
             );
         }
         if !s.bench {
-            let _ = writeln!(
-                t,
-                "(smoke pass: figures not comparable to the targets)"
-            );
+            let _ = writeln!(t, "(smoke pass: figures not comparable to the targets)");
             return t;
         }
         let _ = writeln!(t, "targets:");
