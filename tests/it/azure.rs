@@ -1,9 +1,7 @@
 //! Azure OpenAI end to end: gateway on loopback, a fake Azure resource on loopback.
 
-mod support;
-
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 const KEY: &str = "azkey_secret_test_value";
 

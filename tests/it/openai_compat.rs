@@ -1,11 +1,9 @@
 //! The OpenAI-compatible family end to end: gateway on loopback, fake upstream on loopback.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 fn completion(content: &str) -> Value {
     json!({
@@ -58,7 +56,7 @@ async fn groq_is_called_with_path_auth_and_body() {
         "groq/llama-3.1-8b-instant"
     );
     assert_eq!(headers["x-proxygate-attempts"], "1");
-    // Groq is a free-key provider: it costs 0 unless BILL_FREE_TIERS (tests/usage.rs).
+    // Groq is a free-key provider: it costs 0 unless BILL_FREE_TIERS (tests/it/usage.rs).
     assert_eq!(headers["x-proxygate-cost-usd"], "0");
     assert_eq!(headers["x-proxygate-cache"], "miss");
 

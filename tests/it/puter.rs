@@ -1,9 +1,7 @@
 //! Puter end to end: gateway on loopback, a fake Puter drivers API on loopback.
 
-mod support;
-
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 const TOKEN: &str = "puter_secret_test_token";
 
@@ -87,7 +85,7 @@ async fn drivers_call_with_token_in_body_and_header() {
 }
 
 #[tokio::test]
-async fn seed_names_map_to_puter_model_names() {
+async fn names_map_to_puter_model_names() {
     let fake = FakeUpstream::start(Reply::json(answer(
         json!({"role": "assistant", "content": "ok"}),
         "stop",

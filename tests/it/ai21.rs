@@ -1,9 +1,7 @@
 //! AI21 end to end: gateway on loopback, a fake speaking AI21's chat completions on loopback.
 
-mod support;
-
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 const KEY: &str = "ai21_secret_test_key";
 
