@@ -1,4 +1,7 @@
 //! AI21 end to end: gateway on loopback, a fake speaking AI21's chat completions on loopback.
+//!
+//! The scenarios every provider shares run in [`crate::conformance`]; this module keeps AI21's
+//! own behaviour.
 
 use crate::support::*;
 use serde_json::{Value, json};

@@ -1,5 +1,8 @@
 //! The Anthropic adapter end to end: gateway on loopback, a fake speaking the Messages API
 //! (as Anthropic's Messages API reference describes it) on loopback.
+//!
+//! The scenarios every provider shares run in [`crate::conformance`]; this module keeps Anthropic's
+//! own behaviour.
 
 use crate::support::*;
 use serde_json::{Value, json};

@@ -1,4 +1,7 @@
 //! Azure OpenAI end to end: gateway on loopback, a fake Azure resource on loopback.
+//!
+//! The scenarios every provider shares run in [`crate::conformance`]; this module keeps Azure's
+//! own behaviour.
 
 use crate::support::*;
 use serde_json::{Value, json};

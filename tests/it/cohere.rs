@@ -1,4 +1,7 @@
 //! Cohere v2 end to end: gateway on loopback, a fake speaking Cohere's wire format on loopback.
+//!
+//! The scenarios every provider shares run in [`crate::conformance`]; this module keeps Cohere's
+//! own behaviour.
 
 use crate::support::*;
 use serde_json::{Value, json};

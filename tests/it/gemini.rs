@@ -1,5 +1,8 @@
 //! The Gemini adapter end to end: gateway on loopback, a fake speaking the generateContent API
 //! (as Google's Gemini API reference describes it) on loopback.
+//!
+//! The scenarios every provider shares run in [`crate::conformance`]; this module keeps Gemini's
+//! own behaviour.
 
 use crate::support::*;
 use serde_json::{Value, json};

@@ -1,4 +1,7 @@
 //! The OpenAI-compatible family end to end: gateway on loopback, fake upstream on loopback.
+//!
+//! The scenarios every provider shares run in [`crate::conformance`]; this module keeps the
+//! family's own behaviour and the gateway's edge (validation, limits, routes, the master key).
 
 use std::time::Duration;
 

@@ -1,4 +1,7 @@
 //! Puter end to end: gateway on loopback, a fake Puter drivers API on loopback.
+//!
+//! The scenarios every provider shares run in [`crate::conformance`]; this module keeps Puter's
+//! own behaviour.
 
 use crate::support::*;
 use serde_json::{Value, json};
