@@ -1,11 +1,9 @@
 //! `POST /v1/embeddings` end to end: the mock, and loopback fakes of OpenAI, Gemini
 //! (embedContent / batchEmbedContents), Cohere (embed v2) and Azure OpenAI.
 
-mod support;
-
+use crate::support::*;
 use base64::Engine as _;
 use serde_json::{Value, json};
-use support::*;
 
 fn floats(v: &Value) -> Vec<f32> {
     v.as_array()

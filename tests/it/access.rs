@@ -1,17 +1,15 @@
-//! Access control end to end (issue 9): the master key, virtual keys through the admin API,
+//! Access control end to end: the master key, virtual keys through the admin API,
 //! allowed models, rate limits that reset, budgets under concurrency, expiry, and usage
 //! attributed to the key.
-
-mod support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{chat, send};
 use proxygate::access::MemoryCounters;
 use proxygate::access::limit::{ManualClock, WINDOW};
 use serde_json::{Value, json};
-use support::{chat, send};
 use tokio::net::TcpListener;
 
 const MASTER: &str = "mk-access-test-master-key-0001";

@@ -1,10 +1,8 @@
 //! `POST /v1/messages` end to end: Anthropic requests in, Anthropic messages and SSE out, served
 //! by loopback fakes of an OpenAI-compatible upstream, Gemini, and Anthropic itself (pass-through).
 
-mod support;
-
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 const OPENAI_KEY: &str = "sk-openai-messages-test-key";
 const ANTHROPIC_KEY: &str = "sk-ant-messages-test-key";

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 fn keys_in_source() -> Vec<String> {
-    let src = include_str!("../src/config/env.rs");
+    let src = include_str!("../../src/config/env.rs");
     let mut keys: Vec<String> = src
         .lines()
         .filter_map(|l| l.trim().strip_prefix("pub const ENV_"))
@@ -23,7 +23,7 @@ fn keys_in_source() -> Vec<String> {
 
 #[test]
 fn env_example_lists_every_setting() {
-    let doc = include_str!("../.env.example");
+    let doc = include_str!("../../.env.example");
     for key in keys_in_source() {
         assert!(doc.contains(&format!("{key}=")), ".env.example lacks {key}");
     }
@@ -31,7 +31,7 @@ fn env_example_lists_every_setting() {
 
 #[test]
 fn toml_example_lists_every_setting_and_parses() {
-    let text = include_str!("../proxygate.example.toml");
+    let text = include_str!("../../proxygate.example.toml");
     // Uncomment every commented `key = value` line to see the whole documented set.
     let all: String = text
         .lines()

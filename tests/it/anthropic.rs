@@ -1,10 +1,11 @@
 //! The Anthropic adapter end to end: gateway on loopback, a fake speaking the Messages API
-//! (providers.md §3, §10.2) on loopback.
+//! (as Anthropic's Messages API reference describes it) on loopback.
+//!
+//! The scenarios every provider shares run in [`crate::conformance`]; this module keeps Anthropic's
+//! own behaviour.
 
-mod support;
-
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 const KEY: &str = "sk-ant-api03-secret-test-key";
 
@@ -396,28 +397,6 @@ async fn errors_keep_their_meaning() {
     let (status, _, resp) = post_json(&url, &body).await;
     assert!(status == 502 || status == 503, "{status}");
     assert!(String::from_utf8_lossy(&resp).contains("Overloaded"));
-}
-
-#[tokio::test]
-async fn rate_limit_keeps_status_and_retry_after() {
-    let reply = Reply::status_json(
-        429,
-        json!({"type": "error", "error": {"type": "rate_limit_error", "message": "Number of requests has exceeded your per-minute rate limit"}, "request_id": "req_1"}),
-    )
-    .header("retry-after", "7")
-    .header("anthropic-ratelimit-requests-remaining", "0")
-    .header("anthropic-ratelimit-requests-reset", "2025-08-21T12:40:59Z");
-    let fake = FakeUpstream::start(reply).await;
-    let gw = gateway(&fake).await;
-    let (status, headers, resp) = post_json(
-        &gw.url("/v1/chat/completions"),
-        &chat("anthropic/claude-3-haiku-20240307", "x"),
-    )
-    .await;
-    assert_eq!(status, 429);
-    assert_eq!(headers["retry-after"], "7");
-    let v: Value = serde_json::from_slice(&resp).unwrap();
-    assert_eq!(v["error"]["type"], "rate_limit_error");
 }
 
 #[tokio::test]

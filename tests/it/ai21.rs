@@ -1,9 +1,10 @@
 //! AI21 end to end: gateway on loopback, a fake speaking AI21's chat completions on loopback.
+//!
+//! The scenarios every provider shares run in [`crate::conformance`]; this module keeps AI21's
+//! own behaviour.
 
-mod support;
-
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 const KEY: &str = "ai21_secret_test_key";
 

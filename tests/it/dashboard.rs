@@ -1,11 +1,9 @@
-//! The dashboard (SPEC §9, §13 "Dashboard"): `/admin/stats` counts what the gateway served,
+//! The dashboard: `/admin/stats` counts what the gateway served,
 //! shows circuits as the router sees them, never shows a secret, and needs the master key;
 //! `/dashboard` serves an installable, same-origin PWA without it.
 
-mod support;
-
+use crate::support::{FakeUpstream, Reply, TestGateway, chat, post_json, send};
 use serde_json::{Value, json};
-use support::{FakeUpstream, Reply, TestGateway, chat, post_json, send};
 
 const GROQ: &str = "groq/llama-3.1-8b-instant";
 const PROVIDER_KEY: &str = "gsk_planted_provider_key_7f3a9c";

@@ -1,10 +1,11 @@
 //! The Gemini adapter end to end: gateway on loopback, a fake speaking the generateContent API
-//! (providers.md §4, §10.2) on loopback.
+//! (as Google's Gemini API reference describes it) on loopback.
+//!
+//! The scenarios every provider shares run in [`crate::conformance`]; this module keeps Gemini's
+//! own behaviour.
 
-mod support;
-
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 const KEY: &str = "AIzaSy-secret-test-key-0123456789";
 
@@ -283,29 +284,6 @@ async fn errors_keep_their_meaning() {
     assert_eq!(status, 200);
     let v: Value = serde_json::from_slice(&resp).unwrap();
     assert_eq!(v["choices"][0]["finish_reason"], "content_filter");
-}
-
-#[tokio::test]
-async fn rate_limit_delay_from_the_body_becomes_retry_after() {
-    let fake = FakeUpstream::start(Reply::status_json(
-        429,
-        json!({"error": {"code": 429, "message": "You exceeded your current quota, please check your plan and billing details.", "status": "RESOURCE_EXHAUSTED",
-            "details": [
-                {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests", "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]},
-                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "33s"}
-            ]}}),
-    ))
-    .await;
-    let gw = gateway(&fake).await;
-    let (status, headers, resp) = post_json(
-        &gw.url("/v1/chat/completions"),
-        &chat("gemini/gemini-2.0-flash", "x"),
-    )
-    .await;
-    assert_eq!(status, 429);
-    assert_eq!(headers["retry-after"], "33");
-    let v: Value = serde_json::from_slice(&resp).unwrap();
-    assert_eq!(v["error"]["type"], "rate_limit_error");
 }
 
 #[tokio::test]

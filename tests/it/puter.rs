@@ -1,9 +1,10 @@
 //! Puter end to end: gateway on loopback, a fake Puter drivers API on loopback.
+//!
+//! The scenarios every provider shares run in [`crate::conformance`]; this module keeps Puter's
+//! own behaviour.
 
-mod support;
-
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 const TOKEN: &str = "puter_secret_test_token";
 
@@ -87,7 +88,7 @@ async fn drivers_call_with_token_in_body_and_header() {
 }
 
 #[tokio::test]
-async fn seed_names_map_to_puter_model_names() {
+async fn names_map_to_puter_model_names() {
     let fake = FakeUpstream::start(Reply::json(answer(
         json!({"role": "assistant", "content": "ok"}),
         "stop",

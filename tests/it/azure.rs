@@ -1,9 +1,10 @@
 //! Azure OpenAI end to end: gateway on loopback, a fake Azure resource on loopback.
+//!
+//! The scenarios every provider shares run in [`crate::conformance`]; this module keeps Azure's
+//! own behaviour.
 
-mod support;
-
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 const KEY: &str = "azkey_secret_test_value";
 

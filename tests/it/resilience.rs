@@ -2,13 +2,11 @@
 //! upstreams (groq, cerebras and together all serve `llama-3.1-8b`), tried in that order.
 //! These run in real time, so timeouts and cool-downs are kept to tens or hundreds of ms.
 
-mod support;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const MODEL: &str = "llama-3.1-8b";

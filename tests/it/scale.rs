@@ -1,4 +1,4 @@
-//! Several replicas behave as one gateway (SPEC §10): two `proxygate` processes on their own
+//! Several replicas behave as one gateway: two `proxygate` processes on their own
 //! ports share the local Redis (circuits, latency, the response cache) and Postgres (usage).
 //! Each test uses its own Redis key prefix and its own model names, so tests running in
 //! parallel (and earlier runs' rows in the shared `test` database) never meet.
@@ -6,14 +6,12 @@
 //! Redis going away is tested twice: an unreachable `REDIS_URL` from the start, and a private
 //! `redis-server` the test starts, stops and starts again on a port of its own.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::support::{FakeUpstream, Reply, get, post_json, send};
 use serde_json::{Value, json};
-use support::{FakeUpstream, Reply, get, post_json, send};
 
 const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
 const REDIS: &str = "redis://127.0.0.1:6379";
@@ -239,11 +237,13 @@ async fn open_through_a_and_see_b_skip(
     let id = model;
     // B has routed to the deployment once (and seen it fail): it knows it, closed.
     // One deployment that answers 500: the gateway answers 502 naming it.
-    assert_eq!(b.chat(&support::chat(model, "warm up")).await.0, 502);
+    assert_eq!(b.chat(&crate::support::chat(model, "warm up")).await.0, 502);
     assert_eq!(b.deployment_status("groq", id).await, "healthy");
     let before = upstream.hits();
     for i in 0..5 {
-        let (status, _, _) = a.chat(&support::chat(model, &format!("fail {i}"))).await;
+        let (status, _, _) = a
+            .chat(&crate::support::chat(model, &format!("fail {i}")))
+            .await;
         assert_eq!(status, 502, "attempt {i} through A");
     }
     assert_eq!(upstream.hits(), before + 5);
@@ -253,7 +253,7 @@ async fn open_through_a_and_see_b_skip(
     })
     .await;
     assert!(shared, "B never saw the circuit A opened: {}", b.logs());
-    let (status, headers, body) = b.chat(&support::chat(model, "through B")).await;
+    let (status, headers, body) = b.chat(&crate::support::chat(model, "through B")).await;
     assert_eq!(status, 503, "{body}");
     assert!(headers.contains_key("retry-after"));
     assert_eq!(
@@ -286,7 +286,10 @@ async fn a_circuit_opened_through_one_replica_is_open_on_the_other_and_a_reset_r
     .await;
     assert!(reset, "the reset through B did not reach A: {}", a.logs());
     upstream.set_fallback(Reply::json(completion("back")));
-    assert_eq!(a.chat(&support::chat(model, "after reset")).await.0, 200);
+    assert_eq!(
+        a.chat(&crate::support::chat(model, "after reset")).await.0,
+        200
+    );
     assert!(
         !redis_keys(REDIS, &format!("{prefix}:circuits"))
             .await
@@ -305,7 +308,10 @@ async fn usage_written_through_one_replica_is_read_through_the_other() {
     // A model name no other test or earlier run has used: the rows are this test's alone.
     let model = format!("groq/{}", unique("model"));
     for _ in 0..2 {
-        assert_eq!(a.chat(&support::chat(&model, "count me")).await.0, 200);
+        assert_eq!(
+            a.chat(&crate::support::chat(&model, "count me")).await.0,
+            200
+        );
     }
     let seen = eventually(Duration::from_secs(10), || async {
         let (_, body) = get(&b.url("/v1/usage")).await;
@@ -364,7 +370,7 @@ async fn an_answer_cached_through_one_replica_is_a_hit_through_the_other() {
         headers.get("x-proxygate-cache").map(String::as_str),
         Some("hit")
     );
-    let text: String = support::sse_chunks(&bytes)
+    let text: String = crate::support::sse_chunks(&bytes)
         .iter()
         .filter_map(|c| {
             c["choices"][0]["delta"]["content"]
@@ -391,7 +397,7 @@ async fn an_unreachable_redis_degrades_to_in_process_state_without_failing_reque
     let mut env = shared_env(&unique("down"), &closed, &upstream);
     env.push(("CACHE_ENABLED", "true".to_owned()));
     let a = Replica::start(&env).await;
-    let request = support::chat("groq/llama-3.1-8b-instant", "hello while redis is away");
+    let request = crate::support::chat("groq/llama-3.1-8b-instant", "hello while redis is away");
     for _ in 0..3 {
         let (status, _, body) = a.chat(&request).await;
         assert_eq!(status, 200, "{body}");
@@ -484,7 +490,7 @@ async fn redis_stopped_mid_test_degrades_and_shared_state_resumes_when_it_is_bac
     env.push(("REDIS_TIMEOUT_MS", "200".to_owned()));
     let (a, b) = (Replica::start(&env).await, Replica::start(&env).await);
     let model = "groq/llama-3.1-8b-instant";
-    assert_eq!(a.chat(&support::chat(model, "before")).await.0, 200);
+    assert_eq!(a.chat(&crate::support::chat(model, "before")).await.0, 200);
     // Before the outage the circuit opens and closes once through the shared state, so both
     // replicas have seen versions of it that a restarted (empty) Redis knows nothing of.
     upstream.set_fallback(server_error());
@@ -501,13 +507,17 @@ async fn redis_stopped_mid_test_degrades_and_shared_state_resumes_when_it_is_bac
     redis.stop();
     // Redis is gone: requests are still served, and the circuit A opens meanwhile stays A's.
     for i in 0..3 {
-        let (status, _, body) = a.chat(&support::chat(model, &format!("during {i}"))).await;
+        let (status, _, body) = a
+            .chat(&crate::support::chat(model, &format!("during {i}")))
+            .await;
         assert_eq!(status, 200, "{body}");
     }
     upstream.set_fallback(server_error());
     for i in 0..5 {
         assert_eq!(
-            a.chat(&support::chat(model, &format!("fail {i}"))).await.0,
+            a.chat(&crate::support::chat(model, &format!("fail {i}")))
+                .await
+                .0,
             502
         );
     }
@@ -544,7 +554,7 @@ async fn redis_stopped_mid_test_degrades_and_shared_state_resumes_when_it_is_bac
         "the circuit opened during the outage never reached B"
     );
     let before = upstream.hits();
-    assert_eq!(b.chat(&support::chat(model, "after")).await.0, 503);
+    assert_eq!(b.chat(&crate::support::chat(model, "after")).await.0, 503);
     assert_eq!(upstream.hits(), before);
 }
 
@@ -552,11 +562,11 @@ async fn redis_stopped_mid_test_degrades_and_shared_state_resumes_when_it_is_bac
 async fn two_in_process(
     prefix: &str,
     upstream: &FakeUpstream,
-) -> (support::TestGateway, support::TestGateway) {
+) -> (crate::support::TestGateway, crate::support::TestGateway) {
     let env = shared_env(prefix, REDIS, upstream);
     (
-        support::TestGateway::start(&env).await,
-        support::TestGateway::start(&env).await,
+        crate::support::TestGateway::start(&env).await,
+        crate::support::TestGateway::start(&env).await,
     )
 }
 
@@ -568,7 +578,9 @@ async fn a_replica_that_never_routed_to_a_deployment_learns_its_open_circuit_and
     let (a, b) = two_in_process(&unique("cold"), &upstream).await;
     let url = a.url("/v1/chat/completions");
     assert_eq!(
-        post_json(&url, &support::chat(model, "measure me")).await.0,
+        post_json(&url, &crate::support::chat(model, "measure me"))
+            .await
+            .0,
         200
     );
 
@@ -587,7 +599,7 @@ async fn a_replica_that_never_routed_to_a_deployment_learns_its_open_circuit_and
     upstream.set_fallback(server_error());
     for i in 0..5 {
         assert_eq!(
-            post_json(&url, &support::chat(model, &format!("f{i}")))
+            post_json(&url, &crate::support::chat(model, &format!("f{i}")))
                 .await
                 .0,
             502
@@ -599,8 +611,11 @@ async fn a_replica_that_never_routed_to_a_deployment_learns_its_open_circuit_and
     .await;
     assert!(opened, "B never saw the circuit open");
     let before = upstream.hits();
-    let (status, _, _) =
-        post_json(&b.url("/v1/chat/completions"), &support::chat(model, "b")).await;
+    let (status, _, _) = post_json(
+        &b.url("/v1/chat/completions"),
+        &crate::support::chat(model, "b"),
+    )
+    .await;
     assert_eq!(status, 503);
     assert_eq!(upstream.hits(), before);
 }
@@ -701,7 +716,7 @@ async fn an_rpm_limit_of_ten_serves_exactly_ten_of_twenty_concurrent_requests_ac
     let (a, b) = two_with_keys(&prefix, &schema, &[]).await;
     let (_, key) = a.create_key(json!({"name": "shared", "rpm": 10})).await;
     early_in_a_window().await;
-    let answers = concurrently(&a, &b, &key, 20, &support::chat("mock/echo", "hi")).await;
+    let answers = concurrently(&a, &b, &key, 20, &crate::support::chat("mock/echo", "hi")).await;
     let served = answers.iter().filter(|(s, _, _)| *s == 200).count();
     let limited: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 429).collect();
     assert_eq!(served, 10, "{answers:?}");
@@ -737,7 +752,7 @@ async fn a_budget_that_fits_ten_serves_at_most_ten_across_replicas_and_is_never_
             "POST",
             "/v1/chat/completions",
             MASTER,
-            Some(&support::chat("mock/echo", "hi")),
+            Some(&crate::support::chat("mock/echo", "hi")),
         )
         .await;
     assert_eq!(status, 200, "{one}");
@@ -747,7 +762,7 @@ async fn a_budget_that_fits_ten_serves_at_most_ten_across_replicas_and_is_never_
     let (id, key) = a
         .create_key(json!({"budget_usd": budget, "budget_period": "total"}))
         .await;
-    let mut body = support::chat("mock/echo", "hi");
+    let mut body = crate::support::chat("mock/echo", "hi");
     body["max_tokens"] = json!(n);
     let answers = concurrently(&a, &b, &key, 40, &body).await;
     let mut served = 0;
@@ -785,7 +800,7 @@ async fn a_key_deleted_on_one_replica_is_refused_on_the_other_before_its_cache_e
     let schema = Schema::create().await;
     let (a, b) = two_with_keys(&unique("keys"), &schema, &[]).await;
     let (id, key) = a.create_key(json!({"name": "short-lived"})).await;
-    let request = support::chat("mock/echo", "hi");
+    let request = crate::support::chat("mock/echo", "hi");
     // B has looked the key up, and caches it for 10 s.
     let (status, _, body) = b
         .call("POST", "/v1/chat/completions", &key, Some(&request))
@@ -821,7 +836,7 @@ async fn with_redis_unreachable_limits_hold_per_replica_and_requests_still_succe
     let (_, budgeted) = a
         .create_key(json!({"budget_usd": 1000, "budget_period": "daily"}))
         .await;
-    let request = support::chat("mock/echo", "hi");
+    let request = crate::support::chat("mock/echo", "hi");
     early_in_a_window().await;
     for _ in 0..2 {
         let (status, _, body) = a

@@ -3,10 +3,8 @@
 //! the answer is a miss; the client's headers bypass it; it never grows past its bound; and
 //! it is off unless `CACHE_ENABLED` says otherwise.
 
-mod support;
-
+use crate::support::{FakeUpstream, Reply, TestGateway, get, post_json, send};
 use serde_json::{Value, json};
-use support::{FakeUpstream, Reply, TestGateway, get, post_json, send};
 
 fn completion() -> Value {
     json!({

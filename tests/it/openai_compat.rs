@@ -1,11 +1,12 @@
 //! The OpenAI-compatible family end to end: gateway on loopback, fake upstream on loopback.
-
-mod support;
+//!
+//! The scenarios every provider shares run in [`crate::conformance`]; this module keeps the
+//! family's own behaviour and the gateway's edge (validation, limits, routes, the master key).
 
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 fn completion(content: &str) -> Value {
     json!({
@@ -58,7 +59,7 @@ async fn groq_is_called_with_path_auth_and_body() {
         "groq/llama-3.1-8b-instant"
     );
     assert_eq!(headers["x-proxygate-attempts"], "1");
-    // Groq is a free-key provider: it costs 0 unless BILL_FREE_TIERS (tests/usage.rs).
+    // Groq is a free-key provider: it costs 0 unless BILL_FREE_TIERS (tests/it/usage.rs).
     assert_eq!(headers["x-proxygate-cost-usd"], "0");
     assert_eq!(headers["x-proxygate-cache"], "miss");
 
@@ -246,12 +247,15 @@ async fn connections_are_reused() {
 
 #[tokio::test]
 async fn unreachable_upstream_is_a_502() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead = format!("http://{}/v1", listener.local_addr().unwrap());
-    drop(listener);
+    // Bound but not listening, and held until the end: connections are refused, and no other
+    // socket in this process (a fake, a gateway, an outgoing connection) can take the port.
+    let dead_socket = tokio::net::TcpSocket::new_v4().unwrap();
+    dead_socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let dead = format!("http://{}/v1", dead_socket.local_addr().unwrap());
     let gw = TestGateway::start(&[("GROQ_API_KEY", "k".into()), ("GROQ_BASE_URL", dead)]).await;
     let (status, _, body) = post_json(&gw.url("/v1/chat/completions"), &chat("groq/m", "Hi")).await;
     assert_eq!(status, 502, "{}", String::from_utf8_lossy(&body));
+    drop(dead_socket);
 }
 
 #[tokio::test]

@@ -1,9 +1,10 @@
 //! Cohere v2 end to end: gateway on loopback, a fake speaking Cohere's wire format on loopback.
+//!
+//! The scenarios every provider shares run in [`crate::conformance`]; this module keeps Cohere's
+//! own behaviour.
 
-mod support;
-
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 const KEY: &str = "co_secret_test_key";
 
@@ -297,30 +298,5 @@ async fn errors_come_back_in_the_openai_envelope() {
             .as_str()
             .unwrap()
             .contains("model overloaded")
-    );
-}
-
-#[tokio::test]
-async fn rate_limit_keeps_retry_after() {
-    let fake = FakeUpstream::start(
-        Reply::status_json(429, json!({"message": "You are using a Trial key, which is limited to 20 API calls / minute."}))
-            .header("retry-after", "9"),
-    )
-    .await;
-    let gw = gateway(&fake).await;
-    let (status, headers, body) = post_json(
-        &gw.url("/v1/chat/completions"),
-        &chat("cohere/command-r", "x"),
-    )
-    .await;
-    assert_eq!(status, 429);
-    assert_eq!(headers["retry-after"], "9");
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(v["error"]["type"], "rate_limit_error");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Trial key")
     );
 }

@@ -1,15 +1,13 @@
-//! Cost accounting and the usage store end to end (issue 5, SPEC §7, §11, §13): what the fake
+//! Cost accounting and the usage store end to end: what the fake
 //! upstreams report is what `/v1/usage` adds up, across restarts, in SQLite and Postgres, and a
 //! `kill -9` loses no answered request.
-
-mod support;
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use serde_json::{Value, json};
-use support::*;
 
 // === fixtures: two providers that report usage, streamed and not ===
 
@@ -77,7 +75,8 @@ fn anthropic_stream(input: u64, output: u64) -> Reply {
     Reply::raw(200, "text/event-stream", &text)
 }
 
-/// The list prices of the two models served (USD per 1M tokens, providers.md §9).
+/// The list prices of the two models served (USD per 1M tokens, from OpenAI's and Anthropic's
+/// pricing pages).
 const GPT_4O_MINI: (f64, f64) = (0.15, 0.60);
 const CLAUDE_3_HAIKU: (f64, f64) = (0.25, 1.25);
 
@@ -323,7 +322,7 @@ async fn free_tiers_cost_zero_unless_billed_and_overrides_apply() {
         &chat("groq/llama-3.1-8b-instant", "x"),
     )
     .await;
-    // 1M tokens each way at $0.05 / $0.08 (providers.md §9).
+    // 1M tokens each way at Groq's list prices, $0.05 / $0.08.
     assert_eq!(h["x-proxygate-cost-usd"], "0.13");
     let mut over = base;
     over.push(("RATE_OVERRIDES", "groq/llama-3.1-8b-instant=1/2".into()));
@@ -594,7 +593,7 @@ async fn kill_9_loses_no_answered_request() {
 // === metrics ===
 
 #[tokio::test]
-async fn metrics_parse_and_show_every_spec_series_after_traffic() {
+async fn metrics_parse_and_show_every_series_after_traffic() {
     let fakes = Fakes::start().await;
     let gw = TestGateway::start(&fakes.env()).await;
     mixed_round(&gw.base, &fakes, 2).await;

@@ -1,16 +1,14 @@
-//! Keys never leak (SPEC §13): a key planted as `GROQ_API_KEY` and another as `GEMINI_API_KEY`
+//! Keys never leak: a key planted as `GROQ_API_KEY` and another as `GEMINI_API_KEY`
 //! appear nowhere, whole or in part: not in the binary's log at trace level, not in any
 //! response or error body, not in /metrics, /health, /admin/*, /v1/usage, /v1/models or the
 //! dashboard, across successes, upstream 401/500 bodies that echo the key, and connection
 //! failures.
 
-mod support;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{FakeUpstream, Reply, chat, send};
 use serde_json::json;
-use support::{FakeUpstream, Reply, chat, send};
 
 const GROQ_KEY: &str = "gsk_PLANTEDgroqKEY_8f3a9c1d2e7b6054aa";
 const GEMINI_KEY: &str = "AIzaPLANTEDgeminiKEY_55d0c9e8f7a6b1x";
