@@ -117,6 +117,7 @@ impl Answer {
             }
             for d in c.delta.tool_calls.iter().flatten() {
                 let call = p.tool_calls.entry(d.index).or_insert_with(|| ToolCall {
+                    extra_content: None,
                     id: String::new(),
                     kind: "function".to_owned(),
                     function: FunctionCall {
@@ -185,6 +186,7 @@ mod tests {
             ResponseMessage::assistant(
                 None,
                 Some(vec![ToolCall {
+                    extra_content: None,
                     id: "call_1".into(),
                     kind: "function".into(),
                     function: FunctionCall {

@@ -67,12 +67,7 @@ impl Rate {
 
 /// `usage.prompt_tokens_details.cached_tokens`, 0 when absent.
 pub fn cached_tokens(usage: &Usage) -> u64 {
-    usage
-        .extra
-        .get("prompt_tokens_details")
-        .and_then(|d| d.get("cached_tokens"))
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0)
+    usage.cached_tokens()
 }
 
 /// Prices by `provider/model` (every catalog model and alias), with config overrides applied.

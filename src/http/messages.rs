@@ -367,6 +367,7 @@ fn assistant_message(i: usize, content: InContent) -> Result<Message, GatewayErr
                 })?;
                 let input = b.get("input").cloned().unwrap_or_else(|| json!({}));
                 calls.push(ToolCall {
+                    extra_content: None,
                     id: id.to_owned(),
                     kind: "function".into(),
                     function: FunctionCall {
@@ -965,6 +966,7 @@ mod tests {
     fn tool(index: u32, id: Option<&str>, name: Option<&str>, args: &str) -> Delta {
         Delta {
             tool_calls: Some(vec![ToolCallDelta {
+                extra_content: None,
                 index,
                 id: id.map(str::to_owned),
                 kind: id.map(|_| "function".to_owned()),

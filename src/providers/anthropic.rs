@@ -532,10 +532,7 @@ impl WireUsage {
         let prompt =
             self.input_tokens.unwrap_or(0) + self.cache_creation_input_tokens.unwrap_or(0) + cached;
         let mut usage = Usage::new(prompt, self.output_tokens.unwrap_or(0));
-        usage.extra.insert(
-            "prompt_tokens_details".into(),
-            json!({"cached_tokens": cached}),
-        );
+        usage.set_cache(cached, 0, 0);
         usage
     }
 }
@@ -572,6 +569,7 @@ fn translate_response(msg: WireMessage, json_tool: bool) -> ChatResponse {
                     continue;
                 }
                 calls.push(ToolCall {
+                    extra_content: None,
                     id: block
                         .get("id")
                         .and_then(Value::as_str)
@@ -709,6 +707,7 @@ impl AnthropicDecoder {
     fn tool_delta(index: u32, id: Option<String>, name: Option<String>, args: &str) -> Delta {
         Delta {
             tool_calls: Some(vec![ToolCallDelta {
+                extra_content: None,
                 index,
                 kind: id.as_ref().map(|_| "function".to_owned()),
                 id,
@@ -1517,7 +1516,7 @@ mod tests {
             (u.prompt_tokens, u.completion_tokens, u.total_tokens),
             (115, 2, 117)
         );
-        assert_eq!(u.extra["prompt_tokens_details"]["cached_tokens"], 100);
+        assert_eq!(u.cached_tokens(), 100);
         assert_eq!(resp.choices[0].message.content.as_deref(), Some("Hi"));
         assert_eq!(resp.choices[0].message.extra["reasoning_content"], "hmm");
     }

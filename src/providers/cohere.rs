@@ -306,6 +306,7 @@ fn usage(u: &Value) -> Option<Usage> {
 fn tool_call(v: &Value) -> Option<ToolCall> {
     let f = v.get("function")?;
     Some(ToolCall {
+        extra_content: None,
         id: v.get("id").and_then(Value::as_str).unwrap_or("").to_owned(),
         kind: "function".to_owned(),
         function: FunctionCall {
@@ -574,6 +575,7 @@ impl StreamDecoder for CohereDecoder {
                 self.tool_delta(
                     out,
                     ToolCallDelta {
+                        extra_content: None,
                         index: ours,
                         id: tc.get("id").and_then(Value::as_str).map(str::to_owned),
                         kind: Some("function".into()),

@@ -677,14 +677,8 @@ impl WireUsage {
             self.prompt_token_count.unwrap_or(0) + self.tool_use_prompt_token_count.unwrap_or(0);
         let thoughts = self.thoughts_token_count.unwrap_or(0);
         let mut usage = Usage::new(prompt, self.candidates_token_count.unwrap_or(0) + thoughts);
-        usage.extra.insert(
-            "prompt_tokens_details".into(),
-            json!({"cached_tokens": self.cached_content_token_count.unwrap_or(0)}),
-        );
-        usage.extra.insert(
-            "completion_tokens_details".into(),
-            json!({"reasoning_tokens": thoughts}),
-        );
+        usage.set_cache(self.cached_content_token_count.unwrap_or(0), 0, 0);
+        usage.set_reasoning(thoughts);
         usage
     }
 }
@@ -748,6 +742,7 @@ fn translate_response(resp: WireResponse, model: &str) -> Result<ChatResponse, G
             .into_iter()
             .enumerate()
             .map(|(k, (id, name, arguments))| ToolCall {
+                extra_content: None,
                 id: id.unwrap_or_else(|| format!("{prefix}_{pos}_{k}")),
                 kind: "function".into(),
                 function: FunctionCall { name, arguments },
@@ -937,6 +932,7 @@ impl StreamDecoder for GeminiDecoder {
                 *state = (k + 1, true);
                 let delta = Delta {
                     tool_calls: Some(vec![ToolCallDelta {
+                        extra_content: None,
                         index: k,
                         id: Some(id.unwrap_or_else(|| format!("{}_{index}_{k}", self.prefix))),
                         kind: Some("function".into()),

@@ -434,6 +434,7 @@ pub fn replay(resp: &ChatResponse, out: &mut VecDeque<ChatChunk>) {
                 .iter()
                 .enumerate()
                 .map(|(i, call)| ToolCallDelta {
+                    extra_content: None,
                     index: i as u32,
                     id: Some(call.id.clone()),
                     kind: Some(call.kind.clone()),

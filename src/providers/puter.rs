@@ -266,10 +266,7 @@ fn usage(u: &Value) -> Option<Usage> {
     let cached = n(&["cached_tokens", "cache_read_input_tokens"]).unwrap_or(0);
     let mut usage = Usage::new(prompt.unwrap_or(0) + cached, completion.unwrap_or(0));
     if cached > 0 {
-        usage.extra.insert(
-            "prompt_tokens_details".into(),
-            json!({"cached_tokens": cached}),
-        );
+        usage.set_cache(cached, 0, 0);
     }
     Some(usage)
 }
@@ -330,6 +327,7 @@ impl ProviderAdapter for Puter {
                             text.push_str(b.get("text").and_then(Value::as_str).unwrap_or(""))
                         }
                         Some("tool_use") => calls.push(ToolCall {
+                            extra_content: None,
                             id: b.get("id").and_then(Value::as_str).unwrap_or("").to_owned(),
                             kind: "function".into(),
                             function: FunctionCall {
@@ -451,6 +449,7 @@ impl StreamDecoder for PuterDecoder {
                 let index = self.tools;
                 self.tools += 1;
                 let call = ToolCallDelta {
+                    extra_content: None,
                     index,
                     id: v.get("id").and_then(Value::as_str).map(str::to_owned),
                     kind: Some("function".into()),
@@ -612,7 +611,7 @@ mod tests {
         );
         let u = resp.usage.unwrap();
         assert_eq!((u.prompt_tokens, u.completion_tokens), (25, 8));
-        assert_eq!(u.extra["prompt_tokens_details"]["cached_tokens"], 5);
+        assert_eq!(u.cached_tokens(), 5);
     }
 
     #[test]

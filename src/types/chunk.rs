@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Usage;
+use super::reasoning::ThinkingBlock;
 
 /// One streamed chunk (`object: "chat.completion.chunk"`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,7 +63,13 @@ pub struct Delta {
     /// Tool-call fragments, by index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCallDelta>>,
-    /// Other fields (`refusal`, `reasoning_content`).
+    /// A fragment of the model's reasoning text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// Finished reasoning blocks (with their signatures) or signature fragments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_blocks: Option<Vec<ThinkingBlock>>,
+    /// Other fields (`refusal`).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -81,6 +88,9 @@ pub struct ToolCallDelta {
     /// Name and/or an arguments fragment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function: Option<FunctionCallDelta>,
+    /// Provider state tied to the call (Gemini's thought signature), on the first fragment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_content: Option<Value>,
 }
 
 /// Name (first fragment) and arguments fragment.

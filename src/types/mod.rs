@@ -8,6 +8,7 @@
 mod chunk;
 mod context;
 mod embedding;
+mod reasoning;
 mod reply;
 mod request;
 mod response;
@@ -16,13 +17,16 @@ mod usage;
 pub use chunk::{ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
 pub use context::{CacheControl, RequestContext};
 pub use embedding::{Embedding, EmbeddingInput, EmbeddingRequest, EmbeddingResponse};
+pub use reasoning::{
+    ReasoningEffort, ThinkingBlock, ThinkingKind, google_extra_content, google_thought_signature,
+};
 pub use reply::{ChatReply, ChatStream, ReplyBody, ReplyMeta};
 pub use request::{
     ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, Message, Role, Stop,
     StreamOptions, Tool, ToolCall,
 };
 pub use response::{ChatResponse, Choice, ResponseMessage};
-pub use usage::Usage;
+pub use usage::{CompletionTokensDetails, PromptTokensDetails, Usage};
 
 /// Seconds since the Unix epoch, for `created` fields.
 pub fn unix_now() -> u64 {

@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::RequestContext;
+use super::reasoning::{ReasoningEffort, ThinkingBlock};
 
 /// An OpenAI chat completion request (`POST /v1/chat/completions`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -43,6 +44,9 @@ pub struct ChatRequest {
     /// `{"type":"text"|"json_object"|"json_schema", ...}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_format: Option<Value>,
+    /// How hard a reasoning model should think.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<ReasoningEffort>,
     /// Every other parameter, passed through untouched to OpenAI-format upstreams.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -228,6 +232,12 @@ pub struct Message {
     /// The call a tool message answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// The reasoning text of an assistant message, as the model returned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// The provider's reasoning blocks of an assistant message, sent back unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_blocks: Option<Vec<ThinkingBlock>>,
     /// Other fields, passed through.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -242,6 +252,8 @@ impl Message {
             name: None,
             tool_calls: None,
             tool_call_id: None,
+            reasoning_content: None,
+            thinking_blocks: None,
             extra: Map::new(),
         }
     }
@@ -356,6 +368,10 @@ pub struct ToolCall {
     pub kind: String,
     /// Name and arguments.
     pub function: FunctionCall,
+    /// Provider state tied to the call (Gemini's thought signature as
+    /// `{"google": {"thought_signature": ...}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_content: Option<Value>,
 }
 
 /// The function half of a tool call.

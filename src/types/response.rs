@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::reasoning::ThinkingBlock;
 use super::{ToolCall, Usage};
 
 /// A non-streaming chat completion (`object: "chat.completion"`).
@@ -63,7 +64,13 @@ pub struct ResponseMessage {
     /// Tool calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Vec<ToolCall>>,
-    /// Other fields (`reasoning_content`, `annotations`).
+    /// The model's reasoning text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// The provider's reasoning blocks with their signatures, to send back on the next turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_blocks: Option<Vec<ThinkingBlock>>,
+    /// Other fields (`annotations`).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -76,6 +83,8 @@ impl ResponseMessage {
     /// An assistant message with text.
     pub fn assistant(content: Option<String>, tool_calls: Option<Vec<ToolCall>>) -> Self {
         Self {
+            reasoning_content: None,
+            thinking_blocks: None,
             role: assistant_role(),
             content,
             refusal: None,
