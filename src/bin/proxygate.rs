@@ -90,7 +90,7 @@ fn main() -> ExitCode {
     let config = match proxygate::Config::load(overrides, cli.config.clone()) {
         Ok(c) => {
             // Before anything can log a key.
-            proxygate::redact::register(&c);
+            c.register_secrets();
             c
         }
         Err(e) => {

@@ -26,8 +26,9 @@ pub use rates::{RATES_DATE, Rate, RateTable};
 
 use crate::GatewayError;
 use crate::telemetry::{HandleCache, handles, names};
+use crate::types::Api;
 use crate::types::{ChatReply, ChatRequest, Usage};
-use crate::usage::{Endpoint, UsageRecord, UsageSink, now_ms};
+use crate::usage::{UsageRecord, UsageSink, now_ms};
 use tokens::PromptText;
 
 /// Accounts for every reply of the inner service; see the [module docs](self).
@@ -98,7 +99,7 @@ pub(crate) struct Ticket {
     /// Settles the caller's budget reservation with the real cost.
     access: Option<Arc<crate::access::Grant>>,
     request_id: Option<Arc<str>>,
-    endpoint: Endpoint,
+    endpoint: Api,
     stream: bool,
     prompt: PromptText,
     rates: Arc<RateTable>,

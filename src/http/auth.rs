@@ -25,7 +25,7 @@ use super::encode::error_response;
 use crate::GatewayError;
 use crate::access::keys::KEY_PREFIX;
 use crate::access::{Grant, Keys};
-use crate::config::Secret;
+use crate::types::Secret;
 
 /// Applies [`Auth`].
 #[derive(Clone, Debug)]

@@ -46,11 +46,11 @@ use crate::GatewayError;
 use crate::cost::tokens::PromptText;
 use crate::providers::NATIVE_KEY;
 use crate::telemetry::names;
+use crate::types::Api;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, ChatStream, Content, ContentPart, FunctionCall,
     FunctionDef, ImageUrl, Message, ReplyBody, Role, Stop, Tool, ToolCall,
 };
-use crate::usage::Endpoint;
 
 // === the inbound request ===
 
@@ -465,7 +465,7 @@ fn parse(body: &[u8]) -> Result<(MessagesRequest, bool), GatewayError> {
 
 /// `POST /v1/messages`.
 pub async fn messages(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let mut guard = RequestGuard::new(Endpoint::Messages.as_str());
+    let mut guard = RequestGuard::new(Api::Messages.as_str());
     let started = Instant::now();
     let fail = |guard: &mut RequestGuard, e: &GatewayError| {
         guard.status = e.status().as_u16();
@@ -506,7 +506,7 @@ pub async fn messages(State(state): State<Arc<AppState>>, req: Request) -> Respo
         Ok(c) => c,
         Err(e) => return fail(&mut guard, &e),
     };
-    chat.ctx.endpoint = Endpoint::Messages;
+    chat.ctx.endpoint = Api::Messages;
     chat.ctx.request_id = request_id;
     super::auth::attach(grant, &mut chat.ctx);
     chat.ctx.native_body = Some(body);

@@ -5,14 +5,17 @@
 //! keeps the fields it does not know in an `extra` map, so a new OpenAI parameter passes through
 //! to OpenAI-format upstreams instead of being dropped.
 
+mod api;
 mod chunk;
 mod context;
 mod embedding;
 mod reply;
 mod request;
 mod response;
+mod secret;
 mod usage;
 
+pub use api::Api;
 pub use chunk::{ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
 pub use context::{CacheControl, RequestContext};
 pub use embedding::{Embedding, EmbeddingInput, EmbeddingRequest, EmbeddingResponse};
@@ -22,6 +25,11 @@ pub use request::{
     StreamOptions, Tool, ToolCall,
 };
 pub use response::{ChatResponse, Choice, ResponseMessage};
+pub use secret::Secret;
+
+/// A type-erased chat service: one deployment's stack, or the whole gateway's.
+pub type BoxChat =
+    tower::util::BoxCloneSyncService<ChatRequest, ChatReply, crate::error::GatewayError>;
 pub use usage::Usage;
 
 /// Seconds since the Unix epoch, for `created` fields.

@@ -18,8 +18,11 @@ mod summary;
 use std::future::Future;
 use std::pin::Pin;
 
+/// The client API a request came through, under the name the provider adapters still use.
+#[doc(hidden)]
+pub use crate::types::Api as Endpoint;
 pub use memory::MemoryStore;
-pub use record::{Endpoint, UsageRecord, now_ms};
+pub use record::{UsageRecord, now_ms};
 #[cfg(test)]
 pub(crate) use sink::tests::rec as test_record;
 pub use sink::{Observer, SinkConfig, UsageSink};
