@@ -1,4 +1,4 @@
-//! Per-request cost of each piece of the gateway, measured with criterion (SPEC §12).
+//! Per-request cost of each piece of the gateway, measured with criterion.
 //!
 //! From the edge inwards: decoding and validating the client's JSON, the OpenAI adapter's
 //! request and response translation, the SSE parser, the OpenAI stream decoder and the SSE

@@ -1,4 +1,4 @@
-//! Keys never leak (SPEC §8, §13): every secret the gateway was configured with (provider keys,
+//! Keys never leak: every secret the gateway was configured with (provider keys,
 //! the master key, the database password) is registered here when a gateway is built, and
 //! [`redact`] replaces it, whole or any ten-character piece of it, with `***`. The error
 //! envelope, stream error events, the binary's log writer (every level, upstream error

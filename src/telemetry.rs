@@ -1,4 +1,4 @@
-//! Metric names (SPEC §11), their help text, and the Prometheus recorder.
+//! Metric names, their help text, and the Prometheus recorder.
 //!
 //! Names live only here. Labels come from closed sets (provider, catalog model, status code,
 //! endpoint, error kind), so no key, prompt or raw path becomes a label.

@@ -25,7 +25,7 @@ pub struct Config {
     pub host: IpAddr,
     /// Listen port.
     pub port: u16,
-    /// Gateway master key (SPEC §8).
+    /// Gateway master key.
     pub master_key: Option<Secret>,
     /// Routing strategy.
     pub strategy: Strategy,

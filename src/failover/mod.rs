@@ -41,7 +41,7 @@ use crate::GatewayError;
 use crate::deployment::Deployment;
 use crate::types::{ChatReply, ChatRequest};
 
-/// Failover settings (SPEC §6 defaults: enabled, 3 retries, same tier, 180 s overall).
+/// Failover settings (defaults: enabled, 3 retries, same tier, 180 s overall).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FailoverConfig {
     /// `FAILOVER_ENABLED`.

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 pub use circuit::{Circuit, CircuitPhase, CircuitSnapshot, Permit, SharedCircuit, Unavailable};
 pub use ewma::Ewma;
 
-/// Breaker settings (SPEC §6 defaults: 5 failures, 30 s, 1 probe).
+/// Breaker settings (defaults: 5 failures, 30 s, 1 probe).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BreakerConfig {
     /// Consecutive failures that open the circuit.

@@ -1,5 +1,5 @@
 //! `POST /v1/messages` and `POST /v1/messages/count_tokens`: Anthropic's Messages API served to
-//! Anthropic SDK clients, whichever provider answers (providers.md §3.9, SPEC §13).
+//! Anthropic SDK clients, whichever provider answers.
 //!
 //! The Anthropic request is decoded into the canonical [`ChatRequest`] (with
 //! `ctx.endpoint = Messages` and the client's own body in `ctx.native_body`), sent through the
@@ -54,7 +54,7 @@ use crate::types::{
 
 // === the inbound request ===
 
-/// An Anthropic Messages request as clients send it (providers.md §3.2).
+/// An Anthropic Messages request as clients send it.
 #[derive(Debug, Deserialize)]
 pub struct MessagesRequest {
     /// The model.
@@ -848,7 +848,7 @@ impl Translator {
 }
 
 pin_project! {
-    /// Encodes a canonical stream as Anthropic SSE (providers.md §3.4): `message_start` and a
+    /// Encodes a canonical stream as Anthropic SSE: `message_start` and a
     /// `ping`, a `content_block_start`/`_delta`/`_stop` run per text or tool-use block, then
     /// exactly one `message_delta` with the stop reason and the exact usage (from the usage
     /// chunk the cost layer ends every stream with) and `message_stop`. No `[DONE]`. A stream

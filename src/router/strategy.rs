@@ -1,4 +1,4 @@
-//! Routing strategies: how the candidates of one request are ordered (SPEC §6).
+//! Routing strategies: how the candidates of one request are ordered.
 //!
 //! - `priority`: `PROVIDER_PRIORITY` (providers or deployment ids), then catalog order;
 //! - `round-robin`: the candidates rotated by one per request;

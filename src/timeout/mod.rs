@@ -39,7 +39,7 @@ pub use layer::TimeoutLayer;
 use crate::GatewayError;
 use crate::types::{ChatReply, ChatRequest};
 
-/// Timeout settings (SPEC §6 defaults: 60 s per attempt, 60 s between chunks).
+/// Timeout settings (defaults: 60 s per attempt, 60 s between chunks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimeoutConfig {
     /// Per attempt, until the answer or first chunk.

@@ -1,4 +1,4 @@
-//! Usage records and where they go (SPEC §7): one [`UsageRecord`] per routed request, handed to
+//! Usage records and where they go: one [`UsageRecord`] per routed request, handed to
 //! a [`UsageSink`] that makes it durable at once (an append to a local journal) and writes it to
 //! the [`UsageStore`] in batches off the request path. `GET /v1/usage` reads the store.
 //!

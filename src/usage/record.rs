@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::Api;
 
-/// One routed request as the usage store keeps it (SPEC §7): who, what served it, tokens,
+/// One routed request as the usage store keeps it: who, what served it, tokens,
 /// cost, timings and outcome. Written once, when the answer (or the stream) ends.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UsageRecord {
