@@ -1,5 +1,5 @@
-//! Where the gateway keeps what outlives a request and must be the same on every replica
-//!: the response cache's entries, each deployment's circuit (open or closed) and
+//! Where the gateway keeps what outlives a request and must be the same on every replica:
+//! the response cache's entries, each deployment's circuit (open or closed) and
 //! its decayed upstream latency. A [`StateBackend`] holds them: [`InProcess`] (the default,
 //! nothing to run) or [`RedisBackend`] (`REDIS_URL`), so that two gateways sharing a Redis
 //! behave as one: a circuit opened by one replica is open on all, a reset on one resets all,
