@@ -19,10 +19,10 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use futures_core::Stream;
 use http_body_util::{BodyExt, Full};
 use proxygate::Gateway;
-use proxygate::config::Secret;
 use proxygate::http::encode::SseEncoder;
 use proxygate::providers::openai_compat::{OpenAiCompat, OpenAiDecoder, quirks_of};
 use proxygate::providers::{EventParser, Framing, ProviderAdapter, SseEvent, StreamDecoder};
+use proxygate::types::Secret;
 use proxygate::types::{ChatChunk, ChatReply, ChatRequest, ChatStream, Delta, ReplyBody, Usage};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
@@ -438,10 +438,10 @@ fn oneshot_bench<S>(
 }
 
 fn each_layer(c: &mut Criterion) {
-    use proxygate::breaker::{BreakerConfig, BreakerLayer};
+    use proxygate::breaker::BreakerLayer;
     use proxygate::cost::{CostLayer, RateTable};
-    use proxygate::deployment::DeploymentState;
-    use proxygate::router::{RouterConfig, RouterLayer};
+    use proxygate::health::DeploymentHealth;
+    use proxygate::router::RouterLayer;
     use proxygate::usage::{MemoryStore, SinkConfig, UsageSink};
     use std::sync::Arc;
     use tower::Layer;
@@ -497,12 +497,11 @@ fn each_layer(c: &mut Criterion) {
         &svc,
         &stream_req,
     );
-    let svc = BreakerLayer::new(BreakerConfig::from_config(&config))
-        .with_state(Arc::new(DeploymentState::new("groq/llama-3.1-8b-instant")))
+    let svc = BreakerLayer::new(config.breaker_config())
+        .with_state(Arc::new(DeploymentHealth::new("groq/llama-3.1-8b-instant")))
         .layer(canned);
     oneshot_bench(&mut g, &rt, "breaker", &svc, &req);
-    let svc =
-        RouterLayer::new(gw.registry().clone(), RouterConfig::from_config(&config)).layer(canned);
+    let svc = RouterLayer::new(gw.registry().clone(), config.router_config()).layer(canned);
     oneshot_bench(&mut g, &rt, "router_resolve_and_order", &svc, &req);
     g.finish();
     // Flush the records made above so the journal does not grow across benches.

@@ -1,25 +1,15 @@
 //! A deployment: one (provider, upstream model, credential) triple with its own translation
-//! stack and its own health, shared by every request routed to it.
-//!
-//! [`DeploymentState`] is what outlives single requests: the circuit breaker's state machine
-//! ([`Circuit`]) and the decayed latency the `latency` routing strategy reads ([`Ewma`]). The
-//! breaker layer writes both; the router and the admin/health endpoints read them.
+//! stack and its own health ([`DeploymentHealth`]), shared by every request routed to it.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use tokio::time::Instant;
-
-use tower::util::BoxCloneSyncService;
-
-use crate::GatewayError;
-use crate::breaker::{Circuit, CircuitState};
+use crate::health::DeploymentHealth;
 use crate::providers::{ModelSpec, ProviderSpec, Tier};
-use crate::router::Ewma;
-use crate::types::{ChatReply, ChatRequest};
+use crate::types::BoxChat;
 
-/// The type-erased per-deployment stack (breaker over translation over the client).
-pub type DeploymentService = BoxCloneSyncService<ChatRequest, ChatReply, GatewayError>;
+/// The per-deployment stack under the name the provider adapters still use ([`BoxChat`]).
+#[doc(hidden)]
+pub type DeploymentService = BoxChat;
 
 /// One routable target. Cheap to clone.
 #[derive(Clone)]
@@ -32,98 +22,8 @@ struct Inner {
     provider: &'static ProviderSpec,
     model: String,
     spec: Option<&'static ModelSpec>,
-    service: DeploymentService,
-    state: Arc<DeploymentState>,
-}
-
-/// Shared per-deployment state that routing and health layers read and update.
-#[derive(Debug)]
-pub struct DeploymentState {
-    id: Arc<str>,
-    circuit: Circuit,
-    latency: Mutex<Ewma>,
-    // The latest estimate another replica shared (see `crate::state`).
-    shared_latency: Mutex<Option<Ewma>>,
-}
-
-// === impl DeploymentState ===
-
-impl DeploymentState {
-    /// Fresh state (circuit closed, latency unknown) for the deployment `id`.
-    pub fn new(id: impl Into<Arc<str>>) -> Self {
-        let id = id.into();
-        Self {
-            circuit: Circuit::new(id.clone()),
-            latency: Mutex::new(Ewma::default()),
-            shared_latency: Mutex::new(None),
-            id,
-        }
-    }
-
-    /// The deployment id.
-    pub fn id(&self) -> &Arc<str> {
-        &self.id
-    }
-
-    /// The circuit breaker's state machine.
-    pub fn circuit(&self) -> &Circuit {
-        &self.circuit
-    }
-
-    /// `healthy`, `open` or `half_open`, as `/v1/models` and `/health` show it.
-    pub fn status(&self) -> &'static str {
-        match self.circuit.state() {
-            CircuitState::Closed => "healthy",
-            CircuitState::Open => "open",
-            CircuitState::HalfOpen => "half_open",
-        }
-    }
-
-    /// Folds one upstream latency (to the answer or first chunk) into the decayed average.
-    pub fn record_latency(&self, rtt: Duration, now: Instant) {
-        self.latency
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .observe(rtt, now);
-    }
-
-    /// The decayed latency in seconds, `None` before the first observation: this replica's
-    /// own, or another replica's when that one is more recent.
-    pub fn latency(&self, now: Instant) -> Option<f64> {
-        let local = *self.latency.lock().unwrap_or_else(|e| e.into_inner());
-        let shared = *self
-            .shared_latency
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        match (
-            local.sample(),
-            shared.and_then(|s| s.sample().map(|x| (s, x))),
-        ) {
-            (Some((_, mine)), Some((theirs, (_, at)))) if at > mine => theirs.estimate(now),
-            (None, Some((theirs, _))) => theirs.estimate(now),
-            _ => local.estimate(now),
-        }
-    }
-
-    /// This replica's own undecayed estimate (seconds) and when it was last updated.
-    pub fn latency_sample(&self) -> Option<(f64, Instant)> {
-        self.latency
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .sample()
-    }
-
-    /// Takes in another replica's estimate (seconds) as of `at`.
-    pub fn set_shared_latency(&self, estimate: f64, at: Instant) {
-        *self
-            .shared_latency
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(Ewma::seeded(
-            estimate,
-            at,
-            crate::router::ewma::DEFAULT_DECAY,
-        ));
-    }
+    service: BoxChat,
+    state: Arc<DeploymentHealth>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -148,10 +48,10 @@ impl Deployment {
         id: impl Into<Arc<str>>,
         provider: &'static ProviderSpec,
         model: impl Into<String>,
-        service: DeploymentService,
+        service: BoxChat,
     ) -> Self {
         let id = id.into();
-        let state = Arc::new(DeploymentState::new(id.clone()));
+        let state = Arc::new(DeploymentHealth::new(id.clone()));
         Self::with_state(id, provider, model, service, state)
     }
 
@@ -160,8 +60,8 @@ impl Deployment {
         id: impl Into<Arc<str>>,
         provider: &'static ProviderSpec,
         model: impl Into<String>,
-        service: DeploymentService,
-        state: Arc<DeploymentState>,
+        service: BoxChat,
+        state: Arc<DeploymentHealth>,
     ) -> Self {
         let model = model.into();
         let spec = provider.model(&model);
@@ -203,33 +103,12 @@ impl Deployment {
     }
 
     /// A clone of the deployment's stack, ready to be driven.
-    pub fn service(&self) -> DeploymentService {
+    pub fn service(&self) -> BoxChat {
         self.inner.service.clone()
     }
 
     /// Shared health and latency state.
-    pub fn state(&self) -> &Arc<DeploymentState> {
+    pub fn state(&self) -> &Arc<DeploymentHealth> {
         &self.inner.state
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn the_fresher_of_own_and_shared_latency_is_used() {
-        let s = DeploymentState::new("groq/m");
-        assert_eq!(s.latency(Instant::now()), None);
-        // Another replica measured it: a deployment never called here is no longer unknown.
-        s.set_shared_latency(0.5, Instant::now());
-        assert!((s.latency(Instant::now()).unwrap() - 0.5).abs() < 1e-9);
-        tokio::time::advance(Duration::from_millis(10)).await;
-        s.record_latency(Duration::from_millis(100), Instant::now());
-        assert!((s.latency(Instant::now()).unwrap() - 0.1).abs() < 1e-9);
-        assert!(s.latency_sample().is_some());
-        tokio::time::advance(Duration::from_millis(10)).await;
-        s.set_shared_latency(0.3, Instant::now());
-        assert!((s.latency(Instant::now()).unwrap() - 0.3).abs() < 1e-9);
     }
 }

@@ -21,20 +21,20 @@ use crate::access::{
     BudgetLayer, Budgets, Counters, KeyStore, Keys, MemoryBudgets, MemoryCounters, MemoryKeyStore,
     ModelGuardLayer, RateLimitLayer,
 };
-use crate::breaker::{BreakerConfig, BreakerLayer};
+use crate::breaker::BreakerLayer;
 use crate::cache::CacheLayer;
 use crate::client::{HttpClient, build_client};
 use crate::config::Config;
 use crate::cost::{CostLayer, RateTable};
 use crate::db::{Db, SqlKeyStore, SqlUsageStore};
-use crate::deployment::DeploymentService;
-use crate::failover::{FailoverConfig, FailoverLayer};
+use crate::failover::FailoverLayer;
 use crate::http::{AppState, routes};
 use crate::providers::Catalog;
-use crate::router::{Dispatch, Registry, RouterConfig, RouterLayer, StackFn, StackInfo};
+use crate::router::{Dispatch, Registry, RouterLayer, StackFn, StackInfo};
 use crate::state::StateBackend;
-use crate::timeout::{TimeoutConfig, TimeoutLayer};
-use crate::timer::UpstreamTimerLayer;
+use crate::timeout::TimeoutLayer;
+use crate::types::BoxChat;
+use crate::upstream_metrics::UpstreamMetricsLayer;
 use crate::usage::{MemoryStore, SinkConfig, UsageSink, UsageStore};
 
 /// A configured gateway.
@@ -71,7 +71,7 @@ impl Gateway {
     }
 
     /// The chat stack as a tower service (`ChatRequest` in, `ChatReply` out).
-    pub fn chat_service(&self) -> DeploymentService {
+    pub fn chat_service(&self) -> BoxChat {
         self.state.chat.clone()
     }
 
@@ -198,19 +198,19 @@ impl GatewayBuilder {
         let client = self.client.unwrap_or_else(build_client);
         // Each deployment: breaker -> per-attempt timeout -> upstream timer -> translation. The breaker shares the
         // deployment's state, which the router and the admin API read.
-        let breaker = BreakerConfig::from_config(&self.config);
-        let timeouts = TimeoutConfig::from_config(&self.config);
+        let breaker = self.config.breaker_config();
+        let timeouts = self.config.timeout_config();
         // Circuits, latency and cached answers live in the state backend: in process, or
         // shared with the other replicas through Redis.
         let backend = crate::state::open(&self.config)?;
         let seed = backend.clone();
         let per_deployment: StackFn = Arc::new(move |info: StackInfo<'_>, translate| {
             seed.seed(info.state);
-            DeploymentService::new(
+            BoxChat::new(
                 ServiceBuilder::new()
                     .layer(BreakerLayer::new(breaker).with_state(info.state.clone()))
                     .layer(TimeoutLayer::new(timeouts))
-                    .layer(UpstreamTimerLayer::new(info.provider.name))
+                    .layer(UpstreamMetricsLayer::new(info.provider.name))
                     .service(translate),
             )
         });
@@ -222,7 +222,7 @@ impl GatewayBuilder {
         )?);
         let metrics = self.metrics.then(crate::telemetry::install);
         if metrics.is_some() {
-            crate::telemetry::init_series(&registry.deployments());
+            crate::telemetry::init_series(registry.deployments().iter().map(|d| &**d.id()));
         }
         backend.watch(&registry);
         let (usage, db) = match self.usage {
@@ -252,7 +252,7 @@ impl GatewayBuilder {
             .budgets
             .or_else(|| backend.budgets(Some(usage.store().clone())))
             .unwrap_or_else(|| Arc::new(MemoryBudgets::new(Some(usage.store().clone()))));
-        crate::redact::register(&self.config);
+        self.config.register_secrets();
         // Access control before routing: allowed models, then rate limits, then the budget
         // (reserved last, so a request refused by a limit reserves nothing).
         let stack = ServiceBuilder::new()
@@ -272,14 +272,12 @@ impl GatewayBuilder {
             })
             .layer(RouterLayer::new(
                 registry.clone(),
-                RouterConfig::from_config(&self.config),
+                self.config.router_config(),
             ))
-            .layer(FailoverLayer::new(FailoverConfig::from_config(
-                &self.config,
-            )))
+            .layer(FailoverLayer::new(self.config.failover_config()))
             .service(Dispatch);
         let state = AppState {
-            chat: DeploymentService::new(stack),
+            chat: BoxChat::new(stack),
             registry,
             metrics,
             max_body_bytes: self.config.max_body_bytes,

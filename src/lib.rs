@@ -9,6 +9,8 @@
 //! [`client`]. [`Gateway`] composes it all from a [`Config`]; mount [`Gateway::router`] in an
 //! axum app, or serve [`Gateway::chat_service`] from anything tower speaks.
 
+//!
+#![doc = include_str!("../docs/architecture.md")]
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,
@@ -28,6 +30,7 @@ pub mod deployment;
 pub mod error;
 pub mod failover;
 pub mod gateway;
+pub mod health;
 pub mod http;
 pub mod providers;
 pub mod redact;
@@ -36,8 +39,8 @@ pub mod state;
 pub mod stats;
 pub mod telemetry;
 pub mod timeout;
-pub mod timer;
 pub mod types;
+pub mod upstream_metrics;
 pub mod usage;
 
 #[cfg(test)]

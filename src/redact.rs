@@ -1,4 +1,4 @@
-//! Keys never leak (SPEC §8, §13): every secret the gateway was configured with (provider keys,
+//! Keys never leak: every secret the gateway was configured with (provider keys,
 //! the master key, the database password) is registered here when a gateway is built, and
 //! [`redact`] replaces it, whole or any ten-character piece of it, with `***`. The error
 //! envelope, stream error events, the binary's log writer (every level, upstream error
@@ -31,26 +31,8 @@ static REGISTRY: RwLock<Registry> = RwLock::new(Registry {
     matcher: None,
 });
 
-/// Registers the secrets of `config`: provider keys, the master key, the database URL's
-/// password.
-pub fn register(config: &crate::Config) {
-    let mut secrets: Vec<String> = config
-        .providers
-        .values()
-        .flat_map(|p| p.keys.iter().map(|k| k.expose().to_owned()))
-        .collect();
-    if let Some(m) = &config.master_key {
-        secrets.push(m.expose().to_owned());
-    }
-    if let Some(url) = &config.database_url
-        && let Some(password) = url_password(url.expose())
-    {
-        secrets.push(password.to_owned());
-    }
-    register_secrets(secrets);
-}
-
-fn url_password(url: &str) -> Option<&str> {
+/// The password of a `scheme://user:password@host` URL.
+pub fn url_password(url: &str) -> Option<&str> {
     let rest = &url[url.find("://")? + 3..];
     let creds = &rest[..rest.find('@')?];
     creds.split_once(':').map(|(_, p)| p)

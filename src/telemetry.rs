@@ -1,4 +1,4 @@
-//! Metric names (SPEC §11), their help text, and the Prometheus recorder.
+//! Metric names, their help text, and the Prometheus recorder.
 //!
 //! Names live only here. Labels come from closed sets (provider, catalog model, status code,
 //! endpoint, error kind), so no key, prompt or raw path becomes a label.
@@ -137,8 +137,9 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
-/// Creates every series of SPEC §11 at zero, so dashboards and alerts see them from start.
-pub fn init_series(deployments: &[crate::deployment::Deployment]) {
+/// Creates every documented series at zero (one circuit gauge per deployment id), so dashboards
+/// and alerts see them from the start.
+pub fn init_series<'a>(deployment_ids: impl IntoIterator<Item = &'a str>) {
     use metrics::{counter, gauge, histogram};
     let labels = [("provider", "mock"), ("model", "mock/echo")];
     for endpoint in ["chat", "messages", "embeddings"] {
@@ -158,8 +159,8 @@ pub fn init_series(deployments: &[crate::deployment::Deployment]) {
     let _ = histogram!(names::REQUEST_DURATION_SECONDS);
     let _ = histogram!(names::UPSTREAM_DURATION_SECONDS);
     let _ = histogram!(names::TIME_TO_FIRST_TOKEN_SECONDS);
-    for d in deployments {
-        gauge!(names::CIRCUIT_STATE, "deployment" => d.id().to_string()).set(0.0);
+    for id in deployment_ids {
+        gauge!(names::CIRCUIT_STATE, "deployment" => id.to_string()).set(0.0);
     }
 }
 

@@ -9,7 +9,7 @@ use proxygate::config::env as keys;
 
 /// jemalloc instead of glibc's malloc: 12% less CPU per request in the load bench (42 against
 /// 48 µs), with resident memory as low (16 MB idle, 71 MB with 1,000 streams open). mimalloc
-/// cut as much CPU but broke the SPEC's memory limits. Only the binary: an app that mounts
+/// cut as much CPU but broke the gateway's memory limits. Only the binary: an app that mounts
 /// the library keeps its own allocator.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
@@ -90,7 +90,7 @@ fn main() -> ExitCode {
     let config = match proxygate::Config::load(overrides, cli.config.clone()) {
         Ok(c) => {
             // Before anything can log a key.
-            proxygate::redact::register(&c);
+            c.register_secrets();
             c
         }
         Err(e) => {

@@ -8,9 +8,9 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
 use super::BreakerConfig;
-use super::circuit::Permit;
 use crate::GatewayError;
-use crate::deployment::DeploymentState;
+use crate::health::DeploymentHealth;
+use crate::health::Permit;
 use crate::types::ChatReply;
 
 pin_project! {
@@ -30,7 +30,7 @@ pin_project! {
             #[pin]
             fut: F,
             permit: Option<Permit>,
-            deployment: Arc<DeploymentState>,
+            deployment: Arc<DeploymentHealth>,
             config: BreakerConfig,
             started: Instant,
         },
@@ -47,7 +47,7 @@ impl<F> ResponseFuture<F> {
     pub(super) fn called(
         fut: F,
         permit: Permit,
-        deployment: Arc<DeploymentState>,
+        deployment: Arc<DeploymentHealth>,
         config: BreakerConfig,
     ) -> Self {
         Self {

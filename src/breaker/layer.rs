@@ -3,16 +3,16 @@ use std::sync::Arc;
 use tower::Layer;
 
 use super::{Breaker, BreakerConfig};
-use crate::deployment::DeploymentState;
+use crate::health::DeploymentHealth;
 
 /// Wraps a deployment's stack in a [`Breaker`].
 ///
-/// Each service it builds gets a fresh [`DeploymentState`], unless one is given with
+/// Each service it builds gets a fresh [`DeploymentHealth`], unless one is given with
 /// [`BreakerLayer::with_state`] so the router and the admin API see the same circuit.
 #[derive(Clone, Debug, Default)]
 pub struct BreakerLayer {
     config: BreakerConfig,
-    state: Option<Arc<DeploymentState>>,
+    state: Option<Arc<DeploymentHealth>>,
 }
 
 // === impl BreakerLayer ===
@@ -27,7 +27,7 @@ impl BreakerLayer {
     }
 
     /// Shares `state` (the deployment's own) instead of creating one per service.
-    pub fn with_state(mut self, state: Arc<DeploymentState>) -> Self {
+    pub fn with_state(mut self, state: Arc<DeploymentHealth>) -> Self {
         self.state = Some(state);
         self
     }
@@ -40,7 +40,7 @@ impl<S> Layer<S> for BreakerLayer {
         let state = self
             .state
             .clone()
-            .unwrap_or_else(|| Arc::new(DeploymentState::new("deployment")));
+            .unwrap_or_else(|| Arc::new(DeploymentHealth::new("deployment")));
         Breaker::new(inner, state, self.config)
     }
 }

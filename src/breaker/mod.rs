@@ -4,7 +4,7 @@
 //! requests probe it, and the first outcome closes it again or reopens it with a fresh
 //! cool-down. It exists so a dead upstream costs one fast error instead of a timeout per
 //! request, and so the router can skip it. The state lives in the deployment's shared
-//! [`DeploymentState`], which also gets the upstream latency and a 429's `retry-after` (the
+//! [`DeploymentHealth`], which also gets the upstream latency and a 429's `retry-after` (the
 //! router then tries that deployment only after every other candidate, until it passes).
 //!
 //! The breaker reports ready whatever the circuit says and fails in `call` (as tower's
@@ -27,82 +27,30 @@
 //! assert_eq!(breaker.state().status(), "healthy");
 //! ```
 
-mod circuit;
 mod future;
 mod layer;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tokio::time::Instant;
 use tower::Service;
 
-pub use circuit::{Circuit, CircuitState, Permit, SharedCircuit, Snapshot, Unavailable};
+pub use crate::health::{
+    BreakerConfig, Circuit, CircuitPhase, CircuitSnapshot, Permit, SharedCircuit, Unavailable,
+};
 pub use future::ResponseFuture;
 pub use layer::BreakerLayer;
 
 use crate::GatewayError;
-use crate::config::Config;
-use crate::deployment::DeploymentState;
+use crate::health::DeploymentHealth;
 use crate::types::{ChatReply, ChatRequest};
-
-/// Breaker settings (SPEC §6 defaults: 5 failures, 30 s, 1 probe).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BreakerConfig {
-    /// Consecutive failures that open the circuit.
-    pub failure_threshold: u32,
-    /// How long an open circuit waits before probing.
-    pub cooldown: Duration,
-    /// Probes allowed at once while half-open.
-    pub half_open_probes: u32,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        Self {
-            failure_threshold: 5,
-            cooldown: Duration::from_secs(30),
-            half_open_probes: 1,
-        }
-    }
-}
-
-// === impl BreakerConfig ===
-
-impl BreakerConfig {
-    /// From the validated config.
-    pub fn from_config(config: &Config) -> Self {
-        Self::default()
-            .with_threshold(config.breaker_threshold)
-            .with_cooldown(config.breaker_cooldown)
-            .with_half_open_probes(config.breaker_half_open_probes)
-    }
-
-    /// Consecutive failures that open the circuit (at least 1).
-    pub fn with_threshold(mut self, n: u32) -> Self {
-        self.failure_threshold = n.max(1);
-        self
-    }
-
-    /// The cool-down of an open circuit.
-    pub fn with_cooldown(mut self, d: Duration) -> Self {
-        self.cooldown = d;
-        self
-    }
-
-    /// Concurrent probes while half-open (at least 1).
-    pub fn with_half_open_probes(mut self, n: u32) -> Self {
-        self.half_open_probes = n.max(1);
-        self
-    }
-}
 
 /// Fails fast while the deployment's circuit is open; reports every outcome to it.
 #[derive(Clone, Debug)]
 pub struct Breaker<S> {
     inner: S,
-    state: Arc<DeploymentState>,
+    state: Arc<DeploymentHealth>,
     config: BreakerConfig,
 }
 
@@ -110,7 +58,7 @@ pub struct Breaker<S> {
 
 impl<S> Breaker<S> {
     /// Wraps `inner`, keeping the circuit in `state`.
-    pub fn new(inner: S, state: Arc<DeploymentState>, config: BreakerConfig) -> Self {
+    pub fn new(inner: S, state: Arc<DeploymentHealth>, config: BreakerConfig) -> Self {
         Self {
             inner,
             state,
@@ -119,7 +67,7 @@ impl<S> Breaker<S> {
     }
 
     /// The shared deployment state holding the circuit.
-    pub fn state(&self) -> &Arc<DeploymentState> {
+    pub fn state(&self) -> &Arc<DeploymentHealth> {
         &self.state
     }
 
@@ -171,6 +119,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::test_util::{Handle, Upstream, pair, upstream};
     use tokio_test::{assert_pending, assert_ready_ok};
@@ -182,7 +132,7 @@ mod tests {
     fn spawn(config: BreakerConfig) -> (Svc, Handle) {
         let (svc, handle) = pair();
         let svc = BreakerLayer::new(config)
-            .with_state(Arc::new(DeploymentState::new("groq/m")))
+            .with_state(Arc::new(DeploymentHealth::new("groq/m")))
             .layer(svc);
         (mock::Spawn::new(svc), handle)
     }

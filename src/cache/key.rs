@@ -138,7 +138,7 @@ mod tests {
                 model: e.model.clone(),
                 ..ChatRequest::default()
             };
-            r.ctx.endpoint = crate::usage::Endpoint::Embeddings;
+            r.ctx.endpoint = crate::types::Api::Embeddings;
             r.ctx.embedding = Some(std::sync::Arc::new(e));
             cache_key(&r)
         };
@@ -157,7 +157,7 @@ mod tests {
 
         let native = |body: &'static str| {
             let mut r = req(BASE);
-            r.ctx.endpoint = crate::usage::Endpoint::Messages;
+            r.ctx.endpoint = crate::types::Api::Messages;
             r.ctx.native_body = Some(bytes::Bytes::from_static(body.as_bytes()));
             cache_key(&r)
         };
@@ -177,7 +177,7 @@ mod tests {
     fn the_endpoint_is_part_of_the_key() {
         let a = req(BASE);
         let mut b = req(BASE);
-        b.ctx.endpoint = crate::usage::Endpoint::Messages;
+        b.ctx.endpoint = crate::types::Api::Messages;
         assert_ne!(cache_key(&a), cache_key(&b));
     }
 }

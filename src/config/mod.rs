@@ -5,6 +5,7 @@
 
 pub mod env;
 pub mod file;
+mod layers;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -14,100 +15,8 @@ use std::time::Duration;
 use env::*;
 
 use crate::providers::{Catalog, ProviderSettings, catalog::Enable};
-
-/// A credential. Prints as `***`; only adapters call [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(std::sync::Arc<str>);
-
-impl Secret {
-    /// Wraps a key.
-    pub fn new(s: impl Into<std::sync::Arc<str>>) -> Self {
-        Self(s.into())
-    }
-
-    /// The key itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// `Bearer <key>` as a sensitive header value.
-    pub fn bearer(&self) -> Result<http::HeaderValue, crate::GatewayError> {
-        self.header_value_with_prefix("Bearer ")
-    }
-
-    /// The key as a sensitive header value.
-    pub fn header_value(&self) -> Result<http::HeaderValue, crate::GatewayError> {
-        self.header_value_with_prefix("")
-    }
-
-    fn header_value_with_prefix(
-        &self,
-        prefix: &str,
-    ) -> Result<http::HeaderValue, crate::GatewayError> {
-        let mut v = http::HeaderValue::try_from(format!("{prefix}{}", self.0)).map_err(|_| {
-            crate::GatewayError::Internal(
-                "a configured provider key holds characters not allowed in a header".into(),
-            )
-        })?;
-        v.set_sensitive(true);
-        Ok(v)
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-/// How the router orders deployments.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Strategy {
-    /// `PROVIDER_PRIORITY` order, then catalog order.
-    #[default]
-    Priority,
-    /// Rotate through the candidates.
-    RoundRobin,
-    /// Lowest decayed latency first; unknown ones first of all.
-    Latency,
-    /// Cheapest first, by the rate table.
-    Cost,
-    /// Random, proportional to configured weights.
-    Weighted,
-}
-
-impl Strategy {
-    /// Parses the `ROUTING_STRATEGY` value.
-    pub fn parse(key: &str, v: &str) -> Result<Self, String> {
-        match v.trim().to_ascii_lowercase().replace('_', "-").as_str() {
-            "priority" => Ok(Self::Priority),
-            "round-robin" | "roundrobin" => Ok(Self::RoundRobin),
-            "latency" => Ok(Self::Latency),
-            "cost" => Ok(Self::Cost),
-            "weighted" => Ok(Self::Weighted),
-            _ => Err(format!(
-                "{key}={v:?} is not a strategy; use priority, round-robin, latency, cost or weighted"
-            )),
-        }
-    }
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Priority => "priority",
-            Self::RoundRobin => "round-robin",
-            Self::Latency => "latency",
-            Self::Cost => "cost",
-            Self::Weighted => "weighted",
-        }
-    }
-}
+pub use crate::router::Strategy;
+pub use crate::types::Secret;
 
 /// Every setting, validated.
 #[derive(Clone, Debug)]
@@ -116,7 +25,7 @@ pub struct Config {
     pub host: IpAddr,
     /// Listen port.
     pub port: u16,
-    /// Gateway master key (SPEC §8).
+    /// Gateway master key.
     pub master_key: Option<Secret>,
     /// Routing strategy.
     pub strategy: Strategy,

@@ -1,4 +1,4 @@
-//! Cost accounting (SPEC §7): a layer that watches every reply, whole or streamed, without
+//! Cost accounting: a layer that watches every reply, whole or streamed, without
 //! buffering it, and for each request works out the tokens (the provider's counts, or the
 //! tokenizer's when it sent none), the cost from the [`RateTable`], the metrics, and one
 //! [`UsageRecord`](crate::usage::UsageRecord) handed to the [`UsageSink`].
@@ -26,8 +26,9 @@ pub use rates::{RATES_DATE, Rate, RateTable};
 
 use crate::GatewayError;
 use crate::telemetry::{HandleCache, handles, names};
+use crate::types::Api;
 use crate::types::{ChatReply, ChatRequest, Usage};
-use crate::usage::{Endpoint, UsageRecord, UsageSink, now_ms};
+use crate::usage::{UsageRecord, UsageSink, now_ms};
 use tokens::PromptText;
 
 /// Accounts for every reply of the inner service; see the [module docs](self).
@@ -98,7 +99,7 @@ pub(crate) struct Ticket {
     /// Settles the caller's budget reservation with the real cost.
     access: Option<Arc<crate::access::Grant>>,
     request_id: Option<Arc<str>>,
-    endpoint: Endpoint,
+    endpoint: Api,
     stream: bool,
     prompt: PromptText,
     rates: Arc<RateTable>,
@@ -438,7 +439,7 @@ mod tests {
         assert!(call.await.is_err());
         let recs = records(&sink, &store).await;
         assert_eq!(recs.len(), 2);
-        // An upstream 503 reaches the client as a 502 (SPEC §13).
+        // An upstream 503 reaches the client as a 502.
         assert_eq!((recs[1].status, recs[1].cost_usd), (502, 0.0));
         assert_eq!(&*recs[1].provider, "none");
         assert_eq!(&*recs[1].model, "gpt-4o-mini");

@@ -38,11 +38,10 @@ pub use future::ResponseFuture;
 pub use layer::FailoverLayer;
 
 use crate::GatewayError;
-use crate::config::Config;
 use crate::deployment::Deployment;
 use crate::types::{ChatReply, ChatRequest};
 
-/// Failover settings (SPEC §6 defaults: enabled, 3 retries, same tier, 180 s overall).
+/// Failover settings (defaults: enabled, 3 retries, same tier, 180 s overall).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FailoverConfig {
     /// `FAILOVER_ENABLED`.
@@ -69,16 +68,6 @@ impl Default for FailoverConfig {
 // === impl FailoverConfig ===
 
 impl FailoverConfig {
-    /// From the validated config.
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            enabled: config.failover_enabled,
-            max_retries: config.max_retries,
-            cross_tier: config.failover_cross_tier,
-            overall_timeout: config.overall_timeout,
-        }
-    }
-
     /// Turns failover on or off.
     pub fn with_enabled(mut self, on: bool) -> Self {
         self.enabled = on;
@@ -176,10 +165,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deployment::DeploymentService;
     use crate::providers::catalog::PROVIDERS;
     use crate::providers::mock::Mock;
     use crate::test_util::{Handle, Upstream, pair};
+    use crate::types::BoxChat;
     use tokio_test::{assert_pending, assert_ready_ok};
     use tower::Layer;
     use tower_test::mock;
@@ -194,7 +183,7 @@ mod tests {
             format!("{provider}/{model}"),
             spec,
             model,
-            DeploymentService::new(Mock::default()),
+            BoxChat::new(Mock::default()),
         )
     }
 

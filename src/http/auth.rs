@@ -1,4 +1,4 @@
-//! Who is calling (SPEC §8): with `PROXYGATE_MASTER_KEY` set, every `/v1` and `/admin`
+//! Who is calling: with `PROXYGATE_MASTER_KEY` set, every `/v1` and `/admin`
 //! request must carry the master key or a virtual key as `Authorization: Bearer <key>` (or
 //! `x-api-key`, as Anthropic clients send it); 401 in the OpenAI envelope otherwise. Without
 //! a master key the gateway is open, but a virtual key that is presented still counts (its
@@ -25,7 +25,7 @@ use super::encode::error_response;
 use crate::GatewayError;
 use crate::access::keys::KEY_PREFIX;
 use crate::access::{Grant, Keys};
-use crate::config::Secret;
+use crate::types::Secret;
 
 /// Applies [`Auth`].
 #[derive(Clone, Debug)]

@@ -14,7 +14,7 @@
 //!     serde_json::from_value(serde_json::json!({"model": "mock/embed", "input": ["a", "b"]})).unwrap();
 //! let req = chat_request(emb);
 //! assert_eq!(req.ctx.embedding.as_ref().unwrap().input.len(), 2);
-//! assert_eq!(req.ctx.endpoint, proxygate::usage::Endpoint::Embeddings);
+//! assert_eq!(req.ctx.endpoint, proxygate::types::Api::Embeddings);
 //! ```
 
 use std::sync::Arc;
@@ -26,8 +26,8 @@ use tower::ServiceExt;
 use super::encode::meta_headers;
 use super::{AppState, RequestGuard, decode, fail};
 use crate::GatewayError;
+use crate::types::Api;
 use crate::types::{ChatRequest, EmbeddingRequest, ReplyBody};
-use crate::usage::Endpoint;
 
 /// The canonical request that carries `emb` through the stack.
 pub fn chat_request(emb: EmbeddingRequest) -> ChatRequest {
@@ -35,14 +35,14 @@ pub fn chat_request(emb: EmbeddingRequest) -> ChatRequest {
         model: emb.model.clone(),
         ..ChatRequest::default()
     };
-    req.ctx.endpoint = Endpoint::Embeddings;
+    req.ctx.endpoint = Api::Embeddings;
     req.ctx.embedding = Some(Arc::new(emb));
     req
 }
 
 /// `POST /v1/embeddings`.
 pub async fn embeddings(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let mut guard = RequestGuard::new(Endpoint::Embeddings.as_str());
+    let mut guard = RequestGuard::new(Api::Embeddings.as_str());
     let request_id = super::request_id(&req);
     let grant = super::auth::grant(&req);
     let cache = crate::types::CacheControl::from_headers(req.headers());

@@ -1,5 +1,5 @@
 //! `POST /v1/messages` and `POST /v1/messages/count_tokens`: Anthropic's Messages API served to
-//! Anthropic SDK clients, whichever provider answers (providers.md §3.9, SPEC §13).
+//! Anthropic SDK clients, whichever provider answers.
 //!
 //! The Anthropic request is decoded into the canonical [`ChatRequest`] (with
 //! `ctx.endpoint = Messages` and the client's own body in `ctx.native_body`), sent through the
@@ -46,15 +46,15 @@ use crate::GatewayError;
 use crate::cost::tokens::PromptText;
 use crate::providers::NATIVE_KEY;
 use crate::telemetry::names;
+use crate::types::Api;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, ChatStream, Content, ContentPart, FunctionCall,
     FunctionDef, ImageUrl, Message, ReplyBody, Role, Stop, Tool, ToolCall,
 };
-use crate::usage::Endpoint;
 
 // === the inbound request ===
 
-/// An Anthropic Messages request as clients send it (providers.md §3.2).
+/// An Anthropic Messages request as clients send it.
 #[derive(Debug, Deserialize)]
 pub struct MessagesRequest {
     /// The model.
@@ -466,7 +466,7 @@ fn parse(body: &[u8]) -> Result<(MessagesRequest, bool), GatewayError> {
 
 /// `POST /v1/messages`.
 pub async fn messages(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let mut guard = RequestGuard::new(Endpoint::Messages.as_str());
+    let mut guard = RequestGuard::new(Api::Messages.as_str());
     let started = Instant::now();
     let fail = |guard: &mut RequestGuard, e: &GatewayError| {
         guard.status = e.status().as_u16();
@@ -507,7 +507,7 @@ pub async fn messages(State(state): State<Arc<AppState>>, req: Request) -> Respo
         Ok(c) => c,
         Err(e) => return fail(&mut guard, &e),
     };
-    chat.ctx.endpoint = Endpoint::Messages;
+    chat.ctx.endpoint = Api::Messages;
     chat.ctx.request_id = request_id;
     super::auth::attach(grant, &mut chat.ctx);
     chat.ctx.native_body = Some(body);
@@ -849,7 +849,7 @@ impl Translator {
 }
 
 pin_project! {
-    /// Encodes a canonical stream as Anthropic SSE (providers.md §3.4): `message_start` and a
+    /// Encodes a canonical stream as Anthropic SSE: `message_start` and a
     /// `ping`, a `content_block_start`/`_delta`/`_stop` run per text or tool-use block, then
     /// exactly one `message_delta` with the stop reason and the exact usage (from the usage
     /// chunk the cost layer ends every stream with) and `message_stop`. No `[DONE]`. A stream

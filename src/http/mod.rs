@@ -29,9 +29,9 @@ use tower_http::request_id::{
 use tower_http::trace::TraceLayer;
 
 use crate::GatewayError;
-use crate::deployment::DeploymentService;
 use crate::router::Registry;
 use crate::telemetry::{HandleCache, handles, names};
+use crate::types::BoxChat;
 use crate::types::ReplyBody;
 use encode::{SseEncoder, StreamObserver, error_response, meta_headers, sse_response};
 
@@ -39,7 +39,7 @@ use encode::{SseEncoder, StreamObserver, error_response, meta_headers, sse_respo
 #[derive(Clone)]
 pub struct AppState {
     /// The chat stack (router, failover, dispatch).
-    pub chat: DeploymentService,
+    pub chat: BoxChat,
     /// Providers and deployments.
     pub registry: Arc<Registry>,
     /// The metrics handle.
@@ -47,7 +47,7 @@ pub struct AppState {
     /// Request body limit.
     pub max_body_bytes: usize,
     /// The gateway's own key (`PROXYGATE_MASTER_KEY`), if any.
-    pub master_key: Option<crate::config::Secret>,
+    pub master_key: Option<crate::types::Secret>,
     /// Where usage records go (and `/v1/usage` reads).
     pub usage: crate::usage::UsageSink,
     /// The SQL database behind usage (and keys), if any.

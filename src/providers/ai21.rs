@@ -21,7 +21,7 @@ use super::{
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
-use crate::config::Secret;
+use crate::types::Secret;
 use crate::types::{ChatChunk, ChatRequest, ChatResponse};
 
 const PROVIDER: &str = "ai21";

@@ -40,7 +40,7 @@ use super::{
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
-use crate::config::Secret;
+use crate::types::Secret;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, Choice, Content, Delta, FunctionCall, FunctionCallDelta,
     Message, ResponseMessage, Role, ToolCall, ToolCallDelta, Usage,

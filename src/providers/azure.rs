@@ -23,9 +23,9 @@ use super::{
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
-use crate::config::Secret;
 use crate::config::env::{ENV_AZURE_API_VERSION, ENV_AZURE_DEPLOYMENTS};
-use crate::deployment::DeploymentService;
+use crate::types::BoxChat as DeploymentService;
+use crate::types::Secret;
 use crate::types::{ChatRequest, ChatResponse};
 
 const PROVIDER: &str = "azure";

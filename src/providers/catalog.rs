@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use crate::client::HttpClient;
-use crate::config::Secret;
-use crate::deployment::DeploymentService;
+use crate::types::BoxChat as DeploymentService;
+use crate::types::Secret;
 
 /// Who pays: failover stays within one tier unless `FAILOVER_CROSS_TIER=true`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]

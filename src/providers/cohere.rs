@@ -22,7 +22,7 @@ use super::{
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
-use crate::config::Secret;
+use crate::types::Secret;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, Content, Delta, EmbeddingRequest, EmbeddingResponse,
     FunctionCall, FunctionCallDelta, Message, ResponseMessage, Role, ToolCall, ToolCallDelta,

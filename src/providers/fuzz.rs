@@ -17,8 +17,8 @@ use super::openai_compat::{OpenAiCompat, Quirks};
 use super::sse::Framing;
 use super::{ProviderAdapter, decode_pieces};
 use crate::GatewayError;
-use crate::config::Secret;
 use crate::types::ChatRequest;
+use crate::types::Secret;
 
 /// Seeds: one real sample per wire shape, mutated by the strategies.
 const SEEDS: &[&[u8]] = &[

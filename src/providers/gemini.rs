@@ -46,7 +46,7 @@ use super::{
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
-use crate::config::Secret;
+use crate::types::Secret;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, EmbeddingRequest,
     EmbeddingResponse, FunctionCall, FunctionCallDelta, ImageUrl, Message, ResponseMessage, Role,

@@ -18,7 +18,7 @@ use super::catalog::{
 use crate::GatewayError;
 use crate::client::HttpClient;
 use crate::config::env::{ENV_MOCK_CHUNK_DELAY_MS, ENV_MOCK_FAILURE_RATE, ENV_MOCK_LATENCY_MS};
-use crate::deployment::DeploymentService;
+use crate::types::BoxChat as DeploymentService;
 use crate::types::{
     ChatChunk, ChatReply, ChatRequest, ChatResponse, Delta, ReplyMeta, ResponseMessage, Usage,
 };

@@ -21,8 +21,8 @@ use super::{
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
-use crate::config::Secret;
-use crate::deployment::DeploymentService;
+use crate::types::BoxChat as DeploymentService;
+use crate::types::Secret;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage,
 };

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::GatewayError;
 use crate::client::HttpClient;
-use crate::config::Secret;
+use crate::types::Secret;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, Delta, FunctionCall, FunctionCallDelta, ResponseMessage,
     Role, ToolCall, ToolCallDelta, Usage,

@@ -17,7 +17,7 @@ use tower::Service;
 use super::{EventParser, NATIVE_KEY, ProviderAdapter, SseEvent, StreamDecoder};
 use crate::GatewayError;
 use crate::client::HttpClient;
-use crate::config::Secret;
+use crate::types::Secret;
 use crate::types::{ChatChunk, ChatReply, ChatRequest, EmbeddingRequest, ReplyBody, ReplyMeta};
 
 /// Error bodies larger than this are cut before parsing.

@@ -7,7 +7,7 @@ use tower::ServiceExt;
 use tower::util::Oneshot;
 
 use crate::GatewayError;
-use crate::deployment::DeploymentService;
+use crate::types::BoxChat;
 use crate::types::{ChatReply, ChatRequest};
 
 /// Calls `req.ctx.target`'s own stack with the upstream model id.
@@ -19,7 +19,7 @@ impl Service<ChatRequest> for Dispatch {
     type Error = GatewayError;
     type Future = futures_util::future::Either<
         std::future::Ready<Result<ChatReply, GatewayError>>,
-        Oneshot<DeploymentService, ChatRequest>,
+        Oneshot<BoxChat, ChatRequest>,
     >;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {

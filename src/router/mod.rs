@@ -23,13 +23,12 @@
 //! let client = proxygate::client::build_client();
 //! let registry = Arc::new(Registry::new(&config, Default::default(), &client)?);
 //! let chat = tower::ServiceBuilder::new()
-//!     .layer(RouterLayer::new(registry, RouterConfig::from_config(&config)))
+//!     .layer(RouterLayer::new(registry, config.router_config()))
 //!     .service(Dispatch);
 //! # let _ = chat; Ok(()) }
 //! ```
 
 mod dispatch;
-pub(crate) mod ewma;
 mod future;
 mod layer;
 mod registry;
@@ -44,17 +43,15 @@ use tokio::time::Instant;
 use tower::Service;
 
 pub use dispatch::Dispatch;
-pub use ewma::Ewma;
 pub use future::ResponseFuture;
 pub use layer::RouterLayer;
 pub use registry::{ModelRow, Registry, StackFn, StackInfo};
-pub use strategy::RouterConfig;
+pub use strategy::{RouterConfig, Strategy};
 
 use crate::GatewayError;
 use crate::access::VirtualKey;
-use crate::breaker::Unavailable;
-use crate::config::Strategy;
 use crate::deployment::Deployment;
+use crate::health::Unavailable;
 use crate::providers::Mode;
 use crate::types::{ChatReply, ChatRequest};
 
@@ -238,8 +235,8 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::breaker::{BreakerConfig, Permit};
     use crate::config::Config;
+    use crate::health::{BreakerConfig, Permit};
     use crate::providers::Catalog;
     use tokio_test::{assert_pending, assert_ready_ok};
     use tower::{Layer, ServiceExt};
@@ -255,7 +252,7 @@ mod tests {
             Registry::new(&config, Catalog::default(), &crate::client::build_client()).unwrap(),
         );
         (
-            RouterLayer::new(registry.clone(), RouterConfig::from_config(&config)),
+            RouterLayer::new(registry.clone(), config.router_config()),
             registry,
         )
     }

@@ -7,15 +7,17 @@ use std::sync::{Arc, RwLock};
 use crate::GatewayError;
 use crate::client::HttpClient;
 use crate::config::Config;
-use crate::deployment::{Deployment, DeploymentService, DeploymentState};
+use crate::deployment::Deployment;
+use crate::health::DeploymentHealth;
 use crate::providers::catalog::{Endpoint, Mode};
 use crate::providers::{Catalog, ProviderSpec, Tier};
+use crate::types::BoxChat;
 
 /// Deployments made for ad-hoc `provider/model` names beyond this are not kept.
 const MAX_KEPT_DEPLOYMENTS: usize = 4096;
 
 /// Wraps each deployment's translation service (with its circuit breaker and timeouts).
-pub type StackFn = Arc<dyn Fn(StackInfo<'_>, DeploymentService) -> DeploymentService + Send + Sync>;
+pub type StackFn = Arc<dyn Fn(StackInfo<'_>, BoxChat) -> BoxChat + Send + Sync>;
 
 /// What a [`StackFn`] knows about the deployment it wraps.
 #[derive(Clone, Copy, Debug)]
@@ -25,7 +27,7 @@ pub struct StackInfo<'a> {
     /// The provider's catalog line.
     pub provider: &'static ProviderSpec,
     /// The deployment's shared state, which the router and the admin API read too.
-    pub state: &'a Arc<DeploymentState>,
+    pub state: &'a Arc<DeploymentHealth>,
 }
 
 /// Configured providers and their deployments.
@@ -165,7 +167,7 @@ impl Registry {
             } else {
                 format!("{}#{}/{model}", spec.name, i + 1).into()
             };
-            let state = Arc::new(DeploymentState::new(id.clone()));
+            let state = Arc::new(DeploymentHealth::new(id.clone()));
             let service = match &self.stack {
                 Some(stack) => stack(
                     StackInfo {

@@ -1,4 +1,4 @@
-//! Routing strategies: how the candidates of one request are ordered (SPEC §6).
+//! Routing strategies: how the candidates of one request are ordered.
 //!
 //! - `priority`: `PROVIDER_PRIORITY` (providers or deployment ids), then catalog order;
 //! - `round-robin`: the candidates rotated by one per request;
@@ -17,9 +17,51 @@ use std::collections::HashMap;
 use rand::Rng;
 use tokio::time::Instant;
 
-use crate::config::{Config, Strategy};
 use crate::deployment::Deployment;
 use crate::providers::Catalog;
+
+/// How the router orders deployments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Strategy {
+    /// `PROVIDER_PRIORITY` order, then catalog order.
+    #[default]
+    Priority,
+    /// Rotate through the candidates.
+    RoundRobin,
+    /// Lowest decayed latency first; unknown ones first of all.
+    Latency,
+    /// Cheapest first, by the rate table.
+    Cost,
+    /// Random, proportional to configured weights.
+    Weighted,
+}
+
+impl Strategy {
+    /// Parses the `ROUTING_STRATEGY` value.
+    pub fn parse(key: &str, v: &str) -> Result<Self, String> {
+        match v.trim().to_ascii_lowercase().replace('_', "-").as_str() {
+            "priority" => Ok(Self::Priority),
+            "round-robin" | "roundrobin" => Ok(Self::RoundRobin),
+            "latency" => Ok(Self::Latency),
+            "cost" => Ok(Self::Cost),
+            "weighted" => Ok(Self::Weighted),
+            _ => Err(format!(
+                "{key}={v:?} is not a strategy; use priority, round-robin, latency, cost or weighted"
+            )),
+        }
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Priority => "priority",
+            Self::RoundRobin => "round-robin",
+            Self::Latency => "latency",
+            Self::Cost => "cost",
+            Self::Weighted => "weighted",
+        }
+    }
+}
 
 /// Routing settings.
 #[derive(Clone, Debug, Default)]
@@ -35,15 +77,6 @@ pub struct RouterConfig {
 // === impl RouterConfig ===
 
 impl RouterConfig {
-    /// From the validated config.
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            strategy: config.strategy,
-            priority: config.priority.clone(),
-            weights: config.weights.clone(),
-        }
-    }
-
     /// Uses `strategy`.
     pub fn with_strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
@@ -183,9 +216,9 @@ fn refill(slots: &mut [Deployment], ordered: impl Iterator<Item = Deployment>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deployment::DeploymentService;
     use crate::providers::catalog::PROVIDERS;
     use crate::providers::mock::Mock;
+    use crate::types::BoxChat;
     use rand::SeedableRng;
     use std::time::Duration;
 
@@ -198,7 +231,7 @@ mod tests {
             format!("{provider}/{model}"),
             spec(provider),
             model,
-            DeploymentService::new(Mock::default()),
+            BoxChat::new(Mock::default()),
         )
     }
 

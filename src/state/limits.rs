@@ -521,7 +521,7 @@ mod tests {
             ts_ms: now,
             request_id: None,
             key_id: Some("seeded".into()),
-            endpoint: crate::usage::Endpoint::Chat,
+            endpoint: crate::types::Api::Chat,
             provider: "mock".into(),
             model: "mock/echo".into(),
             prompt_tokens: 10,

@@ -1,5 +1,5 @@
-//! Where the gateway keeps what outlives a request and must be the same on every replica
-//! (SPEC §10): the response cache's entries, each deployment's circuit (open or closed) and
+//! Where the gateway keeps what outlives a request and must be the same on every replica:
+//! the response cache's entries, each deployment's circuit (open or closed) and
 //! its decayed upstream latency. A [`StateBackend`] holds them: [`InProcess`] (the default,
 //! nothing to run) or [`RedisBackend`] (`REDIS_URL`), so that two gateways sharing a Redis
 //! behave as one: a circuit opened by one replica is open on all, a reset on one resets all,
@@ -51,7 +51,7 @@ pub use memory::InProcess;
 pub use redis::RedisBackend;
 
 use crate::config::Config;
-use crate::deployment::DeploymentState;
+use crate::health::DeploymentHealth;
 use crate::router::Registry;
 
 /// A boxed lookup, as [`StateBackend::cache_remote`] returns.
@@ -87,7 +87,7 @@ pub trait StateBackend: Send + Sync + fmt::Debug + 'static {
     fn watch(&self, _registry: &Arc<Registry>) {}
 
     /// Brings a deployment created just now up to date with what other replicas shared.
-    fn seed(&self, _state: &DeploymentState) {}
+    fn seed(&self, _state: &DeploymentHealth) {}
 
     /// Rate-limit counters shared by every replica (none: count in process).
     fn counters(&self) -> Option<Arc<dyn crate::access::Counters>> {

@@ -9,8 +9,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::time::Instant;
 
 use super::{InProcess, Lookup, StateBackend};
-use crate::breaker::SharedCircuit;
-use crate::deployment::DeploymentState;
+use crate::health::DeploymentHealth;
+use crate::health::SharedCircuit;
 use crate::router::Registry;
 use crate::telemetry::names;
 
@@ -238,7 +238,7 @@ impl StateBackend for RedisBackend {
         tokio::spawn(sync_loop(shared, registry));
     }
 
-    fn seed(&self, state: &DeploymentState) {
+    fn seed(&self, state: &DeploymentHealth) {
         let known = self
             .shared
             .known

@@ -1,5 +1,5 @@
 use super::*;
-use crate::usage::Endpoint;
+use crate::types::Api;
 
 const T0: i64 = 1_800_000_000_000; // a whole second, a whole ten seconds
 
@@ -10,7 +10,7 @@ fn rec(ts_ms: i64, model: &str, status: u16, latency_ms: f64) -> UsageRecord {
         ts_ms,
         request_id: Some("req-1".into()),
         key_id: Some("vk_secret_id".into()),
-        endpoint: Endpoint::Chat,
+        endpoint: Api::Chat,
         provider: if status == 200 { provider } else { "none" }.into(),
         model: model.into(),
         prompt_tokens: 10,

@@ -37,10 +37,9 @@ pub use future::ResponseFuture;
 pub use layer::TimeoutLayer;
 
 use crate::GatewayError;
-use crate::config::Config;
 use crate::types::{ChatReply, ChatRequest};
 
-/// Timeout settings (SPEC §6 defaults: 60 s per attempt, 60 s between chunks).
+/// Timeout settings (defaults: 60 s per attempt, 60 s between chunks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimeoutConfig {
     /// Per attempt, until the answer or first chunk.
@@ -61,14 +60,6 @@ impl Default for TimeoutConfig {
 // === impl TimeoutConfig ===
 
 impl TimeoutConfig {
-    /// From the validated config.
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            request: config.request_timeout,
-            stream_idle: config.stream_idle_timeout,
-        }
-    }
-
     /// The per-attempt timeout.
     pub fn with_request(mut self, d: Duration) -> Self {
         self.request = d;

@@ -24,7 +24,7 @@ pub struct RequestContext {
     /// by the HTTP edge from [`crate::http::auth::AuthLayer`].
     pub access: Option<Arc<crate::access::Grant>>,
     /// The client API the request came through.
-    pub endpoint: crate::usage::Endpoint,
+    pub endpoint: super::Api,
     /// What the client allows the response cache to do with this request.
     pub cache: CacheControl,
     /// The embeddings request, on `/v1/embeddings` (the chat fields are then empty).

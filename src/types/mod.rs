@@ -5,6 +5,7 @@
 //! keeps the fields it does not know in an `extra` map, so a new OpenAI parameter passes through
 //! to OpenAI-format upstreams instead of being dropped.
 
+mod api;
 mod chunk;
 mod context;
 mod embedding;
@@ -12,8 +13,10 @@ mod reasoning;
 mod reply;
 mod request;
 mod response;
+mod secret;
 mod usage;
 
+pub use api::Api;
 pub use chunk::{ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
 pub use context::{CacheControl, RequestContext};
 pub use embedding::{Embedding, EmbeddingInput, EmbeddingRequest, EmbeddingResponse};
@@ -26,6 +29,11 @@ pub use request::{
     StreamOptions, Tool, ToolCall,
 };
 pub use response::{ChatResponse, Choice, ResponseMessage};
+pub use secret::Secret;
+
+/// A type-erased chat service: one deployment's stack, or the whole gateway's.
+pub type BoxChat =
+    tower::util::BoxCloneSyncService<ChatRequest, ChatReply, crate::error::GatewayError>;
 pub use usage::{CompletionTokensDetails, PromptTokensDetails, Usage};
 
 /// Seconds since the Unix epoch, for `created` fields.

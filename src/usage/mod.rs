@@ -1,4 +1,4 @@
-//! Usage records and where they go (SPEC §7): one [`UsageRecord`] per routed request, handed to
+//! Usage records and where they go: one [`UsageRecord`] per routed request, handed to
 //! a [`UsageSink`] that makes it durable at once (an append to a local journal) and writes it to
 //! the [`UsageStore`] in batches off the request path. `GET /v1/usage` reads the store.
 //!
@@ -18,8 +18,11 @@ mod summary;
 use std::future::Future;
 use std::pin::Pin;
 
+/// The client API a request came through, under the name the provider adapters still use.
+#[doc(hidden)]
+pub use crate::types::Api as Endpoint;
 pub use memory::MemoryStore;
-pub use record::{Endpoint, UsageRecord, now_ms};
+pub use record::{UsageRecord, now_ms};
 #[cfg(test)]
 pub(crate) use sink::tests::rec as test_record;
 pub use sink::{Observer, SinkConfig, UsageSink};

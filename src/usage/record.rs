@@ -2,40 +2,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// Which client API a request came through (the `endpoint` label and usage column).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Endpoint {
-    /// `POST /v1/chat/completions`.
-    #[default]
-    Chat,
-    /// `POST /v1/messages`.
-    Messages,
-    /// `POST /v1/embeddings`.
-    Embeddings,
-}
+use crate::types::Api;
 
-impl Endpoint {
-    /// The wire name and metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Chat => "chat",
-            Self::Messages => "messages",
-            Self::Embeddings => "embeddings",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "messages" => Self::Messages,
-            "embeddings" => Self::Embeddings,
-            _ => Self::Chat,
-        }
-    }
-}
-
-/// One routed request as the usage store keeps it (SPEC §7): who, what served it, tokens,
+/// One routed request as the usage store keeps it: who, what served it, tokens,
 /// cost, timings and outcome. Written once, when the answer (or the stream) ends.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UsageRecord {
@@ -51,7 +20,7 @@ pub struct UsageRecord {
     pub key_id: Option<Arc<str>>,
     /// The client API.
     #[serde(default)]
-    pub endpoint: Endpoint,
+    pub endpoint: Api,
     /// Provider that served (`none` when nothing did).
     pub provider: Arc<str>,
     /// The model that served, as `provider/model` (the client's model when nothing served).

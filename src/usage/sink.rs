@@ -418,7 +418,8 @@ async fn run(inner: Weak<Inner>, wake: Arc<Notify>, every: Duration) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::usage::{Endpoint, MemoryStore, UsageQuery};
+    use crate::types::Api;
+    use crate::usage::{MemoryStore, UsageQuery};
 
     pub(crate) fn rec(id: &str, prompt: u64) -> UsageRecord {
         UsageRecord {
@@ -426,7 +427,7 @@ pub(crate) mod tests {
             ts_ms: 1_000,
             request_id: None,
             key_id: None,
-            endpoint: Endpoint::Chat,
+            endpoint: Api::Chat,
             provider: "mock".into(),
             model: "mock/echo".into(),
             prompt_tokens: prompt,

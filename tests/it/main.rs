@@ -22,6 +22,7 @@ mod dashboard;
 mod deploy;
 mod embeddings;
 mod gemini;
+mod layering;
 mod leaks;
 mod messages;
 mod openai_compat;

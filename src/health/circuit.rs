@@ -1,14 +1,13 @@
 //! The per-deployment circuit: closed -> open -> half-open -> closed/open, plus the cool-down a
 //! 429 with `retry-after` imposes. Shared by every request to the deployment (it lives in its
-//! [`DeploymentState`]); the [`Breaker`](super::Breaker) drives it and the router reads it.
+//! [`DeploymentHealth`]); the [`Breaker`](super::Breaker) drives it and the router reads it.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::BreakerConfig;
-use crate::deployment::DeploymentState;
+use super::{BreakerConfig, DeploymentHealth};
 use crate::telemetry::names;
 
 /// How long a caller is told to wait while every probe slot of a half-open circuit is taken.
@@ -16,7 +15,7 @@ const PROBE_BUSY_RETRY: Duration = Duration::from_secs(1);
 
 /// The circuit's state as the outside world sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CircuitState {
+pub enum CircuitPhase {
     /// Requests flow; consecutive failures are counted.
     Closed,
     /// Requests fail fast until the cool-down ends.
@@ -25,7 +24,7 @@ pub enum CircuitState {
     HalfOpen,
 }
 
-impl CircuitState {
+impl CircuitPhase {
     /// `closed`, `open` or `half_open`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,9 +70,9 @@ impl Unavailable {
 
 /// A point-in-time view of a circuit, for `/admin/circuits`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Snapshot {
+pub struct CircuitSnapshot {
     /// The state.
-    pub state: CircuitState,
+    pub state: CircuitPhase,
     /// Consecutive deployment failures.
     pub consecutive_failures: u32,
     /// Wall-clock time the circuit last opened, while it is not closed.
@@ -125,11 +124,11 @@ enum State {
 }
 
 impl State {
-    fn public(self) -> CircuitState {
+    fn public(self) -> CircuitPhase {
         match self {
-            Self::Closed => CircuitState::Closed,
-            Self::Open { .. } => CircuitState::Open,
-            Self::HalfOpen { .. } => CircuitState::HalfOpen,
+            Self::Closed => CircuitPhase::Closed,
+            Self::Open { .. } => CircuitPhase::Open,
+            Self::HalfOpen { .. } => CircuitPhase::HalfOpen,
         }
     }
 }
@@ -157,7 +156,7 @@ impl Circuit {
     }
 
     /// The current state.
-    pub fn state(&self) -> CircuitState {
+    pub fn state(&self) -> CircuitPhase {
         self.lock().state.public()
     }
 
@@ -344,9 +343,9 @@ impl Circuit {
     }
 
     /// What `/admin/circuits` shows.
-    pub fn snapshot(&self, now: Instant) -> Snapshot {
+    pub fn snapshot(&self, now: Instant) -> CircuitSnapshot {
         let inner = self.lock();
-        Snapshot {
+        CircuitSnapshot {
             state: inner.state.public(),
             consecutive_failures: inner.failures,
             opened_at: inner.opened_at,
@@ -411,7 +410,7 @@ fn wall_ms(at: Instant) -> u64 {
 /// (the client went away), so a cancelled probe never wedges the circuit half-open.
 #[derive(Debug)]
 pub struct Permit {
-    state: Arc<DeploymentState>,
+    state: Arc<DeploymentHealth>,
     probe: bool,
     generation: u64,
     settled: bool,
@@ -422,7 +421,7 @@ pub struct Permit {
 impl Permit {
     /// Reserves a request on `state`'s circuit, or says why not.
     pub fn acquire(
-        state: &Arc<DeploymentState>,
+        state: &Arc<DeploymentHealth>,
         config: &BreakerConfig,
         now: Instant,
     ) -> Result<Self, Unavailable> {
@@ -474,11 +473,11 @@ mod tests {
             .with_half_open_probes(probes)
     }
 
-    fn state() -> Arc<DeploymentState> {
-        Arc::new(DeploymentState::new("groq/m"))
+    fn state() -> Arc<DeploymentHealth> {
+        Arc::new(DeploymentHealth::new("groq/m"))
     }
 
-    fn fail(s: &Arc<DeploymentState>, c: &BreakerConfig) {
+    fn fail(s: &Arc<DeploymentHealth>, c: &BreakerConfig) {
         Permit::acquire(s, c, Instant::now())
             .unwrap()
             .fail(c, Instant::now());
@@ -489,10 +488,10 @@ mod tests {
         let (s, c) = (state(), cfg(3, 1000, 1));
         fail(&s, &c);
         fail(&s, &c);
-        assert_eq!(s.circuit().state(), CircuitState::Closed);
+        assert_eq!(s.circuit().state(), CircuitPhase::Closed);
         assert_eq!(s.circuit().snapshot(Instant::now()).consecutive_failures, 2);
         fail(&s, &c);
-        assert_eq!(s.circuit().state(), CircuitState::Open);
+        assert_eq!(s.circuit().state(), CircuitPhase::Open);
         let snap = s.circuit().snapshot(Instant::now());
         assert!(snap.opened_at.is_some());
         assert_eq!(snap.next_probe_in, Some(Duration::from_millis(1000)));
@@ -505,9 +504,9 @@ mod tests {
         fail(&s, &c);
         Permit::acquire(&s, &c, Instant::now()).unwrap().succeed();
         fail(&s, &c);
-        assert_eq!(s.circuit().state(), CircuitState::Closed);
+        assert_eq!(s.circuit().state(), CircuitPhase::Closed);
         fail(&s, &c);
-        assert_eq!(s.circuit().state(), CircuitState::Open);
+        assert_eq!(s.circuit().state(), CircuitPhase::Open);
     }
 
     #[tokio::test(start_paused = true)]
@@ -526,7 +525,7 @@ mod tests {
         tokio::time::advance(Duration::from_millis(1)).await;
         assert!(s.circuit().availability(Instant::now()).is_ok());
         // Still open until a probe actually goes.
-        assert_eq!(s.circuit().state(), CircuitState::Open);
+        assert_eq!(s.circuit().state(), CircuitPhase::Open);
         let probe = Permit::acquire(&s, &c, Instant::now()).unwrap();
         assert!(probe.is_probe());
         assert_eq!(s.status(), "half_open");
@@ -559,7 +558,7 @@ mod tests {
         fail(&s, &c);
         tokio::time::advance(Duration::from_millis(100)).await;
         Permit::acquire(&s, &c, Instant::now()).unwrap().succeed();
-        assert_eq!(s.circuit().state(), CircuitState::Closed);
+        assert_eq!(s.circuit().state(), CircuitPhase::Closed);
         let snap = s.circuit().snapshot(Instant::now());
         assert_eq!((snap.consecutive_failures, snap.opened_at), (0, None));
         assert_eq!(s.status(), "healthy");
@@ -571,7 +570,7 @@ mod tests {
         fail(&s, &c);
         tokio::time::advance(Duration::from_millis(250)).await;
         fail(&s, &c); // the probe
-        assert_eq!(s.circuit().state(), CircuitState::Open);
+        assert_eq!(s.circuit().state(), CircuitPhase::Open);
         assert_eq!(
             s.circuit().snapshot(Instant::now()).next_probe_in,
             Some(Duration::from_millis(100))
@@ -588,9 +587,9 @@ mod tests {
         tokio::time::advance(Duration::from_millis(100)).await;
         let probe = Permit::acquire(&s, &c, Instant::now()).unwrap();
         old.succeed();
-        assert_eq!(s.circuit().state(), CircuitState::HalfOpen);
+        assert_eq!(s.circuit().state(), CircuitPhase::HalfOpen);
         probe.fail(&c, Instant::now());
-        assert_eq!(s.circuit().state(), CircuitState::Open);
+        assert_eq!(s.circuit().state(), CircuitPhase::Open);
     }
 
     #[tokio::test(start_paused = true)]
@@ -614,7 +613,7 @@ mod tests {
         assert!(s.circuit().availability(Instant::now()).is_ok());
         // Cooling is the router's business: the breaker itself lets a request through.
         assert!(Permit::acquire(&s, &c, Instant::now()).is_ok());
-        assert_eq!(s.circuit().state(), CircuitState::Closed);
+        assert_eq!(s.circuit().state(), CircuitPhase::Closed);
         assert_eq!(s.circuit().snapshot(Instant::now()).cooling_for, None);
     }
 
@@ -625,7 +624,7 @@ mod tests {
         s.circuit()
             .cool_until(Instant::now() + Duration::from_secs(5));
         s.circuit().reset();
-        assert_eq!(s.circuit().state(), CircuitState::Closed);
+        assert_eq!(s.circuit().state(), CircuitPhase::Closed);
         assert!(Permit::acquire(&s, &c, Instant::now()).is_ok());
         let snap = s.circuit().snapshot(Instant::now());
         assert_eq!(snap.consecutive_failures, 0);
@@ -660,14 +659,14 @@ mod tests {
         let (s, c) = (state(), cfg(5, 1000, 1));
         let until_ms = wall_ms(Instant::now() + Duration::from_millis(500));
         assert!(s.circuit().apply_shared(SharedCircuit::Open { until_ms }));
-        assert_eq!(s.circuit().state(), CircuitState::Open);
+        assert_eq!(s.circuit().state(), CircuitPhase::Open);
         assert_eq!(s.circuit().take_outbox(), None, "not echoed back");
         assert!(Permit::acquire(&s, &c, Instant::now()).is_err());
         tokio::time::advance(Duration::from_millis(500)).await;
         assert!(s.circuit().availability(Instant::now()).is_ok());
         // Closed elsewhere: closed here, failures forgotten.
         assert!(s.circuit().apply_shared(SharedCircuit::Closed));
-        assert_eq!(s.circuit().state(), CircuitState::Closed);
+        assert_eq!(s.circuit().state(), CircuitPhase::Closed);
         assert_eq!(s.circuit().snapshot(Instant::now()).consecutive_failures, 0);
     }
 
@@ -676,7 +675,7 @@ mod tests {
         let (s, c) = (state(), cfg(1, 1000, 1));
         fail(&s, &c);
         assert!(!s.circuit().apply_shared(SharedCircuit::Closed));
-        assert_eq!(s.circuit().state(), CircuitState::Open);
+        assert_eq!(s.circuit().state(), CircuitPhase::Open);
     }
 
     #[test]

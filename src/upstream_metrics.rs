@@ -1,4 +1,4 @@
-//! [`UpstreamTimerLayer`]: records how long each upstream attempt takes, until the answer or
+//! [`UpstreamMetricsLayer`]: records how long each upstream attempt takes, until the answer or
 //! the first streamed chunk, in `proxygate_upstream_duration_seconds{provider}`.
 //!
 //! It sits inside the per-attempt timeout, right above the translation service, so it times
@@ -21,14 +21,14 @@ use crate::types::ChatRequest;
 /// then shared by every clone: registering it per call cost a label lookup each time.
 type Handle = Arc<OnceLock<metrics::Histogram>>;
 
-/// Builds [`UpstreamTimer`]s for one provider.
+/// Builds [`UpstreamMetrics`]s for one provider.
 #[derive(Clone, Debug)]
-pub struct UpstreamTimerLayer {
+pub struct UpstreamMetricsLayer {
     provider: &'static str,
     histogram: Handle,
 }
 
-impl UpstreamTimerLayer {
+impl UpstreamMetricsLayer {
     /// Times calls to `provider`.
     pub fn new(provider: &'static str) -> Self {
         Self {
@@ -38,10 +38,10 @@ impl UpstreamTimerLayer {
     }
 }
 
-impl<S> Layer<S> for UpstreamTimerLayer {
-    type Service = UpstreamTimer<S>;
+impl<S> Layer<S> for UpstreamMetricsLayer {
+    type Service = UpstreamMetrics<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        UpstreamTimer {
+        UpstreamMetrics {
             inner,
             provider: self.provider,
             histogram: self.histogram.clone(),
@@ -51,15 +51,15 @@ impl<S> Layer<S> for UpstreamTimerLayer {
 
 /// Times each call of `inner`.
 #[derive(Clone, Debug)]
-pub struct UpstreamTimer<S> {
+pub struct UpstreamMetrics<S> {
     inner: S,
     provider: &'static str,
     histogram: Handle,
 }
 
-// === impl UpstreamTimer ===
+// === impl UpstreamMetrics ===
 
-impl<S: Service<ChatRequest>> Service<ChatRequest> for UpstreamTimer<S> {
+impl<S: Service<ChatRequest>> Service<ChatRequest> for UpstreamMetrics<S> {
     type Response = S::Response;
     type Error = S::Error;
     type Future = TimedFuture<S::Future>;
@@ -114,7 +114,7 @@ mod tests {
         let recorder = crate::telemetry::build_recorder();
         let handle = recorder.handle();
         let svc =
-            UpstreamTimerLayer::new("groq").layer(tower::service_fn(|_req: ChatRequest| async {
+            UpstreamMetricsLayer::new("groq").layer(tower::service_fn(|_req: ChatRequest| async {
                 Ok::<_, std::convert::Infallible>(())
             }));
         let guard = metrics::set_default_local_recorder(&recorder);
