@@ -14,7 +14,7 @@ use tower::util::BoxCloneSyncService;
 
 use crate::GatewayError;
 use crate::breaker::{Circuit, CircuitState};
-use crate::providers::{ModelSpec, ProviderSpec, Tier};
+use crate::catalog::{ModelSpec, ProviderSpec, Tier};
 use crate::router::Ewma;
 use crate::types::{ChatReply, ChatRequest};
 

@@ -23,6 +23,7 @@ use crate::access::{
 };
 use crate::breaker::{BreakerConfig, BreakerLayer};
 use crate::cache::CacheLayer;
+use crate::catalog::Catalog;
 use crate::client::{HttpClient, build_client};
 use crate::config::Config;
 use crate::cost::{CostLayer, RateTable};
@@ -30,7 +31,6 @@ use crate::db::{Db, SqlKeyStore, SqlUsageStore};
 use crate::deployment::DeploymentService;
 use crate::failover::{FailoverConfig, FailoverLayer};
 use crate::http::{AppState, routes};
-use crate::providers::Catalog;
 use crate::router::{Dispatch, Registry, RouterConfig, RouterLayer, StackFn, StackInfo};
 use crate::state::StateBackend;
 use crate::timeout::{TimeoutConfig, TimeoutLayer};

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use env::*;
 
-use crate::providers::{Catalog, ProviderSettings, catalog::Enable};
+use crate::catalog::{Catalog, Enable};
+use crate::providers::ProviderSettings;
 
 /// A credential. Prints as `***`; only adapters call [`Secret::expose`].
 #[derive(Clone, PartialEq, Eq)]

@@ -176,8 +176,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::PROVIDERS;
     use crate::deployment::DeploymentService;
-    use crate::providers::catalog::PROVIDERS;
     use crate::providers::mock::Mock;
     use crate::test_util::{Handle, Upstream, pair};
     use tokio_test::{assert_pending, assert_ready_ok};

@@ -33,12 +33,13 @@ use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::catalog::{BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat};
 use super::{
     NATIVE_KEY, ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, json_post,
     openai_style_error, parse_json, retry_after, summarise, tool_arguments, with_json,
 };
+use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
+use crate::catalog::ProviderSpec;
 use crate::client::HttpClient;
 use crate::config::Secret;
 use crate::types::{
@@ -1043,106 +1044,14 @@ fn rfc3339(s: &str) -> Option<SystemTime> {
     Some(SystemTime::from(t))
 }
 
-// === catalog ===
-
-fn build(
+/// Builds the endpoints of a configured provider: one per credential.
+pub(crate) fn build(
     _spec: &'static ProviderSpec,
     settings: &ProviderSettings,
     client: &HttpClient,
-) -> Result<Vec<Endpoint>, String> {
+) -> Result<Vec<ProviderEndpoint>, String> {
     Ok(super::endpoint_per_key(settings, client, Anthropic::new))
 }
-
-const BUILD: BuildFn = build;
-
-/// Anthropic (prices: providers.md §9, L25/L26).
-pub static SPEC: ProviderSpec = ProviderSpec {
-    name: PROVIDER,
-    tier: Tier::PaidKey,
-    wire: "anthropic",
-    key_env: &["ANTHROPIC_API_KEY"],
-    base_url_env: "ANTHROPIC_BASE_URL",
-    base_url: "https://api.anthropic.com",
-    extra_env: &[],
-    enabled_by: Enable::Key,
-    models: &[
-        chat(
-            "claude-3-5-sonnet-20241022",
-            &[
-                "claude-3.5-sonnet",
-                "claude-3-5-sonnet",
-                "claude-3-5-sonnet-latest",
-            ],
-            200_000,
-            3.00,
-            15.00,
-        )
-        .cached(0.30),
-        chat(
-            "claude-3-5-haiku-20241022",
-            &[
-                "claude-3.5-haiku",
-                "claude-3-5-haiku",
-                "claude-3-5-haiku-latest",
-            ],
-            200_000,
-            0.80,
-            4.00,
-        )
-        .cached(0.08),
-        chat(
-            "claude-3-haiku-20240307",
-            &["claude-3-haiku"],
-            200_000,
-            0.25,
-            1.25,
-        )
-        .cached(0.03),
-        chat(
-            "claude-3-7-sonnet-20250219",
-            &[
-                "claude-3.7-sonnet",
-                "claude-3-7-sonnet",
-                "claude-3-7-sonnet-latest",
-            ],
-            200_000,
-            3.00,
-            15.00,
-        ),
-        chat(
-            "claude-sonnet-4-20250514",
-            &["claude-sonnet-4", "claude-4-sonnet"],
-            200_000,
-            3.00,
-            15.00,
-        )
-        .cached(0.30),
-        chat(
-            "claude-opus-4-20250514",
-            &["claude-opus-4", "claude-4-opus"],
-            200_000,
-            15.00,
-            75.00,
-        ),
-        chat(
-            "claude-sonnet-4-5",
-            &["claude-sonnet-4.5", "claude-4.5-sonnet"],
-            200_000,
-            3.00,
-            15.00,
-        )
-        .cached(0.30),
-        chat(
-            "claude-haiku-4-5",
-            &["claude-haiku-4.5", "claude-4.5-haiku"],
-            200_000,
-            1.00,
-            5.00,
-        )
-        .cached(0.10),
-    ],
-    build: BUILD,
-};
 
 #[cfg(test)]
 mod tests {

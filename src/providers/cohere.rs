@@ -13,14 +13,13 @@ use std::collections::{HashMap, VecDeque};
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::catalog::{
-    BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat, embed,
-};
 use super::{
     ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, embedding_texts, json_post,
     openai_style_error, parse_json, summarise, with_json,
 };
+use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
+use crate::catalog::ProviderSpec;
 use crate::client::HttpClient;
 use crate::config::Secret;
 use crate::types::{
@@ -31,42 +30,12 @@ use crate::types::{
 
 const PROVIDER: &str = "cohere";
 
-/// The catalog line. The undated names of the 2024 price tables are aliases of the dated
-/// ids the API serves today.
-pub static SPEC: ProviderSpec = ProviderSpec {
-    name: PROVIDER,
-    tier: Tier::FreeKey,
-    wire: "cohere-v2",
-    key_env: &["COHERE_API_KEY"],
-    base_url_env: "COHERE_BASE_URL",
-    base_url: "https://api.cohere.com",
-    extra_env: &[],
-    enabled_by: Enable::Key,
-    models: &[
-        chat(
-            "command-r-plus-08-2024",
-            &["command-r-plus"],
-            128_000,
-            2.50,
-            10.00,
-        ),
-        chat("command-r-08-2024", &["command-r"], 128_000, 0.15, 0.60),
-        embed("embed-english-v3.0", 512, 0.10),
-        embed("embed-multilingual-v3.0", 512, 0.10),
-        embed("embed-v4.0", 128_000, 0.12),
-        chat("command-a-03-2025", &[], 256_000, 2.50, 10.00),
-        chat("command-r7b-12-2024", &[], 128_000, 0.0375, 0.15),
-    ],
-    build: BUILD,
-};
-
-const BUILD: BuildFn = build;
-
-fn build(
+/// Builds the endpoints of a configured provider: one per credential.
+pub(crate) fn build(
     _spec: &'static ProviderSpec,
     settings: &ProviderSettings,
     client: &HttpClient,
-) -> Result<Vec<Endpoint>, String> {
+) -> Result<Vec<ProviderEndpoint>, String> {
     Ok(super::endpoint_per_key(settings, client, Cohere::new))
 }
 

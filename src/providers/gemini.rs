@@ -36,15 +36,14 @@ use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::catalog::{
-    BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat, embed,
-};
 use super::{
     Framing, ProviderAdapter, RAW_JSON_EVENT, SseEvent, StreamDecoder, UpstreamRequest,
     embedding_texts, go_duration, json_post, openai_style_error, parse_json, retry_after,
     summarise, tool_arguments, with_json,
 };
+use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
+use crate::catalog::ProviderSpec;
 use crate::client::HttpClient;
 use crate::config::Secret;
 use crate::types::{
@@ -1089,84 +1088,14 @@ fn retry_delay(v: &Value) -> Option<std::time::Duration> {
     }
 }
 
-// === catalog ===
-
-fn build(
+/// Builds the endpoints of a configured provider: one per credential.
+pub(crate) fn build(
     _spec: &'static ProviderSpec,
     settings: &ProviderSettings,
     client: &HttpClient,
-) -> Result<Vec<Endpoint>, String> {
+) -> Result<Vec<ProviderEndpoint>, String> {
     Ok(super::endpoint_per_key(settings, client, Gemini::new))
 }
-
-const BUILD: BuildFn = build;
-
-/// Google Gemini (prices: providers.md §9, L25/L26; tiered long-prompt prices not modelled).
-pub static SPEC: ProviderSpec = ProviderSpec {
-    name: PROVIDER,
-    tier: Tier::PaidKey,
-    wire: "gemini",
-    key_env: &["GEMINI_API_KEY", "GOOGLE_API_KEY"],
-    base_url_env: "GEMINI_BASE_URL",
-    base_url: "https://generativelanguage.googleapis.com",
-    extra_env: &[],
-    enabled_by: Enable::Key,
-    models: &[
-        chat(
-            "gemini-2.0-flash",
-            &["gemini-2.0-flash-001"],
-            1_048_576,
-            0.10,
-            0.40,
-        ),
-        chat(
-            "gemini-2.0-flash-lite",
-            &["gemini-2.0-flash-lite-001"],
-            1_048_576,
-            0.075,
-            0.30,
-        ),
-        chat(
-            "gemini-1.5-pro",
-            &["gemini-1.5-pro-latest"],
-            2_097_152,
-            3.50,
-            10.50,
-        ),
-        chat(
-            "gemini-1.5-flash",
-            &["gemini-1.5-flash-latest"],
-            1_048_576,
-            0.075,
-            0.30,
-        ),
-        chat(
-            "gemini-2.5-flash",
-            &["gemini-flash-latest"],
-            1_048_576,
-            0.30,
-            2.50,
-        )
-        .cached(0.03),
-        chat(
-            "gemini-2.5-flash-lite",
-            &["gemini-flash-lite-latest"],
-            1_048_576,
-            0.10,
-            0.40,
-        ),
-        chat(
-            "gemini-2.5-pro",
-            &["gemini-pro-latest"],
-            1_048_576,
-            1.25,
-            10.00,
-        ),
-        embed("text-embedding-004", 2_048, 0.0),
-        embed("gemini-embedding-001", 2_048, 0.15),
-    ],
-    build: BUILD,
-};
 
 #[cfg(test)]
 mod tests {

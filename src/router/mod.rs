@@ -53,9 +53,9 @@ pub use strategy::RouterConfig;
 use crate::GatewayError;
 use crate::access::VirtualKey;
 use crate::breaker::Unavailable;
+use crate::catalog::Mode;
 use crate::config::Strategy;
 use crate::deployment::Deployment;
-use crate::providers::Mode;
 use crate::types::{ChatReply, ChatRequest};
 
 /// What every router built by one layer shares.
@@ -239,8 +239,8 @@ mod tests {
 
     use super::*;
     use crate::breaker::{BreakerConfig, Permit};
+    use crate::catalog::Catalog;
     use crate::config::Config;
-    use crate::providers::Catalog;
     use tokio_test::{assert_pending, assert_ready_ok};
     use tower::{Layer, ServiceExt};
     use tower_test::mock;

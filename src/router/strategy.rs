@@ -17,9 +17,9 @@ use std::collections::HashMap;
 use rand::Rng;
 use tokio::time::Instant;
 
+use crate::catalog::Catalog;
 use crate::config::{Config, Strategy};
 use crate::deployment::Deployment;
-use crate::providers::Catalog;
 
 /// Routing settings.
 #[derive(Clone, Debug, Default)]
@@ -183,13 +183,13 @@ fn refill(slots: &mut [Deployment], ordered: impl Iterator<Item = Deployment>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::PROVIDERS;
     use crate::deployment::DeploymentService;
-    use crate::providers::catalog::PROVIDERS;
     use crate::providers::mock::Mock;
     use rand::SeedableRng;
     use std::time::Duration;
 
-    fn spec(name: &str) -> &'static crate::providers::ProviderSpec {
+    fn spec(name: &str) -> &'static crate::catalog::ProviderSpec {
         PROVIDERS.iter().copied().find(|p| p.name == name).unwrap()
     }
 
