@@ -1,5 +1,5 @@
 //! AI21 Jamba chat completions (`POST {AI21_BASE_URL}/studio/v1/chat/completions`,
-//! `Authorization: Bearer`): OpenAI's format with a restricted parameter list (providers.md §7).
+//! `Authorization: Bearer`): OpenAI's format with a restricted parameter list (AI21's Jamba chat API reference).
 //!
 //! The body is the OpenAI one cut down to what AI21 knows: `max_tokens` only, string content
 //! (text parts joined, images refused), `json_object` instead of `json_schema`, no

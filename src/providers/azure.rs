@@ -1,5 +1,5 @@
 //! Azure OpenAI: OpenAI's request, response and stream formats behind a different URL scheme
-//! and auth header (providers.md §5).
+//! and auth header (Azure OpenAI REST API reference).
 //!
 //! Each configured pair of `AZURE_OPENAI_DEPLOYMENTS=<model>=<deployment>` serves
 //! `azure/<model>` at `{AZURE_OPENAI_ENDPOINT}/openai/deployments/<deployment>/chat/completions

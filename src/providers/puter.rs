@@ -1,6 +1,6 @@
 //! Puter's drivers API (`POST {PUTER_BASE_URL}/drivers/call`, interface
-//! `puter-chat-completion`, method `complete`): the seed's keyless models, paid for by the
-//! Puter user whose token is `PUTER_AUTH_TOKEN` (providers.md §8).
+//! `puter-chat-completion`, method `complete`): the keyless models, paid for by the
+//! Puter user whose token is `PUTER_AUTH_TOKEN` (Puter's drivers API documentation).
 //!
 //! The OpenAI request goes into `args` (messages pass through: Puter normalises OpenAI-style
 //! messages itself), the token both in the body's `auth_token` and as a Bearer header, as

@@ -5,7 +5,7 @@ use super::*;
 
 // === the inbound request ===
 
-/// An Anthropic Messages request as clients send it (providers.md §3.2).
+/// An Anthropic Messages request as clients send it (Anthropic's Messages API reference).
 #[derive(Debug, Deserialize)]
 pub struct MessagesRequest {
     /// The model.

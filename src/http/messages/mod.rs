@@ -1,5 +1,5 @@
 //! `POST /v1/messages` and `POST /v1/messages/count_tokens`: Anthropic's Messages API served to
-//! Anthropic SDK clients, whichever provider answers (providers.md §3.9, SPEC §13).
+//! Anthropic SDK clients, whichever provider answers (Anthropic's Messages API reference).
 //!
 //! The Anthropic request is decoded into the canonical [`ChatRequest`] (with
 //! `ctx.endpoint = Messages` and the client's own body in `ctx.native_body`), sent through the

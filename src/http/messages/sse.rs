@@ -188,7 +188,7 @@ impl Translator {
 }
 
 pin_project! {
-    /// Encodes a canonical stream as Anthropic SSE (providers.md §3.4): `message_start` and a
+    /// Encodes a canonical stream as Anthropic SSE (Anthropic's streaming Messages documentation): `message_start` and a
     /// `ping`, a `content_block_start`/`_delta`/`_stop` run per text or tool-use block, then
     /// exactly one `message_delta` with the stop reason and the exact usage (from the usage
     /// chunk the cost layer ends every stream with) and `message_stop`. No `[DONE]`. A stream

@@ -1,8 +1,8 @@
 //! The Anthropic Messages API adapter: canonical OpenAI chat requests become `POST /v1/messages`
 //! bodies, and Anthropic's messages, named-event streams and error bodies come back as canonical
-//! responses, chunks and [`GatewayError`]s (providers.md §3).
+//! responses, chunks and [`GatewayError`]s, per Anthropic's Messages API reference.
 //!
-//! The translation follows providers.md §3.7–3.8: system and developer messages join into the
+//! The translation: system and developer messages join into the
 //! top-level `system`; tool results become `tool_result` blocks in a `user` turn and assistant
 //! tool calls `tool_use` blocks with parsed input; consecutive turns of one role are merged, as
 //! the API wants strictly alternating roles; `max_tokens`, which Anthropic requires, defaults to

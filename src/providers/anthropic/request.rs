@@ -6,7 +6,7 @@ use super::*;
 // === pass-through ===
 
 /// The client's own Anthropic body, when it came through `/v1/messages`: then the request and
-/// the reply pass through unchanged apart from `model` (SPEC §13).
+/// the reply pass through unchanged apart from `model`.
 pub(super) fn native_body(req: &ChatRequest) -> Option<&bytes::Bytes> {
     (req.ctx.endpoint == crate::usage::Endpoint::Messages)
         .then_some(req.ctx.native_body.as_ref())

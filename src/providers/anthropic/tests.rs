@@ -20,7 +20,7 @@ fn decode(
     )
 }
 
-/// The documented request (providers.md §1.2 shape, §3.2 answer).
+/// The request of Anthropic's Messages API reference, from its OpenAI form.
 #[test]
 fn golden_request_with_system_image_tools_and_history() {
     let r = req(json!({
@@ -299,7 +299,7 @@ fn response_format_json() {
     assert_eq!(finish, ["stop"]);
 }
 
-/// The documented response (providers.md §3.3).
+/// The response of Anthropic's Messages API reference.
 #[test]
 fn golden_response() {
     let a = Anthropic::new("http://x", Secret::new("k"));
@@ -380,7 +380,7 @@ fn stop_reasons_and_cache_usage() {
     assert_eq!(resp.choices[0].message.extra["reasoning_content"], "hmm");
 }
 
-/// The documented stream (providers.md §3.4).
+/// The stream of Anthropic's streaming Messages documentation.
 const STREAM: &str = concat!(
     "event: message_start\n",
     "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5-20250929\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n",

@@ -1,5 +1,5 @@
 //! Cohere v2 chat (`POST {COHERE_BASE_URL}/v2/chat`, `Authorization: Bearer`), translated to
-//! and from the canonical OpenAI types (providers.md §6).
+//! and from the canonical OpenAI types, per Cohere's v2 chat API reference.
 //!
 //! The request is rebuilt field by field, because Cohere names things differently (`p`,
 //! `stop_sequences`, upper-case `tool_choice`, the schema directly under

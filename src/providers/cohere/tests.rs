@@ -10,7 +10,7 @@ fn req(v: Value) -> ChatRequest {
     serde_json::from_value(v).unwrap()
 }
 
-/// The OpenAI request that corresponds to providers.md §6.2.
+/// The OpenAI request that corresponds to the request of Cohere's v2 chat API reference.
 fn documented_request() -> ChatRequest {
     req(json!({
         "model": "command-r-plus-08-2024",
@@ -45,7 +45,7 @@ fn documented_request() -> ChatRequest {
 #[test]
 fn request_matches_the_documented_example() {
     let body = adapter().body(&documented_request()).unwrap();
-    // providers.md §6.2 without the Cohere-only fields an OpenAI request cannot carry.
+    // Cohere's v2 chat API reference request without the Cohere-only fields an OpenAI request cannot carry.
     let expected = json!({
         "model": "command-r-plus-08-2024",
         "messages": [
@@ -187,7 +187,7 @@ fn decode(pieces: &[&[u8]]) -> (Vec<ChatChunk>, Result<(), GatewayError>) {
     crate::providers::decode_pieces(Framing::Sse, &mut d, pieces)
 }
 
-/// The documented stream of §6.4, plus a UTF-8 character to cut through.
+/// The stream of Cohere's v2 chat streaming reference, plus a UTF-8 character to cut through.
 const DOCUMENTED_STREAM: &str = concat!(
     "data: {\"type\":\"message-start\",\"id\":\"abc\",\"delta\":{\"message\":{\"role\":\"assistant\"}}}\n\n",
     "data: {\"type\":\"content-start\",\"index\":0,\"delta\":{\"message\":{\"content\":{\"type\":\"text\",\"text\":\"\"}}}}\n\n",

@@ -1,7 +1,7 @@
 //! The Google Gemini (AI Studio, "generativelanguage") adapter: canonical OpenAI chat requests
 //! become `generateContent` / `streamGenerateContent?alt=sse` bodies, and Gemini's responses,
 //! SSE chunks and `google.rpc` errors come back as canonical responses, chunks and
-//! [`GatewayError`]s (providers.md §4).
+//! [`GatewayError`]s, per Google's Gemini API reference.
 //!
 //! Gemini differs from OpenAI in ways the gateway must paper over: roles are `user`/`model`
 //! with the system prompt apart; tool results are matched by function *name*, so the adapter

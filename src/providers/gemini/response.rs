@@ -80,7 +80,7 @@ impl WireUsage {
 
 /// Gemini's `finishReason` as an OpenAI `finish_reason`. `STOP` with a function call is
 /// `tool_calls`; the function-call failures (`MALFORMED_FUNCTION_CALL`, ...) and `OTHER` are
-/// reported as `stop`, the policy providers.md §4.7 leaves open.
+/// reported as `stop`, a policy Google's Gemini API reference leaves open.
 pub fn finish_reason(reason: &str, called_function: bool) -> &'static str {
     match reason {
         "MAX_TOKENS" => "length",

@@ -16,7 +16,7 @@ fn decode(raw: &str, cuts: &[usize]) -> (Vec<ChatChunk>, Result<(), GatewayError
     )
 }
 
-/// The documented request (providers.md §4.2), from its OpenAI form.
+/// The request of Google's Gemini API reference, from its OpenAI form.
 #[test]
 fn golden_request_with_system_image_tools_and_history() {
     let r = req(json!({
@@ -226,7 +226,7 @@ fn schemas_are_cleaned_for_gemini() {
     assert_eq!(cleaned["type"], "object");
 }
 
-/// The documented response (providers.md §4.3).
+/// The response of Google's Gemini API reference.
 #[test]
 fn golden_response() {
     let a = Gemini::new("http://x", Secret::new("k"));
@@ -340,7 +340,7 @@ fn finish_reasons_blocked_prompts_and_thinking() {
     assert!(a.response(&r, b"<html>").is_err());
 }
 
-/// A stream as providers.md §4.4 describes it: whole responses per event, usage on each,
+/// A stream as Google's Gemini API reference describes it: whole responses per event, usage on each,
 /// a function call whole in one chunk with `finishReason: STOP`, end at close.
 const STREAM: &str = concat!(
     "data: {\"candidates\": [{\"content\": {\"role\": \"model\", \"parts\": [{\"text\": \"Hél\"}]}, \"index\": 0}], \"usageMetadata\": {\"promptTokenCount\": 52}, \"modelVersion\": \"gemini-2.5-flash\", \"responseId\": \"r1\"}\r\n\r\n",

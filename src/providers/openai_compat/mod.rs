@@ -3,7 +3,7 @@
 //! and [`Quirks`].
 //!
 //! The body passes through (unknown fields included) apart from what a provider is known to
-//! reject (providers.md §2.2): Mistral gets a whitelist, `max_completion_tokens` becomes
+//! reject, per each provider's API reference: Mistral gets a whitelist, `max_completion_tokens` becomes
 //! `max_tokens` where only that is known, `developer` becomes `system` where it is not.
 //! Streams always ask for usage when the provider accepts `stream_options`, and usage is read
 //! wherever it arrives (`usage` on any chunk, `x_groq.usage`).
