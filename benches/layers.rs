@@ -78,7 +78,7 @@ async fn gateway(env: &[(&str, &str)]) -> Gateway {
         .collect();
     // Usage records in the bounded in-process store: no file in the working directory.
     map.insert("USAGE_DB_PATH".into(), ":memory:".into());
-    let config = proxygate::Config::from_env(&map, proxygate::providers::Catalog::default())
+    let config = proxygate::Config::from_env(&map, proxygate::catalog::Catalog::default())
         .expect("bench config is valid");
     // The global metrics recorder, as the binary runs it: the edge records on every request.
     Gateway::new(config).await.expect("gateway builds")
@@ -475,7 +475,7 @@ fn each_layer(c: &mut Criterion) {
         (memory, journal, gw)
     });
     let rates = Arc::new(RateTable::new(
-        &proxygate::providers::Catalog::default(),
+        &proxygate::catalog::Catalog::default(),
         true,
         &HashMap::new(),
     ));

@@ -942,7 +942,7 @@ impl Gateway {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
-        let config = proxygate::Config::from_env(&map, proxygate::providers::Catalog::default())
+        let config = proxygate::Config::from_env(&map, proxygate::catalog::Catalog::default())
             .map_err(|e| e.to_string())?;
         let runtime = gateway_side_runtime("bench-gateway", core)?;
         let addr = runtime.block_on(async {

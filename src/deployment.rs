@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::catalog::{ModelSpec, ProviderSpec, Tier};
 use crate::health::DeploymentHealth;
-use crate::providers::{ModelSpec, ProviderSpec, Tier};
 use crate::types::BoxChat;
 
 /// The per-deployment stack under the name the provider adapters still use ([`BoxChat`]).

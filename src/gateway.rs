@@ -23,13 +23,13 @@ use crate::access::{
 };
 use crate::breaker::BreakerLayer;
 use crate::cache::CacheLayer;
+use crate::catalog::Catalog;
 use crate::client::{HttpClient, build_client};
 use crate::config::Config;
 use crate::cost::{CostLayer, RateTable};
 use crate::db::{Db, SqlKeyStore, SqlUsageStore};
 use crate::failover::FailoverLayer;
 use crate::http::{AppState, routes};
-use crate::providers::Catalog;
 use crate::router::{Dispatch, Registry, RouterLayer, StackFn, StackInfo};
 use crate::state::StateBackend;
 use crate::timeout::TimeoutLayer;

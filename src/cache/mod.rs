@@ -57,7 +57,7 @@ pub use key::cache_key;
 pub use layer::CacheLayer;
 
 use crate::GatewayError;
-use crate::providers::Catalog;
+use crate::catalog::Catalog;
 use crate::state::StateBackend;
 use crate::types::{ChatReply, ChatRequest, ChatResponse, EmbeddingResponse, ReplyBody, ReplyMeta};
 

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use env::*;
 
-use crate::providers::{Catalog, ProviderSettings, catalog::Enable};
+use crate::catalog::{Catalog, Enable};
+use crate::providers::ProviderSettings;
 pub use crate::router::Strategy;
 pub use crate::types::Secret;
 

@@ -246,7 +246,7 @@ mod tests {
     use tower::{Layer, ServiceExt};
 
     use super::*;
-    use crate::providers::Catalog;
+    use crate::catalog::Catalog;
     use crate::test_util::{pair, reply, upstream};
     use crate::types::{ChatChunk, Delta, ReplyBody, ReplyMeta};
     use crate::usage::{MemoryStore, UsageQuery, UsageStore};

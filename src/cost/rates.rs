@@ -1,23 +1,11 @@
-//! The rate table: USD per 1M tokens for every catalog model, dated, overridable.
+//! The rate table: USD per 1M tokens for every catalog model, dated, overridable, and the
+//! arithmetic of a [`Rate`].
 
 use std::collections::HashMap;
 
-use crate::providers::{Catalog, Tier};
+use crate::catalog::{Catalog, Tier};
+pub use crate::catalog::{RATES_DATE, Rate};
 use crate::types::Usage;
-
-/// The date of the built-in prices (providers.md §9, LiteLLM snapshots).
-pub const RATES_DATE: &str = "2026-08";
-
-/// One model's prices, USD per 1M tokens.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Rate {
-    /// Prompt tokens.
-    pub input: f64,
-    /// Completion tokens.
-    pub output: f64,
-    /// Prompt tokens read from the provider's prompt cache, when it prices them apart.
-    pub cached_input: Option<f64>,
-}
 
 impl Rate {
     /// Prompt tokens at the input rate (cached ones at the cached rate) plus completion tokens
@@ -38,30 +26,6 @@ impl Rate {
             cached_tokens(usage),
             usage.completion_tokens,
         )
-    }
-
-    /// Parses `in/out[/cached]`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let nums: Vec<&str> = s.split('/').map(str::trim).collect();
-        let num = |t: &str| -> Result<f64, String> {
-            t.parse::<f64>()
-                .ok()
-                .filter(|n| n.is_finite() && *n >= 0.0)
-                .ok_or_else(|| format!("{t:?} is not a price (a number >= 0, USD per 1M tokens)"))
-        };
-        match nums.as_slice() {
-            [i, o] => Ok(Self {
-                input: num(i)?,
-                output: num(o)?,
-                cached_input: None,
-            }),
-            [i, o, c] => Ok(Self {
-                input: num(i)?,
-                output: num(o)?,
-                cached_input: Some(num(c)?),
-            }),
-            _ => Err(format!("{s:?} is not input/output[/cached_input]")),
-        }
     }
 }
 
@@ -130,7 +94,7 @@ mod tests {
         RateTable::new(&Catalog::default(), false, &HashMap::new())
     }
 
-    // Hand-computed figures (SPEC §7: prompt x input rate + completion x output rate).
+    // Hand-computed figures: prompt x input rate + completion x output rate.
     #[test]
     fn gpt_4o_mini_at_15_and_60_cents() {
         let r = *table().get("openai/gpt-4o-mini").unwrap();
@@ -173,14 +137,6 @@ mod tests {
         .into();
         let t = RateTable::new(&Catalog::default(), false, &o);
         assert!((t.get("openai/gpt-4o-mini").unwrap().cost(1_000_000, 0, 0) - 1.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn rates_parse_or_say_why() {
-        assert!(Rate::parse("0.1/0.2").is_ok());
-        assert!(Rate::parse("0.1").unwrap_err().contains("input/output"));
-        assert!(Rate::parse("-1/2").unwrap_err().contains("price"));
-        assert!(Rate::parse("x/2").is_err());
     }
 
     #[test]

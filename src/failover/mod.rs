@@ -165,7 +165,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::catalog::PROVIDERS;
+    use crate::catalog::PROVIDERS;
     use crate::providers::mock::Mock;
     use crate::test_util::{Handle, Upstream, pair};
     use crate::types::BoxChat;

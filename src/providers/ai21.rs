@@ -1,5 +1,5 @@
 //! AI21 Jamba chat completions (`POST {AI21_BASE_URL}/studio/v1/chat/completions`,
-//! `Authorization: Bearer`): OpenAI's format with a restricted parameter list (providers.md §7).
+//! `Authorization: Bearer`): OpenAI's format with a restricted parameter list (AI21's Jamba chat API reference).
 //!
 //! The body is the OpenAI one cut down to what AI21 knows: `max_tokens` only, string content
 //! (text parts joined, images refused), `json_object` instead of `json_schema`, no
@@ -13,47 +13,19 @@ use std::collections::VecDeque;
 use http::StatusCode;
 use serde_json::Value;
 
-use super::catalog::{BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat};
 use super::openai_compat::{OpenAiDecoder, Quirks, normalise_response, openai_body};
 use super::{
     Framing, ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, json_post,
     openai_style_error, parse_json, replay, summarise, with_json,
 };
+use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
+use crate::catalog::ProviderSpec;
 use crate::client::HttpClient;
 use crate::types::Secret;
 use crate::types::{ChatChunk, ChatRequest, ChatResponse};
 
 const PROVIDER: &str = "ai21";
-
-/// The catalog line.
-pub static SPEC: ProviderSpec = ProviderSpec {
-    name: PROVIDER,
-    tier: Tier::FreeKey,
-    wire: "ai21",
-    key_env: &["AI21_API_KEY"],
-    base_url_env: "AI21_BASE_URL",
-    base_url: "https://api.ai21.com",
-    extra_env: &[],
-    enabled_by: Enable::Key,
-    models: &[
-        chat(
-            "jamba-mini-1.7",
-            &["jamba-mini", "jamba-1.5-mini"],
-            256_000,
-            0.20,
-            0.40,
-        ),
-        chat(
-            "jamba-large-1.7",
-            &["jamba-large", "jamba-1.5-large"],
-            256_000,
-            2.00,
-            8.00,
-        ),
-    ],
-    build: BUILD,
-};
 
 /// The request fields AI21 knows (its SDK, plus `seed` and `tool_choice` as LiteLLM sends).
 const FIELDS: &[&str] = &[
@@ -82,13 +54,12 @@ const QUIRKS: Quirks = Quirks {
     tool_choice_any: false,
 };
 
-const BUILD: BuildFn = build;
-
-fn build(
+/// Builds the endpoints of a configured provider: one per credential.
+pub(crate) fn build(
     _spec: &'static ProviderSpec,
     settings: &ProviderSettings,
     client: &HttpClient,
-) -> Result<Vec<Endpoint>, String> {
+) -> Result<Vec<ProviderEndpoint>, String> {
     Ok(super::endpoint_per_key(settings, client, Ai21::new))
 }
 

@@ -1,5 +1,5 @@
 //! Azure OpenAI: OpenAI's request, response and stream formats behind a different URL scheme
-//! and auth header (providers.md §5).
+//! and auth header (Azure OpenAI REST API reference).
 //!
 //! Each configured pair of `AZURE_OPENAI_DEPLOYMENTS=<model>=<deployment>` serves
 //! `azure/<model>` at `{AZURE_OPENAI_ENDPOINT}/openai/deployments/<deployment>/chat/completions
@@ -13,15 +13,14 @@ use std::sync::Arc;
 
 use http::StatusCode;
 
-use super::catalog::{
-    BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat, embed,
-};
 use super::openai_compat::{OpenAiDecoder, normalise_response, openai_body, quirks_of};
 use super::{
     ProviderAdapter, Translate, UpstreamRequest, json_post, openai_style_error, parse_json,
     with_json,
 };
+use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
+use crate::catalog::ProviderSpec;
 use crate::client::HttpClient;
 use crate::config::env::{ENV_AZURE_API_VERSION, ENV_AZURE_DEPLOYMENTS};
 use crate::types::BoxChat as DeploymentService;
@@ -32,34 +31,13 @@ const PROVIDER: &str = "azure";
 const ENV_ENDPOINT: &str = "AZURE_OPENAI_ENDPOINT";
 /// The GA version commonly cited as current; it knows `stream_options`.
 const DEFAULT_API_VERSION: &str = "2024-10-21";
-/// The default endpoint is a placeholder: Azure has no shared host, so it must be set.
-const PLACEHOLDER_ENDPOINT: &str = "https://your-resource.openai.azure.com";
 
-/// The catalog line.
-pub static SPEC: ProviderSpec = ProviderSpec {
-    name: PROVIDER,
-    tier: Tier::PaidKey,
-    wire: "azure-openai",
-    key_env: &["AZURE_OPENAI_API_KEY"],
-    base_url_env: ENV_ENDPOINT,
-    base_url: PLACEHOLDER_ENDPOINT,
-    extra_env: &[ENV_AZURE_API_VERSION, ENV_AZURE_DEPLOYMENTS],
-    enabled_by: Enable::Key,
-    models: &[
-        chat("gpt-4o", &[], 128_000, 2.50, 10.00).cached(1.25),
-        chat("gpt-4o-mini", &[], 128_000, 0.15, 0.60).cached(0.075),
-        embed("text-embedding-3-small", 8_191, 0.02),
-    ],
-    build: BUILD,
-};
-
-const BUILD: BuildFn = build;
-
-fn build(
+/// Builds the endpoints of a configured provider: one per credential.
+pub(crate) fn build(
     spec: &'static ProviderSpec,
     settings: &ProviderSettings,
     client: &HttpClient,
-) -> Result<Vec<Endpoint>, String> {
+) -> Result<Vec<ProviderEndpoint>, String> {
     if settings.base_url == spec.base_url {
         return Err(format!(
             "AZURE_OPENAI_API_KEY is set but {ENV_ENDPOINT} is not; set {ENV_ENDPOINT}=https://<resource>.openai.azure.com"
@@ -87,7 +65,7 @@ fn build(
     Ok(settings
         .keys
         .iter()
-        .map(|key| Endpoint {
+        .map(|key| ProviderEndpoint {
             service: DeploymentService::new(Translate::new(
                 Azure::new(
                     &settings.base_url,
@@ -269,6 +247,7 @@ impl ProviderAdapter for Azure {
 #[cfg(test)]
 mod tests {
 
+    use crate::catalog::models::azure::AZURE;
     use serde_json::{Value, json};
 
     use super::*;
@@ -336,17 +315,17 @@ mod tests {
         }
         let settings = ProviderSettings {
             keys: vec![Secret::new("k")],
-            base_url: SPEC.base_url.to_owned(),
+            base_url: AZURE.base_url.to_owned(),
             extra: HashMap::from([(ENV_AZURE_DEPLOYMENTS.to_owned(), "gpt-4o=x".to_owned())]),
         };
         let client = crate::client::build_client();
-        let e = build(&SPEC, &settings, &client).unwrap_err();
+        let e = build(&AZURE, &settings, &client).unwrap_err();
         assert!(e.contains("AZURE_OPENAI_ENDPOINT"), "{e}");
         let settings = ProviderSettings {
             base_url: "https://res.openai.azure.com".into(),
             ..settings
         };
-        let eps = build(&SPEC, &settings, &client).unwrap();
+        let eps = build(&AZURE, &settings, &client).unwrap();
         assert_eq!(eps[0].extra_models, ["gpt-4o"]);
     }
 

@@ -1,4 +1,4 @@
-//! The decoders under arbitrary input (issue 9): the client request decoder and every
+//! The decoders under arbitrary input the client request decoder and every
 //! provider's response, error and stream decoder take random bytes and mutations of real
 //! wire samples (the committed seeds below) cut at random places, and must never panic; a
 //! failure is a typed error whose envelope is a 4xx/5xx (400 for the client's bytes, 502 for

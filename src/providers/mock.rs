@@ -12,10 +12,9 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tower::Service;
 
-use super::catalog::{
-    BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat, embed,
-};
+use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
+use crate::catalog::ProviderSpec;
 use crate::client::HttpClient;
 use crate::config::env::{ENV_MOCK_CHUNK_DELAY_MS, ENV_MOCK_FAILURE_RATE, ENV_MOCK_LATENCY_MS};
 use crate::types::BoxChat as DeploymentService;
@@ -23,35 +22,12 @@ use crate::types::{
     ChatChunk, ChatReply, ChatRequest, ChatResponse, Delta, ReplyMeta, ResponseMessage, Usage,
 };
 
-/// The catalog line.
-pub static SPEC: ProviderSpec = ProviderSpec {
-    name: "mock",
-    tier: Tier::Keyless,
-    wire: "in-process",
-    key_env: &[],
-    base_url_env: "MOCK_BASE_URL",
-    base_url: "http://mock.invalid",
-    extra_env: &[
-        ENV_MOCK_LATENCY_MS,
-        ENV_MOCK_FAILURE_RATE,
-        ENV_MOCK_CHUNK_DELAY_MS,
-    ],
-    enabled_by: Enable::Always,
-    models: &[
-        chat("echo", &[], 1_000_000, 0.0, 0.0),
-        chat("lorem", &[], 1_000_000, 0.0, 0.0),
-        embed("embed", 1_000_000, 0.0),
-    ],
-    build: BUILD,
-};
-
-const BUILD: BuildFn = build;
-
-fn build(
+/// Builds the endpoints of a configured provider: one per credential.
+pub(crate) fn build(
     _spec: &'static ProviderSpec,
     settings: &ProviderSettings,
     _client: &HttpClient,
-) -> Result<Vec<Endpoint>, String> {
+) -> Result<Vec<ProviderEndpoint>, String> {
     let ms = |key: &str, default: u64| -> Result<Duration, String> {
         match settings.extra.get(key) {
             None => Ok(Duration::from_millis(default)),
@@ -67,7 +43,7 @@ fn build(
         chunk_delay: ms(ENV_MOCK_CHUNK_DELAY_MS, 10)?,
         failure_rate,
     };
-    Ok(vec![Endpoint {
+    Ok(vec![ProviderEndpoint {
         service: DeploymentService::new(mock),
         extra_models: Vec::new(),
     }])

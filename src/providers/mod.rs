@@ -5,12 +5,12 @@
 //! An adapter only translates: a [`ChatRequest`] into an `http::Request`, an upstream body into
 //! a [`ChatResponse`], upstream stream events into [`ChatChunk`]s and an upstream error into a
 //! [`GatewayError`]. Routing, breaking, failover and cost never see a provider's wire shapes.
-//! A new provider is one file here plus one line in [`catalog`].
+//! A new provider of a known wire format is one line in [`crate::catalog`]; a new wire format is
+//! one folder here, one [`Format`] and one arm of [`build`].
 
 pub mod ai21;
 pub mod anthropic;
 pub mod azure;
-pub mod catalog;
 pub mod cohere;
 #[cfg(test)]
 mod fuzz;
@@ -28,11 +28,14 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use http_body_util::Full;
 
-pub use catalog::{Catalog, Mode, ModelSpec, ProviderSettings, ProviderSpec, Tier};
 pub use sse::{EventParser, Framing, RAW_JSON_EVENT, SseEvent};
 pub use translate::{Translate, UpstreamStream};
 
 use crate::GatewayError;
+use crate::catalog::{Format, ProviderSpec};
+use crate::client::HttpClient;
+use crate::types::BoxChat as DeploymentService;
+use crate::types::Secret;
 use crate::types::{ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
 
 /// Key, in a [`ChatResponse`]'s or [`ChatChunk`]'s `extra`, of the upstream's own message or
@@ -184,18 +187,65 @@ pub(crate) fn cut<'a>(raw: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
     out
 }
 
+/// What config resolved for one provider.
+#[derive(Clone, Debug, Default)]
+pub struct ProviderSettings {
+    /// Credentials; empty for keyless providers.
+    pub keys: Vec<Secret>,
+    /// Base URL (override or default), without a trailing slash.
+    pub base_url: String,
+    /// The `extra_env` values that were set.
+    pub extra: std::collections::HashMap<String, String>,
+}
+
+/// One configured way to reach a provider: the translation stack for one credential.
+#[derive(Clone)]
+pub struct ProviderEndpoint {
+    /// The translation stack for this credential.
+    pub service: DeploymentService,
+    /// Models this endpoint serves beyond the catalog (Azure's configured deployments).
+    pub extra_models: Vec<String>,
+}
+
+impl std::fmt::Debug for ProviderEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderEndpoint")
+            .field("extra_models", &self.extra_models)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The adapters: builds a configured provider's endpoints, one per credential, with the
+/// adapter of its wire format.
+pub fn build(
+    spec: &'static ProviderSpec,
+    settings: &ProviderSettings,
+    client: &HttpClient,
+) -> Result<Vec<ProviderEndpoint>, String> {
+    match spec.format {
+        Format::OpenAi => openai_compat::build(spec, settings, client),
+        Format::Anthropic => anthropic::build(spec, settings, client),
+        Format::Gemini => gemini::build(spec, settings, client),
+        Format::Cohere => cohere::build(spec, settings, client),
+        Format::Ai21 => ai21::build(spec, settings, client),
+        Format::Azure => azure::build(spec, settings, client),
+        Format::Puter => puter::build(spec, settings, client),
+        Format::Mock => mock::build(spec, settings, client),
+    }
+}
+
 /// One endpoint per configured key, each a [`Translate`] over the adapter `make` builds from
 /// the base URL and that key (which [`Translate`] then scrubs from upstream replies).
 pub fn endpoint_per_key<A: ProviderAdapter>(
     settings: &ProviderSettings,
-    client: &crate::client::HttpClient,
-    make: impl Fn(&str, crate::config::Secret) -> A,
-) -> Vec<catalog::Endpoint> {
+    client: &HttpClient,
+    make: impl Fn(&str, Secret) -> A,
+) -> Vec<ProviderEndpoint> {
     settings
         .keys
         .iter()
-        .map(|key| catalog::Endpoint {
-            service: crate::deployment::DeploymentService::new(Translate::new(
+        .map(|key| ProviderEndpoint {
+            service: DeploymentService::new(Translate::new(
                 make(&settings.base_url, key.clone()),
                 client.clone(),
                 vec![key.clone()],
@@ -466,6 +516,24 @@ pub fn replay(resp: &ChatResponse, out: &mut VecDeque<ChatChunk>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catalog_settings_are_the_ones_config_reads() {
+        use crate::catalog::models::{azure::AZURE, mock::MOCK};
+        use crate::config::env;
+        assert_eq!(
+            MOCK.extra_env,
+            [
+                env::ENV_MOCK_LATENCY_MS,
+                env::ENV_MOCK_FAILURE_RATE,
+                env::ENV_MOCK_CHUNK_DELAY_MS
+            ]
+        );
+        assert_eq!(
+            AZURE.extra_env,
+            [env::ENV_AZURE_API_VERSION, env::ENV_AZURE_DEPLOYMENTS]
+        );
+    }
 
     #[test]
     fn go_durations() {

@@ -1,6 +1,6 @@
 //! Puter's drivers API (`POST {PUTER_BASE_URL}/drivers/call`, interface
-//! `puter-chat-completion`, method `complete`): the seed's keyless models, paid for by the
-//! Puter user whose token is `PUTER_AUTH_TOKEN` (providers.md §8).
+//! `puter-chat-completion`, method `complete`): the keyless models, paid for by the
+//! Puter user whose token is `PUTER_AUTH_TOKEN` (Puter's drivers API documentation).
 //!
 //! The OpenAI request goes into `args` (messages pass through: Puter normalises OpenAI-style
 //! messages itself), the token both in the body's `auth_token` and as a Bearer header, as
@@ -16,13 +16,14 @@ use std::time::Duration;
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::catalog::{BuildFn, Enable, Endpoint, ProviderSettings, ProviderSpec, Tier, chat};
 use super::openai_compat::normalise_finish;
 use super::{
     Framing, ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, json_post, parse_json,
     retry_after, summarise, with_json,
 };
+use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
+use crate::catalog::ProviderSpec;
 use crate::client::HttpClient;
 use crate::types::Secret;
 use crate::types::{
@@ -35,77 +36,12 @@ const ENV_TOKEN: &str = "PUTER_AUTH_TOKEN";
 /// Puter's per-user rate window; its 429s carry no `retry-after`.
 const RATE_WINDOW: Duration = Duration::from_secs(10);
 
-/// The catalog line: the seed's ten names (aliases) mapped to what Puter's catalog serves
-/// (providers.md §8.2). Names Puter no longer carries directly go through its OpenRouter
-/// passthrough; Gemini 1.5 is retired, so 2.5 Pro stands in. The Puter user pays, so the
-/// gateway's price is 0.
-pub static SPEC: ProviderSpec = ProviderSpec {
-    name: PROVIDER,
-    tier: Tier::Keyless,
-    wire: "puter-drivers",
-    key_env: &[ENV_TOKEN],
-    base_url_env: "PUTER_BASE_URL",
-    base_url: "https://api.puter.com",
-    extra_env: &[],
-    enabled_by: Enable::Key,
-    models: &[
-        chat("gpt-4o-mini", &[], 128_000, 0.0, 0.0),
-        chat("gpt-4o", &[], 128_000, 0.0, 0.0),
-        chat(
-            "openrouter:anthropic/claude-3.5-sonnet",
-            &["claude-3.5-sonnet"],
-            200_000,
-            0.0,
-            0.0,
-        ),
-        chat(
-            "openrouter:anthropic/claude-3-haiku",
-            &["claude-3-haiku"],
-            200_000,
-            0.0,
-            0.0,
-        ),
-        chat(
-            "openrouter:google/gemini-2.0-flash-001",
-            &["gemini-2.0-flash"],
-            1_048_576,
-            0.0,
-            0.0,
-        ),
-        chat("gemini-2.5-pro", &["gemini-1.5-pro"], 1_048_576, 0.0, 0.0),
-        chat(
-            "openrouter:meta-llama/llama-3.1-70b-instruct",
-            &["llama-3.1-70b"],
-            131_072,
-            0.0,
-            0.0,
-        ),
-        chat("llama-3.1-8b-instant", &["llama-3.1-8b"], 131_072, 0.0, 0.0),
-        chat(
-            "openrouter:mistralai/mixtral-8x7b-instruct",
-            &["mixtral-8x7b"],
-            32_768,
-            0.0,
-            0.0,
-        ),
-        chat(
-            "openrouter:cohere/command-r-plus-08-2024",
-            &["command-r-plus"],
-            128_000,
-            0.0,
-            0.0,
-        ),
-    ],
-    build: BUILD,
-};
-
-const BUILD: BuildFn = build;
-
-fn build(
+/// Builds the endpoints of a configured provider: one per credential.
+pub(crate) fn build(
     _spec: &'static ProviderSpec,
     settings: &ProviderSettings,
     client: &HttpClient,
-) -> Result<Vec<Endpoint>, String> {
+) -> Result<Vec<ProviderEndpoint>, String> {
     Ok(super::endpoint_per_key(settings, client, Puter::new))
 }
 

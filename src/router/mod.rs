@@ -50,9 +50,9 @@ pub use strategy::{RouterConfig, Strategy};
 
 use crate::GatewayError;
 use crate::access::VirtualKey;
+use crate::catalog::Mode;
 use crate::deployment::Deployment;
 use crate::health::Unavailable;
-use crate::providers::Mode;
 use crate::types::{ChatReply, ChatRequest};
 
 /// What every router built by one layer shares.
@@ -235,9 +235,9 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::catalog::Catalog;
     use crate::config::Config;
     use crate::health::{BreakerConfig, Permit};
-    use crate::providers::Catalog;
     use tokio_test::{assert_pending, assert_ready_ok};
     use tower::{Layer, ServiceExt};
     use tower_test::mock;

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::GatewayError;
+use crate::catalog::{Catalog, Mode, ProviderSpec, Tier};
 use crate::client::HttpClient;
 use crate::config::Config;
 use crate::deployment::Deployment;
 use crate::health::DeploymentHealth;
-use crate::providers::catalog::{Endpoint, Mode};
-use crate::providers::{Catalog, ProviderSpec, Tier};
+use crate::providers::ProviderEndpoint;
 use crate::types::BoxChat;
 
 /// Deployments made for ad-hoc `provider/model` names beyond this are not kept.
@@ -33,7 +33,7 @@ pub struct StackInfo<'a> {
 /// Configured providers and their deployments.
 pub struct Registry {
     catalog: Catalog,
-    endpoints: HashMap<&'static str, Vec<Endpoint>>,
+    endpoints: HashMap<&'static str, Vec<ProviderEndpoint>>,
     deployments: RwLock<HashMap<Arc<str>, Deployment>>,
     stack: Option<StackFn>,
 }
@@ -88,7 +88,7 @@ impl Registry {
             let Some(settings) = config.providers.get(spec.name) else {
                 continue;
             };
-            let eps = (spec.build)(spec, settings, client)
+            let eps = crate::providers::build(spec, settings, client)
                 .map_err(|e| format!("provider {}: {e}", spec.name))?;
             endpoints.insert(spec.name, eps);
         }

@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use rand::Rng;
 use tokio::time::Instant;
 
+use crate::catalog::Catalog;
 use crate::deployment::Deployment;
-use crate::providers::Catalog;
 
 /// How the router orders deployments.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -216,13 +216,13 @@ fn refill(slots: &mut [Deployment], ordered: impl Iterator<Item = Deployment>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::catalog::PROVIDERS;
+    use crate::catalog::PROVIDERS;
     use crate::providers::mock::Mock;
     use crate::types::BoxChat;
     use rand::SeedableRng;
     use std::time::Duration;
 
-    fn spec(name: &str) -> &'static crate::providers::ProviderSpec {
+    fn spec(name: &str) -> &'static crate::catalog::ProviderSpec {
         PROVIDERS.iter().copied().find(|p| p.name == name).unwrap()
     }
 

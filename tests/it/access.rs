@@ -39,7 +39,7 @@ impl Gw {
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
         env.retain(|_, v| !v.is_empty());
-        let config = proxygate::Config::from_env(&env, proxygate::providers::Catalog::default())
+        let config = proxygate::Config::from_env(&env, proxygate::catalog::Catalog::default())
             .expect("valid config");
         // A window boundary plus a bit, so one test window is one minute of this clock.
         let clock = Arc::new(ManualClock::at(1_800_000_000_000 + 1_000));

@@ -278,7 +278,7 @@ async fn missing_endpoint_or_deployments_fail_startup_naming_the_variable() {
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
         let config =
-            proxygate::Config::from_env(&map, proxygate::providers::Catalog::default()).unwrap();
+            proxygate::Config::from_env(&map, proxygate::catalog::Catalog::default()).unwrap();
         let Err(err) = proxygate::Gateway::new(config).await else {
             panic!("startup must fail without {missing}");
         };

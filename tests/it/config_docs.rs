@@ -12,7 +12,7 @@ fn keys_in_source() -> Vec<String> {
         .filter_map(|l| l.split('"').nth(1))
         .map(str::to_owned)
         .collect();
-    for p in proxygate::providers::Catalog::default().providers() {
+    for p in proxygate::catalog::Catalog::default().providers() {
         keys.extend(p.key_env.iter().map(|k| (*k).to_owned()));
         keys.push(p.base_url_env.to_owned());
         keys.extend(p.extra_env.iter().map(|k| (*k).to_owned()));
@@ -62,6 +62,6 @@ fn toml_example_lists_every_setting_and_parses() {
     }
     let as_is: HashMap<String, String> =
         proxygate::config::file::parse(text).expect("example parses");
-    proxygate::Config::from_env(&as_is, proxygate::providers::Catalog::default())
+    proxygate::Config::from_env(&as_is, proxygate::catalog::Catalog::default())
         .expect("example config is valid");
 }

@@ -13,7 +13,6 @@ const ALLOWED_UPWARD: &[(&str, &str, &str)] = &[
     ("providers", "config", "providers/azure.rs"),
     ("providers", "config", "providers/mock.rs"),
     ("providers", "config", "providers/mod.rs"),
-    ("providers", "deployment", "providers/mod.rs"),
     // Test-only helpers of the adapters (token counting, decoding a fuzzed body).
     ("providers", "cost", "providers/mock.rs"),
     ("providers", "http", "providers/fuzz.rs"),

@@ -31,7 +31,7 @@ impl TestGateway {
         if !map.contains_key("USAGE_DB_PATH") && !map.contains_key("DATABASE_URL") {
             map.insert("USAGE_DB_PATH".into(), ":memory:".into());
         }
-        let config = proxygate::Config::from_env(&map, proxygate::providers::Catalog::default())
+        let config = proxygate::Config::from_env(&map, proxygate::catalog::Catalog::default())
             .expect("valid test config");
         let gateway = proxygate::Gateway::new(config)
             .await

@@ -1,14 +1,14 @@
-//! The model catalog: one line per provider (name, tier, credentials, base URL, wire format,
-//! models with context window and prices), and the lookups the router needs.
+//! The model catalog as data: one line per provider (name, tier, credentials, base URL, wire
+//! format, models with context window and prices), the rate type, and the lookups the router
+//! needs. Nothing here builds a connection; `providers` turns a line into adapters.
 //!
-//! Prices are USD per 1M tokens from providers.md §9 (LiteLLM snapshots L25/L26, recorded
-//! 2026-08); they can be overridden in config.
+//! Prices are USD per 1M tokens from the LiteLLM price snapshots of [`RATES_DATE`]; they can
+//! be overridden in config.
 
-use std::collections::HashMap;
+pub mod models;
+mod rate;
 
-use crate::client::HttpClient;
-use crate::types::BoxChat as DeploymentService;
-use crate::types::Secret;
+pub use rate::{RATES_DATE, Rate};
 
 /// Who pays: failover stays within one tier unless `FAILOVER_CROSS_TIER=true`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -83,24 +83,40 @@ pub enum Enable {
     Always,
 }
 
-/// Builds a configured provider's endpoints: one per credential.
-pub type BuildFn =
-    fn(&'static ProviderSpec, &ProviderSettings, &HttpClient) -> Result<Vec<Endpoint>, String>;
-
-/// One configured way to reach a provider (one key).
-#[derive(Clone)]
-pub struct Endpoint {
-    /// The translation stack for this credential.
-    pub service: DeploymentService,
-    /// Models this endpoint serves beyond the catalog (Azure's configured deployments).
-    pub extra_models: Vec<String>,
+/// A wire format: which adapter speaks to a provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// OpenAI chat completions (OpenAI and the OpenAI-compatible providers).
+    OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Google Gemini `generateContent`.
+    Gemini,
+    /// Cohere v2 chat.
+    Cohere,
+    /// AI21 Jamba chat.
+    Ai21,
+    /// Azure OpenAI deployments.
+    Azure,
+    /// Puter's drivers API.
+    Puter,
+    /// The in-process mock.
+    Mock,
 }
 
-impl std::fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint")
-            .field("extra_models", &self.extra_models)
-            .finish_non_exhaustive()
+impl Format {
+    /// The name shown for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::OpenAi => "openai",
+            Format::Anthropic => "anthropic",
+            Format::Gemini => "gemini",
+            Format::Cohere => "cohere-v2",
+            Format::Ai21 => "ai21",
+            Format::Azure => "azure-openai",
+            Format::Puter => "puter-drivers",
+            Format::Mock => "in-process",
+        }
     }
 }
 
@@ -111,8 +127,8 @@ pub struct ProviderSpec {
     pub name: &'static str,
     /// Who pays.
     pub tier: Tier,
-    /// Wire format, for display.
-    pub wire: &'static str,
+    /// Wire format: which adapter speaks to it.
+    pub format: Format,
     /// Credential env vars, first is canonical (several keys may be comma-separated).
     pub key_env: &'static [&'static str],
     /// Env var overriding the base URL.
@@ -125,8 +141,6 @@ pub struct ProviderSpec {
     pub enabled_by: Enable,
     /// The models it serves.
     pub models: &'static [ModelSpec],
-    /// Builds its endpoints.
-    pub build: BuildFn,
 }
 
 impl ProviderSpec {
@@ -146,17 +160,6 @@ impl ProviderSpec {
             .iter()
             .find(|m| m.id == model || m.aliases.contains(&model))
     }
-}
-
-/// What config resolved for one provider.
-#[derive(Clone, Debug, Default)]
-pub struct ProviderSettings {
-    /// Credentials; empty for keyless providers.
-    pub keys: Vec<Secret>,
-    /// Base URL (override or default), without a trailing slash.
-    pub base_url: String,
-    /// The `extra_env` values that were set.
-    pub extra: HashMap<String, String>,
 }
 
 /// The list of every provider the gateway knows.
@@ -209,10 +212,6 @@ impl Catalog {
     }
 }
 
-// === the catalog ===
-
-use super::{ai21, azure, cohere, mock, openai_compat as oai, puter};
-
 /// A chat model line.
 pub const fn chat(
     id: &'static str,
@@ -246,23 +245,26 @@ pub const fn embed(id: &'static str, context: u32, input: f64) -> ModelSpec {
 }
 
 /// Every provider, in default priority order (keyless first, then free keys, then paid).
-pub static PROVIDERS: &[&ProviderSpec] = &[
-    &mock::SPEC,
-    &oai::OLLAMA,
-    &puter::SPEC,
-    &oai::GROQ,
-    &oai::TOGETHER,
-    &oai::FIREWORKS,
-    &oai::CEREBRAS,
-    &oai::SAMBANOVA,
-    &oai::MISTRAL,
-    &cohere::SPEC,
-    &ai21::SPEC,
-    &oai::OPENAI,
-    &oai::OPENROUTER,
-    &oai::DEEPSEEK,
-    &oai::XAI,
-    &super::anthropic::SPEC,
-    &super::gemini::SPEC,
-    &azure::SPEC,
-];
+pub static PROVIDERS: &[&ProviderSpec] = {
+    use models::openai_compat as oai;
+    &[
+        &models::mock::MOCK,
+        &oai::OLLAMA,
+        &models::puter::PUTER,
+        &oai::GROQ,
+        &oai::TOGETHER,
+        &oai::FIREWORKS,
+        &oai::CEREBRAS,
+        &oai::SAMBANOVA,
+        &oai::MISTRAL,
+        &models::cohere::COHERE,
+        &models::ai21::AI21,
+        &oai::OPENAI,
+        &oai::OPENROUTER,
+        &oai::DEEPSEEK,
+        &oai::XAI,
+        &models::anthropic::ANTHROPIC,
+        &models::gemini::GEMINI,
+        &models::azure::AZURE,
+    ]
+};

@@ -1,0 +1,20 @@
+//! Azure OpenAI: the models its deployments may serve.
+
+use crate::catalog::{Enable, Format, ProviderSpec, Tier, chat, embed};
+
+/// The catalog line.
+pub static AZURE: ProviderSpec = ProviderSpec {
+    name: "azure",
+    tier: Tier::PaidKey,
+    format: Format::Azure,
+    key_env: &["AZURE_OPENAI_API_KEY"],
+    base_url_env: "AZURE_OPENAI_ENDPOINT",
+    base_url: "https://your-resource.openai.azure.com",
+    extra_env: &["AZURE_OPENAI_API_VERSION", "AZURE_OPENAI_DEPLOYMENTS"],
+    enabled_by: Enable::Key,
+    models: &[
+        chat("gpt-4o", &[], 128_000, 2.50, 10.00).cached(1.25),
+        chat("gpt-4o-mini", &[], 128_000, 0.15, 0.60).cached(0.075),
+        embed("text-embedding-3-small", 8_191, 0.02),
+    ],
+};

@@ -1,0 +1,277 @@
+//! The /v1/messages edge: canonical chunks -> Anthropic SSE events.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// One SSE event: `event:` equal to the data's `type`.
+pub(super) fn push_event(buf: &mut Vec<u8>, data: &Value) {
+    let kind = data
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("message");
+    buf.extend_from_slice(b"event: ");
+    buf.extend_from_slice(kind.as_bytes());
+    buf.extend_from_slice(b"\ndata: ");
+    if serde_json::to_writer(&mut *buf, data).is_err() {
+        buf.extend_from_slice(b"{}");
+    }
+    buf.extend_from_slice(b"\n\n");
+}
+
+/// A block open in the Anthropic stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Open {
+    Text(u32),
+    Tool(u32),
+}
+
+/// Translates canonical chunks into Anthropic's event sequence; see [`MessagesSse`].
+#[derive(Debug, Default)]
+pub(super) struct Translator {
+    pub(super) started: bool,
+    pub(super) native: bool,
+    pub(super) next_block: u32,
+    pub(super) open: Option<Open>,
+    // Anthropic block index of each OpenAI tool-call index.
+    pub(super) tools: Vec<(u32, u32)>,
+    pub(super) finish: Option<String>,
+    pub(super) usage: Option<crate::types::Usage>,
+    pub(super) cost: Option<f64>,
+    pub(super) prompt_estimate: u64,
+}
+
+impl Translator {
+    pub(super) fn start(&mut self, chunk: &ChatChunk, buf: &mut Vec<u8>) {
+        self.started = true;
+        push_event(
+            buf,
+            &json!({"type": "message_start", "message": {
+                "id": message_id(&chunk.id), "type": "message", "role": "assistant",
+                "model": chunk.model, "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": self.prompt_estimate, "output_tokens": 0}}}),
+        );
+        push_event(buf, &json!({"type": "ping"}));
+    }
+
+    pub(super) fn close(&mut self, buf: &mut Vec<u8>) {
+        if let Some(Open::Text(i) | Open::Tool(i)) = self.open.take() {
+            push_event(buf, &json!({"type": "content_block_stop", "index": i}));
+        }
+    }
+
+    pub(super) fn chunk(&mut self, mut chunk: ChatChunk, buf: &mut Vec<u8>) {
+        if let Some(native) = chunk.extra.remove(NATIVE_KEY) {
+            // The Anthropic upstream's own event, as it sent it.
+            self.native = true;
+            self.started = true;
+            let event = native.get("event").and_then(Value::as_str).unwrap_or("");
+            let data = native.get("data").and_then(Value::as_str).unwrap_or("{}");
+            if !event.is_empty() {
+                buf.extend_from_slice(b"event: ");
+                buf.extend_from_slice(event.as_bytes());
+                buf.push(b'\n');
+            }
+            buf.extend_from_slice(b"data: ");
+            buf.extend_from_slice(data.as_bytes());
+            buf.extend_from_slice(b"\n\n");
+            return;
+        }
+        if chunk.is_usage_only() {
+            self.cost = chunk.extra.get("cost_usd").and_then(Value::as_f64);
+            self.usage = chunk.usage.take();
+            return;
+        }
+        if self.native {
+            return; // the passed-through events already said it all
+        }
+        if !self.started {
+            self.start(&chunk, buf);
+        }
+        for c in &chunk.choices {
+            if let Some(text) = c.delta.content.as_deref().filter(|t| !t.is_empty()) {
+                let index = match self.open {
+                    Some(Open::Text(i)) => i,
+                    _ => {
+                        self.close(buf);
+                        let i = self.next_block;
+                        self.next_block += 1;
+                        self.open = Some(Open::Text(i));
+                        push_event(
+                            buf,
+                            &json!({"type": "content_block_start", "index": i,
+                                "content_block": {"type": "text", "text": ""}}),
+                        );
+                        i
+                    }
+                };
+                push_event(
+                    buf,
+                    &json!({"type": "content_block_delta", "index": index,
+                        "delta": {"type": "text_delta", "text": text}}),
+                );
+            }
+            for call in c.delta.tool_calls.iter().flatten() {
+                let known = self
+                    .tools
+                    .iter()
+                    .find(|(k, _)| *k == call.index)
+                    .map(|t| t.1);
+                let index = match known {
+                    Some(i) => i,
+                    None => {
+                        self.close(buf);
+                        let i = self.next_block;
+                        self.next_block += 1;
+                        self.tools.push((call.index, i));
+                        self.open = Some(Open::Tool(i));
+                        let name = call
+                            .function
+                            .as_ref()
+                            .and_then(|f| f.name.as_deref())
+                            .unwrap_or_default();
+                        push_event(
+                            buf,
+                            &json!({"type": "content_block_start", "index": i,
+                                "content_block": {"type": "tool_use", "id": tool_id(call.id.as_deref()),
+                                    "name": name, "input": {}}}),
+                        );
+                        i
+                    }
+                };
+                if let Some(args) = call
+                    .function
+                    .as_ref()
+                    .and_then(|f| f.arguments.as_deref())
+                    .filter(|a| !a.is_empty())
+                {
+                    push_event(
+                        buf,
+                        &json!({"type": "content_block_delta", "index": index,
+                            "delta": {"type": "input_json_delta", "partial_json": args}}),
+                    );
+                }
+            }
+            if let Some(f) = &c.finish_reason {
+                self.finish = Some(f.clone());
+            }
+        }
+    }
+
+    pub(super) fn end(&mut self, buf: &mut Vec<u8>) {
+        if self.native {
+            if let Some(c) = self.cost {
+                buf.extend_from_slice(format!(": cost_usd={}\n\n", format_cost(c)).as_bytes());
+            }
+            return;
+        }
+        if !self.started {
+            self.start(&ChatChunk::delta("", 0, "", Default::default(), None), buf);
+        }
+        self.close(buf);
+        let usage = self.usage.take().unwrap_or_default();
+        let reason = stop_reason(self.finish.as_deref(), !self.tools.is_empty());
+        push_event(
+            buf,
+            &json!({"type": "message_delta",
+                "delta": {"stop_reason": reason, "stop_sequence": null},
+                "usage": {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}}),
+        );
+        if let Some(c) = self.cost {
+            buf.extend_from_slice(format!(": cost_usd={}\n\n", format_cost(c)).as_bytes());
+        }
+        push_event(buf, &json!({"type": "message_stop"}));
+    }
+
+    pub(super) fn error(&mut self, err: &GatewayError, buf: &mut Vec<u8>) {
+        push_event(buf, &error_body(err.status(), &err.to_string()));
+    }
+}
+
+pin_project! {
+    /// Encodes a canonical stream as Anthropic SSE (Anthropic's streaming Messages documentation): `message_start` and a
+    /// `ping`, a `content_block_start`/`_delta`/`_stop` run per text or tool-use block, then
+    /// exactly one `message_delta` with the stop reason and the exact usage (from the usage
+    /// chunk the cost layer ends every stream with) and `message_stop`. No `[DONE]`. A stream
+    /// passed through from an Anthropic upstream is written event for event.
+    pub struct MessagesSse {
+        #[pin]
+        inner: ChatStream,
+        translator: Translator,
+        done: bool,
+        observer: Option<Box<dyn StreamObserver>>,
+    }
+
+    impl PinnedDrop for MessagesSse {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(obs) = this.project().observer.take() {
+                obs.finish(false);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for MessagesSse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessagesSse")
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MessagesSse {
+    /// Encodes `inner`; `prompt_estimate` is `message_start`'s input count (the exact one
+    /// follows in `message_delta`).
+    pub fn new(
+        inner: ChatStream,
+        prompt_estimate: u64,
+        observer: Option<Box<dyn StreamObserver>>,
+    ) -> Self {
+        Self {
+            inner,
+            translator: Translator {
+                prompt_estimate,
+                ..Translator::default()
+            },
+            done: false,
+            observer,
+        }
+    }
+}
+
+impl Stream for MessagesSse {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        let mut buf = Vec::new();
+        loop {
+            match ready!(this.inner.as_mut().poll_next(cx)) {
+                Some(Ok(chunk)) => {
+                    this.translator.chunk(chunk, &mut buf);
+                    if !buf.is_empty() {
+                        return Poll::Ready(Some(Ok(Bytes::from(buf))));
+                    }
+                }
+                Some(Err(e)) => {
+                    *this.done = true;
+                    this.translator.error(&e, &mut buf);
+                    if let Some(obs) = this.observer.take() {
+                        obs.finish(false);
+                    }
+                    return Poll::Ready(Some(Ok(Bytes::from(buf))));
+                }
+                None => {
+                    *this.done = true;
+                    this.translator.end(&mut buf);
+                    if let Some(obs) = this.observer.take() {
+                        obs.finish(true);
+                    }
+                    return Poll::Ready(Some(Ok(Bytes::from(buf))));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Anthropic: canonical request -> wire request.
+
+#[allow(unused_imports)]
+use super::*;
+
+// === pass-through ===
+
+/// The client's own Anthropic body, when it came through `/v1/messages`: then the request and
+/// the reply pass through unchanged apart from `model`.
+pub(super) fn native_body(req: &ChatRequest) -> Option<&bytes::Bytes> {
+    (req.ctx.endpoint == crate::usage::Endpoint::Messages)
+        .then_some(req.ctx.native_body.as_ref())
+        .flatten()
+}
+
+/// The client's body with `model` set to the upstream id.
+pub(super) fn passthrough_body(raw: &[u8], model: &str) -> Result<Value, GatewayError> {
+    let mut body: Map<String, Value> = serde_json::from_slice(raw)
+        .map_err(|e| GatewayError::invalid("json", format!("is malformed: {e} (invalid json)")))?;
+    body.insert("model".into(), Value::String(model.to_owned()));
+    Ok(Value::Object(body))
+}
+
+// === request translation ===
+
+/// Builds the `/v1/messages` body for `req` (its `model` is already the upstream id).
+pub fn request_body(req: &ChatRequest) -> Result<Value, GatewayError> {
+    if req.n.is_some_and(|n| n > 1) {
+        return Err(GatewayError::invalid(
+            "n",
+            "must be 1: anthropic returns a single choice",
+        ));
+    }
+    let mut system: Vec<String> = Vec::new();
+    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    for (i, m) in req.messages.iter().enumerate() {
+        let (role, blocks) = match m.role {
+            Role::System | Role::Developer => {
+                let text = m.text_content();
+                if !text.trim().is_empty() {
+                    system.push(text);
+                }
+                continue;
+            }
+            Role::User => ("user", user_blocks(m, i)?),
+            Role::Assistant => ("assistant", assistant_blocks(m, i)?),
+            Role::Tool => ("user", vec![tool_result(m)]),
+            // Legacy function results carry no call id to pair with: plain text.
+            Role::Function => ("user", text_blocks(&m.text_content())),
+        };
+        if blocks.is_empty() {
+            continue;
+        }
+        match turns.last_mut() {
+            // Anthropic wants alternating roles: merge consecutive turns of one role.
+            Some((last, prev)) if *last == role => prev.extend(blocks),
+            _ => turns.push((role, blocks)),
+        }
+    }
+    if turns.is_empty() {
+        if system.is_empty() {
+            return Err(GatewayError::invalid(
+                "messages",
+                "must contain a message with content",
+            ));
+        }
+        // A system-only conversation: the instructions are the prompt.
+        turns.push(("user", text_blocks(&system.join("\n\n"))));
+        system.clear();
+    }
+    if turns.first().is_some_and(|(role, _)| *role == "assistant") {
+        turns.insert(0, ("user", text_blocks(".")));
+    }
+
+    let mut body = Map::new();
+    body.insert("model".into(), Value::String(req.model.clone()));
+    body.insert(
+        "max_tokens".into(),
+        json!(req.output_cap().unwrap_or(DEFAULT_MAX_TOKENS)),
+    );
+    let messages: Vec<Value> = turns
+        .into_iter()
+        .map(|(role, mut blocks)| {
+            let content = match blocks.as_slice() {
+                [b] if b.get("type").and_then(Value::as_str) == Some("text") => {
+                    b.get("text").cloned().unwrap_or_default()
+                }
+                _ => Value::Array(std::mem::take(&mut blocks)),
+            };
+            json!({"role": role, "content": content})
+        })
+        .collect();
+    body.insert("messages".into(), Value::Array(messages));
+
+    if let Some(t) = req.temperature {
+        // OpenAI allows 0..2, Anthropic 0..1.
+        body.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
+    } else if let Some(p) = req.top_p {
+        // Recent models refuse both at once: temperature wins when both are set.
+        body.insert("top_p".into(), json!(p));
+    }
+    if let Some(stop) = &req.stop {
+        // Whitespace-only stop sequences are rejected by the API.
+        let seqs: Vec<String> = stop
+            .to_vec()
+            .into_iter()
+            .filter(|s| !s.trim().is_empty())
+            .collect();
+        if !seqs.is_empty() {
+            body.insert("stop_sequences".into(), json!(seqs));
+        }
+    }
+    if req.is_stream() {
+        body.insert("stream".into(), Value::Bool(true));
+    }
+    for key in ["top_k", "thinking"] {
+        if let Some(v) = req.extra.get(key) {
+            body.insert(key.into(), v.clone());
+        }
+    }
+    if let Some(user) = req.extra.get("user").and_then(Value::as_str) {
+        body.insert("metadata".into(), json!({"user_id": user}));
+    }
+
+    let mut tools: Vec<Value> = req
+        .tools
+        .iter()
+        .flatten()
+        .filter(|t| t.kind == "function")
+        .map(|t| {
+            let mut tool = Map::new();
+            tool.insert("name".into(), Value::String(t.function.name.clone()));
+            if let Some(d) = &t.function.description {
+                tool.insert("description".into(), Value::String(d.clone()));
+            }
+            tool.insert(
+                "input_schema".into(),
+                object_schema(t.function.parameters.as_ref()),
+            );
+            Value::Object(tool)
+        })
+        .collect();
+    let mut tool_choice = req.tool_choice.as_ref().and_then(map_tool_choice);
+
+    match response_format(req) {
+        Some(ResponseFormat::JsonObject) => system.push(JSON_OBJECT_INSTRUCTION.into()),
+        Some(ResponseFormat::JsonSchema(schema)) if forces_json_tool(req) => {
+            tools.push(json!({
+                "name": JSON_TOOL,
+                "description": "Respond with the answer as this tool's input.",
+                "input_schema": schema,
+            }));
+            tool_choice = Some(json!({"type": "tool", "name": JSON_TOOL}));
+        }
+        Some(ResponseFormat::JsonSchema(schema)) => system.push(format!(
+            "{JSON_OBJECT_INSTRUCTION} It must match this JSON schema: {schema}"
+        )),
+        None => {}
+    }
+    if !system.is_empty() {
+        body.insert("system".into(), Value::String(system.join("\n\n")));
+    }
+    if !tools.is_empty() {
+        body.insert("tools".into(), Value::Array(tools));
+        if req.extra.get("parallel_tool_calls") == Some(&Value::Bool(false)) {
+            let choice = tool_choice.get_or_insert_with(|| json!({"type": "auto"}));
+            if choice.get("type").and_then(Value::as_str) != Some("none")
+                && let Value::Object(c) = choice
+            {
+                c.insert("disable_parallel_tool_use".into(), Value::Bool(true));
+            }
+        }
+        if let Some(choice) = tool_choice {
+            body.insert("tool_choice".into(), choice);
+        }
+    }
+    Ok(Value::Object(body))
+}
+
+/// `response_format`, as far as Anthropic needs to know.
+pub(super) enum ResponseFormat {
+    JsonObject,
+    JsonSchema(Value),
+}
+
+pub(super) fn response_format(req: &ChatRequest) -> Option<ResponseFormat> {
+    let rf = req.response_format.as_ref()?;
+    match rf.get("type").and_then(Value::as_str)? {
+        "json_object" => Some(ResponseFormat::JsonObject),
+        "json_schema" => {
+            let schema = rf
+                .get("json_schema")
+                .and_then(|s| s.get("schema"))
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object"}));
+            Some(ResponseFormat::JsonSchema(schema))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `json_schema` is served by forcing [`JSON_TOOL`]: only when the client brought no
+/// tools of its own (forcing one would forbid them) and the schema describes an object (a tool
+/// input must be one).
+pub(super) fn forces_json_tool(req: &ChatRequest) -> bool {
+    matches!(response_format(req), Some(ResponseFormat::JsonSchema(s))
+        if s.get("type").and_then(Value::as_str) == Some("object"))
+        && req.tools.as_ref().is_none_or(Vec::is_empty)
+}
+
+/// A tool's `input_schema`: the parameters, which must be an object schema.
+pub(super) fn object_schema(params: Option<&Value>) -> Value {
+    match params {
+        Some(Value::Object(p)) => {
+            let mut p = p.clone();
+            p.entry("type")
+                .or_insert_with(|| Value::String("object".into()));
+            Value::Object(p)
+        }
+        _ => json!({"type": "object", "properties": {}}),
+    }
+}
+
+pub(super) fn map_tool_choice(choice: &Value) -> Option<Value> {
+    match choice {
+        Value::String(s) => match s.as_str() {
+            "auto" => Some(json!({"type": "auto"})),
+            "required" => Some(json!({"type": "any"})),
+            "none" => Some(json!({"type": "none"})),
+            _ => None,
+        },
+        Value::Object(o) => {
+            let name = o
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)?;
+            Some(json!({"type": "tool", "name": name}))
+        }
+        _ => None,
+    }
+}
+
+pub(super) fn text_blocks(text: &str) -> Vec<Value> {
+    if text.is_empty() {
+        Vec::new()
+    } else {
+        vec![json!({"type": "text", "text": text})]
+    }
+}
+
+pub(super) fn user_blocks(m: &Message, i: usize) -> Result<Vec<Value>, GatewayError> {
+    let parts = match &m.content {
+        None => return Ok(Vec::new()),
+        Some(Content::Text(s)) => return Ok(text_blocks(s)),
+        Some(Content::Parts(parts)) => parts,
+    };
+    let mut blocks = Vec::with_capacity(parts.len());
+    for (j, part) in parts.iter().enumerate() {
+        match part.kind.as_str() {
+            "text" => blocks.extend(text_blocks(part.text.as_deref().unwrap_or(""))),
+            "image_url" => {
+                let Some(image) = &part.image_url else {
+                    return Err(GatewayError::invalid(
+                        format!("messages[{i}].content[{j}].image_url"),
+                        "is required for an image_url part",
+                    ));
+                };
+                let source = if let Some((media, data)) = image.as_data_uri() {
+                    json!({"type": "base64", "media_type": media, "data": data})
+                } else if image.url.starts_with("https://") || image.url.starts_with("http://") {
+                    json!({"type": "url", "url": image.url})
+                } else {
+                    return Err(GatewayError::invalid(
+                        format!("messages[{i}].content[{j}].image_url.url"),
+                        "must be an http(s) URL or a base64 data: URI",
+                    ));
+                };
+                blocks.push(json!({"type": "image", "source": source}));
+            }
+            "file" => {
+                let data = part
+                    .extra
+                    .get("file")
+                    .and_then(|f| f.get("file_data"))
+                    .and_then(Value::as_str)
+                    .and_then(|d| {
+                        crate::types::ImageUrl {
+                            url: d.to_owned(),
+                            detail: None,
+                        }
+                        .as_data_uri()
+                        .map(|(m, d)| (m.to_owned(), d.to_owned()))
+                    });
+                let Some((media, data)) = data.filter(|(m, _)| m == "application/pdf") else {
+                    return Err(GatewayError::invalid(
+                        format!("messages[{i}].content[{j}].file"),
+                        "anthropic takes files only as a base64 PDF in `file_data`",
+                    ));
+                };
+                blocks.push(json!({"type": "document", "source": {"type": "base64", "media_type": media, "data": data}}));
+            }
+            other => {
+                return Err(GatewayError::invalid(
+                    format!("messages[{i}].content[{j}].type"),
+                    format!("`{other}` parts are not supported by anthropic"),
+                ));
+            }
+        }
+    }
+    Ok(blocks)
+}
+
+pub(super) fn assistant_blocks(m: &Message, i: usize) -> Result<Vec<Value>, GatewayError> {
+    let mut blocks = text_blocks(&m.text_content());
+    for (j, call) in m.tool_calls.iter().flatten().enumerate() {
+        let input = tool_arguments(&call.function.arguments, || {
+            format!("messages[{i}].tool_calls[{j}].function.arguments")
+        })?;
+        blocks.push(json!({
+            "type": "tool_use",
+            "id": tool_id(&call.id),
+            "name": call.function.name,
+            "input": input,
+        }));
+    }
+    Ok(blocks)
+}
+
+pub(super) fn tool_result(m: &Message) -> Value {
+    let mut block = Map::new();
+    block.insert("type".into(), Value::String("tool_result".into()));
+    block.insert(
+        "tool_use_id".into(),
+        Value::String(tool_id(m.tool_call_id.as_deref().unwrap_or(""))),
+    );
+    let text = m.text_content();
+    if !text.is_empty() {
+        block.insert("content".into(), Value::String(text));
+    }
+    Value::Object(block)
+}
+
+/// Tool ids must match `^[a-zA-Z0-9_-]+$`; ids minted by other providers may not.
+pub(super) fn tool_id(id: &str) -> String {
+    let id: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if id.is_empty() { "toolu_0".into() } else { id }
+}

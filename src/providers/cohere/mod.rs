@@ -1,0 +1,217 @@
+//! Cohere v2 chat (`POST {COHERE_BASE_URL}/v2/chat`, `Authorization: Bearer`), translated to
+//! and from the canonical OpenAI types, per Cohere's v2 chat API reference.
+//!
+//! The request is rebuilt field by field, because Cohere names things differently (`p`,
+//! `stop_sequences`, upper-case `tool_choice`, the schema directly under
+//! `response_format.json_schema`, tool results as `document` parts) and rejects what it does
+//! not know. The stream is SSE whose `data` objects carry a `type`: text deltas, tool calls
+//! started and continued by index, and a `message-end` with the finish reason and usage, or an
+//! `ERROR` finish that is an upstream failure after a 200.
+
+use std::collections::{HashMap, VecDeque};
+
+use http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use super::{
+    ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, embedding_texts, json_post,
+    openai_style_error, parse_json, summarise, with_json,
+};
+use super::{ProviderEndpoint, ProviderSettings};
+use crate::GatewayError;
+use crate::catalog::ProviderSpec;
+use crate::client::HttpClient;
+use crate::types::Secret;
+use crate::types::{
+    ChatChunk, ChatRequest, ChatResponse, Content, Delta, EmbeddingRequest, EmbeddingResponse,
+    FunctionCall, FunctionCallDelta, Message, ResponseMessage, Role, ToolCall, ToolCallDelta,
+    Usage,
+};
+
+mod error;
+mod request;
+mod response;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use error::*;
+use response::*;
+pub use stream::CohereDecoder;
+
+const PROVIDER: &str = "cohere";
+
+/// Builds the endpoints of a configured provider: one per credential.
+pub(crate) fn build(
+    _spec: &'static ProviderSpec,
+    settings: &ProviderSettings,
+    client: &HttpClient,
+) -> Result<Vec<ProviderEndpoint>, String> {
+    Ok(super::endpoint_per_key(settings, client, Cohere::new))
+}
+
+/// The Cohere v2 adapter for one key.
+#[derive(Debug)]
+pub struct Cohere {
+    url: String,
+    embed_url: String,
+    key: Secret,
+}
+
+// === impl Cohere ===
+
+impl Cohere {
+    /// An adapter posting to `{base_url}/v2/chat`.
+    pub fn new(base_url: &str, key: Secret) -> Self {
+        Self {
+            url: format!("{}/v2/chat", base_url.trim_end_matches('/')),
+            embed_url: format!("{}/v2/embed", base_url.trim_end_matches('/')),
+            key,
+        }
+    }
+}
+
+impl ProviderAdapter for Cohere {
+    type Decoder = CohereDecoder;
+
+    fn provider(&self) -> &'static str {
+        PROVIDER
+    }
+
+    fn request(&self, req: &ChatRequest) -> Result<UpstreamRequest, GatewayError> {
+        let body = self.body(req)?;
+        let accept = if req.is_stream() {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let builder = json_post(&self.url)?
+            .header(http::header::AUTHORIZATION, self.key.bearer()?)
+            .header(http::header::ACCEPT, accept);
+        with_json(builder, &body)
+    }
+
+    /// `POST /v2/embed` with float vectors; `input_type` (required by v3+ models) defaults to
+    /// `search_document` and may be set through the request's `input_type`.
+    fn embed_request(
+        &self,
+        req: &ChatRequest,
+        emb: &EmbeddingRequest,
+    ) -> Result<UpstreamRequest, GatewayError> {
+        let texts = embedding_texts(PROVIDER, emb)?;
+        let mut body = json!({
+            "model": req.model,
+            "texts": texts,
+            "input_type": emb.extra.get("input_type").cloned().unwrap_or_else(|| "search_document".into()),
+            "embedding_types": ["float"],
+        });
+        if let Some(d) = emb.dimensions {
+            body["output_dimension"] = d.into();
+        }
+        if let Some(t) = emb.extra.get("truncate") {
+            body["truncate"] = t.clone();
+        }
+        let builder = json_post(&self.embed_url)?
+            .header(http::header::AUTHORIZATION, self.key.bearer()?)
+            .header(http::header::ACCEPT, "application/json");
+        with_json(builder, &body)
+    }
+
+    fn embed_response(
+        &self,
+        req: &ChatRequest,
+        _emb: &EmbeddingRequest,
+        body: &[u8],
+    ) -> Result<EmbeddingResponse, GatewayError> {
+        let v: Value = parse_json(PROVIDER, body)?;
+        // v2 answers `{"embeddings": {"float": [[...]]}}`; v1-style `{"embeddings": [[...]]}`
+        // is accepted too.
+        let lists = match v.get("embeddings") {
+            Some(Value::Object(o)) => o.get("float"),
+            other => other,
+        };
+        let vectors = lists
+            .and_then(Value::as_array)
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|row| {
+                        row.as_array()?
+                            .iter()
+                            .map(|x| x.as_f64().map(|f| f as f32))
+                            .collect::<Option<Vec<f32>>>()
+                    })
+                    .collect::<Option<Vec<_>>>()
+            })
+            .ok_or_else(|| GatewayError::BadUpstreamResponse {
+                provider: PROVIDER,
+                reason: "no float `embeddings` in the answer".into(),
+            })?;
+        let usage = v
+            .pointer("/meta/billed_units/input_tokens")
+            .and_then(Value::as_u64)
+            .map(|p| Usage::new(p, 0));
+        Ok(EmbeddingResponse::new(req.model.clone(), vectors, usage))
+    }
+
+    fn response(&self, req: &ChatRequest, body: &[u8]) -> Result<ChatResponse, GatewayError> {
+        let v: Value = parse_json(PROVIDER, body)?;
+        let reason = v
+            .get("finish_reason")
+            .and_then(Value::as_str)
+            .unwrap_or("COMPLETE");
+        let Some(finish) = finish_reason(reason) else {
+            return Err(finish_error(reason, v.get("error").and_then(Value::as_str)));
+        };
+        let msg = v
+            .get("message")
+            .ok_or_else(|| GatewayError::BadUpstreamResponse {
+                provider: PROVIDER,
+                reason: "no `message` in the answer".into(),
+            })?;
+        let text: String = match msg.get("content") {
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .filter(|p| p.get("type").and_then(Value::as_str).unwrap_or("text") == "text")
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect(),
+            Some(Value::String(s)) => s.clone(),
+            _ => String::new(),
+        };
+        let calls: Vec<ToolCall> = msg
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(tool_call).collect())
+            .unwrap_or_default();
+        let content = (!text.is_empty() || calls.is_empty()).then_some(text);
+        let tool_calls = (!calls.is_empty()).then_some(calls);
+        let mut resp = ChatResponse::single(
+            req.model.clone(),
+            ResponseMessage::assistant(content, tool_calls),
+            finish,
+            v.get("usage").and_then(usage),
+        );
+        if let Some(id) = v
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            resp.id = id.to_owned();
+        }
+        Ok(resp)
+    }
+
+    fn decoder(&self, req: &ChatRequest) -> CohereDecoder {
+        CohereDecoder::new(&req.model)
+    }
+
+    fn error(&self, status: StatusCode, headers: &http::HeaderMap, body: &[u8]) -> GatewayError {
+        let mut err = openai_style_error(PROVIDER, status, headers, body);
+        // 498 is a blocked request (or "invalid token" in the SDK): never worth a retry.
+        if status.as_u16() == 498
+            && let GatewayError::Upstream { status, .. } = &mut err
+        {
+            *status = StatusCode::BAD_REQUEST;
+        }
+        err
+    }
+}

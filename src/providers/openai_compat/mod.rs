@@ -1,0 +1,249 @@
+//! The OpenAI-compatible family: openai, groq, together, fireworks, cerebras, sambanova,
+//! mistral, openrouter, deepseek, xai and ollama, as one adapter parametrised by base URL, auth
+//! and [`Quirks`].
+//!
+//! The body passes through (unknown fields included) apart from what a provider is known to
+//! reject, per each provider's API reference: Mistral gets a whitelist, `max_completion_tokens` becomes
+//! `max_tokens` where only that is known, `developer` becomes `system` where it is not.
+//! Streams always ask for usage when the provider accepts `stream_options`, and usage is read
+//! wherever it arrives (`usage` on any chunk, `x_groq.usage`).
+
+use std::collections::VecDeque;
+
+use serde_json::{Map, Value};
+
+use super::{
+    ProviderAdapter, SseEvent, StreamDecoder, Translate, UpstreamRequest, json_post, parse_json,
+    with_bytes, with_json,
+};
+use super::{ProviderEndpoint, ProviderSettings};
+use crate::GatewayError;
+use crate::catalog::ProviderSpec;
+use crate::client::HttpClient;
+use crate::types::BoxChat as DeploymentService;
+use crate::types::Secret;
+use crate::types::{
+    ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage,
+};
+
+mod request;
+mod response;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+pub use request::embedding_body;
+pub(crate) use request::openai_body;
+use request::*;
+pub use response::{embedding_response, normalise_finish, normalise_response};
+pub use stream::OpenAiDecoder;
+
+/// What differs between OpenAI-compatible providers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Quirks {
+    /// Send `max_tokens` instead of `max_completion_tokens`.
+    pub max_tokens_only: bool,
+    /// Map the `developer` role to `system`.
+    pub no_developer_role: bool,
+    /// The provider accepts `stream_options.include_usage`.
+    pub stream_options: bool,
+    /// Only these top-level fields may be sent (Mistral's strict schema); empty = all.
+    pub whitelist: &'static [&'static str],
+    /// Fields to drop before sending.
+    pub drop: &'static [&'static str],
+    /// Flatten array content of text-only messages into a string (SambaNova).
+    pub flatten_text_content: bool,
+    /// Map `tool_choice: "required"` / object form to `"any"` (Mistral, Fireworks).
+    pub tool_choice_any: bool,
+}
+
+const OPENAI_QUIRKS: Quirks = Quirks {
+    max_tokens_only: false,
+    no_developer_role: false,
+    stream_options: true,
+    whitelist: &[],
+    drop: &[],
+    flatten_text_content: false,
+    tool_choice_any: false,
+};
+
+const MISTRAL_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "stream",
+    "stop",
+    "random_seed",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "presence_penalty",
+    "frequency_penalty",
+    "safe_prompt",
+    "parallel_tool_calls",
+    "prediction",
+    "n",
+];
+
+/// The adapter for one OpenAI-compatible provider and key.
+#[derive(Debug)]
+pub struct OpenAiCompat {
+    provider: &'static str,
+    url: String,
+    embeddings_url: String,
+    key: Option<Secret>,
+    quirks: Quirks,
+}
+
+impl OpenAiCompat {
+    /// An adapter posting to `{base_url}/chat/completions`.
+    pub fn new(
+        provider: &'static str,
+        base_url: &str,
+        key: Option<Secret>,
+        quirks: Quirks,
+    ) -> Self {
+        Self {
+            provider,
+            url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
+            embeddings_url: format!("{}/embeddings", base_url.trim_end_matches('/')),
+            key,
+            quirks,
+        }
+    }
+
+    /// The upstream body as bytes: one serialisation pass when no quirk needs the `Value`
+    /// tree ([`FastBody`]), else [`openai_body`] and `to_vec`. Both give the same JSON.
+    fn body_bytes(&self, req: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
+        let bytes = match FastBody::new(req, &self.quirks) {
+            Some(fast) => serde_json::to_vec(&fast),
+            None => serde_json::to_vec(&openai_body(req, &self.quirks)?),
+        };
+        bytes.map_err(|e| GatewayError::Internal(format!("encoding request: {e}")))
+    }
+
+    #[cfg(test)]
+    fn body(&self, req: &ChatRequest) -> Result<Value, GatewayError> {
+        serde_json::from_slice(&self.body_bytes(req)?)
+            .map_err(|e| GatewayError::Internal(format!("re-reading request: {e}")))
+    }
+}
+
+impl ProviderAdapter for OpenAiCompat {
+    type Decoder = OpenAiDecoder;
+
+    fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    fn request(&self, req: &ChatRequest) -> Result<UpstreamRequest, GatewayError> {
+        let body = self.body_bytes(req)?;
+        let mut builder = json_post(&self.url)?;
+        if let Some(key) = &self.key {
+            builder = builder.header(http::header::AUTHORIZATION, key.bearer()?);
+        }
+        if req.is_stream() {
+            builder = builder.header(http::header::ACCEPT, "text/event-stream");
+        }
+        with_bytes(builder, body)
+    }
+
+    fn response(&self, _req: &ChatRequest, body: &[u8]) -> Result<ChatResponse, GatewayError> {
+        let mut resp: ChatResponse = parse_json(self.provider, body)?;
+        normalise_response(&mut resp);
+        Ok(resp)
+    }
+
+    fn decoder(&self, _req: &ChatRequest) -> OpenAiDecoder {
+        OpenAiDecoder::new(self.provider)
+    }
+
+    fn embed_request(
+        &self,
+        req: &ChatRequest,
+        emb: &EmbeddingRequest,
+    ) -> Result<UpstreamRequest, GatewayError> {
+        let mut builder = json_post(&self.embeddings_url)?;
+        if let Some(key) = &self.key {
+            builder = builder.header(http::header::AUTHORIZATION, key.bearer()?);
+        }
+        with_json(builder, &embedding_body(req, emb)?)
+    }
+
+    fn embed_response(
+        &self,
+        _req: &ChatRequest,
+        _emb: &EmbeddingRequest,
+        body: &[u8],
+    ) -> Result<EmbeddingResponse, GatewayError> {
+        embedding_response(self.provider, body)
+    }
+}
+
+/// Builds the endpoints of a configured provider: one per credential.
+pub(crate) fn build(
+    spec: &'static ProviderSpec,
+    settings: &ProviderSettings,
+    client: &HttpClient,
+) -> Result<Vec<ProviderEndpoint>, String> {
+    let quirks = quirks_of(spec.name);
+    let keys: Vec<Option<Secret>> = if settings.keys.is_empty() {
+        vec![None]
+    } else {
+        settings.keys.iter().cloned().map(Some).collect()
+    };
+    Ok(keys
+        .into_iter()
+        .map(|key| {
+            let secrets = key.iter().cloned().collect();
+            let adapter = OpenAiCompat::new(spec.name, &settings.base_url, key, quirks);
+            ProviderEndpoint {
+                service: DeploymentService::new(Translate::new(adapter, client.clone(), secrets)),
+                extra_models: Vec::new(),
+            }
+        })
+        .collect())
+}
+
+/// The quirks of a named provider.
+pub fn quirks_of(name: &str) -> Quirks {
+    match name {
+        "mistral" => Quirks {
+            max_tokens_only: true,
+            stream_options: false,
+            whitelist: MISTRAL_FIELDS,
+            tool_choice_any: true,
+            ..OPENAI_QUIRKS
+        },
+        "cerebras" => Quirks {
+            max_tokens_only: true,
+            no_developer_role: true,
+            drop: &[
+                "frequency_penalty",
+                "presence_penalty",
+                "logit_bias",
+                "n",
+                "logprobs",
+                "top_logprobs",
+            ],
+            ..OPENAI_QUIRKS
+        },
+        "sambanova" => Quirks {
+            max_tokens_only: true,
+            flatten_text_content: true,
+            ..OPENAI_QUIRKS
+        },
+        "fireworks" => Quirks {
+            max_tokens_only: true,
+            tool_choice_any: true,
+            ..OPENAI_QUIRKS
+        },
+        "groq" => Quirks {
+            drop: &["logit_bias", "top_logprobs"],
+            ..OPENAI_QUIRKS
+        },
+        _ => OPENAI_QUIRKS,
+    }
+}

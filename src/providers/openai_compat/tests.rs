@@ -1,0 +1,163 @@
+use super::*;
+use super::{request::*, response::*, stream::*};
+use crate::types::{Message, Role};
+use serde_json::json;
+
+fn req(json: Value) -> ChatRequest {
+    serde_json::from_value(json).unwrap()
+}
+
+#[test]
+fn unknown_fields_pass_through_and_stream_asks_for_usage() {
+    let a = OpenAiCompat::new(
+        "groq",
+        "http://x/openai/v1/",
+        Some(Secret::new("gsk_test")),
+        quirks_of("groq"),
+    );
+    let r = req(
+        serde_json::json!({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"seed":7,"brand_new_param":{"a":1}}),
+    );
+    let up = a.request(&r).unwrap();
+    assert_eq!(up.uri(), "http://x/openai/v1/chat/completions");
+    assert_eq!(up.headers()["authorization"], "Bearer gsk_test");
+    let body = a.body(&r).unwrap();
+    assert_eq!(body["brand_new_param"]["a"], 1);
+    assert_eq!(body["seed"], 7);
+    assert_eq!(body["stream_options"]["include_usage"], true);
+}
+
+#[test]
+fn one_pass_body_matches_the_value_path() {
+    let bodies = [
+        serde_json::json!({"model":"m","messages":[{"role":"user","content":"hi"}]}),
+        serde_json::json!({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}),
+        serde_json::json!({"model":"m","messages":[{"role":"developer","content":"d"},{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}],"stream":true,"stream_options":{"include_usage":false,"x":1},"max_completion_tokens":9,"max_tokens":4,"temperature":0.5,"top_p":1.0,"stop":["s"],"n":1,"seed":3,"tool_choice":{"type":"function","function":{"name":"f"}},"response_format":{"type":"json_object"},"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"brand_new":{"a":[1,null]}}),
+        serde_json::json!({"model":"m","messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}],"refusal":null},{"role":"tool","tool_call_id":"c","content":"r"}],"stream":false,"stream_options":{"include_usage":true},"max_completion_tokens":7,"tool_choice":"required"}),
+        serde_json::json!({"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}),
+        serde_json::json!({"model":"m","messages":[{"role":"user","content":"hi"}],"n":2,"logprobs":true,"top_logprobs":2,"logit_bias":{"1":2}}),
+    ];
+    for p in PROVIDERS_WITH_QUIRKS {
+        let q = quirks_of(p);
+        let a = OpenAiCompat::new(p, "http://x/v1", None, q);
+        for b in &bodies {
+            let r = req(b.clone());
+            assert_eq!(
+                a.body(&r).unwrap(),
+                openai_body(&r, &q).unwrap(),
+                "{p}: {b}"
+            );
+        }
+    }
+    // The plain OpenAI shape takes the one-pass path, even where fields could be dropped.
+    let r = req(bodies[0].clone());
+    assert!(FastBody::new(&r, &quirks_of("groq")).is_some());
+    assert!(FastBody::new(&r, &quirks_of("cerebras")).is_some());
+    let r = req(serde_json::json!({"model":"m","messages":[],"logit_bias":{}}));
+    assert!(FastBody::new(&r, &quirks_of("groq")).is_none());
+    assert!(a_body_lacks(&r, "groq", "logit_bias"));
+}
+
+fn a_body_lacks(r: &ChatRequest, p: &str, key: &str) -> bool {
+    let a = OpenAiCompat::new("x", "http://x/v1", None, quirks_of(p));
+    a.body(r).unwrap().get(key).is_none()
+}
+
+const PROVIDERS_WITH_QUIRKS: &[&str] = &[
+    "openai",
+    "groq",
+    "together",
+    "fireworks",
+    "cerebras",
+    "sambanova",
+    "mistral",
+    "openrouter",
+    "deepseek",
+    "xai",
+    "ollama",
+];
+
+#[test]
+fn embeddings_ask_for_floats_and_read_floats_or_base64_in_input_order() {
+    let emb: EmbeddingRequest = serde_json::from_value(json!({
+        "model": "openai/text-embedding-3-small", "input": ["a", "b"],
+        "encoding_format": "base64", "dimensions": 2, "user": "u"
+    }))
+    .unwrap();
+    let r = req(json!({"model": "text-embedding-3-small", "messages": []}));
+    assert_eq!(
+        embedding_body(&r, &emb).unwrap(),
+        json!({"model": "text-embedding-3-small", "input": ["a", "b"], "encoding_format": "float",
+               "dimensions": 2, "user": "u"})
+    );
+    // [1.0, -2.0] as little-endian f32, base64.
+    let resp = embedding_response(
+        "openai",
+        br#"{"object":"list","model":"m","data":[
+            {"object":"embedding","index":1,"embedding":"AACAPwAAAMA="},
+            {"object":"embedding","index":0,"embedding":[0.5,0.25]}],
+           "usage":{"prompt_tokens":4,"total_tokens":4}}"#,
+    )
+    .unwrap();
+    assert_eq!(resp.data[0].embedding, [0.5, 0.25]);
+    assert_eq!(resp.data[1].embedding, [1.0, -2.0]);
+    assert_eq!(resp.usage.unwrap().prompt_tokens, 4);
+    assert!(embedding_response("openai", br#"{"data":[{"embedding":{}}]}"#).is_err());
+}
+
+#[test]
+fn mistral_gets_a_whitelist_and_max_tokens() {
+    let a = OpenAiCompat::new("mistral", "http://x/v1", None, quirks_of("mistral"));
+    let mut r = req(
+        serde_json::json!({"model":"m","messages":[],"max_completion_tokens":9,"metadata":{"a":1},"seed":3,"tool_choice":"required","stream":true,"stream_options":{"include_usage":true}}),
+    );
+    r.messages.push(Message::text(Role::User, "x"));
+    let body = a.body(&r).unwrap();
+    assert_eq!(body["max_tokens"], 9);
+    assert!(body.get("max_completion_tokens").is_none());
+    assert!(body.get("metadata").is_none());
+    assert!(body.get("stream_options").is_none());
+    assert_eq!(body["random_seed"], 3);
+    assert_eq!(body["tool_choice"], "any");
+}
+
+#[test]
+fn decoder_moves_groq_usage_to_a_final_chunk() {
+    let mut d = OpenAiDecoder::new("groq");
+    let mut out = VecDeque::new();
+    let ev = |s: &str| SseEvent {
+        event: None,
+        data: s.into(),
+    };
+    d.event(ev(r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}"#), &mut out).unwrap();
+    d.event(ev(r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"x_groq":{"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}}"#), &mut out).unwrap();
+    d.event(ev("[DONE]"), &mut out).unwrap();
+    d.finish(&mut out).unwrap();
+    assert_eq!(out.len(), 3);
+    assert!(out[1].usage.is_none() && out[1].extra.get("x_groq").is_none());
+    assert!(out[2].is_usage_only());
+    assert_eq!(out[2].usage.as_ref().unwrap().total_tokens, 4);
+}
+
+#[test]
+fn truncated_stream_is_an_error_and_in_band_error_too() {
+    let mut d = OpenAiDecoder::new("openai");
+    let mut out = VecDeque::new();
+    d.event(
+        SseEvent {
+            event: None,
+            data: r#"{"id":"c","choices":[{"index":0,"delta":{"content":"a"}}]}"#.into(),
+        },
+        &mut out,
+    )
+    .unwrap();
+    assert!(d.finish(&mut out).is_err());
+    let e = d.event(
+        SseEvent {
+            event: None,
+            data: r#"{"error":{"message":"boom","type":"server_error"}}"#.into(),
+        },
+        &mut out,
+    );
+    assert!(e.is_err());
+}
