@@ -18,7 +18,7 @@ mod usage;
 
 pub use api::Api;
 pub use chunk::{ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
-pub use context::{CacheControl, RequestContext};
+pub use context::{CacheControl, LastAttempt, RequestContext};
 pub use embedding::{Embedding, EmbeddingInput, EmbeddingRequest, EmbeddingResponse};
 pub use reasoning::{
     ReasoningEffort, ThinkingBlock, ThinkingKind, google_extra_content, google_thought_signature,
