@@ -102,3 +102,10 @@ mod tests {
         assert_eq!(rfc3339(t), "2000-02-29T00:00:00Z");
     }
 }
+
+/// `GET /admin/rates`: the rate table in use, with its date.
+pub async fn rates(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<super::AppState>>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(state.rates.to_json())
+}
