@@ -25,7 +25,9 @@ pub enum GatewayError {
         reason: String,
     },
     /// A key with a budget asked for a model with no known rate.
-    #[error("model `{model}` has no known rate (model_unpriced): a key with a budget may only call priced models; give it a price with RATE_OVERRIDES (`provider/model=input/output`, USD per 1M tokens)")]
+    #[error(
+        "model `{model}` has no known rate (model_unpriced): a key with a budget may only call priced models; give it a price with RATE_OVERRIDES (`provider/model=input/output`, USD per 1M tokens)"
+    )]
     ModelUnpriced {
         /// The model (or deployment) without a rate.
         model: String,

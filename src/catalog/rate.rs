@@ -69,7 +69,11 @@ mod tests {
     fn rates_parse_or_say_why() {
         assert!(Rate::parse("0.1/0.2").is_ok());
         assert!(Rate::parse("0.1").unwrap_err().contains("input/output"));
-        assert!(Rate::parse("1/2/3/4/5/6").unwrap_err().contains("input/output"));
+        assert!(
+            Rate::parse("1/2/3/4/5/6")
+                .unwrap_err()
+                .contains("input/output")
+        );
         assert!(Rate::parse("-1/2").unwrap_err().contains("price"));
         assert!(Rate::parse("x/2").is_err());
         let r = Rate::parse("3/15/0.3/3.75/6").unwrap();

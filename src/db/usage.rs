@@ -157,7 +157,12 @@ async fn insert_postgres(pool: &sqlx::PgPool, records: &[UsageRecord]) -> Result
         .bind(col(|r| clamp(r.cache_write_tokens)))
         .bind(col(|r| clamp(r.reasoning_tokens)))
         .bind(records.iter().map(|r| r.unpriced).collect::<Vec<_>>())
-        .bind(records.iter().map(|r| r.cost_breakdown.input).collect::<Vec<_>>())
+        .bind(
+            records
+                .iter()
+                .map(|r| r.cost_breakdown.input)
+                .collect::<Vec<_>>(),
+        )
         .bind(
             records
                 .iter()
@@ -170,7 +175,12 @@ async fn insert_postgres(pool: &sqlx::PgPool, records: &[UsageRecord]) -> Result
                 .map(|r| r.cost_breakdown.cache_write)
                 .collect::<Vec<_>>(),
         )
-        .bind(records.iter().map(|r| r.cost_breakdown.output).collect::<Vec<_>>())
+        .bind(
+            records
+                .iter()
+                .map(|r| r.cost_breakdown.output)
+                .collect::<Vec<_>>(),
+        )
         .execute(pool)
         .await
         .map(|_| ())

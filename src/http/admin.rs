@@ -104,7 +104,7 @@ mod tests {
 }
 
 /// `GET /admin/rates`: the rate table in use, with its date.
-pub async fn rates(
+pub(super) async fn rates(
     axum::extract::State(state): axum::extract::State<std::sync::Arc<super::AppState>>,
 ) -> axum::Json<serde_json::Value> {
     axum::Json(state.rates.to_json())

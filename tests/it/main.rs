@@ -25,6 +25,7 @@ mod gemini;
 mod layering;
 mod leaks;
 mod messages;
+mod money;
 mod openai_compat;
 mod puter;
 mod resilience;
