@@ -336,4 +336,76 @@ mod tests {
         .unwrap();
         assert_eq!(cached_tokens(&u), 4);
     }
+
+    #[test]
+    fn every_key_and_dated_id_of_a_model_costs_its_rate() {
+        let t = table();
+        let base = *t.get("openai/gpt-4o").unwrap();
+        assert_eq!(t.get("openai#2/gpt-4o"), Some(&base));
+        assert_eq!(t.get("openai#3/gpt-4o-2024-08-06"), Some(&base));
+        let sonnet = *t.get("anthropic/claude-sonnet-4-5").unwrap();
+        // The longest family wins: claude-sonnet-4-5, not claude-sonnet-4.
+        assert_eq!(t.get("anthropic/claude-sonnet-4-5-20250929"), Some(&sonnet));
+        assert_eq!(
+            t.get("gemini/gemini-2.5-flash-001"),
+            t.get("gemini/gemini-2.5-flash")
+        );
+        // A different model that merely starts like a known one is not priced as it.
+        assert_eq!(t.get("anthropic/claude-sonnet-4-6"), None);
+        assert_eq!(t.get("openai/gpt-4o-audio-preview"), None);
+        // Keyless providers cost 0 whatever the model.
+        assert_eq!(t.get("ollama/some-local-model").map(|r| r.input), Some(0.0));
+        assert_eq!(t.max_output("openai#2/gpt-4o-2024-08-06"), Some(16_384));
+        assert_eq!(t.max_output("openai/unknown"), None);
+    }
+
+    #[test]
+    fn version_suffixes() {
+        for ok in [
+            "-2024-08-06",
+            "-20250929",
+            "-0125",
+            "-001",
+            "-v2",
+            "-v1.5",
+            "-latest",
+            "@20250514",
+        ] {
+            assert!(is_version_suffix(ok), "{ok}");
+        }
+        for no in [
+            "-mini",
+            "-5",
+            "-5-20250929",
+            "-preview",
+            "",
+            "-v",
+            "-v1.",
+            "2024",
+        ] {
+            assert!(!is_version_suffix(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn the_breakdown_prices_each_meter_and_adds_up() {
+        let sonnet = *table().get("anthropic/claude-sonnet-4-5").unwrap();
+        let mut u = Usage::new(3_100, 50);
+        u.set_cache(2_000, 1_000, 600);
+        let b = sonnet.breakdown(&u);
+        // 100 fresh x $3; 2,000 read x $0.30; 400 x $3.75 + 600 x $6; 50 x $15 (per 1M).
+        assert!((b.input - 0.000_3).abs() < 1e-12, "{b:?}");
+        assert!((b.cached_input - 0.000_6).abs() < 1e-12, "{b:?}");
+        assert!((b.cache_write - (0.001_5 + 0.003_6)).abs() < 1e-12, "{b:?}");
+        assert!((b.output - 0.000_75).abs() < 1e-12, "{b:?}");
+        assert!((b.total() - sonnet.cost_of(&u)).abs() < 1e-15);
+        // Meters larger than the prompt are bounded by it.
+        let mut odd = Usage::new(10, 0);
+        odd.set_cache(8, 50, 50);
+        let b = sonnet.breakdown(&odd);
+        assert!(
+            (b.total() - (8.0 * 0.3 + 2.0 * 6.0) / 1e6).abs() < 1e-15,
+            "{b:?}"
+        );
+    }
 }

@@ -42,7 +42,10 @@ pub struct RequestContext {
 /// The provider and deployment id of a request's latest attempt, shared by the clones of its
 /// context.
 #[derive(Clone, Debug, Default)]
-pub struct LastAttempt(Arc<std::sync::Mutex<Option<(&'static str, Arc<str>)>>>);
+pub struct LastAttempt(Arc<std::sync::Mutex<Option<Attempted>>>);
+
+/// A provider name and a deployment id.
+type Attempted = (&'static str, Arc<str>);
 
 impl LastAttempt {
     /// Notes an attempt at `deployment` of `provider`.
