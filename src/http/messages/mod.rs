@@ -45,10 +45,15 @@ use super::{AppState, RequestGuard, StreamMetrics};
 use crate::GatewayError;
 use crate::cost::tokens::PromptText;
 use crate::providers::NATIVE_KEY;
+use crate::providers::anthropic::wire::{
+    BlockDelta, ContentBlock, MessageDeltaBody, StreamEvent, WireMessage, WireUsage, message_id,
+    stop_reason, tool_id, tool_input,
+};
 use crate::telemetry::names;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, ChatStream, Content, ContentPart, FunctionCall,
-    FunctionDef, ImageUrl, Message, ReplyBody, Role, Stop, Tool, ToolCall,
+    FunctionDef, ImageUrl, Message, ReasoningEffort, ReplyBody, Role, Stop, ThinkingBlock, Tool,
+    ToolCall,
 };
 use crate::usage::Endpoint;
 
@@ -58,9 +63,9 @@ mod sse;
 #[cfg(test)]
 mod tests;
 
-pub use decode::{InContent, InMessage, InRole, InTool, MessagesRequest};
+pub use decode::{InContent, InMessage, InRole, InTool, MessagesRequest, requested_effort};
+pub use encode::to_anthropic;
 use encode::*;
-pub use encode::{stop_reason, to_anthropic};
 pub use sse::MessagesSse;
 
 // === errors ===
