@@ -5,12 +5,15 @@ use super::*;
 
 // === encoding ===
 
-/// A whole answer as an Anthropic message (or the Anthropic upstream's own, passed through).
-pub(super) fn complete_response(resp: &ChatResponse) -> Response {
+/// A whole answer as an Anthropic message naming `model`, or the Anthropic upstream's own,
+/// passed through byte for byte.
+pub(super) fn complete_response(resp: &ChatResponse, model: &str) -> Response {
     if let Some(Value::String(raw)) = resp.extra.get(NATIVE_KEY) {
         return ([(header::CONTENT_TYPE, "application/json")], raw.clone()).into_response();
     }
-    axum::Json(to_anthropic(resp)).into_response()
+    let mut v = to_anthropic(resp);
+    v["model"] = Value::String(model.to_owned());
+    axum::Json(v).into_response()
 }
 
 /// The Anthropic message for a canonical response (first choice): its thinking blocks, text,

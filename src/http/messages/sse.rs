@@ -24,6 +24,8 @@ pub(super) struct Translator {
     pub(super) usage: Option<crate::types::Usage>,
     pub(super) cost: Option<f64>,
     pub(super) prompt_estimate: u64,
+    // The model the client asked for, named in `message_start`.
+    pub(super) model: Option<String>,
 }
 
 impl Translator {
@@ -34,7 +36,7 @@ impl Translator {
                 id: message_id(&chunk.id),
                 kind: "message".into(),
                 role: "assistant".into(),
-                model: chunk.model.clone(),
+                model: self.model.clone().unwrap_or_else(|| chunk.model.clone()),
                 content: Vec::new(),
                 stop_reason: None,
                 stop_sequence: None,
@@ -318,6 +320,15 @@ impl MessagesSse {
             done: false,
             observer,
         }
+    }
+}
+
+impl MessagesSse {
+    /// Names `model` in a translated stream's `message_start`, whichever model answers (an
+    /// Anthropic upstream's events pass through as they are).
+    pub fn naming(mut self, model: String) -> Self {
+        self.translator.model = Some(model);
+        self
     }
 }
 
