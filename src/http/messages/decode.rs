@@ -319,6 +319,7 @@ pub(super) fn user_messages(
             Some("tool_result") => {
                 let id = str_field(b, "tool_use_id")
                     .ok_or_else(|| GatewayError::invalid(field("tool_use_id"), "is required"))?;
+                let (id, _) = split_tool_id(id);
                 let mut text = match b.get("content") {
                     Some(Value::String(s)) => s.clone(),
                     Some(Value::Array(items)) => items
@@ -388,8 +389,9 @@ pub(super) fn assistant_message(i: usize, content: InContent) -> Result<Message,
                     GatewayError::invalid(format!("messages[{i}].content[{j}].name"), "is required")
                 })?;
                 let input = b.get("input").cloned().unwrap_or_else(|| json!({}));
+                let (id, signature) = split_tool_id(id);
                 calls.push(ToolCall {
-                    extra_content: None,
+                    extra_content: signature.as_deref().map(crate::types::google_extra_content),
                     id: id.to_owned(),
                     kind: "function".into(),
                     function: FunctionCall {

@@ -35,7 +35,7 @@ pub fn to_anthropic(resp: &ChatResponse) -> Value {
         for call in c.message.tool_calls.iter().flatten() {
             has_tools = true;
             content.push(ContentBlock::ToolUse {
-                id: tool_id(&call.id),
+                id: client_tool_id(&call.id, call.extra_content.as_ref()),
                 name: call.function.name.clone(),
                 input: tool_input(&call.function.arguments),
             });
@@ -70,5 +70,14 @@ pub(super) fn thinking_content(
             signature: String::new(),
         }],
         _ => Vec::new(),
+    }
+}
+
+/// The tool id a Messages client sees: with a Gemini thought signature folded in, as the client
+/// sends only the id back and Gemini wants the signature on the next turn.
+pub(super) fn client_tool_id(id: &str, extra_content: Option<&Value>) -> String {
+    match crate::types::google_thought_signature(extra_content) {
+        Some(sig) => tool_id_with_state(id, sig),
+        None => tool_id(id),
     }
 }

@@ -47,7 +47,7 @@ use crate::cost::tokens::PromptText;
 use crate::providers::NATIVE_KEY;
 use crate::providers::anthropic::wire::{
     BlockDelta, ContentBlock, MessageDeltaBody, StreamEvent, WireMessage, WireUsage, message_id,
-    stop_reason, tool_id, tool_input,
+    split_tool_id, stop_reason, tool_id, tool_id_with_state, tool_input,
 };
 use crate::telemetry::names;
 use crate::types::{

@@ -205,7 +205,10 @@ impl Translator {
                             .unwrap_or_default();
                         let i = self.open_block(
                             ContentBlock::ToolUse {
-                                id: tool_id(call.id.as_deref().unwrap_or_default()),
+                                id: client_tool_id(
+                                    call.id.as_deref().unwrap_or_default(),
+                                    call.extra_content.as_ref(),
+                                ),
                                 name,
                                 input: json!({}),
                             },

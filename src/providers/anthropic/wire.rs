@@ -367,6 +367,56 @@ pub fn tool_id(id: &str) -> String {
     }
 }
 
+/// Marks the part of a tool id that carries another provider's opaque state (a Gemini thought
+/// signature) through a Messages client, which sends tool ids back unchanged.
+const STATE_MARK: &str = "__ts_";
+
+/// A tool id carrying `signature` (base64, written with the URL-safe alphabet and no padding so
+/// the id stays within `^[a-zA-Z0-9_-]+$`).
+pub fn tool_id_with_state(id: &str, signature: &str) -> String {
+    let packed: String = signature
+        .chars()
+        .filter(|c| *c != '=')
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    let id = tool_id(id);
+    if packed.is_empty()
+        || packed
+            .chars()
+            .any(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+    {
+        return id;
+    }
+    format!("{id}{STATE_MARK}{packed}")
+}
+
+/// The id and the signature of a tool id made by [`tool_id_with_state`]; other ids come back
+/// as they are, without a signature.
+pub fn split_tool_id(id: &str) -> (&str, Option<String>) {
+    let Some((base, packed)) = id.split_once(STATE_MARK) else {
+        return (id, None);
+    };
+    if base.is_empty() || packed.is_empty() {
+        return (id, None);
+    }
+    let mut sig: String = packed
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    while sig.len() % 4 != 0 {
+        sig.push('=');
+    }
+    (base, Some(sig))
+}
+
 /// The input object of a tool call's arguments string (`{}` when empty or not an object).
 pub fn tool_input(arguments: &str) -> Value {
     match serde_json::from_str::<Value>(arguments) {
@@ -443,5 +493,12 @@ mod tests {
         assert_eq!(tool_id("toolu_01"), "toolu_01");
         assert!(tool_id("").starts_with("toolu_"));
         assert_eq!(tool_input("[1]"), json!({}));
+        let id = tool_id_with_state("call_1", "Ab+/cd==");
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        );
+        assert_eq!(split_tool_id(&id), ("call_1", Some("Ab+/cd==".to_owned())));
+        assert_eq!(split_tool_id("toolu_01"), ("toolu_01", None));
     }
 }
