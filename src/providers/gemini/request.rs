@@ -118,7 +118,11 @@ pub fn request_body(req: &ChatRequest) -> Result<Value, GatewayError> {
             _ => {}
         }
     }
-    if let Some(thinking) = req.reasoning_effort.map(|e| thinking_config(&req.model, e)) {
+    if let Some(thinking) = req
+        .reasoning_effort
+        .filter(|_| thinks(&req.model))
+        .map(|e| thinking_config(&req.model, e))
+    {
         config.insert("thinkingConfig".into(), thinking);
     }
     if !config.is_empty() {
@@ -429,4 +433,10 @@ pub fn thinking_config(model: &str, effort: ReasoningEffort) -> Value {
     }
     let budget = thinking_budget(model, effort);
     json!({"thinkingBudget": budget, "includeThoughts": budget > 0})
+}
+
+/// Whether `model` thinks and takes a `thinkingConfig` (Gemini 1.5 and 2.0 refuse it).
+pub(super) fn thinks(model: &str) -> bool {
+    let id = model.trim_start_matches("models/");
+    !(id.starts_with("gemini-1") || id.starts_with("gemini-2.0"))
 }
