@@ -199,33 +199,29 @@ impl AnthropicDecoder {
         // A delta for a block that never started is taken as text (tolerant of reordering).
         let block = self.block(index).copied().unwrap_or(Block::Text);
         match (delta, block) {
-            (BlockDelta::TextDelta { text }, _) => {
-                if !text.is_empty() {
-                    self.emit(Delta::text(text), None, out);
-                }
+            (BlockDelta::TextDelta { text }, _) if !text.is_empty() => {
+                self.emit(Delta::text(text), None, out);
             }
-            (BlockDelta::InputJsonDelta { partial_json }, Block::Tool { index: k, .. }) => {
-                // The first fragment is often empty: nothing to forward.
-                if !partial_json.is_empty() {
-                    if let Some(Block::Tool { args, .. }) = self.block(index) {
-                        *args = true;
-                    }
-                    self.emit(Self::tool_delta(k, None, None, &partial_json), None, out);
+            // The first fragment is often empty: nothing to forward.
+            (BlockDelta::InputJsonDelta { partial_json }, Block::Tool { index: k, .. })
+                if !partial_json.is_empty() =>
+            {
+                if let Some(Block::Tool { args, .. }) = self.block(index) {
+                    *args = true;
                 }
+                self.emit(Self::tool_delta(k, None, None, &partial_json), None, out);
             }
-            (BlockDelta::InputJsonDelta { partial_json }, Block::JsonTool) => {
-                if !partial_json.is_empty() {
-                    self.emit(Delta::text(partial_json), None, out);
-                }
+            (BlockDelta::InputJsonDelta { partial_json }, Block::JsonTool)
+                if !partial_json.is_empty() =>
+            {
+                self.emit(Delta::text(partial_json), None, out);
             }
-            (BlockDelta::ThinkingDelta { thinking }, _) => {
-                if !thinking.is_empty() {
-                    self.thinking.push_str(&thinking);
-                    self.emit(reasoning_delta(thinking), None, out);
-                }
+            (BlockDelta::ThinkingDelta { thinking }, _) if !thinking.is_empty() => {
+                self.thinking.push_str(&thinking);
+                self.emit(reasoning_delta(thinking), None, out);
             }
             (BlockDelta::SignatureDelta { signature }, _) => self.signature.push_str(&signature),
-            _ => {} // citations_delta
+            _ => {} // empty fragments, citations_delta
         }
     }
 

@@ -411,7 +411,7 @@ pub fn split_tool_id(id: &str) -> (&str, Option<String>) {
             c => c,
         })
         .collect();
-    while sig.len() % 4 != 0 {
+    while !sig.len().is_multiple_of(4) {
         sig.push('=');
     }
     (base, Some(sig))
