@@ -198,3 +198,35 @@ fn reasoning_models_get_only_the_parameters_they_take() {
     assert_eq!(body["reasoning_effort"], "high");
     assert_eq!(body["temperature"], 0.3);
 }
+
+#[test]
+fn reasoning_under_either_name_becomes_reasoning_content() {
+    let mut resp: ChatResponse = serde_json::from_value(json!({
+        "id": "c", "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "Hi", "reasoning": "Greeting."}}]
+    }))
+    .unwrap();
+    normalise_response(&mut resp);
+    let m = &resp.choices[0].message;
+    assert_eq!(m.reasoning_content.as_deref(), Some("Greeting."));
+    assert!(!m.extra.contains_key("reasoning"));
+
+    let raw = concat!(
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning\":\"Hm\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"m.\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let mut dec = OpenAiDecoder::new("openrouter");
+    let (chunks, end) = crate::providers::decode_pieces(
+        crate::providers::Framing::Sse,
+        &mut dec,
+        &crate::providers::cut(raw.as_bytes(), &[40]),
+    );
+    assert!(end.is_ok());
+    let reasoning: String = chunks
+        .iter()
+        .filter_map(|c| c.choices.first()?.delta.reasoning_content.clone())
+        .collect();
+    assert_eq!(reasoning, "Hmm.");
+}
