@@ -69,6 +69,22 @@ pub struct ModelSpec {
     pub cache_write_1h: Option<f64>,
     /// The most completion tokens one answer may have, when known.
     pub max_output: Option<u32>,
+    /// Which sampling parameters the model takes.
+    pub params: Params,
+}
+
+/// The request parameters a chat model takes, as its provider documents them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Params {
+    /// Sampling parameters and `max_tokens`; no `reasoning_effort`.
+    Sampling,
+    /// A reasoning model on OpenAI's API (o-series, gpt-5): `reasoning_effort`, and
+    /// `max_completion_tokens` rather than `max_tokens`; `temperature` and `top_p` other than
+    /// the default are refused.
+    OpenAiReasoning,
+    /// A model that reasons on its own and takes the sampling parameters (DeepSeek's reasoner,
+    /// Anthropic and Gemini thinking models): the adapter maps `reasoning_effort` if it can.
+    Reasoning,
 }
 
 impl ModelSpec {
@@ -90,6 +106,12 @@ impl ModelSpec {
     /// The same line with its output limit.
     pub const fn max_output(mut self, tokens: u32) -> Self {
         self.max_output = Some(tokens);
+        self
+    }
+
+    /// The same line with its parameter policy.
+    pub const fn params(mut self, params: Params) -> Self {
+        self.params = params;
         self
     }
 }
@@ -253,6 +275,7 @@ pub const fn chat(
         cache_write: None,
         cache_write_1h: None,
         max_output: None,
+        params: Params::Sampling,
     }
 }
 
@@ -269,6 +292,7 @@ pub const fn embed(id: &'static str, context: u32, input: f64) -> ModelSpec {
         cache_write: None,
         cache_write_1h: None,
         max_output: None,
+        params: Params::Sampling,
     }
 }
 

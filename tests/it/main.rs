@@ -28,6 +28,7 @@ mod messages;
 mod money;
 mod openai_compat;
 mod puter;
+mod reasoning;
 mod resilience;
 mod scale;
 mod usage;

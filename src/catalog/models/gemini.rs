@@ -70,6 +70,24 @@ pub static GEMINI: ProviderSpec = ProviderSpec {
         )
         .cached(0.125)
         .max_output(65_536),
+        chat(
+            "gemini-3-pro-preview",
+            &["gemini-3-pro"],
+            1_048_576,
+            2.00,
+            12.00,
+        )
+        .cached(0.20)
+        .max_output(65_536),
+        chat(
+            "gemini-3-flash-preview",
+            &["gemini-3-flash"],
+            1_048_576,
+            0.50,
+            3.00,
+        )
+        .cached(0.05)
+        .max_output(65_536),
         embed("text-embedding-004", 2_048, 0.0),
         embed("gemini-embedding-001", 2_048, 0.15),
     ],

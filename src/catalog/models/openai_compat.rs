@@ -1,7 +1,7 @@
 //! The OpenAI-compatible providers: OpenAI, Groq, Together, Fireworks, Cerebras, SambaNova,
 //! Mistral, OpenRouter, DeepSeek, xAI and Ollama.
 
-use crate::catalog::{Enable, Format, ModelSpec, ProviderSpec, Tier, chat, embed};
+use crate::catalog::{Enable, Format, ModelSpec, Params, ProviderSpec, Tier, chat, embed};
 
 /// An OpenAI-format provider switched on by its key.
 const fn spec(
@@ -48,10 +48,17 @@ pub static OPENAI: ProviderSpec = spec(
         chat("gpt-4.1-nano", &[], 1_047_576, 0.10, 0.40).max_output(32_768),
         chat("o3-mini", &[], 200_000, 1.10, 4.40)
             .cached(0.55)
-            .max_output(100_000),
-        chat("o4-mini", &[], 200_000, 1.10, 4.40).max_output(100_000),
-        chat("gpt-5", &[], 400_000, 1.25, 10.00).max_output(128_000),
-        chat("gpt-5-mini", &[], 400_000, 0.25, 2.00).max_output(128_000),
+            .max_output(100_000)
+            .params(Params::OpenAiReasoning),
+        chat("o4-mini", &[], 200_000, 1.10, 4.40)
+            .max_output(100_000)
+            .params(Params::OpenAiReasoning),
+        chat("gpt-5", &[], 400_000, 1.25, 10.00)
+            .max_output(128_000)
+            .params(Params::OpenAiReasoning),
+        chat("gpt-5-mini", &[], 400_000, 0.25, 2.00)
+            .max_output(128_000)
+            .params(Params::OpenAiReasoning),
         embed("text-embedding-3-small", 8_191, 0.02),
     ],
 );
@@ -246,7 +253,8 @@ pub static DEEPSEEK: ProviderSpec = spec(
             .max_output(8_192),
         chat("deepseek-reasoner", &[], 131_072, 0.28, 0.42)
             .cached(0.028)
-            .max_output(65_536),
+            .max_output(65_536)
+            .params(Params::Reasoning),
     ],
 );
 
