@@ -1,8 +1,8 @@
 //! The rate type: a model's list prices, USD per 1M tokens.
 
-/// The date of the built-in prices (LiteLLM price snapshots, refreshed for the late-2026
-/// OpenAI, Anthropic, Gemini, DeepSeek, xAI and Mistral families).
-pub const RATES_DATE: &str = "2026-11";
+/// The date of the built-in list prices (LiteLLM's price table as published in August 2026;
+/// cache-read and cache-write prices follow each provider's pricing page).
+pub const RATES_DATE: &str = "2026-08";
 
 /// One model's prices, USD per 1M tokens.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
