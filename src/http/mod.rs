@@ -10,6 +10,7 @@ pub mod embeddings;
 pub mod encode;
 mod keys;
 pub mod messages;
+pub mod responses;
 pub mod shed;
 mod usage;
 
@@ -81,6 +82,8 @@ pub fn routes(state: AppState) -> Router {
     let keyed = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/chat/completions", post(chat_completions))
+        .route("/v1/responses", post(responses::create))
+        .route("/responses", post(responses::create))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(list_models))

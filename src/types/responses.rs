@@ -888,7 +888,9 @@ mod tests {
             panic!("items expected")
         };
         assert_eq!(items.len(), 7);
-        assert!(matches!(&items[2], Item::Reasoning(r) if r.encrypted_content.as_deref() == Some("abc")));
+        assert!(
+            matches!(&items[2], Item::Reasoning(r) if r.encrypted_content.as_deref() == Some("abc"))
+        );
     }
 
     #[test]
@@ -897,9 +899,17 @@ mod tests {
         assert_eq!(req.input.map(Input::into_items).map(|v| v.len()), Some(1));
         let item = item_from_value(json!({"role": "user", "content": "Weather in Paris?"}))
             .expect("an easy input message");
-        assert!(matches!(item, Item::Message(MessageItem { role: ItemRole::User, .. })));
-        let err = items_from_values(vec![json!({"role": "user", "content": "a"}),
-            json!({"type": "local_shell_call"})])
+        assert!(matches!(
+            item,
+            Item::Message(MessageItem {
+                role: ItemRole::User,
+                ..
+            })
+        ));
+        let err = items_from_values(vec![
+            json!({"role": "user", "content": "a"}),
+            json!({"type": "local_shell_call"}),
+        ])
         .expect_err("an unknown item type");
         assert_eq!(err.0, 1);
     }
