@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use http::HeaderValue;
+use http::{HeaderValue, StatusCode};
 use tower::ServiceExt;
 
 use super::encode::{error_response, meta_headers, sse_response};
@@ -30,6 +30,7 @@ pub mod decode;
 pub mod encode;
 pub mod opaque;
 pub mod sse;
+pub mod store;
 
 pub use decode::{Decoded, decode};
 pub use encode::Shape;
@@ -82,22 +83,19 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
         Ok(r) => r,
         Err(e) => return fail(&mut guard, &e),
     };
-    if let Some(prev) = &create.previous_response_id {
-        return fail(
-            &mut guard,
-            &GatewayError::invalid(
-                "previous_response_id",
-                format!(
-                    "`{prev}` is not a stored response of this gateway; send the whole conversation in `input`"
-                ),
-            ),
-        );
-    }
-    let items = create
-        .input
-        .clone()
-        .map(Input::into_items)
-        .unwrap_or_default();
+    let owner = store::owner(&state, grant.as_deref());
+    let mut items = match &create.previous_response_id {
+        Some(prev) => match store::previous_items(&state, &owner, prev).await {
+            Ok(items) => items,
+            Err(resp) => {
+                guard.status = resp.status().as_u16();
+                guard.record();
+                return resp;
+            }
+        },
+        None => Vec::new(),
+    };
+    items.extend(create.input.clone().map(Input::into_items).unwrap_or_default());
     let decoded = match decode(&create, &items) {
         Ok(d) => d,
         Err(e) => return fail(&mut guard, &e),
@@ -116,6 +114,15 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
     };
     super::auth::attach(grant, &mut chat.ctx);
     let shape = Shape::new(&create, tools, namespaces);
+    // What a stored response keeps: every input item (the previous conversation's included).
+    let keep = create
+        .is_stored()
+        .then(|| store::store(&state))
+        .flatten()
+        .map(|s| {
+            store::with_ids(&mut items);
+            (s, owner, state.responses_ttl_days, items)
+        });
     let reply = match state.chat.clone().oneshot(chat).await {
         Ok(r) => r,
         Err(e) => return fail(&mut guard, &e),
@@ -125,16 +132,43 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
     let meta = reply.meta;
     let mut out = match reply.body {
         ReplyBody::Complete(resp) => {
+            let response = encode::complete(&shape, &resp);
+            if let Some((s, owner, ttl, items)) = keep
+                && let Err(e) = store::save(&s, owner, ttl, &items, &response).await
+            {
+                tracing::warn!(error = %e.0, "stored responses: write failed");
+                let resp = store::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    None,
+                    "store_unavailable",
+                    "the response could not be stored; retry, or send `store: false`",
+                );
+                guard.status = 503;
+                guard.record();
+                return resp;
+            }
             guard.status = 200;
             guard.record();
-            axum::Json(encode::complete(&shape, &resp)).into_response()
+            axum::Json(response).into_response()
         }
         ReplyBody::Stream(s) => {
             guard.status = 200;
             metrics::histogram!(names::TIME_TO_FIRST_TOKEN_SECONDS)
                 .record(started.elapsed().as_secs_f64());
             let observer = Box::new(StreamMetrics { guard });
-            sse_response(ResponsesSse::new(s, shape, None, Some(observer)))
+            let on_complete = keep.map(|(s, owner, ttl, items)| -> sse::OnComplete {
+                Box::new(move |response| {
+                    let response = response.clone();
+                    Box::pin(async move {
+                        // A failed write leaves the stream intact; the next
+                        // `previous_response_id` then gets a 404.
+                        if let Err(e) = store::save(&s, owner, ttl, &items, &response).await {
+                            tracing::warn!(error = %e.0, "stored responses: write failed");
+                        }
+                    })
+                })
+            });
+            sse_response(ResponsesSse::new(s, shape, on_complete, Some(observer)))
         }
         ReplyBody::Embeddings(_) => {
             return fail(

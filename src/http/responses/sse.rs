@@ -482,8 +482,11 @@ fn merge_blocks(
     }
 }
 
-/// Called with the final response once a stream completed, before its last bytes are sent.
-pub type OnComplete = Box<dyn FnOnce(&ResponseObject) + Send>;
+/// Called with the final response once a stream completed; its future (storing the response)
+/// finishes before the last event is sent.
+pub type OnComplete = Box<dyn FnOnce(&ResponseObject) -> BoxFuture<'static, ()> + Send>;
+
+type BoxFuture<'a, T> = Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 pin_project! {
     /// Encodes a canonical stream as Responses events: `response.created`,
@@ -497,6 +500,8 @@ pin_project! {
         translator: Translator,
         done: bool,
         on_complete: Option<OnComplete>,
+        // The store write and the last bytes it holds back.
+        saving: Option<(BoxFuture<'static, ()>, Vec<u8>)>,
         observer: Option<Box<dyn StreamObserver>>,
     }
 
@@ -530,6 +535,7 @@ impl ResponsesSse {
             translator: Translator::new(shape),
             done: false,
             on_complete,
+            saving: None,
             observer,
         }
     }
@@ -540,6 +546,14 @@ impl Stream for ResponsesSse {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
+        if let Some((fut, _)) = this.saving.as_mut() {
+            ready!(fut.as_mut().poll(cx));
+            let buf = this.saving.take().map(|s| s.1).unwrap_or_default();
+            if let Some(obs) = this.observer.take() {
+                obs.finish(true);
+            }
+            return Poll::Ready(Some(Ok(Bytes::from(buf))));
+        }
         if *this.done {
             return Poll::Ready(None);
         }
@@ -564,7 +578,11 @@ impl Stream for ResponsesSse {
                     *this.done = true;
                     let response = this.translator.end(&mut buf);
                     if let Some(f) = this.on_complete.take() {
-                        f(&response);
+                        let mut fut = f(&response);
+                        if fut.as_mut().poll(cx).is_pending() {
+                            *this.saving = Some((fut, buf));
+                            return Poll::Pending;
+                        }
                     }
                     if let Some(obs) = this.observer.take() {
                         obs.finish(true);
