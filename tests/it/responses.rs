@@ -1,0 +1,357 @@
+//! `POST /v1/responses` end to end: Responses requests in, `Response` objects and Responses
+//! events out, served by the mock provider and loopback fakes of an OpenAI-compatible upstream
+//! (Groq) and Anthropic; stored responses in a SQLite file.
+
+use crate::support::*;
+use serde_json::{Value, json};
+
+const GROQ: &str = "groq/llama-3.1-8b-instant";
+const CLAUDE: &str = "anthropic/claude-sonnet-4-5";
+
+async fn gateway(db: &tempfile::TempDir, extra: &[(&str, String)]) -> TestGateway {
+    let mut env = vec![
+        (
+            "USAGE_DB_PATH",
+            db.path().join("usage.db").to_string_lossy().into_owned(),
+        ),
+        ("USAGE_JOURNAL_DIR", "off".to_owned()),
+    ];
+    env.extend(extra.iter().cloned());
+    TestGateway::start(&env).await
+}
+
+/// Responses SSE events, checking each `event:` line names its data's `type`, that the
+/// sequence numbers count from 0 and that no `[DONE]` is sent.
+fn events(body: &[u8]) -> Vec<Value> {
+    let text = String::from_utf8_lossy(body);
+    assert!(!text.lines().any(|l| l == "data: [DONE]"), "{text}");
+    let out: Vec<Value> = text
+        .split("\n\n")
+        .filter(|e| e.lines().any(|l| l.starts_with("data: ")))
+        .map(|e| {
+            let event = e.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or("");
+            let data = e.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("");
+            let data: Value = serde_json::from_str(data).expect("data is JSON");
+            assert_eq!(data["type"], event, "event line equals data.type");
+            data
+        })
+        .collect();
+    for (i, e) in out.iter().enumerate() {
+        assert_eq!(e["sequence_number"], i as u64, "{e}");
+    }
+    out
+}
+
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events.iter().filter_map(|e| e["type"].as_str()).collect()
+}
+
+async fn delete(url: &str) -> u16 {
+    send(http::Request::delete(url), Vec::new()).await.0
+}
+
+fn groq_reply(message: Value, finish: &str) -> Reply {
+    Reply::json(json!({
+        "id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": "llama-3.1-8b-instant",
+        "choices": [{"index": 0, "finish_reason": finish, "message": message}],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25,
+                  "prompt_tokens_details": {"cached_tokens": 8}}
+    }))
+}
+
+#[tokio::test]
+async fn mock_answers_and_previous_response_id_works_on_the_next_request() {
+    let db = tempfile::tempdir().expect("tempdir");
+    let gw = gateway(&db, &[]).await;
+    let (status, headers, body) = post_json(
+        &gw.url("/v1/responses"),
+        &json!({"model": "mock/echo", "instructions": "Be terse.", "input": "Hello there"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(headers["x-proxygate-provider"], "mock");
+    let first: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(first["object"], "response");
+    assert_eq!(first["status"], "completed");
+    assert!(first["id"].as_str().is_some_and(|id| id.starts_with("resp_")));
+    assert_eq!(first["output"][0]["type"], "message");
+    assert_eq!(first["output"][0]["role"], "assistant");
+    assert_eq!(first["output"][0]["content"][0]["type"], "output_text");
+    assert!(first["usage"]["input_tokens"].as_u64().is_some_and(|n| n > 0));
+    let id = first["id"].as_str().unwrap_or_default().to_owned();
+
+    // The very next request continues it.
+    let (status, _, body) = post_json(
+        &gw.url("/v1/responses"),
+        &json!({"model": "mock/echo", "input": "And again", "previous_response_id": id}),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let second: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(second["previous_response_id"], id.as_str());
+    let second_id = second["id"].as_str().unwrap_or_default().to_owned();
+
+    let (status, body) = get(&gw.url(&format!("/v1/responses/{second_id}/input_items"))).await;
+    assert_eq!(status, 200);
+    let items: Value = serde_json::from_slice(&body).expect("json");
+    let data = items["data"].as_array().cloned().unwrap_or_default();
+    // The first input, the first answer, the new input.
+    assert_eq!(data.len(), 3, "{items}");
+    assert_eq!(data[0]["content"], "Hello there");
+    assert_eq!(data[1]["role"], "assistant");
+    assert_eq!(data[2]["content"], "And again");
+    assert!(data.iter().all(|i| i["id"].is_string()));
+
+    let (status, body) = get(&gw.url(&format!("/v1/responses/{id}"))).await;
+    assert_eq!(status, 200);
+    let got: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(got["output"], first["output"]);
+
+    assert_eq!(delete(&gw.url(&format!("/v1/responses/{id}"))).await, 200);
+    assert_eq!(get(&gw.url(&format!("/v1/responses/{id}"))).await.0, 404);
+    assert_eq!(delete(&gw.url(&format!("/v1/responses/{id}"))).await, 404);
+    let (status, _, body) = post_json(
+        &gw.url("/v1/responses"),
+        &json!({"model": "mock/echo", "input": "x", "previous_response_id": id}),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let err: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(err["error"]["param"], "previous_response_id");
+
+    // `store: false` keeps nothing.
+    let (_, _, body) = post_json(
+        &gw.url("/v1/responses"),
+        &json!({"model": "mock/echo", "input": "x", "store": false}),
+    )
+    .await;
+    let unstored: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(unstored["store"], false);
+    let path = format!("/v1/responses/{}", unstored["id"].as_str().unwrap_or_default());
+    assert_eq!(get(&gw.url(&path)).await.0, 404);
+}
+
+#[tokio::test]
+async fn stored_responses_belong_to_their_caller() {
+    let db = tempfile::tempdir().expect("tempdir");
+    let gw = gateway(&db, &[("PROXYGATE_MASTER_KEY", "master-secret-key".into())]).await;
+    let master = |r: http::request::Builder| r.header("authorization", "Bearer master-secret-key");
+    let req = master(http::Request::post(gw.url("/v1/responses")))
+        .header("content-type", "application/json");
+    let (status, _, body) = send(
+        req,
+        json!({"model": "mock/echo", "input": "mine"}).to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let id = serde_json::from_slice::<Value>(&body).expect("json")["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // The master key reads it; a virtual key does not see it.
+    let path = gw.url(&format!("/v1/responses/{id}"));
+    assert_eq!(send(master(http::Request::get(&path)), Vec::new()).await.0, 200);
+    let (status, _, body) = send(
+        master(http::Request::post(gw.url("/admin/keys"))).header("content-type", "application/json"),
+        json!({"name": "other"}).to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let key = serde_json::from_slice::<Value>(&body).expect("json")["key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let other = http::Request::get(&path).header("authorization", format!("Bearer {key}"));
+    assert_eq!(send(other, Vec::new()).await.0, 404);
+}
+
+#[tokio::test]
+async fn openai_compatible_stream_with_a_tool_call_follows_the_event_grammar() {
+    let args = "{\"city\": \"Oslo\"}";
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-9", "object": "chat.completion.chunk", "created": 1, "model": "m",
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    };
+    let fake = FakeUpstream::start(Reply::openai_sse(&[
+        chunk(json!({"role": "assistant", "content": "Let me "}), Value::Null),
+        chunk(json!({"content": "check."}), Value::Null),
+        chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_7", "type": "function",
+                                  "function": {"name": "get_weather", "arguments": ""}}]}),
+            Value::Null,
+        ),
+        chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": &args[..7]}}]}), Value::Null),
+        chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": &args[7..]}}]}), Value::Null),
+        chunk(json!({}), json!("tool_calls")),
+        json!({"id": "chatcmpl-9", "object": "chat.completion.chunk", "created": 1, "model": "m",
+               "choices": [], "usage": {"prompt_tokens": 33, "completion_tokens": 21, "total_tokens": 54}}),
+    ]))
+    .await;
+    let db = tempfile::tempdir().expect("tempdir");
+    let gw = gateway(
+        &db,
+        &[("GROQ_API_KEY", "gsk-test".into()), ("GROQ_BASE_URL", fake.url("/openai/v1"))],
+    )
+    .await;
+    let (status, headers, body) = post_json(
+        &gw.url("/v1/responses"),
+        &json!({"model": GROQ, "stream": true, "input": [{"role": "user", "content": "Weather in Oslo?"}],
+                "tools": [{"type": "function", "name": "get_weather", "strict": true,
+                           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}},
+                          {"type": "namespace", "name": "ns", "tools": [
+                              {"type": "function", "name": "inner", "parameters": {"type": "object"}}]},
+                          {"type": "web_search"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(headers["content-type"], "text/event-stream");
+    assert_eq!(headers["x-proxygate-dropped-tools"], "web_search");
+    let sent = fake.requests()[0].json();
+    let names: Vec<&str> = sent["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
+    assert_eq!(names, ["get_weather", "inner"]);
+    let ev = events(&body);
+    assert_eq!(
+        kinds(&ev),
+        [
+            "response.created", "response.in_progress",
+            "response.output_item.added", "response.content_part.added",
+            "response.output_text.delta", "response.output_text.delta",
+            "response.output_text.done", "response.content_part.done", "response.output_item.done",
+            "response.output_item.added",
+            "response.function_call_arguments.delta", "response.function_call_arguments.delta",
+            "response.function_call_arguments.done", "response.output_item.done",
+            "response.completed",
+        ]
+    );
+    let done = ev.last().cloned().unwrap_or_default();
+    assert_eq!(done["response"]["usage"]["total_tokens"], 54);
+    assert_eq!(done["response"]["output"][1]["call_id"], "call_7");
+    assert_eq!(done["response"]["output"][1]["arguments"], args);
+    assert_eq!(ev[12]["arguments"], args);
+    // Stored before the last byte left: the next request continues with the tool's output.
+    fake.set_fallback(groq_reply(json!({"role": "assistant", "content": "14C."}), "stop"));
+    let (status, _, body) = post_json(
+        &gw.url("/v1/responses"),
+        &json!({"model": GROQ, "previous_response_id": done["response"]["id"],
+                "input": [{"type": "function_call_output", "call_id": "call_7", "output": "14C"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let sent = fake.requests()[1].json();
+    let msgs = sent["messages"].as_array().cloned().unwrap_or_default();
+    assert_eq!(msgs.len(), 3, "{sent}");
+    assert_eq!(msgs[1]["content"], "Let me check.");
+    assert_eq!(msgs[1]["tool_calls"][0]["id"], "call_7");
+    assert_eq!(msgs[2], json!({"role": "tool", "content": "14C", "tool_call_id": "call_7"}));
+    let answer: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(answer["usage"]["input_tokens_details"]["cached_tokens"], 8);
+}
+
+#[tokio::test]
+async fn upstream_failure_mid_stream_is_response_failed() {
+    let fake = FakeUpstream::start(Reply::sse(&[
+        "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n",
+    ]))
+    .await;
+    let db = tempfile::tempdir().expect("tempdir");
+    let gw = gateway(
+        &db,
+        &[("GROQ_API_KEY", "gsk-test".into()), ("GROQ_BASE_URL", fake.url("/openai/v1"))],
+    )
+    .await;
+    let (status, _, body) = post_json(
+        &gw.url("/v1/responses"),
+        &json!({"model": GROQ, "stream": true, "input": "Hi"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let ev = events(&body);
+    let k = kinds(&ev);
+    assert_eq!(k.last(), Some(&"response.failed"), "{k:?}");
+    assert!(!k.contains(&"response.completed"));
+    assert_eq!(ev.last().cloned().unwrap_or_default()["response"]["status"], "failed");
+}
+
+#[tokio::test]
+async fn anthropic_tool_round_trip_without_stored_state() {
+    let fake = FakeUpstream::start(Reply::json(json!({
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [
+            {"type": "text", "text": "Checking."},
+            {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo"}}
+        ],
+        "stop_reason": "tool_use", "stop_sequence": null,
+        "usage": {"input_tokens": 30, "output_tokens": 12}
+    })))
+    .await;
+    let db = tempfile::tempdir().expect("tempdir");
+    let gw = gateway(
+        &db,
+        &[("ANTHROPIC_API_KEY", "sk-ant-test".into()), ("ANTHROPIC_BASE_URL", fake.url(""))],
+    )
+    .await;
+    let tools = json!([{"type": "function", "name": "get_weather",
+                        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let (status, _, body) = post_json(
+        &gw.url("/v1/responses"),
+        &json!({"model": CLAUDE, "store": false, "include": ["reasoning.encrypted_content"],
+                "instructions": "Be terse.", "tools": tools, "input": "Weather in Oslo?"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let first: Value = serde_json::from_slice(&body).expect("json");
+    let output = first["output"].as_array().cloned().unwrap_or_default();
+    assert_eq!(output.len(), 2, "{first}");
+    assert_eq!(output[0]["content"][0]["text"], "Checking.");
+    assert_eq!(output[1]["type"], "function_call");
+    assert_eq!(output[1]["call_id"], "toolu_1");
+    assert_eq!(output[1]["arguments"], "{\"city\":\"Oslo\"}");
+    assert_eq!(fake.requests()[0].json()["system"], "Be terse.");
+
+    // Stateless (`store: false`), as Codex runs: the client sends the items back.
+    fake.set_fallback(Reply::json(json!({
+        "id": "msg_2", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [{"type": "text", "text": "14C."}],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 50, "output_tokens": 3}
+    })));
+    let mut input = vec![json!({"role": "user", "content": "Weather in Oslo?"})];
+    input.extend(output);
+    input.push(json!({"type": "function_call_output", "call_id": "toolu_1", "output": "14C"}));
+    let (status, _, body) = post_json(
+        &gw.url("/v1/responses"),
+        &json!({"model": CLAUDE, "store": false, "tools": tools, "input": input}),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let sent = fake.requests()[1].json();
+    let msgs = sent["messages"].as_array().cloned().unwrap_or_default();
+    assert_eq!(msgs.len(), 3, "{sent}");
+    assert_eq!(msgs[1]["role"], "assistant");
+    assert_eq!(msgs[1]["content"][0], json!({"type": "text", "text": "Checking."}));
+    assert_eq!(msgs[1]["content"][1]["type"], "tool_use");
+    assert_eq!(msgs[1]["content"][1]["id"], "toolu_1");
+    assert_eq!(msgs[2]["content"][0]["type"], "tool_result");
+    assert_eq!(msgs[2]["content"][0]["tool_use_id"], "toolu_1");
+    let answer: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(answer["output"][0]["content"][0]["text"], "14C.");
+}
+
+#[tokio::test]
+async fn forcing_a_hosted_tool_is_a_400_naming_it() {
+    let db = tempfile::tempdir().expect("tempdir");
+    let gw = gateway(&db, &[]).await;
+    let (status, _, body) = post_json(
+        &gw.url("/v1/responses"),
+        &json!({"model": "mock/echo", "input": "x", "tools": [{"type": "web_search"}],
+                "tool_choice": {"type": "web_search"}}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("web_search"));
+}
