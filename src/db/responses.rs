@@ -36,7 +36,8 @@ fn err(e: sqlx::Error) -> StoreError {
 
 const INSERT: &str = "INSERT INTO stored_responses (id, owner, created_at_ms, expires_at_ms, response, input_items) VALUES ($1, $2, $3, $4, $5, $6)";
 const SELECT: &str = "SELECT id, owner, created_at_ms, expires_at_ms, response, input_items FROM stored_responses WHERE id = $1 AND owner = $2 AND expires_at_ms > $3";
-const DELETE: &str = "DELETE FROM stored_responses WHERE id = $1 AND owner = $2 AND expires_at_ms > $3";
+const DELETE: &str =
+    "DELETE FROM stored_responses WHERE id = $1 AND owner = $2 AND expires_at_ms > $3";
 const PURGE: &str = "DELETE FROM stored_responses WHERE expires_at_ms <= $1";
 
 macro_rules! run {
@@ -128,7 +129,9 @@ mod tests {
     async fn owner_scope_expiry_and_delete() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("r.db");
-        let db = Db::connect(path.to_str().unwrap_or("r.db")).await.expect("sqlite");
+        let db = Db::connect(path.to_str().unwrap_or("r.db"))
+            .await
+            .expect("sqlite");
         let store = SqlResponseStore::new(db);
         let row = StoredResponse {
             id: "resp_1".into(),
@@ -139,11 +142,28 @@ mod tests {
             input_items: "[]".into(),
         };
         store.put(&row).await.expect("put");
-        assert_eq!(store.get("resp_1", "key:k1", 1_500).await.ok().flatten(), Some(row.clone()));
-        assert_eq!(store.get("resp_1", "key:k2", 1_500).await.ok().flatten(), None);
-        assert_eq!(store.get("resp_1", "key:k1", 2_000).await.ok().flatten(), None);
+        assert_eq!(
+            store.get("resp_1", "key:k1", 1_500).await.ok().flatten(),
+            Some(row.clone())
+        );
+        assert_eq!(
+            store.get("resp_1", "key:k2", 1_500).await.ok().flatten(),
+            None
+        );
+        assert_eq!(
+            store.get("resp_1", "key:k1", 2_000).await.ok().flatten(),
+            None
+        );
         assert!(!store.delete("resp_1", "open", 1_500).await.unwrap_or(true));
-        assert!(store.delete("resp_1", "key:k1", 1_500).await.unwrap_or(false));
-        assert_eq!(store.get("resp_1", "key:k1", 1_500).await.ok().flatten(), None);
+        assert!(
+            store
+                .delete("resp_1", "key:k1", 1_500)
+                .await
+                .unwrap_or(false)
+        );
+        assert_eq!(
+            store.get("resp_1", "key:k1", 1_500).await.ok().flatten(),
+            None
+        );
     }
 }

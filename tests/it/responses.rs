@@ -29,8 +29,14 @@ fn events(body: &[u8]) -> Vec<Value> {
         .split("\n\n")
         .filter(|e| e.lines().any(|l| l.starts_with("data: ")))
         .map(|e| {
-            let event = e.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or("");
-            let data = e.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("");
+            let event = e
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or("");
+            let data = e
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .unwrap_or("");
             let data: Value = serde_json::from_str(data).expect("data is JSON");
             assert_eq!(data["type"], event, "event line equals data.type");
             data
@@ -73,11 +79,19 @@ async fn mock_answers_and_previous_response_id_works_on_the_next_request() {
     let first: Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(first["object"], "response");
     assert_eq!(first["status"], "completed");
-    assert!(first["id"].as_str().is_some_and(|id| id.starts_with("resp_")));
+    assert!(
+        first["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("resp_"))
+    );
     assert_eq!(first["output"][0]["type"], "message");
     assert_eq!(first["output"][0]["role"], "assistant");
     assert_eq!(first["output"][0]["content"][0]["type"], "output_text");
-    assert!(first["usage"]["input_tokens"].as_u64().is_some_and(|n| n > 0));
+    assert!(
+        first["usage"]["input_tokens"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    );
     let id = first["id"].as_str().unwrap_or_default().to_owned();
 
     // The very next request continues it.
@@ -127,7 +141,10 @@ async fn mock_answers_and_previous_response_id_works_on_the_next_request() {
     .await;
     let unstored: Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(unstored["store"], false);
-    let path = format!("/v1/responses/{}", unstored["id"].as_str().unwrap_or_default());
+    let path = format!(
+        "/v1/responses/{}",
+        unstored["id"].as_str().unwrap_or_default()
+    );
     assert_eq!(get(&gw.url(&path)).await.0, 404);
 }
 
@@ -140,7 +157,9 @@ async fn stored_responses_belong_to_their_caller() {
         .header("content-type", "application/json");
     let (status, _, body) = send(
         req,
-        json!({"model": "mock/echo", "input": "mine"}).to_string().into_bytes(),
+        json!({"model": "mock/echo", "input": "mine"})
+            .to_string()
+            .into_bytes(),
     )
     .await;
     assert_eq!(status, 200);
@@ -150,9 +169,13 @@ async fn stored_responses_belong_to_their_caller() {
         .to_owned();
     // The master key reads it; a virtual key does not see it.
     let path = gw.url(&format!("/v1/responses/{id}"));
-    assert_eq!(send(master(http::Request::get(&path)), Vec::new()).await.0, 200);
+    assert_eq!(
+        send(master(http::Request::get(&path)), Vec::new()).await.0,
+        200
+    );
     let (status, _, body) = send(
-        master(http::Request::post(gw.url("/admin/keys"))).header("content-type", "application/json"),
+        master(http::Request::post(gw.url("/admin/keys")))
+            .header("content-type", "application/json"),
         json!({"name": "other"}).to_string().into_bytes(),
     )
     .await;
@@ -190,7 +213,10 @@ async fn openai_compatible_stream_with_a_tool_call_follows_the_event_grammar() {
     let db = tempfile::tempdir().expect("tempdir");
     let gw = gateway(
         &db,
-        &[("GROQ_API_KEY", "gsk-test".into()), ("GROQ_BASE_URL", fake.url("/openai/v1"))],
+        &[
+            ("GROQ_API_KEY", "gsk-test".into()),
+            ("GROQ_BASE_URL", fake.url("/openai/v1")),
+        ],
     )
     .await;
     let (status, headers, body) = post_json(
@@ -218,13 +244,20 @@ async fn openai_compatible_stream_with_a_tool_call_follows_the_event_grammar() {
     assert_eq!(
         kinds(&ev),
         [
-            "response.created", "response.in_progress",
-            "response.output_item.added", "response.content_part.added",
-            "response.output_text.delta", "response.output_text.delta",
-            "response.output_text.done", "response.content_part.done", "response.output_item.done",
+            "response.created",
+            "response.in_progress",
             "response.output_item.added",
-            "response.function_call_arguments.delta", "response.function_call_arguments.delta",
-            "response.function_call_arguments.done", "response.output_item.done",
+            "response.content_part.added",
+            "response.output_text.delta",
+            "response.output_text.delta",
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.output_item.added",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.done",
+            "response.output_item.done",
             "response.completed",
         ]
     );
@@ -234,7 +267,10 @@ async fn openai_compatible_stream_with_a_tool_call_follows_the_event_grammar() {
     assert_eq!(done["response"]["output"][1]["arguments"], args);
     assert_eq!(ev[12]["arguments"], args);
     // Stored before the last byte left: the next request continues with the tool's output.
-    fake.set_fallback(groq_reply(json!({"role": "assistant", "content": "14C."}), "stop"));
+    fake.set_fallback(groq_reply(
+        json!({"role": "assistant", "content": "14C."}),
+        "stop",
+    ));
     let (status, _, body) = post_json(
         &gw.url("/v1/responses"),
         &json!({"model": GROQ, "previous_response_id": done["response"]["id"],
@@ -247,7 +283,10 @@ async fn openai_compatible_stream_with_a_tool_call_follows_the_event_grammar() {
     assert_eq!(msgs.len(), 3, "{sent}");
     assert_eq!(msgs[1]["content"], "Let me check.");
     assert_eq!(msgs[1]["tool_calls"][0]["id"], "call_7");
-    assert_eq!(msgs[2], json!({"role": "tool", "content": "14C", "tool_call_id": "call_7"}));
+    assert_eq!(
+        msgs[2],
+        json!({"role": "tool", "content": "14C", "tool_call_id": "call_7"})
+    );
     let answer: Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(answer["usage"]["input_tokens_details"]["cached_tokens"], 8);
 }
@@ -261,7 +300,10 @@ async fn upstream_failure_mid_stream_is_response_failed() {
     let db = tempfile::tempdir().expect("tempdir");
     let gw = gateway(
         &db,
-        &[("GROQ_API_KEY", "gsk-test".into()), ("GROQ_BASE_URL", fake.url("/openai/v1"))],
+        &[
+            ("GROQ_API_KEY", "gsk-test".into()),
+            ("GROQ_BASE_URL", fake.url("/openai/v1")),
+        ],
     )
     .await;
     let (status, _, body) = post_json(
@@ -274,7 +316,10 @@ async fn upstream_failure_mid_stream_is_response_failed() {
     let k = kinds(&ev);
     assert_eq!(k.last(), Some(&"response.failed"), "{k:?}");
     assert!(!k.contains(&"response.completed"));
-    assert_eq!(ev.last().cloned().unwrap_or_default()["response"]["status"], "failed");
+    assert_eq!(
+        ev.last().cloned().unwrap_or_default()["response"]["status"],
+        "failed"
+    );
 }
 
 #[tokio::test]
@@ -292,7 +337,10 @@ async fn anthropic_tool_round_trip_without_stored_state() {
     let db = tempfile::tempdir().expect("tempdir");
     let gw = gateway(
         &db,
-        &[("ANTHROPIC_API_KEY", "sk-ant-test".into()), ("ANTHROPIC_BASE_URL", fake.url(""))],
+        &[
+            ("ANTHROPIC_API_KEY", "sk-ant-test".into()),
+            ("ANTHROPIC_BASE_URL", fake.url("")),
+        ],
     )
     .await;
     let tools = json!([{"type": "function", "name": "get_weather",
@@ -333,7 +381,10 @@ async fn anthropic_tool_round_trip_without_stored_state() {
     let msgs = sent["messages"].as_array().cloned().unwrap_or_default();
     assert_eq!(msgs.len(), 3, "{sent}");
     assert_eq!(msgs[1]["role"], "assistant");
-    assert_eq!(msgs[1]["content"][0], json!({"type": "text", "text": "Checking."}));
+    assert_eq!(
+        msgs[1]["content"][0],
+        json!({"type": "text", "text": "Checking."})
+    );
     assert_eq!(msgs[1]["content"][1]["type"], "tool_use");
     assert_eq!(msgs[1]["content"][1]["id"], "toolu_1");
     assert_eq!(msgs[2]["content"][0]["type"], "tool_result");

@@ -95,7 +95,13 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
         },
         None => Vec::new(),
     };
-    items.extend(create.input.clone().map(Input::into_items).unwrap_or_default());
+    items.extend(
+        create
+            .input
+            .clone()
+            .map(Input::into_items)
+            .unwrap_or_default(),
+    );
     let decoded = match decode(&create, &items) {
         Ok(d) => d,
         Err(e) => return fail(&mut guard, &e),

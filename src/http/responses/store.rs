@@ -44,7 +44,9 @@ pub fn error(status: StatusCode, param: Option<&str>, code: &str, message: &str)
     };
     (
         status,
-        axum::Json(json!({"error": {"message": message, "type": kind, "param": param, "code": code}})),
+        axum::Json(
+            json!({"error": {"message": message, "type": kind, "param": param, "code": code}}),
+        ),
     )
         .into_response()
 }
@@ -59,7 +61,11 @@ fn not_found(id: &str, param: Option<&str>) -> Response {
 }
 
 /// The stored conversation of `id` (its input items, then its output), or the error response.
-pub async fn previous_items(state: &AppState, owner: &str, id: &str) -> Result<Vec<Item>, Response> {
+pub async fn previous_items(
+    state: &AppState,
+    owner: &str,
+    id: &str,
+) -> Result<Vec<Item>, Response> {
     let Some(store) = store(state) else {
         return Err(not_found(id, Some("previous_response_id")));
     };
@@ -150,7 +156,11 @@ async fn load(
 }
 
 /// `GET /v1/responses/{id}`.
-pub async fn get(State(state): State<Arc<AppState>>, Path(id): Path<String>, req: Request) -> Response {
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Response {
     let owner = owner(&state, super::super::auth::grant(&req).as_deref());
     drop(req);
     match load(&state, &owner, &id).await {
