@@ -406,3 +406,65 @@ async fn forcing_a_hosted_tool_is_a_400_naming_it() {
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&body).contains("web_search"));
 }
+
+#[tokio::test]
+async fn openai_deployments_pass_the_body_through_and_relay_the_reply() {
+    let upstream = json!({
+        "id": "resp_upstream1", "object": "response", "created_at": 1, "status": "completed",
+        "model": "gpt-4.1-mini-2025-04-14", "output": [{"type": "message", "id": "msg_u", "status": "completed",
+            "role": "assistant", "content": [{"type": "output_text", "text": "Hi!", "annotations": []}]}],
+        "usage": {"input_tokens": 1000, "input_tokens_details": {"cached_tokens": 0},
+                  "output_tokens": 500, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 1500}
+    });
+    let fake = FakeUpstream::start(Reply::json(upstream.clone())).await;
+    let db = tempfile::tempdir().expect("tempdir");
+    let gw = gateway(
+        &db,
+        &[
+            ("OPENAI_API_KEY", "sk-openai-test".into()),
+            ("OPENAI_BASE_URL", fake.url("/v1")),
+        ],
+    )
+    .await;
+    let client_body = json!({
+        "model": "openai/gpt-4.1-mini", "input": [{"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "Hi"}]}],
+        "tools": [{"type": "web_search"}], "tool_choice": "auto", "store": false,
+        "include": ["reasoning.encrypted_content"], "prompt_cache_key": "k", "client_metadata": {"a": "b"}
+    });
+    let (status, headers, body) = post_json(&gw.url("/v1/responses"), &client_body).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(fake.requests()[0].path, "/v1/responses");
+    let mut expected = client_body.clone();
+    expected["model"] = json!("gpt-4.1-mini");
+    assert_eq!(fake.requests()[0].json(), expected);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).expect("json"),
+        upstream
+    );
+    assert!(!headers.contains_key("x-proxygate-dropped-tools"));
+    let cost: f64 = headers["x-proxygate-cost-usd"].parse().unwrap_or(0.0);
+    assert!(cost > 0.0, "usage read for cost: {headers:?}");
+
+    // Streamed: every event relayed as it came.
+    let events = [
+        json!({"type": "response.created", "sequence_number": 0, "response": {"id": "resp_u2", "status": "in_progress"}}),
+        json!({"type": "response.output_text.delta", "sequence_number": 1, "item_id": "msg_u",
+               "output_index": 0, "content_index": 0, "delta": "Hi", "logprobs": []}),
+        json!({"type": "response.completed", "sequence_number": 2, "response": upstream}),
+    ];
+    let raw: Vec<String> = events
+        .iter()
+        .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap_or("")))
+        .collect();
+    let raw_refs: Vec<&str> = raw.iter().map(String::as_str).collect();
+    fake.set_fallback(Reply::sse(&raw_refs));
+    let mut streamed = client_body.clone();
+    streamed["stream"] = json!(true);
+    let (status, _, body) = post_json(&gw.url("/v1/responses"), &streamed).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let mut expected = streamed.clone();
+    expected["model"] = json!("gpt-4.1-mini");
+    assert_eq!(fake.requests()[1].json(), expected);
+    assert_eq!(self::events(&body), events);
+}

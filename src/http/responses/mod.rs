@@ -22,6 +22,7 @@ use tower::ServiceExt;
 use super::encode::{error_response, meta_headers, sse_response};
 use super::{AppState, RequestGuard, StreamMetrics};
 use crate::GatewayError;
+use crate::providers::NATIVE_KEY;
 use crate::telemetry::names;
 use crate::types::responses::{CreateResponse, Input, items_from_values};
 use crate::types::{Api, CacheControl, ReplyBody};
@@ -119,6 +120,12 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
         no_store: true,
     };
     super::auth::attach(grant, &mut chat.ctx);
+    // An OpenAI deployment serves the Responses API itself and gets the client's body, unless
+    // the conversation was continued from a response stored here.
+    let passthrough = create.previous_response_id.is_none();
+    if passthrough {
+        chat.ctx.native_body = Some(body);
+    }
     let shape = Shape::new(&create, tools, namespaces);
     // What a stored response keeps: every input item (the previous conversation's included).
     let keep = create
@@ -136,8 +143,27 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
     guard.provider = reply.meta.provider;
     guard.model = reply.meta.deployment.clone().into();
     let meta = reply.meta;
+    // The deployment answered in the Responses API itself: relayed as it came, stored there.
+    let native = passthrough && meta.provider == "openai";
+    let keep = keep.filter(|_| !native);
     let mut out = match reply.body {
         ReplyBody::Complete(resp) => {
+            if native
+                && let Some(raw) = resp
+                    .extra
+                    .get(NATIVE_KEY)
+                    .and_then(serde_json::Value::as_str)
+            {
+                guard.status = 200;
+                guard.record();
+                let mut out = Response::new(axum::body::Body::from(raw.to_owned()));
+                out.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                meta_headers(&mut out, &meta);
+                return out;
+            }
             let response = encode::complete(&shape, &resp);
             if let Some((s, owner, ttl, items)) = keep
                 && let Err(e) = store::save(&s, owner, ttl, &items, &response).await
@@ -184,7 +210,8 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
         }
     };
     meta_headers(&mut out, &meta);
-    if !dropped_tools.is_empty()
+    if !native
+        && !dropped_tools.is_empty()
         && let Ok(v) = HeaderValue::from_str(&dropped_tools.join(","))
     {
         out.headers_mut().insert(DROPPED_TOOLS, v);

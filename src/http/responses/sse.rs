@@ -13,11 +13,13 @@ use super::encode::{Shape, is_incomplete, message_item, new_id};
 use super::opaque::Opaque;
 use crate::GatewayError;
 use crate::http::encode::StreamObserver;
+use crate::providers::NATIVE_KEY;
 use crate::types::responses::{
     ContentPart, EventKind, Item, ReasoningItem, ResponseError, ResponseObject, ResponseStatus,
     StreamEvent, SummaryText,
 };
 use crate::types::{ChatChunk, ChatStream, Usage};
+use serde_json::Value;
 
 /// A function call being streamed.
 #[derive(Debug)]
@@ -58,6 +60,8 @@ pub struct Translator {
     opaque: Opaque,
     finish: Option<String>,
     usage: Option<Usage>,
+    // The upstream's own events are relayed (a pass-through).
+    native: bool,
 }
 
 impl Translator {
@@ -74,6 +78,7 @@ impl Translator {
             opaque: Opaque::default(),
             finish: None,
             usage: None,
+            native: false,
         }
     }
 
@@ -212,6 +217,23 @@ impl Translator {
 
     /// Translates one canonical chunk.
     pub fn chunk(&mut self, mut chunk: ChatChunk, buf: &mut Vec<u8>) {
+        if let Some(native) = chunk.extra.remove(NATIVE_KEY) {
+            self.native = true;
+            let event = native.get("event").and_then(Value::as_str).unwrap_or("");
+            let data = native.get("data").and_then(Value::as_str).unwrap_or("{}");
+            if !event.is_empty() {
+                buf.extend_from_slice(b"event: ");
+                buf.extend_from_slice(event.as_bytes());
+                buf.push(b'\n');
+            }
+            buf.extend_from_slice(b"data: ");
+            buf.extend_from_slice(data.as_bytes());
+            buf.extend_from_slice(b"\n\n");
+            return;
+        }
+        if self.native {
+            return; // the relayed events said it all
+        }
         if let Some(u) = chunk.usage.take() {
             self.usage = Some(u);
         }
@@ -378,7 +400,10 @@ impl Translator {
 
     /// Closes every item and writes `response.completed` (or `response.incomplete`); returns
     /// the final response.
-    pub fn end(&mut self, buf: &mut Vec<u8>) -> Box<ResponseObject> {
+    pub fn end(&mut self, buf: &mut Vec<u8>) -> Option<Box<ResponseObject>> {
+        if self.native {
+            return None;
+        }
         self.start(buf);
         self.close(buf);
         for (_, c) in std::mem::take(&mut self.calls) {
@@ -451,12 +476,14 @@ impl Translator {
             }
         };
         self.push(kind, buf);
-        response
+        Some(response)
     }
 
     /// Writes `response.failed` for an upstream failure.
     pub fn fail(&mut self, err: &GatewayError, buf: &mut Vec<u8>) {
-        self.start(buf);
+        if !self.native {
+            self.start(buf);
+        }
         let error = ResponseError {
             code: err.kind().to_owned(),
             message: crate::redact::redact(&err.to_string()).into_owned(),
@@ -577,7 +604,9 @@ impl Stream for ResponsesSse {
                 None => {
                     *this.done = true;
                     let response = this.translator.end(&mut buf);
-                    if let Some(f) = this.on_complete.take() {
+                    if let Some(response) = response
+                        && let Some(f) = this.on_complete.take()
+                    {
                         let mut fut = f(&response);
                         if fut.as_mut().poll(cx).is_pending() {
                             *this.saving = Some((fut, buf));

@@ -203,7 +203,7 @@ fn stream_grammar_text_then_tool_call() {
         ..Usage::default()
     });
     t.chunk(usage, &mut buf);
-    let done = t.end(&mut buf);
+    let done = t.end(&mut buf).expect("a translated stream");
     let ev = events(&buf);
     for (i, e) in ev.iter().enumerate() {
         assert_eq!(e["sequence_number"], i as u64);
