@@ -85,18 +85,34 @@ def anthropic_handle(handler, body):
                              "usage": {"input_tokens": 30, "output_tokens": 9}})
 
 
+def openai_handle(handler, body):
+    """OpenAI's own Responses API: echoes the input text."""
+    send_json(handler, 200, {
+        "id": "resp_openai1", "object": "response", "created_at": 1, "status": "completed", "model": body["model"],
+        "output": [{"type": "message", "id": "msg_o1", "status": "completed", "role": "assistant",
+                    "content": [{"type": "output_text", "text": "Hello from OpenAI.", "annotations": []}]}],
+        "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "error": None, "incomplete_details": None,
+        "usage": {"input_tokens": 12, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                  "output_tokens": 4, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 16}})
+
+
+OPENAI = Fake(openai_handle)
+
+
 @pytest.fixture(scope="module")
 def gateway():
     groq = Fake(groq_handle)
     anthropic = Fake(anthropic_handle)
     env = {"GROQ_API_KEY": "gsk-sdk-test", "GROQ_BASE_URL": f"{groq.url}/openai/v1",
-           "ANTHROPIC_API_KEY": "sk-ant-sdk-test", "ANTHROPIC_BASE_URL": anthropic.url}
+           "ANTHROPIC_API_KEY": "sk-ant-sdk-test", "ANTHROPIC_BASE_URL": anthropic.url,
+           "OPENAI_API_KEY": "sk-openai-sdk-test", "OPENAI_BASE_URL": f"{OPENAI.url}/v1"}
     try:
         with running_gateway(env) as base:
             yield base
     finally:
         groq.close()
         anthropic.close()
+        OPENAI.close()
 
 
 @pytest.fixture
@@ -192,3 +208,14 @@ def test_previous_response_id(client, model):
     client.responses.delete(first.id)
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(first.id)
+
+
+def test_openai_pass_through_receives_the_body_unchanged_apart_from_model(client):
+    tools = [WEATHER, {"type": "web_search"}]
+    resp = create_raw(client, model="openai/gpt-4.1-mini", input="Hi", tools=tools, store=False,
+                      include=["reasoning.encrypted_content"], extra_body={"prompt_cache_key": "k"})
+    assert resp.output_text == "Hello from OpenAI."
+    sent = OPENAI.requests[-1]
+    assert sent["path"] == "/v1/responses"
+    assert sent["body"] == {"model": "gpt-4.1-mini", "input": "Hi", "tools": tools, "store": False,
+                            "include": ["reasoning.encrypted_content"], "prompt_cache_key": "k"}
