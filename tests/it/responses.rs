@@ -468,3 +468,45 @@ async fn openai_deployments_pass_the_body_through_and_relay_the_reply() {
     assert_eq!(fake.requests()[1].json(), expected);
     assert_eq!(self::events(&body), events);
 }
+
+#[tokio::test]
+async fn anthropic_thinking_becomes_a_reasoning_item() {
+    let fake = FakeUpstream::start(Reply::json(json!({
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [
+            {"type": "thinking", "thinking": "Short answer wanted.", "signature": "sig-abc"},
+            {"type": "text", "text": "Hi."}
+        ],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 30, "output_tokens": 12}
+    })))
+    .await;
+    let db = tempfile::tempdir().expect("tempdir");
+    let gw = gateway(
+        &db,
+        &[
+            ("ANTHROPIC_API_KEY", "sk-ant-test".into()),
+            ("ANTHROPIC_BASE_URL", fake.url("")),
+        ],
+    )
+    .await;
+    let (status, _, body) = post_json(
+        &gw.url("/v1/responses"),
+        &json!({"model": CLAUDE, "input": "Hi", "reasoning": {"effort": "low", "summary": "auto"},
+                "include": ["reasoning.encrypted_content"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let resp: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(resp["output"][0]["type"], "reasoning", "{resp}");
+    assert_eq!(
+        resp["output"][0]["summary"][0]["text"],
+        "Short answer wanted."
+    );
+    assert!(
+        resp["output"][0]["encrypted_content"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("pg1."))
+    );
+    assert_eq!(resp["output"][1]["content"][0]["text"], "Hi.");
+}

@@ -190,8 +190,15 @@ pub fn complete(shape: &Shape, resp: &ChatResponse) -> ResponseObject {
     let choice = resp.choices.first();
     let finish = choice.and_then(|c| c.finish_reason.as_deref());
     if let Some(m) = choice.map(|c| &c.message) {
+        // The typed field, or the same field among the extras where an adapter put it there.
+        let reasoning = m.reasoning_content.clone().or_else(|| {
+            m.extra
+                .get("reasoning_content")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
         let mut opaque = Opaque {
-            reasoning: m.reasoning_content.clone(),
+            reasoning: reasoning.clone(),
             blocks: m.thinking_blocks.clone(),
             calls: HashMap::new(),
         };
@@ -200,7 +207,7 @@ pub fn complete(shape: &Shape, resp: &ChatResponse) -> ResponseObject {
                 opaque.calls.insert(call.id.clone(), extra.clone());
             }
         }
-        let text = m.reasoning_content.as_deref().unwrap_or("");
+        let text = reasoning.as_deref().unwrap_or("");
         if let Some(r) = shape.reasoning_item(text, &opaque) {
             output.push(Item::Reasoning(r));
         }

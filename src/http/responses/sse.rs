@@ -241,8 +241,15 @@ impl Translator {
             return;
         };
         self.start(buf);
-        let delta = choice.delta;
-        if let Some(r) = delta.reasoning_content.filter(|r| !r.is_empty()) {
+        let mut delta = choice.delta;
+        // The typed field, or the same field among the extras where an adapter put it there.
+        let reasoning = delta.reasoning_content.take().or_else(|| {
+            match delta.extra.remove("reasoning_content") {
+                Some(Value::String(s)) => Some(s),
+                _ => None,
+            }
+        });
+        if let Some(r) = reasoning.filter(|r| !r.is_empty()) {
             if !matches!(self.open, Some(Open::Reasoning { .. })) {
                 self.close(buf);
                 let index = self.index();
