@@ -510,3 +510,41 @@ async fn anthropic_thinking_becomes_a_reasoning_item() {
     );
     assert_eq!(resp["output"][1]["content"][0]["text"], "Hi.");
 }
+
+#[tokio::test]
+async fn usage_records_and_metrics_name_the_responses_endpoint() {
+    let db = tempfile::tempdir().expect("tempdir");
+    let gw = gateway(&db, &[]).await;
+    let endpoints = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = endpoints.clone();
+    gw.gateway.usage().observe(std::sync::Arc::new(move |r| {
+        if let Ok(mut v) = seen.lock() {
+            v.push((r.endpoint.as_str(), r.prompt_tokens > 0));
+        }
+    }));
+    for stream in [false, true] {
+        let (s, _, _) = post_json(
+            &gw.url("/v1/responses"),
+            &json!({"model": "mock/echo", "input": "one two", "stream": stream}),
+        )
+        .await;
+        assert_eq!(s, 200);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while endpoints.lock().map(|v| v.len()).unwrap_or(0) < 2 && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let got = endpoints.lock().map(|v| v.clone()).unwrap_or_default();
+    assert_eq!(got, [("responses", true), ("responses", true)]);
+    let (_, metrics) = get(&gw.url("/metrics")).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("proxygate_requests_total")
+                && l.contains("endpoint=\"responses\"")
+                && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+}
