@@ -548,3 +548,66 @@ async fn usage_records_and_metrics_name_the_responses_endpoint() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn gemini_tool_round_trip_with_previous_response_id() {
+    let gemini = |parts: Value, finish: &str| {
+        json!({
+            "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}],
+            "usageMetadata": {"promptTokenCount": 52, "candidatesTokenCount": 17, "totalTokenCount": 69},
+            "modelVersion": "gemini-2.0-flash", "responseId": "abc123"
+        })
+    };
+    let fake = FakeUpstream::start(Reply::json(gemini(
+        json!([{"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}}]),
+        "STOP",
+    )))
+    .await;
+    let db = tempfile::tempdir().expect("tempdir");
+    let gw = gateway(
+        &db,
+        &[
+            ("GEMINI_API_KEY", "AIza-test".into()),
+            ("GEMINI_BASE_URL", fake.url("")),
+        ],
+    )
+    .await;
+    let tools = json!([{"type": "function", "name": "get_weather",
+                        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let (status, _, body) = post_json(
+        &gw.url("/v1/responses"),
+        &json!({"model": "gemini/gemini-2.0-flash", "tools": tools, "input": "Weather in Oslo?"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let first: Value = serde_json::from_slice(&body).expect("json");
+    let call = first["output"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["type"] == "function_call")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(call["name"], "get_weather", "{first}");
+    assert_eq!(call["arguments"], "{\"city\":\"Oslo\"}");
+
+    fake.set_fallback(Reply::json(gemini(json!([{"text": "14C, rain."}]), "STOP")));
+    let (status, _, body) = post_json(
+        &gw.url("/v1/responses"),
+        &json!({"model": "gemini/gemini-2.0-flash", "tools": tools, "previous_response_id": first["id"],
+                "input": [{"type": "function_call_output", "call_id": call["call_id"], "output": "14C, rain"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let second: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(second["output"][0]["content"][0]["text"], "14C, rain.");
+    let sent = fake.requests()[1].json();
+    assert_eq!(
+        sent["contents"][1],
+        json!({"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}}]})
+    );
+    assert_eq!(
+        sent["contents"][2],
+        json!({"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"result": "14C, rain"}}}]})
+    );
+}
