@@ -1,6 +1,7 @@
 """The official OpenAI Python SDK's `responses.create` against ProxyGate: plain, streamed, with
 function tools and a tool round trip, and with `previous_response_id`, on the mock provider and
-on loopback fakes of an OpenAI-compatible provider (Groq) and Anthropic. Every reply and every
+on loopback fakes of an OpenAI-compatible provider (Groq), Anthropic and Gemini, and through
+an OpenAI pass-through fake. Every reply and every
 stream event is validated with the SDK's own pydantic types (`Response`, `ResponseStreamEvent`),
 which are generated from OpenAI's published OpenAPI description."""
 
@@ -85,6 +86,18 @@ def anthropic_handle(handler, body):
                              "usage": {"input_tokens": 30, "output_tokens": 9}})
 
 
+def gemini_handle(handler, body):
+    done = any("functionResponse" in p for c in body.get("contents", []) for p in c.get("parts", []))
+    if done or not body.get("tools"):
+        parts = [{"text": "It is 14C in Oslo." if done else "Hello from Gemini."}]
+    else:
+        parts = [{"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}}]
+    send_json(handler, 200, {
+        "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 20, "candidatesTokenCount": 5, "totalTokenCount": 25},
+        "modelVersion": "gemini-2.0-flash", "responseId": "g1"})
+
+
 def openai_handle(handler, body):
     """OpenAI's own Responses API: echoes the input text."""
     send_json(handler, 200, {
@@ -103,7 +116,8 @@ OPENAI = Fake(openai_handle)
 def gateway():
     groq = Fake(groq_handle)
     anthropic = Fake(anthropic_handle)
-    env = {"GROQ_API_KEY": "gsk-sdk-test", "GROQ_BASE_URL": f"{groq.url}/openai/v1",
+    gemini = Fake(gemini_handle)
+    env = {"GEMINI_API_KEY": "AIza-sdk-test", "GEMINI_BASE_URL": gemini.url,"GROQ_API_KEY": "gsk-sdk-test", "GROQ_BASE_URL": f"{groq.url}/openai/v1",
            "ANTHROPIC_API_KEY": "sk-ant-sdk-test", "ANTHROPIC_BASE_URL": anthropic.url,
            "OPENAI_API_KEY": "sk-openai-sdk-test", "OPENAI_BASE_URL": f"{OPENAI.url}/v1"}
     try:
@@ -112,6 +126,7 @@ def gateway():
     finally:
         groq.close()
         anthropic.close()
+        gemini.close()
         OPENAI.close()
 
 
@@ -120,8 +135,8 @@ def client(gateway):
     return openai.OpenAI(base_url=f"{gateway}/v1", api_key="unused", max_retries=0)
 
 
-MODELS = ["mock/echo", "groq/llama-3.1-8b-instant", "anthropic/claude-sonnet-4-5"]
-TOOL_MODELS = ["groq/llama-3.1-8b-instant", "anthropic/claude-sonnet-4-5"]
+MODELS = ["mock/echo", "groq/llama-3.1-8b-instant", "anthropic/claude-sonnet-4-5", "gemini/gemini-2.0-flash"]
+TOOL_MODELS = ["groq/llama-3.1-8b-instant", "anthropic/claude-sonnet-4-5", "gemini/gemini-2.0-flash"]
 
 
 def create_raw(client, **kwargs):
