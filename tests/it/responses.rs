@@ -611,3 +611,66 @@ async fn gemini_tool_round_trip_with_previous_response_id() {
         json!({"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"result": "14C, rain"}}}]})
     );
 }
+
+#[tokio::test]
+async fn anthropic_thinking_signatures_round_trip_through_encrypted_content() {
+    let fake = FakeUpstream::start(Reply::json(json!({
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [
+            {"type": "thinking", "thinking": "Need the weather tool.", "signature": "sig-abc=="},
+            {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo"}}
+        ],
+        "stop_reason": "tool_use", "stop_sequence": null,
+        "usage": {"input_tokens": 30, "output_tokens": 12}
+    })))
+    .await;
+    let db = tempfile::tempdir().expect("tempdir");
+    let gw = gateway(
+        &db,
+        &[
+            ("ANTHROPIC_API_KEY", "sk-ant-test".into()),
+            ("ANTHROPIC_BASE_URL", fake.url("")),
+        ],
+    )
+    .await;
+    let tools = json!([{"type": "function", "name": "get_weather",
+                        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let (status, _, body) = post_json(
+        &gw.url("/v1/responses"),
+        &json!({"model": CLAUDE, "store": false, "include": ["reasoning.encrypted_content"],
+                "reasoning": {"effort": "medium"}, "tools": tools, "input": "Weather in Oslo?"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let first: Value = serde_json::from_slice(&body).expect("json");
+    let output = first["output"].as_array().cloned().unwrap_or_default();
+    assert_eq!(output[0]["type"], "reasoning", "{first}");
+    assert!(output[0]["encrypted_content"].is_string());
+    assert_eq!(output[1]["call_id"], "toolu_1");
+
+    // Stateless (`store: false`), as Codex runs: the items go back with the tool's output.
+    fake.set_fallback(Reply::json(json!({
+        "id": "msg_2", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [{"type": "text", "text": "14C."}],
+        "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 50, "output_tokens": 3}
+    })));
+    let mut input = vec![json!({"role": "user", "content": "Weather in Oslo?"})];
+    input.extend(output);
+    input.push(json!({"type": "function_call_output", "call_id": "toolu_1", "output": "14C"}));
+    let (status, _, body) = post_json(
+        &gw.url("/v1/responses"),
+        &json!({"model": CLAUDE, "store": false, "reasoning": {"effort": "medium"}, "tools": tools,
+                "input": input}),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let sent = fake.requests()[1].json();
+    let assistant = &sent["messages"][1];
+    assert_eq!(
+        assistant["content"][0],
+        json!({"type": "thinking", "thinking": "Need the weather tool.", "signature": "sig-abc=="}),
+        "{sent}"
+    );
+    assert_eq!(assistant["content"][1]["type"], "tool_use");
+}
