@@ -94,6 +94,8 @@ pub struct Config {
     pub max_inflight: usize,
     /// Request header bytes at most.
     pub max_header_bytes: usize,
+    /// Days a stored response of `/v1/responses` stays readable.
+    pub responses_ttl_days: u64,
 }
 
 impl Default for Config {
@@ -367,6 +369,9 @@ impl Config {
                 n => Ok(n.min(16 << 20) as usize),
             }
         });
+        let responses_ttl_days = r.parse(ENV_RESPONSES_TTL_DAYS, 30, |k, v| {
+            positive(k, v).map(|n| n.unwrap_or(30).min(3650))
+        });
         if let Some(unknown) = priority.iter().find(|p| p.is_empty()) {
             r.problems.push(format!(
                 "{ENV_PROVIDER_PRIORITY} holds an empty entry {unknown:?}"
@@ -414,6 +419,7 @@ impl Config {
             global_limits,
             max_inflight,
             max_header_bytes,
+            responses_ttl_days,
         })
     }
 

@@ -3,6 +3,7 @@
 //! run at start (sqlx's migrator, which takes a lock so replicas can start together).
 
 mod keys;
+mod responses;
 mod usage;
 
 use std::str::FromStr;
@@ -14,6 +15,7 @@ use sqlx::sqlite::{
 };
 
 pub use keys::SqlKeyStore;
+pub use responses::{SqlResponseStore, StoredResponse};
 pub use usage::SqlUsageStore;
 
 /// A connection pool to either backend.

@@ -10,6 +10,7 @@ pub mod embeddings;
 pub mod encode;
 mod keys;
 pub mod messages;
+pub mod responses;
 pub mod shed;
 mod usage;
 
@@ -64,6 +65,8 @@ pub struct AppState {
     pub max_inflight: usize,
     /// Request header bytes at most (`MAX_HEADER_BYTES`).
     pub max_header_bytes: usize,
+    /// Days a stored response stays readable (`RESPONSES_TTL_DAYS`).
+    pub responses_ttl_days: u64,
 }
 
 impl std::fmt::Debug for AppState {
@@ -81,6 +84,16 @@ pub fn routes(state: AppState) -> Router {
     let keyed = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/chat/completions", post(chat_completions))
+        .route("/v1/responses", post(responses::create))
+        .route("/responses", post(responses::create))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::store::get).delete(responses::store::delete),
+        )
+        .route(
+            "/v1/responses/{id}/input_items",
+            get(responses::store::input_items),
+        )
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(list_models))

@@ -13,6 +13,7 @@ mod reasoning;
 mod reply;
 mod request;
 mod response;
+pub mod responses;
 mod secret;
 mod usage;
 

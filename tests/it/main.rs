@@ -30,5 +30,6 @@ mod openai_compat;
 mod puter;
 mod reasoning;
 mod resilience;
+mod responses;
 mod scale;
 mod usage;

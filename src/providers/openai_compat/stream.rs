@@ -11,6 +11,8 @@ pub struct OpenAiDecoder {
     pub(super) last: Option<(String, u64, String)>,
     pub(super) saw_done: bool,
     pub(super) saw_finish: bool,
+    /// The upstream speaks the Responses API (a pass-through).
+    pub(super) responses: bool,
 }
 
 impl OpenAiDecoder {
@@ -22,6 +24,7 @@ impl OpenAiDecoder {
             last: None,
             saw_done: false,
             saw_finish: false,
+            responses: false,
         }
     }
 
@@ -60,6 +63,13 @@ impl StreamDecoder for OpenAiDecoder {
         event: SseEvent,
         out: &mut VecDeque<ChatChunk>,
     ) -> Result<(), GatewayError> {
+        if self.responses {
+            if super::responses::event(self.provider, &event, &mut self.usage, out)? {
+                self.saw_done = true;
+                self.flush_usage(out);
+            }
+            return Ok(());
+        }
         let data = event.data.trim();
         if data == "[DONE]" {
             self.saw_done = true;
