@@ -272,6 +272,7 @@ fn push_function(
             parameters: f.parameters.clone(),
             extra,
         },
+        extra: Map::new(),
     });
     if let Some(ns) = namespace {
         out.2.insert(f.name.clone(), ns.to_owned());
