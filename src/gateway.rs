@@ -290,6 +290,11 @@ impl GatewayBuilder {
             keys,
             max_inflight: self.config.max_inflight,
             max_header_bytes: self.config.max_header_bytes,
+            guard: crate::http::guard::GuardConfig {
+                open: self.config.master_key.is_none(),
+                allowed_hosts: self.config.allowed_hosts.clone(),
+                allowed_origins: self.config.cors_allowed_origins.clone(),
+            },
         };
         Ok(Gateway {
             state,

@@ -23,10 +23,16 @@ pub async fn read_body(req: axum::extract::Request, limit: usize) -> Result<Byte
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(GatewayError::PayloadTooLarge { limit })
         }
-        Err(e) => Err(GatewayError::invalid(
-            "body",
-            format!("could not be read: {e}"),
-        )),
+        Err(e) => match e.downcast_ref::<super::server::BodyTimeout>() {
+            Some(t) => Err(GatewayError::invalid(
+                "body",
+                format!("did not arrive within {} ms", t.0.as_millis()),
+            )),
+            None => Err(GatewayError::invalid(
+                "body",
+                format!("could not be read: {e}"),
+            )),
+        },
     }
 }
 

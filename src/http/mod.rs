@@ -8,8 +8,10 @@ mod dashboard;
 pub mod decode;
 pub mod embeddings;
 pub mod encode;
+pub mod guard;
 mod keys;
 pub mod messages;
+pub mod server;
 pub mod shed;
 mod usage;
 
@@ -64,6 +66,8 @@ pub struct AppState {
     pub max_inflight: usize,
     /// Request header bytes at most (`MAX_HEADER_BYTES`).
     pub max_header_bytes: usize,
+    /// What web pages may do (`ALLOWED_HOSTS`, `CORS_ALLOWED_ORIGINS`).
+    pub guard: guard::GuardConfig,
 }
 
 impl std::fmt::Debug for AppState {
@@ -77,6 +81,7 @@ impl std::fmt::Debug for AppState {
 /// The gateway's routes.
 pub fn routes(state: AppState) -> Router {
     let edge = shed::EdgeLimitsLayer::new(state.max_inflight, state.max_header_bytes);
+    let origin_guard = guard::OriginGuardLayer::new(state.guard.clone());
     // `/v1/*` and `/admin/*` need the master key when one is configured.
     let keyed = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
@@ -130,6 +135,7 @@ pub fn routes(state: AppState) -> Router {
                 }))
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
+        .layer(origin_guard)
         .layer(edge)
 }
 
