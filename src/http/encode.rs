@@ -78,7 +78,9 @@ pin_project! {
     /// Encodes canonical chunks as OpenAI SSE, chunk by chunk as they come.
     ///
     /// Usage is only shown when the client asked for it, as the last chunk; an error after the
-    /// first byte becomes an event with an `error` key; `data: [DONE]` ends every stream once.
+    /// first byte becomes an event with an `error` key and ends the stream with nothing after
+    /// it, so a client watching for the end marker never takes a cut answer for a whole one;
+    /// `data: [DONE]` ends every complete stream once.
     pub struct SseEncoder {
         #[pin]
         inner: ChatStream,
@@ -203,7 +205,7 @@ impl Stream for SseEncoder {
                     return Poll::Ready(Some(Ok(event(&chunk))));
                 }
                 Some(Err(e)) => {
-                    *this.state = EncState::Done;
+                    *this.state = EncState::Finished;
                     if let Some(obs) = this.observer.take() {
                         obs.finish(false);
                     }
@@ -312,6 +314,7 @@ mod tests {
         )
         .await;
         assert!(out.contains(r#"data: {"error":"#));
-        assert!(out.ends_with("data: [DONE]\n\n"));
+        assert!(out.ends_with("\n\n"));
+        assert!(!out.contains("[DONE]"), "a cut stream has no end marker: {out}");
     }
 }
