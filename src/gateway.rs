@@ -267,6 +267,7 @@ impl GatewayBuilder {
             // Under cost, so hits and misses share its one accounting path (see `cache`).
             .layer(if self.config.cache_enabled {
                 CacheLayer::new(backend.clone(), self.config.cache_max_bytes)
+                    .shared(self.config.cache_shared)
             } else {
                 CacheLayer::disabled()
             })

@@ -315,6 +315,9 @@ mod tests {
         .await;
         assert!(out.contains(r#"data: {"error":"#));
         assert!(out.ends_with("\n\n"));
-        assert!(!out.contains("[DONE]"), "a cut stream has no end marker: {out}");
+        assert!(
+            !out.contains("[DONE]"),
+            "a cut stream has no end marker: {out}"
+        );
     }
 }
