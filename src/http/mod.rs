@@ -42,6 +42,8 @@ use encode::{SseEncoder, StreamObserver, error_response, meta_headers, sse_respo
 pub struct AppState {
     /// The chat stack (router, failover, dispatch).
     pub chat: BoxChat,
+    /// The access checks alone (model guard, rate limits), for requests that end at the edge.
+    pub count: BoxChat,
     /// Providers and deployments.
     pub registry: Arc<Registry>,
     /// The metrics handle.
