@@ -72,6 +72,11 @@ pub fn format_cost(cost: f64) -> String {
 pub trait StreamObserver: Send + 'static {
     /// The stream ended: `ok` is false after an error or a client disconnect.
     fn finish(self: Box<Self>, ok: bool);
+
+    /// The client went away (or stopped reading and was cut) before the end.
+    fn abandon(self: Box<Self>) {
+        self.finish(false);
+    }
 }
 
 pin_project! {
@@ -99,7 +104,7 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             // A client that disconnects drops the body before the end: still report it.
             if let Some(obs) = this.project().observer.take() {
-                obs.finish(false);
+                obs.abandon();
             }
         }
     }

@@ -282,6 +282,12 @@ impl StreamObserver for StreamMetrics {
         }
         self.guard.record();
     }
+
+    fn abandon(mut self: Box<Self>) {
+        // The status of a request whose client left first (also what its usage records).
+        self.guard.status = 499;
+        self.guard.record();
+    }
 }
 
 async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) -> Response {
@@ -388,9 +394,26 @@ async fn list_models(State(state): State<Arc<AppState>>) -> Response {
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
-async fn health(State(state): State<Arc<AppState>>) -> Response {
+/// Whether a deployment id names a catalog model (`provider[#n]/model`), as opposed to a
+/// model id some client chose.
+fn is_catalog_id(catalog: crate::catalog::Catalog, id: &str) -> bool {
+    let Some((provider, model)) = id.split_once('/') else {
+        return false;
+    };
+    let provider = provider.split('#').next().unwrap_or(provider);
+    catalog
+        .provider(provider)
+        .is_some_and(|p| p.model(model).is_some())
+}
+
+async fn health(State(state): State<Arc<AppState>>, headers: http::HeaderMap) -> Response {
     let mut providers = serde_json::Map::new();
-    let deployments = state.registry.deployments();
+    let mut deployments = state.registry.deployments();
+    // Without the master key, only catalog models: a tenant's own model ids stay private.
+    if !auth::full_view(state.master_key.as_ref(), &headers) {
+        let catalog = state.registry.catalog();
+        deployments.retain(|d| is_catalog_id(catalog, d.id()));
+    }
     for spec in state.registry.catalog().providers() {
         let configured = state.registry.is_configured(spec.name);
         let mine: Vec<_> = deployments
@@ -422,22 +445,64 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
     .into_response()
 }
 
-async fn render_metrics(State(state): State<Arc<AppState>>) -> Response {
+async fn render_metrics(State(state): State<Arc<AppState>>, headers: http::HeaderMap) -> Response {
     match &state.metrics {
-        Some(h) => (
-            [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            h.render(),
-        )
-            .into_response(),
+        Some(h) => {
+            let mut text = h.render();
+            if !auth::full_view(state.master_key.as_ref(), &headers) {
+                text = public_metrics(&text, state.registry.catalog());
+            }
+            (
+                [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                text,
+            )
+                .into_response()
+        }
         None => error_response(&GatewayError::Internal(
             "metrics are not enabled in this embedding".into(),
         )),
     }
 }
 
+/// `text` (Prometheus exposition) without the series whose `model` or `deployment` label is
+/// a model id outside the catalog, or that carry a `key` label.
+fn public_metrics(text: &str, catalog: crate::catalog::Catalog) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let hidden = !line.starts_with('#')
+            && (line.contains(",key=\"")
+                || line.contains("{key=\"")
+                || ["model=\"", "deployment=\""].iter().any(|label| {
+                    line.split(label).skip(1).any(|rest| {
+                        let value = rest.split('"').next().unwrap_or("");
+                        !(value.is_empty()
+                            || value == "none"
+                            || value == "other"
+                            || is_catalog_id(catalog, value))
+                    })
+                }));
+        if !hidden {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_metrics_hide_tenant_models() {
+        let text = "# HELP x y\nx{model=\"mock/echo\",status=\"200\"} 1\nx{model=\"mock/private-ft\"} 2\nx{model=\"other\"} 3\ny{key=\"vk_1\"} 4\nz 5\n";
+        let out = public_metrics(text, crate::catalog::Catalog::default());
+        assert!(out.contains("mock/echo") && out.contains("other") && out.contains("z 5"));
+        assert!(
+            !out.contains("private-ft") && !out.contains("vk_1"),
+            "{out}"
+        );
+    }
 
     #[test]
     fn status_labels_are_the_decimal_status() {
