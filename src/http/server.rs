@@ -99,7 +99,9 @@ pub async fn serve(
         };
         // Small SSE events and answers must leave at once, not wait for Nagle's algorithm.
         let _ = tcp.set_nodelay(true);
-        let io = TokioIo::new(WriteTimeoutIo::new(tcp, config.client_write_timeout));
+        let io = WriteTimeoutIo::new(tcp, config.client_write_timeout);
+        let cut = io.cut_signal();
+        let io = TokioIo::new(io);
         let app = app.clone();
         let body_timeout = config.body_read_timeout;
         let service =
@@ -112,8 +114,13 @@ pub async fn serve(
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("connection closed: {e}");
+            // hyper keeps a response body it failed to write; dropping the connection here
+            // drops that body too, which cancels a stream's upstream and settles its usage.
+            tokio::select! {
+                res = conn => if let Err(e) = res {
+                    tracing::debug!("connection closed: {e}");
+                },
+                () = cut.notified() => tracing::debug!("client stopped reading; connection closed"),
             }
             drop(permit);
         });
@@ -133,6 +140,8 @@ pin_project! {
         timeout: Duration,
         // Armed when a write first returns Pending; cleared by any progress.
         stall: Option<Pin<Box<Sleep>>>,
+        // Told when the timeout fires.
+        cut: Arc<tokio::sync::Notify>,
     }
 }
 
@@ -143,17 +152,25 @@ impl<T> WriteTimeoutIo<T> {
             inner,
             timeout,
             stall: None,
+            cut: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Notified once a write timed out, so the owner can drop the connection at once.
+    pub fn cut_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.cut.clone()
     }
 }
 
 fn stalled(
     stall: &mut Option<Pin<Box<Sleep>>>,
     timeout: Duration,
+    cut: &tokio::sync::Notify,
     cx: &mut Context<'_>,
 ) -> Poll<io::Error> {
     let sleep = stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
     ready!(sleep.as_mut().poll(cx));
+    cut.notify_one();
     Poll::Ready(io::Error::new(
         io::ErrorKind::TimedOut,
         format!("the client read nothing for {timeout:?}"),
@@ -182,7 +199,7 @@ impl<T: AsyncWrite> AsyncWrite for WriteTimeoutIo<T> {
                 *this.stall = None;
                 Poll::Ready(r)
             }
-            Poll::Pending => stalled(this.stall, *this.timeout, cx).map(Err),
+            Poll::Pending => stalled(this.stall, *this.timeout, this.cut, cx).map(Err),
         }
     }
 
@@ -197,7 +214,7 @@ impl<T: AsyncWrite> AsyncWrite for WriteTimeoutIo<T> {
                 *this.stall = None;
                 Poll::Ready(r)
             }
-            Poll::Pending => stalled(this.stall, *this.timeout, cx).map(Err),
+            Poll::Pending => stalled(this.stall, *this.timeout, this.cut, cx).map(Err),
         }
     }
 
@@ -212,7 +229,7 @@ impl<T: AsyncWrite> AsyncWrite for WriteTimeoutIo<T> {
                 *this.stall = None;
                 Poll::Ready(r)
             }
-            Poll::Pending => stalled(this.stall, *this.timeout, cx).map(Err),
+            Poll::Pending => stalled(this.stall, *this.timeout, this.cut, cx).map(Err),
         }
     }
 

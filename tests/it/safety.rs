@@ -505,14 +505,18 @@ async fn a_client_that_stops_reading_a_stream_is_cut_and_its_upstream_cancelled(
         "POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
-    let mut s = TcpStream::connect(("127.0.0.1", gw.port))
+    // A small receive window, so the gateway's writes stall soon.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut s = socket
+        .connect(([127, 0, 0, 1], gw.port).into())
         .await
         .expect("connect");
     s.write_all(req.as_bytes()).await.expect("write");
     // Never read: the gateway's writes stall, and it must give up on this client.
     assert!(
         upstream
-            .wait_client_closed(1, Duration::from_secs(15))
+            .wait_client_closed(1, Duration::from_secs(40))
             .await,
         "the upstream stream was not cancelled"
     );
