@@ -322,7 +322,17 @@ async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) -> R
     match reply.body {
         ReplyBody::Complete(resp) => {
             guard.status = 200;
-            let mut out = axum::Json(resp).into_response();
+            let mut out = match serde_json::to_vec(&resp) {
+                // An upstream that echoes a configured key does not get it to the client.
+                Ok(body) => (
+                    [(http::header::CONTENT_TYPE, "application/json")],
+                    crate::redact::redact_bytes(&body).into_owned(),
+                )
+                    .into_response(),
+                Err(e) => error_response(&GatewayError::Internal(format!(
+                    "the answer could not be encoded: {e}"
+                ))),
+            };
             meta_headers(&mut out, &meta);
             guard.record();
             out

@@ -617,3 +617,38 @@ async fn count_tokens_passes_the_key_checks_of_messages() {
     assert_eq!(status, 429, "rpm 1: {body}");
     gw.assert_alive(Some(MASTER)).await;
 }
+
+#[tokio::test]
+async fn a_key_echoed_in_two_pieces_is_redacted_and_words_are_kept() {
+    const KEY: &str = "gsk_safety_0123456789abcdefghijklmnopqrstuvwxyz";
+    let chunk = |text: &str| {
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+               "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})
+    };
+    let (a, b) = KEY.split_at(30);
+    let upstream = FakeUpstream::start(Reply::openai_sse(&[
+        chunk(&format!("your key is {a}")),
+        chunk(&format!("{b}, enjoy the weather")),
+    ]))
+    .await;
+    let base = upstream.url("/openai/v1");
+    let gw = Bin::start(&[("GROQ_API_KEY", KEY), ("GROQ_BASE_URL", &base)]).await;
+    let mut body = chat("groq/llama-3.1-8b-instant", "echo my key");
+    body["stream"] = json!(true);
+    let req = http::Request::post(gw.url("/v1/chat/completions"))
+        .header("content-type", "application/json");
+    let (status, _, raw) = send(req, body.to_string().into_bytes()).await;
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&raw);
+    for start in 0..=KEY.len() - 10 {
+        assert!(
+            !text.contains(&KEY[start..start + 10]),
+            "a piece of the key leaked: {text}"
+        );
+    }
+    assert!(
+        text.contains("your key is") && text.contains("enjoy the weather"),
+        "{text}"
+    );
+    gw.assert_alive(None).await;
+}
