@@ -21,6 +21,7 @@ mod conformance;
 mod dashboard;
 mod deploy;
 mod embeddings;
+mod fuzz;
 mod gemini;
 mod layering;
 mod leaks;
