@@ -28,6 +28,7 @@ mod leaks;
 mod messages;
 mod openai_compat;
 mod puter;
+mod reasoning;
 mod resilience;
 mod safety;
 mod scale;

@@ -45,10 +45,15 @@ use super::{AppState, RequestGuard, StreamMetrics};
 use crate::GatewayError;
 use crate::cost::tokens::PromptText;
 use crate::providers::NATIVE_KEY;
+use crate::providers::anthropic::wire::{
+    BlockDelta, ContentBlock, MessageDeltaBody, StreamEvent, WireMessage, WireUsage, message_id,
+    split_tool_id, stop_reason, tool_id, tool_id_with_state, tool_input,
+};
 use crate::telemetry::names;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, ChatStream, Content, ContentPart, FunctionCall,
-    FunctionDef, ImageUrl, Message, ReplyBody, Role, Stop, Tool, ToolCall,
+    FunctionDef, ImageUrl, Message, ReasoningEffort, ReplyBody, Role, Stop, ThinkingBlock, Tool,
+    ToolCall,
 };
 use crate::usage::Endpoint;
 
@@ -58,9 +63,9 @@ mod sse;
 #[cfg(test)]
 mod tests;
 
-pub use decode::{InContent, InMessage, InRole, InTool, MessagesRequest};
+pub use decode::{InContent, InMessage, InRole, InTool, MessagesRequest, requested_effort};
+pub use encode::to_anthropic;
 use encode::*;
-pub use encode::{stop_reason, to_anthropic};
 pub use sse::MessagesSse;
 
 // === errors ===
@@ -177,6 +182,9 @@ pub async fn messages(State(state): State<Arc<AppState>>, req: Request) -> Respo
         }
         Some(_) => {}
     }
+    // Answers name the model the client asked for: Claude Code drops a turn's thinking blocks
+    // when the answer names another.
+    let client_model = anthropic.model.clone();
     let mut chat = match anthropic.into_chat() {
         Ok(c) => c,
         Err(e) => return fail(&mut guard, &e),
@@ -202,7 +210,7 @@ pub async fn messages(State(state): State<Arc<AppState>>, req: Request) -> Respo
     match reply.body {
         ReplyBody::Complete(resp) => {
             guard.status = 200;
-            let mut out = complete_response(&resp);
+            let mut out = complete_response(&resp, &client_model);
             meta_headers(&mut out, &meta);
             guard.record();
             out
@@ -212,7 +220,8 @@ pub async fn messages(State(state): State<Arc<AppState>>, req: Request) -> Respo
             metrics::histogram!(names::TIME_TO_FIRST_TOKEN_SECONDS)
                 .record(started.elapsed().as_secs_f64());
             let observer = Box::new(StreamMetrics { guard });
-            let mut out = sse_response(MessagesSse::new(s, prompt_estimate, Some(observer)));
+            let sse = MessagesSse::new(s, prompt_estimate, Some(observer)).naming(client_model);
+            let mut out = sse_response(sse);
             meta_headers(&mut out, &meta);
             out
         }

@@ -30,7 +30,6 @@ use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, StatusCode};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -44,7 +43,7 @@ use crate::client::HttpClient;
 use crate::types::Secret;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, Choice, Content, Delta, FunctionCall, FunctionCallDelta,
-    Message, ResponseMessage, Role, ToolCall, ToolCallDelta, Usage,
+    Message, ReasoningEffort, ResponseMessage, Role, ToolCall, ToolCallDelta,
 };
 
 mod error;
@@ -53,14 +52,16 @@ mod response;
 mod stream;
 #[cfg(test)]
 mod tests;
+pub mod wire;
 
 pub use error::map_error;
 use error::*;
-pub use request::request_body;
 use request::*;
-pub use response::finish_reason;
+pub use request::{MIN_THINKING_BUDGET, effort_thinking, request_body, thinking_budget};
 use response::*;
 pub use stream::AnthropicDecoder;
+pub use wire::finish_reason;
+use wire::{BlockDelta, ContentBlock, StreamEvent, WireMessage, WireUsage, tool_id};
 
 const PROVIDER: &str = "anthropic";
 /// The API version every request names.

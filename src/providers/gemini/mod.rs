@@ -48,8 +48,9 @@ use crate::client::HttpClient;
 use crate::types::Secret;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, EmbeddingRequest,
-    EmbeddingResponse, FunctionCall, FunctionCallDelta, ImageUrl, Message, ResponseMessage, Role,
-    ToolCall, ToolCallDelta, Usage,
+    EmbeddingResponse, FunctionCall, FunctionCallDelta, ImageUrl, Message, ReasoningEffort,
+    ResponseMessage, Role, ToolCall, ToolCallDelta, Usage, google_extra_content,
+    google_thought_signature,
 };
 
 mod error;
@@ -61,7 +62,9 @@ mod tests;
 
 pub use error::map_error;
 use error::*;
-pub use request::{clean_schema, request_body};
+pub use request::{
+    clean_schema, request_body, thinking_budget, thinking_config, uses_thinking_level,
+};
 pub use response::finish_reason;
 use response::*;
 pub use stream::GeminiDecoder;

@@ -49,6 +49,8 @@ pub(super) struct FastBody<'a> {
     pub(super) tool_choice: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) response_format: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) reasoning_effort: Option<crate::types::ReasoningEffort>,
     #[serde(flatten)]
     pub(super) extra: &'a Map<String, Value>,
 }
@@ -116,6 +118,7 @@ impl<'a> FastBody<'a> {
             tools: req.tools.as_ref(),
             tool_choice: req.tool_choice.as_ref(),
             response_format: req.response_format.as_ref(),
+            reasoning_effort: req.reasoning_effort,
             extra: &req.extra,
         })
     }
