@@ -148,7 +148,7 @@ async fn serve(config: proxygate::Config) -> Result<(), String> {
         let _ = tx.send(true);
     });
     let mut rx2 = rx.clone();
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(server);
     // Bound the drain: once the signal came, wait at most `grace` for the server to finish.
     let drained = async {
         let _ = rx2.wait_for(|s| *s).await;

@@ -97,7 +97,7 @@ enum Verdict {
 impl GuardConfig {
     fn host_allowed(&self, host: &str) -> bool {
         let host = host.trim().to_ascii_lowercase();
-        if self.allowed_hosts.iter().any(|h| *h == host) {
+        if self.allowed_hosts.contains(&host) {
             return true;
         }
         let name = strip_port(&host);

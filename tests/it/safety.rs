@@ -462,7 +462,7 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
     let idle2 = TcpStream::connect(("127.0.0.1", gw.port))
         .await
         .expect("connect");
-    let req = format!("GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n");
+    let req = "GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n";
     let (answer, _) = raw(gw.port, req.as_bytes(), Duration::from_millis(500)).await;
     assert!(answer.is_empty(), "a third connection was served: {answer}");
     drop(idle1);
