@@ -326,7 +326,7 @@ impl Config {
                 .into_iter()
                 .map(|pair| {
                     let (model, rate) = pair.split_once('=').ok_or_else(|| {
-                        format!("{k}: {pair:?} is not provider/model=input/output[/cached_input]")
+                        format!("{k}: {pair:?} is not provider/model=input/output[/cached_input[/cache_write[/cache_write_1h]]]")
                     })?;
                     let rate = crate::cost::Rate::parse(rate)
                         .map_err(|e| format!("{k}: {}: {e}", model.trim()))?;

@@ -93,6 +93,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/v1/models", get(list_models))
         .route("/v1/usage", get(usage::usage))
         .route("/admin/circuits", get(admin::list_circuits))
+        .route("/admin/rates", get(admin::rates))
         .route("/admin/circuits/{*deployment}", post(admin::reset_circuit))
         .route("/admin/stats", get(dashboard::stats))
         .route("/admin/keys", get(keys::list).post(keys::create))

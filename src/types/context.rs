@@ -34,6 +34,31 @@ pub struct RequestContext {
     pub native_body: Option<bytes::Bytes>,
     /// The client's `anthropic-beta` header on `/v1/messages`, forwarded with a pass-through.
     pub native_beta: Option<http::HeaderValue>,
+    /// The deployment the latest attempt went to, seen by every copy of this context (the
+    /// cost layer prices a request the client left before its answer at that deployment).
+    pub last_attempt: LastAttempt,
+}
+
+/// The provider and deployment id of a request's latest attempt, shared by the clones of its
+/// context.
+#[derive(Clone, Debug, Default)]
+pub struct LastAttempt(Arc<std::sync::Mutex<Option<Attempted>>>);
+
+/// A provider name and a deployment id.
+type Attempted = (&'static str, Arc<str>);
+
+impl LastAttempt {
+    /// Notes an attempt at `deployment` of `provider`.
+    pub fn set(&self, provider: &'static str, deployment: Arc<str>) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = Some((provider, deployment));
+        }
+    }
+
+    /// The latest attempt's provider and deployment id.
+    pub fn get(&self) -> Option<(&'static str, Arc<str>)> {
+        self.0.lock().ok().and_then(|s| s.clone())
+    }
 }
 
 /// The client's say over the response cache, from its request headers.

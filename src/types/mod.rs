@@ -18,7 +18,7 @@ mod usage;
 
 pub use api::Api;
 pub use chunk::{ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
-pub use context::{ANSWER_HEADERS, CacheControl, RequestContext};
+pub use context::{ANSWER_HEADERS, CacheControl, LastAttempt, RequestContext};
 pub use embedding::{
     Embedding, EmbeddingInput, EmbeddingRequest, EmbeddingResponse, MAX_DIMENSIONS,
 };

@@ -22,7 +22,7 @@ use std::pin::Pin;
 #[doc(hidden)]
 pub use crate::types::Api as Endpoint;
 pub use memory::MemoryStore;
-pub use record::{UsageRecord, now_ms};
+pub use record::{CostBreakdown, UsageRecord, now_ms};
 #[cfg(test)]
 pub(crate) use sink::tests::rec as test_record;
 pub use sink::{Observer, SinkConfig, UsageSink};

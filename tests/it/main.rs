@@ -26,6 +26,7 @@ mod gemini;
 mod layering;
 mod leaks;
 mod messages;
+mod money;
 mod openai_compat;
 mod puter;
 mod reasoning;

@@ -104,6 +104,7 @@ impl StreamDecoder for OpenAiDecoder {
         {
             let mut u: Usage = u;
             u.fill_total();
+            u.adopt_provider_meters();
             self.usage = Some(u);
         }
         // Azure's first chunk has `id: ""` and `model: ""`: take the ids from a real one.
