@@ -255,6 +255,29 @@ impl GatewayBuilder {
         self.config.register_secrets();
         // Access control before routing: allowed models, then rate limits, then the budget
         // (reserved last, so a request refused by a limit reserves nothing).
+        // `count_tokens` passes the same model guard and rate limits, and stops there.
+        let count = ServiceBuilder::new()
+            .layer(ModelGuardLayer::new(Some(registry.clone())))
+            .layer(RateLimitLayer::new(
+                counters.clone(),
+                self.config.global_limits,
+            ))
+            .service(tower::service_fn(|req: crate::types::ChatRequest| {
+                std::future::ready(Ok::<_, crate::GatewayError>(
+                    crate::types::ChatReply::complete(
+                        crate::types::ReplyMeta::default(),
+                        crate::types::ChatResponse {
+                            id: String::new(),
+                            object: "chat.completion".to_owned(),
+                            created: 0,
+                            model: req.model,
+                            choices: Vec::new(),
+                            usage: None,
+                            extra: serde_json::Map::new(),
+                        },
+                    ),
+                ))
+            }));
         let stack = ServiceBuilder::new()
             .layer(ModelGuardLayer::new(Some(registry.clone())))
             .layer(RateLimitLayer::new(counters, self.config.global_limits))
@@ -267,6 +290,7 @@ impl GatewayBuilder {
             // Under cost, so hits and misses share its one accounting path (see `cache`).
             .layer(if self.config.cache_enabled {
                 CacheLayer::new(backend.clone(), self.config.cache_max_bytes)
+                    .shared(self.config.cache_shared)
             } else {
                 CacheLayer::disabled()
             })
@@ -278,6 +302,7 @@ impl GatewayBuilder {
             .service(Dispatch);
         let state = AppState {
             chat: BoxChat::new(stack),
+            count: BoxChat::new(count),
             registry,
             metrics,
             max_body_bytes: self.config.max_body_bytes,
@@ -291,6 +316,11 @@ impl GatewayBuilder {
             max_inflight: self.config.max_inflight,
             max_header_bytes: self.config.max_header_bytes,
             responses_ttl_days: self.config.responses_ttl_days,
+            guard: crate::http::guard::GuardConfig {
+                open: self.config.master_key.is_none(),
+                allowed_hosts: self.config.allowed_hosts.clone(),
+                allowed_origins: self.config.cors_allowed_origins.clone(),
+            },
         };
         Ok(Gateway {
             state,

@@ -156,6 +156,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_key_split_in_two_is_caught_and_words_are_not() {
+        let key = "sk-split-test-0123456789abcdefghijklmnopqrstuv";
+        register_secrets([key.to_owned()]);
+        for at in [3, 10, 20, 30, key.len() - 3] {
+            let (a, b) = key.split_at(at);
+            let (a_text, b_text) = (format!("here: {a}"), format!("{b} end"));
+            let (ra, rb) = (redact(&a_text), redact(&b_text));
+            let joined = format!("{ra}{rb}");
+            assert!(!joined.contains(key), "split at {at}: {joined}");
+            // Of the two halves, the longer one is gone.
+            let longer = if a.len() >= b.len() { a } else { b };
+            assert!(!joined.contains(longer), "split at {at}: {joined}");
+        }
+        let prose = "The quick brown fox jumps over the lazy dog; the split test results are 0123 and abcd.";
+        assert_eq!(redact(prose), prose);
+    }
+
+    #[test]
     fn keys_and_pieces_of_them_are_replaced() {
         register_secrets([
             "gsk_redact_test_0123456789abcdef".to_owned(),

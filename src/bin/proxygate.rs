@@ -148,6 +148,12 @@ fn main() -> ExitCode {
 async fn serve(config: proxygate::Config) -> Result<(), String> {
     let addr = config.addr();
     let grace = config.shutdown_grace;
+    let server_config = proxygate::http::server::ServerConfig {
+        header_read_timeout: config.header_read_timeout,
+        body_read_timeout: config.body_read_timeout,
+        max_connections: config.max_connections,
+        client_write_timeout: config.client_write_timeout,
+    };
     let gateway = proxygate::Gateway::new(config).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -162,19 +168,15 @@ async fn serve(config: proxygate::Config) -> Result<(), String> {
         .collect();
     tracing::info!(%addr, providers = ?configured, "proxygate listening on http://{addr}");
 
-    // Small SSE events and answers must leave at once, not wait for Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let (tx, rx) = tokio::sync::watch::channel(false);
     let app = gateway.router();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = proxygate::http::server::serve(listener, app, server_config, async move {
         shutdown_signal().await;
         tracing::info!("shutting down: draining in-flight requests");
         let _ = tx.send(true);
     });
     let mut rx2 = rx.clone();
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(server);
     // Bound the drain: once the signal came, wait at most `grace` for the server to finish.
     let drained = async {
         let _ = rx2.wait_for(|s| *s).await;

@@ -13,10 +13,28 @@ const IGNORED: &[&str] = &["user", "stream", "stream_options", "metadata", "stor
 /// change the answer, with object keys in sorted order so that key order, whitespace and
 /// `stream` make no difference.
 pub fn cache_key(req: &ChatRequest) -> String {
+    cache_key_for(req, true)
+}
+
+/// [`cache_key`], scoped to the caller (its virtual key, or the gateway's own master or open
+/// access) unless `shared`; both include the answer-changing request headers
+/// ([`CacheControl::vary`](crate::types::CacheControl::vary)).
+pub fn cache_key_for(req: &ChatRequest, shared: bool) -> String {
     let mut h = Sha256::new();
     h.update(b"proxygate-cache-v1\0");
     h.update(req.ctx.endpoint.as_str().as_bytes());
     h.update(b"\0");
+    if req.ctx.cache.vary != 0 {
+        h.update(b"vary\0");
+        h.update(req.ctx.cache.vary.to_le_bytes());
+    }
+    if !shared {
+        h.update(b"caller\0");
+        match &req.ctx.key_id {
+            Some(id) => feed_str(id, &mut h),
+            None => h.update(b"-"),
+        }
+    }
     // Embeddings: the embeddings request is the question (the vectors are kept as floats,
     // so the encoding the client wants does not matter). Messages: the client's own body,
     // which holds what the canonical request cannot (documents, thinking, cache_control) and
@@ -112,6 +130,25 @@ mod tests {
             r#"{"temperature":0.2,"stream":true,"stream_options":{"include_usage":true},"user":"u1","messages":[{"content":"hi","role":"user"}],"model":"m"}"#,
         ));
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn callers_and_answer_headers_are_in_the_key() {
+        let a = req(BASE);
+        let mut b = req(BASE);
+        b.ctx.key_id = Some("vk_1".into());
+        assert_ne!(cache_key_for(&a, false), cache_key_for(&b, false));
+        assert_eq!(cache_key_for(&a, true), cache_key_for(&b, true));
+        let mut beta = http::HeaderMap::new();
+        beta.insert("anthropic-beta", http::HeaderValue::from_static("x-2025"));
+        let mut c = req(BASE);
+        c.ctx.cache = crate::types::CacheControl::from_headers(&beta);
+        assert_ne!(cache_key_for(&a, true), cache_key_for(&c, true));
+        let mut other = http::HeaderMap::new();
+        other.insert("x-unrelated", http::HeaderValue::from_static("1"));
+        let mut d = req(BASE);
+        d.ctx.cache = crate::types::CacheControl::from_headers(&other);
+        assert_eq!(cache_key_for(&a, true), cache_key_for(&d, true));
     }
 
     #[test]

@@ -23,6 +23,15 @@ impl CacheLayer {
         }
     }
 
+    /// Lets callers share entries (`CACHE_SHARED=true`); by default a caller is only answered
+    /// from entries its own requests stored.
+    pub fn shared(mut self, shared: bool) -> Self {
+        if let Some(store) = &mut self.store {
+            store.shared = shared;
+        }
+        self
+    }
+
     /// A layer that passes every request through (`CACHE_ENABLED=false`).
     pub fn disabled() -> Self {
         Self { store: None }

@@ -53,7 +53,7 @@ use tower::Service;
 
 pub use body::{Recording, replay};
 pub use future::ResponseFuture;
-pub use key::cache_key;
+pub use key::{cache_key, cache_key_for};
 pub use layer::CacheLayer;
 
 use crate::GatewayError;
@@ -113,7 +113,7 @@ where
         if control.is_bypass() {
             return ResponseFuture::calling(self.inner.call(req), None);
         }
-        let key = cache_key(&req);
+        let key = cache_key_for(&req, store.shared);
         let stream = req.is_stream();
         let pending = |key: String| {
             (!control.no_store).then(|| Pending {
@@ -153,6 +153,8 @@ where
 pub(crate) struct Store {
     backend: Arc<dyn StateBackend>,
     max_entry_bytes: usize,
+    /// Callers share entries (`CACHE_SHARED`).
+    shared: bool,
 }
 
 /// A cache entry: the answer (a completion, or embeddings) and what served it.
@@ -182,6 +184,7 @@ impl Store {
         Self {
             backend,
             max_entry_bytes,
+            shared: false,
         }
     }
 

@@ -162,6 +162,7 @@ async fn the_client_can_bypass_refresh_or_keep_out_of_the_cache() {
     let no_store = CacheControl {
         no_lookup: false,
         no_store: true,
+        vary: 0,
     };
     let mut r = chat(0.9, false);
     r.ctx.cache = no_store;

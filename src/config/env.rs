@@ -152,6 +152,22 @@ pub const ENV_MAX_INFLIGHT_REQUESTS: &str = "MAX_INFLIGHT_REQUESTS";
 pub const ENV_MAX_HEADER_BYTES: &str = "MAX_HEADER_BYTES";
 /// Days a stored `/v1/responses` response stays readable.
 pub const ENV_RESPONSES_TTL_DAYS: &str = "RESPONSES_TTL_DAYS";
+/// Extra `Host` names an open gateway answers to, besides its bound address and loopback names.
+pub const ENV_ALLOWED_HOSTS: &str = "ALLOWED_HOSTS";
+/// Web origins that may call the gateway from a browser (`*` for any); CORS answers for them.
+pub const ENV_CORS_ALLOWED_ORIGINS: &str = "CORS_ALLOWED_ORIGINS";
+/// Distinct model ids outside the catalog tracked by name; beyond it they count as `other`.
+pub const ENV_MAX_PASSTHROUGH_MODELS: &str = "MAX_PASSTHROUGH_MODELS";
+/// Share cached answers between callers (by default each caller has its own entries).
+pub const ENV_CACHE_SHARED: &str = "CACHE_SHARED";
+/// How long a connection may take to send a request's headers.
+pub const ENV_HEADER_READ_TIMEOUT_MS: &str = "HEADER_READ_TIMEOUT_MS";
+/// How long a request's body may take to arrive.
+pub const ENV_BODY_READ_TIMEOUT_MS: &str = "BODY_READ_TIMEOUT_MS";
+/// Open client connections at most.
+pub const ENV_MAX_CONNECTIONS: &str = "MAX_CONNECTIONS";
+/// How long a streaming client may stop reading before its stream is cut.
+pub const ENV_CLIENT_WRITE_TIMEOUT_MS: &str = "CLIENT_WRITE_TIMEOUT_MS";
 /// Log filter (`info`, `proxygate=debug`).
 pub const ENV_LOG: &str = "RUST_LOG";
 

@@ -96,6 +96,22 @@ pub struct Config {
     pub max_header_bytes: usize,
     /// Days a stored response of `/v1/responses` stays readable.
     pub responses_ttl_days: u64,
+    /// Extra `Host` names an open gateway answers to (`ALLOWED_HOSTS`).
+    pub allowed_hosts: Vec<String>,
+    /// Origins allowed to call from a browser (`CORS_ALLOWED_ORIGINS`; `*` for any).
+    pub cors_allowed_origins: Vec<String>,
+    /// Pass-through model ids tracked by name at most (`MAX_PASSTHROUGH_MODELS`).
+    pub max_passthrough_models: usize,
+    /// Cached answers shared between callers (`CACHE_SHARED`).
+    pub cache_shared: bool,
+    /// Bound on reading a request's headers (`HEADER_READ_TIMEOUT_MS`).
+    pub header_read_timeout: Duration,
+    /// Bound on reading a request's body (`BODY_READ_TIMEOUT_MS`).
+    pub body_read_timeout: Duration,
+    /// Open connections at most (`MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// Bound on a streaming client that stopped reading (`CLIENT_WRITE_TIMEOUT_MS`).
+    pub client_write_timeout: Duration,
 }
 
 impl Default for Config {
@@ -372,6 +388,51 @@ impl Config {
         let responses_ttl_days = r.parse(ENV_RESPONSES_TTL_DAYS, 30, |k, v| {
             positive(k, v).map(|n| n.unwrap_or(30).min(3650))
         });
+        let allowed_hosts = r
+            .get(ENV_ALLOWED_HOSTS)
+            .map(|v| {
+                parse_list(&v)
+                    .into_iter()
+                    .map(|h| h.to_ascii_lowercase())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let cors_allowed_origins = r.parse(ENV_CORS_ALLOWED_ORIGINS, Vec::new(), |k, v| {
+            let list = parse_list(v);
+            match list.iter().find(|o| {
+                o.as_str() != "*" && !(o.starts_with("http://") || o.starts_with("https://"))
+            }) {
+                Some(bad) => Err(format!(
+                    "{k} holds {bad:?}, not an origin; use e.g. {k}=https://app.example.com or {k}=*"
+                )),
+                None => Ok(list
+                    .into_iter()
+                    .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+                    .collect()),
+            }
+        });
+        let max_passthrough_models = r.parse(ENV_MAX_PASSTHROUGH_MODELS, 256, |k, v| {
+            Ok(parse_u64(k, v)?.min(100_000) as usize)
+        });
+        let cache_shared = r.parse(ENV_CACHE_SHARED, false, parse_bool);
+        let header_read_timeout = r.parse(
+            ENV_HEADER_READ_TIMEOUT_MS,
+            Duration::from_secs(10),
+            nonzero_ms,
+        );
+        let body_read_timeout = r.parse(
+            ENV_BODY_READ_TIMEOUT_MS,
+            Duration::from_secs(30),
+            nonzero_ms,
+        );
+        let max_connections = r.parse(ENV_MAX_CONNECTIONS, 10_000, |k, v| {
+            positive(k, v).map(|n| n.unwrap_or(1).min(10_000_000) as usize)
+        });
+        let client_write_timeout = r.parse(
+            ENV_CLIENT_WRITE_TIMEOUT_MS,
+            Duration::from_secs(60),
+            nonzero_ms,
+        );
         if let Some(unknown) = priority.iter().find(|p| p.is_empty()) {
             r.problems.push(format!(
                 "{ENV_PROVIDER_PRIORITY} holds an empty entry {unknown:?}"
@@ -420,6 +481,14 @@ impl Config {
             max_inflight,
             max_header_bytes,
             responses_ttl_days,
+            allowed_hosts,
+            cors_allowed_origins,
+            max_passthrough_models,
+            cache_shared,
+            header_read_timeout,
+            body_read_timeout,
+            max_connections,
+            client_write_timeout,
         })
     }
 

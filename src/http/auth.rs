@@ -73,6 +73,15 @@ fn presented(headers: &http::HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// Whether the caller may see everything: the gateway is open, or it presented the master key.
+pub fn full_view(master: Option<&Secret>, headers: &http::HeaderMap) -> bool {
+    match master {
+        None => true,
+        Some(m) => presented(headers)
+            .is_some_and(|t| bool::from(t.as_bytes().ct_eq(m.expose().as_bytes()))),
+    }
+}
+
 fn unauthorized(msg: &str) -> Response {
     error_response(&GatewayError::Unauthorized(msg.to_owned()))
 }

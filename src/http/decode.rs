@@ -23,10 +23,16 @@ pub async fn read_body(req: axum::extract::Request, limit: usize) -> Result<Byte
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(GatewayError::PayloadTooLarge { limit })
         }
-        Err(e) => Err(GatewayError::invalid(
-            "body",
-            format!("could not be read: {e}"),
-        )),
+        Err(e) => match e.downcast_ref::<super::server::BodyTimeout>() {
+            Some(t) => Err(GatewayError::invalid(
+                "body",
+                format!("did not arrive within {} ms", t.0.as_millis()),
+            )),
+            None => Err(GatewayError::invalid(
+                "body",
+                format!("could not be read: {e}"),
+            )),
+        },
     }
 }
 
@@ -87,12 +93,27 @@ pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GatewayEr
     if let Ok(value) = serde_json::from_slice(body) {
         return Ok(value);
     }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         use serde_json::error::Category;
         match inner.classify() {
+            // serde_json reports a number where an enum's name belongs as a syntax error;
+            // when the document itself parses, the fault is the field's.
+            Category::Syntax
+                if path != "."
+                    && !path.is_empty()
+                    && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() =>
+            {
+                GatewayError::invalid(
+                    path,
+                    format!(
+                        "has the wrong type or value: {}",
+                        strip_position(&inner.to_string())
+                    ),
+                )
+            }
             Category::Syntax | Category::Eof | Category::Io => {
                 GatewayError::invalid("json", format!("is malformed: {inner} (invalid json)"))
             }
@@ -121,7 +142,15 @@ pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GatewayEr
                 )
             }
         }
-    })
+    })?;
+    // Bytes after the value (a second object, a stray brace) make the body ambiguous.
+    de.end().map_err(|e| {
+        GatewayError::invalid(
+            "json",
+            format!("has bytes after the JSON value: {e} (invalid json)"),
+        )
+    })?;
+    Ok(value)
 }
 
 fn strip_position(msg: &str) -> &str {
@@ -181,6 +210,41 @@ mod tests {
             "model"
         );
         assert_eq!(field("[1,2]"), "body");
+    }
+
+    #[test]
+    fn strict_json_and_bounds_name_the_field() {
+        let ok = r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#;
+        assert!(chat_request(ok.as_bytes()).is_ok());
+        assert_eq!(field(&format!("{ok} {{}}")), "json");
+        assert_eq!(field(&format!("{ok}x")), "json");
+        assert!(chat_request(format!("{ok}\n ").as_bytes()).is_ok());
+        assert_eq!(
+            field(r#"{"model":"m","messages":[{"role":5,"content":"x"}]}"#),
+            "messages[0].role"
+        );
+        assert_eq!(
+            field(
+                r#"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"user","content":7}]}"#
+            ),
+            "messages[1].content"
+        );
+        let long = "a".repeat(257);
+        assert_eq!(
+            field(&format!(
+                r#"{{"model":"{long}","messages":[{{"role":"user","content":"x"}}]}}"#
+            )),
+            "model"
+        );
+        assert_eq!(
+            field(r#"{"model":"m\u0000<script>","messages":[{"role":"user","content":"x"}]}"#),
+            "model"
+        );
+        assert!(chat_request(r#"{"model":"openrouter/meta-llama/llama-3.1-8b:free@v1+x#2","messages":[{"role":"user","content":"x"}]}"#.as_bytes()).is_ok());
+        assert_eq!(
+            field(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":129}"#),
+            "n"
+        );
     }
 
     #[test]

@@ -72,13 +72,20 @@ pub fn format_cost(cost: f64) -> String {
 pub trait StreamObserver: Send + 'static {
     /// The stream ended: `ok` is false after an error or a client disconnect.
     fn finish(self: Box<Self>, ok: bool);
+
+    /// The client went away (or stopped reading and was cut) before the end.
+    fn abandon(self: Box<Self>) {
+        self.finish(false);
+    }
 }
 
 pin_project! {
     /// Encodes canonical chunks as OpenAI SSE, chunk by chunk as they come.
     ///
     /// Usage is only shown when the client asked for it, as the last chunk; an error after the
-    /// first byte becomes an event with an `error` key; `data: [DONE]` ends every stream once.
+    /// first byte becomes an event with an `error` key and ends the stream with nothing after
+    /// it, so a client watching for the end marker never takes a cut answer for a whole one;
+    /// `data: [DONE]` ends every complete stream once.
     pub struct SseEncoder {
         #[pin]
         inner: ChatStream,
@@ -97,7 +104,7 @@ pin_project! {
         fn drop(this: Pin<&mut Self>) {
             // A client that disconnects drops the body before the end: still report it.
             if let Some(obs) = this.project().observer.take() {
-                obs.finish(false);
+                obs.abandon();
             }
         }
     }
@@ -141,7 +148,12 @@ fn event(json: &impl serde::Serialize) -> Bytes {
         buf.extend_from_slice(br#"{"error":{"message":"chunk could not be encoded","type":"server_error","param":null,"code":null}}"#);
     }
     buf.extend_from_slice(b"\n\n");
-    Bytes::from(buf)
+    // An upstream that echoes a configured key does not get it to the client. A key split
+    // across two chunks is caught too: the larger part holds a registered ten-character piece.
+    match crate::redact::redact_bytes(&buf) {
+        std::borrow::Cow::Borrowed(_) => Bytes::from(buf),
+        std::borrow::Cow::Owned(clean) => Bytes::from(clean),
+    }
 }
 
 impl Stream for SseEncoder {
@@ -203,7 +215,7 @@ impl Stream for SseEncoder {
                     return Poll::Ready(Some(Ok(event(&chunk))));
                 }
                 Some(Err(e)) => {
-                    *this.state = EncState::Done;
+                    *this.state = EncState::Finished;
                     if let Some(obs) = this.observer.take() {
                         obs.finish(false);
                     }
@@ -312,6 +324,10 @@ mod tests {
         )
         .await;
         assert!(out.contains(r#"data: {"error":"#));
-        assert!(out.ends_with("data: [DONE]\n\n"));
+        assert!(out.ends_with("\n\n"));
+        assert!(
+            !out.contains("[DONE]"),
+            "a cut stream has no end marker: {out}"
+        );
     }
 }

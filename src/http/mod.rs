@@ -8,9 +8,11 @@ mod dashboard;
 pub mod decode;
 pub mod embeddings;
 pub mod encode;
+pub mod guard;
 mod keys;
 pub mod messages;
 pub mod responses;
+pub mod server;
 pub mod shed;
 mod usage;
 
@@ -41,6 +43,8 @@ use encode::{SseEncoder, StreamObserver, error_response, meta_headers, sse_respo
 pub struct AppState {
     /// The chat stack (router, failover, dispatch).
     pub chat: BoxChat,
+    /// The access checks alone (model guard, rate limits), for requests that end at the edge.
+    pub count: BoxChat,
     /// Providers and deployments.
     pub registry: Arc<Registry>,
     /// The metrics handle.
@@ -67,6 +71,8 @@ pub struct AppState {
     pub max_header_bytes: usize,
     /// Days a stored response stays readable (`RESPONSES_TTL_DAYS`).
     pub responses_ttl_days: u64,
+    /// What web pages may do (`ALLOWED_HOSTS`, `CORS_ALLOWED_ORIGINS`).
+    pub guard: guard::GuardConfig,
 }
 
 impl std::fmt::Debug for AppState {
@@ -80,6 +86,7 @@ impl std::fmt::Debug for AppState {
 /// The gateway's routes.
 pub fn routes(state: AppState) -> Router {
     let edge = shed::EdgeLimitsLayer::new(state.max_inflight, state.max_header_bytes);
+    let origin_guard = guard::OriginGuardLayer::new(state.guard.clone());
     // `/v1/*` and `/admin/*` need the master key when one is configured.
     let keyed = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
@@ -144,6 +151,7 @@ pub fn routes(state: AppState) -> Router {
                 }))
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
+        .layer(origin_guard)
         .layer(edge)
 }
 
@@ -288,6 +296,12 @@ impl StreamObserver for StreamMetrics {
         }
         self.guard.record();
     }
+
+    fn abandon(mut self: Box<Self>) {
+        // The status of a request whose client left first (also what its usage records).
+        self.guard.status = 499;
+        self.guard.record();
+    }
 }
 
 async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) -> Response {
@@ -322,7 +336,17 @@ async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) -> R
     match reply.body {
         ReplyBody::Complete(resp) => {
             guard.status = 200;
-            let mut out = axum::Json(resp).into_response();
+            let mut out = match serde_json::to_vec(&resp) {
+                // An upstream that echoes a configured key does not get it to the client.
+                Ok(body) => (
+                    [(http::header::CONTENT_TYPE, "application/json")],
+                    crate::redact::redact_bytes(&body).into_owned(),
+                )
+                    .into_response(),
+                Err(e) => error_response(&GatewayError::Internal(format!(
+                    "the answer could not be encoded: {e}"
+                ))),
+            };
             meta_headers(&mut out, &meta);
             guard.record();
             out
@@ -394,9 +418,26 @@ async fn list_models(State(state): State<Arc<AppState>>) -> Response {
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
-async fn health(State(state): State<Arc<AppState>>) -> Response {
+/// Whether a deployment id names a catalog model (`provider[#n]/model`), as opposed to a
+/// model id some client chose.
+fn is_catalog_id(catalog: crate::catalog::Catalog, id: &str) -> bool {
+    let Some((provider, model)) = id.split_once('/') else {
+        return false;
+    };
+    let provider = provider.split('#').next().unwrap_or(provider);
+    catalog
+        .provider(provider)
+        .is_some_and(|p| p.model(model).is_some())
+}
+
+async fn health(State(state): State<Arc<AppState>>, headers: http::HeaderMap) -> Response {
     let mut providers = serde_json::Map::new();
-    let deployments = state.registry.deployments();
+    let mut deployments = state.registry.deployments();
+    // Without the master key, only catalog models: a tenant's own model ids stay private.
+    if !auth::full_view(state.master_key.as_ref(), &headers) {
+        let catalog = state.registry.catalog();
+        deployments.retain(|d| is_catalog_id(catalog, d.id()));
+    }
     for spec in state.registry.catalog().providers() {
         let configured = state.registry.is_configured(spec.name);
         let mine: Vec<_> = deployments
@@ -428,22 +469,64 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
     .into_response()
 }
 
-async fn render_metrics(State(state): State<Arc<AppState>>) -> Response {
+async fn render_metrics(State(state): State<Arc<AppState>>, headers: http::HeaderMap) -> Response {
     match &state.metrics {
-        Some(h) => (
-            [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            h.render(),
-        )
-            .into_response(),
+        Some(h) => {
+            let mut text = h.render();
+            if !auth::full_view(state.master_key.as_ref(), &headers) {
+                text = public_metrics(&text, state.registry.catalog());
+            }
+            (
+                [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                text,
+            )
+                .into_response()
+        }
         None => error_response(&GatewayError::Internal(
             "metrics are not enabled in this embedding".into(),
         )),
     }
 }
 
+/// `text` (Prometheus exposition) without the series whose `model` or `deployment` label is
+/// a model id outside the catalog, or that carry a `key` label.
+fn public_metrics(text: &str, catalog: crate::catalog::Catalog) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let hidden = !line.starts_with('#')
+            && (line.contains(",key=\"")
+                || line.contains("{key=\"")
+                || ["model=\"", "deployment=\""].iter().any(|label| {
+                    line.split(label).skip(1).any(|rest| {
+                        let value = rest.split('"').next().unwrap_or("");
+                        !(value.is_empty()
+                            || value == "none"
+                            || value == "other"
+                            || is_catalog_id(catalog, value))
+                    })
+                }));
+        if !hidden {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn public_metrics_hide_tenant_models() {
+        let text = "# HELP x y\nx{model=\"mock/echo\",status=\"200\"} 1\nx{model=\"mock/private-ft\"} 2\nx{model=\"other\"} 3\ny{key=\"vk_1\"} 4\nz 5\n";
+        let out = public_metrics(text, crate::catalog::Catalog::default());
+        assert!(out.contains("mock/echo") && out.contains("other") && out.contains("z 5"));
+        assert!(
+            !out.contains("private-ft") && !out.contains("vk_1"),
+            "{out}"
+        );
+    }
 
     #[test]
     fn status_labels_are_the_decimal_status() {

@@ -236,7 +236,10 @@ pub fn mock_vector(text: &str, dimensions: usize) -> Vec<f32> {
 
 fn mock_embeddings(req: &ChatRequest, emb: &crate::types::EmbeddingRequest) -> ChatReply {
     use crate::types::EmbeddingInput;
-    let dims = emb.dimensions.map_or(MOCK_DIMENSIONS, |d| d as usize);
+    // Bounded here too: a vector is allocated from this number.
+    let dims = emb.dimensions.map_or(MOCK_DIMENSIONS, |d| {
+        d.min(crate::types::MAX_DIMENSIONS) as usize
+    });
     let texts: Vec<String> = match &emb.input {
         EmbeddingInput::Text(s) => vec![s.clone()],
         EmbeddingInput::Texts(v) => v.clone(),

@@ -16,6 +16,10 @@ use crate::types::BoxChat;
 /// Deployments made for ad-hoc `provider/model` names beyond this are not kept.
 const MAX_KEPT_DEPLOYMENTS: usize = 4096;
 
+/// The deployment id (and so the `model` metric label, the usage and dashboard bucket, the
+/// shared-state field) of pass-through models beyond `MAX_PASSTHROUGH_MODELS`.
+const OTHER_MODELS: &str = "other";
+
 /// Wraps each deployment's translation service (with its circuit breaker and timeouts).
 pub type StackFn = Arc<dyn Fn(StackInfo<'_>, BoxChat) -> BoxChat + Send + Sync>;
 
@@ -36,6 +40,12 @@ pub struct Registry {
     endpoints: HashMap<&'static str, Vec<ProviderEndpoint>>,
     deployments: RwLock<HashMap<Arc<str>, Deployment>>,
     stack: Option<StackFn>,
+    /// Pass-through model ids (outside the catalog) tracked by name at most.
+    max_passthrough: usize,
+    /// Pass-through deployments tracked by name so far.
+    passthrough: std::sync::atomic::AtomicUsize,
+    /// The one health state per provider of every pass-through model beyond the bound.
+    others: RwLock<HashMap<&'static str, Arc<DeploymentHealth>>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -97,6 +107,9 @@ impl Registry {
             endpoints,
             deployments: RwLock::new(HashMap::new()),
             stack,
+            max_passthrough: config.max_passthrough_models,
+            passthrough: std::sync::atomic::AtomicUsize::new(0),
+            others: RwLock::new(HashMap::new()),
         };
         // Create the catalog deployments up front so their state is listed from the start.
         for spec in catalog.providers() {
@@ -162,27 +175,40 @@ impl Registry {
                 out.push(d);
                 continue;
             }
+            let passthrough = spec.model(model).is_none()
+                && !eps
+                    .iter()
+                    .any(|e| e.extra_models.iter().any(|m| m == model));
+            if passthrough && !self.reserve_passthrough() {
+                // Served, but under one name: client-chosen ids must not grow labels, the
+                // registry, the dashboard or shared state without bound.
+                let state = self.other_state(spec.name);
+                let service = self.wrap(OTHER_MODELS.into(), spec, &state, ep);
+                out.push(Deployment::with_state(
+                    OTHER_MODELS,
+                    spec,
+                    model,
+                    service,
+                    state,
+                ));
+                continue;
+            }
             let id: Arc<str> = if i == 0 {
                 format!("{}/{model}", spec.name).into()
             } else {
                 format!("{}#{}/{model}", spec.name, i + 1).into()
             };
             let state = Arc::new(DeploymentHealth::new(id.clone()));
-            let service = match &self.stack {
-                Some(stack) => stack(
-                    StackInfo {
-                        id: &id,
-                        provider: spec,
-                        state: &state,
-                    },
-                    ep.service.clone(),
-                ),
-                None => ep.service.clone(),
-            };
+            let service = self.wrap(id.clone(), spec, &state, ep);
             let d = Deployment::with_state(id.clone(), spec, model, service, state);
             let mut map = self.deployments.write().unwrap_or_else(|e| e.into_inner());
             let d = match map.get(&id) {
-                Some(existing) => existing.clone(),
+                Some(existing) => {
+                    if passthrough {
+                        self.release_passthrough();
+                    }
+                    existing.clone()
+                }
                 None if map.len() < MAX_KEPT_DEPLOYMENTS => {
                     map.insert(id, d.clone());
                     d
@@ -192,6 +218,61 @@ impl Registry {
             out.push(d);
         }
         out
+    }
+
+    /// One pass-through slot, if any is left.
+    fn reserve_passthrough(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.passthrough
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_passthrough).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back a slot reserved for an id another request created first.
+    fn release_passthrough(&self) {
+        self.passthrough
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The health shared by `provider`'s pass-through models beyond the bound.
+    fn other_state(&self, provider: &'static str) -> Arc<DeploymentHealth> {
+        if let Some(s) = self
+            .others
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(provider)
+        {
+            return s.clone();
+        }
+        self.others
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(provider)
+            .or_insert_with(|| Arc::new(DeploymentHealth::new(OTHER_MODELS)))
+            .clone()
+    }
+
+    /// `ep`'s service inside the per-deployment stack.
+    fn wrap(
+        &self,
+        id: Arc<str>,
+        spec: &'static ProviderSpec,
+        state: &Arc<DeploymentHealth>,
+        ep: &ProviderEndpoint,
+    ) -> BoxChat {
+        match &self.stack {
+            Some(stack) => stack(
+                StackInfo {
+                    id: &id,
+                    provider: spec,
+                    state,
+                },
+                ep.service.clone(),
+            ),
+            None => ep.service.clone(),
+        }
     }
 
     /// Every configured deployment that serves `model` (`provider/model` pins one provider),

@@ -72,7 +72,19 @@ pub struct CacheControl {
     pub no_lookup: bool,
     /// Do not keep the answer.
     pub no_store: bool,
+    /// A stable hash of the request headers that change the answer ([`ANSWER_HEADERS`]), 0
+    /// when none is sent; part of the cache key.
+    pub vary: u64,
 }
+
+/// Request headers a provider reads to shape its answer: beta features, API versions and the
+/// account a request is billed to (whose fine-tunes and policies differ).
+pub const ANSWER_HEADERS: &[&str] = &[
+    "anthropic-beta",
+    "anthropic-version",
+    "openai-organization",
+    "openai-project",
+];
 
 impl CacheControl {
     /// Reads `cache-control` and `x-proxygate-cache`.
@@ -87,16 +99,32 @@ impl CacheControl {
                 }
             }
         }
+        // FNV-1a: stable across processes, so replicas sharing a cache agree on keys.
+        let mut vary: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut seen = false;
+        for name in ANSWER_HEADERS {
+            for v in headers.get_all(*name) {
+                seen = true;
+                for b in name
+                    .bytes()
+                    .chain([0])
+                    .chain(v.as_bytes().iter().copied())
+                    .chain([0])
+                {
+                    vary ^= u64::from(b);
+                    vary = vary.wrapping_mul(0x0100_0000_01b3);
+                }
+            }
+        }
+        out.vary = if seen { vary } else { 0 };
         if let Some(v) = headers.get("x-proxygate-cache")
             && v.to_str()
                 .unwrap_or("")
                 .trim()
                 .eq_ignore_ascii_case("bypass")
         {
-            out = Self {
-                no_lookup: true,
-                no_store: true,
-            };
+            out.no_lookup = true;
+            out.no_store = true;
         }
         out
     }

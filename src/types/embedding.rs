@@ -3,6 +3,9 @@ use serde_json::{Map, Value};
 
 use super::Usage;
 
+/// The most output dimensions a client may ask for.
+pub const MAX_DIMENSIONS: u32 = 65_536;
+
 /// An OpenAI embeddings request (`POST /v1/embeddings`).
 ///
 /// It travels through the stack inside a [`ChatRequest`](super::ChatRequest)'s context
@@ -77,9 +80,7 @@ impl EmbeddingRequest {
     /// Checks what serde cannot; the error names the field.
     pub fn validate(&self) -> Result<(), crate::GatewayError> {
         use crate::GatewayError;
-        if self.model.trim().is_empty() {
-            return Err(GatewayError::invalid("model", "must be a non-empty string"));
-        }
+        super::request::check_model(&self.model)?;
         if self.input.is_empty() {
             return Err(GatewayError::invalid("input", "must not be empty"));
         }
@@ -112,6 +113,12 @@ impl EmbeddingRequest {
         }
         if self.dimensions == Some(0) {
             return Err(GatewayError::invalid("dimensions", "must be at least 1"));
+        }
+        if self.dimensions.is_some_and(|d| d > MAX_DIMENSIONS) {
+            return Err(GatewayError::invalid(
+                "dimensions",
+                format!("must be at most {MAX_DIMENSIONS}"),
+            ));
         }
         Ok(())
     }

@@ -19,8 +19,10 @@ mod usage;
 
 pub use api::Api;
 pub use chunk::{ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
-pub use context::{CacheControl, LastAttempt, RequestContext};
-pub use embedding::{Embedding, EmbeddingInput, EmbeddingRequest, EmbeddingResponse};
+pub use context::{ANSWER_HEADERS, CacheControl, LastAttempt, RequestContext};
+pub use embedding::{
+    Embedding, EmbeddingInput, EmbeddingRequest, EmbeddingResponse, MAX_DIMENSIONS,
+};
 pub use reasoning::{
     ReasoningEffort, ThinkingBlock, ThinkingKind, google_extra_content, google_thought_signature,
 };
@@ -29,6 +31,7 @@ pub use request::{
     ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, Message, Role, Stop,
     StreamOptions, Tool, ToolCall,
 };
+pub use request::{MAX_CHOICES, MAX_MODEL_BYTES, check_model};
 pub use response::{ChatResponse, Choice, ResponseMessage};
 pub use secret::Secret;
 

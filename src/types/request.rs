@@ -55,6 +55,36 @@ pub struct ChatRequest {
     pub ctx: RequestContext,
 }
 
+/// The longest `model` a client may send, in bytes.
+pub const MAX_MODEL_BYTES: usize = 256;
+/// The most choices (`n`) a client may ask for.
+pub const MAX_CHOICES: u32 = 128;
+
+/// Checks a client's `model`: non-empty, at most [`MAX_MODEL_BYTES`] bytes, only
+/// `[A-Za-z0-9._:/@+#-]`. Such a bound keeps ids fit for logs, labels and keys.
+pub fn check_model(model: &str) -> Result<(), crate::GatewayError> {
+    use crate::GatewayError;
+    if model.trim().is_empty() {
+        return Err(GatewayError::invalid("model", "must be a non-empty string"));
+    }
+    if model.len() > MAX_MODEL_BYTES {
+        return Err(GatewayError::invalid(
+            "model",
+            format!("is longer than {MAX_MODEL_BYTES} bytes"),
+        ));
+    }
+    if let Some(c) = model
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._:/@+#-".contains(*c)))
+    {
+        return Err(GatewayError::invalid(
+            "model",
+            format!("holds {c:?}; use only letters, digits and . _ : / @ + # -"),
+        ));
+    }
+    Ok(())
+}
+
 impl ChatRequest {
     /// Whether the client asked for a stream.
     pub fn is_stream(&self) -> bool {
@@ -95,9 +125,7 @@ impl ChatRequest {
                 reason: reason.to_owned(),
             })
         };
-        if self.model.trim().is_empty() {
-            return bad("model", "must be a non-empty string");
-        }
+        check_model(&self.model)?;
         if self.messages.is_empty() {
             return bad("messages", "must contain at least one message");
         }
@@ -113,6 +141,9 @@ impl ChatRequest {
         }
         if self.n == Some(0) {
             return bad("n", "must be at least 1");
+        }
+        if self.n.is_some_and(|n| n > MAX_CHOICES) {
+            return bad("n", "must be at most 128");
         }
         if self.max_tokens == Some(0) {
             return bad("max_tokens", "must be at least 1");

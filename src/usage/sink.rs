@@ -1,7 +1,7 @@
 //! The journal and the batching writer behind [`UsageSink`].
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
@@ -80,6 +80,8 @@ struct Journal {
     seq: u64,
     file: File,
     bytes: u64,
+    /// The last append failed, maybe halfway through a line.
+    torn: bool,
     /// Held for the life of the sink so no other process shares the directory.
     _lock: File,
 }
@@ -106,22 +108,28 @@ fn segment_seq(path: &Path) -> Option<u64> {
         .ok()
 }
 
-/// Every record of a segment; a line cut short by a crash is skipped.
+/// Every record of a segment. A line cut short (a crash or a full disk mid-write) is skipped
+/// with one warning per segment; the complete lines before and after it are kept.
 fn read_segment(path: &Path) -> Result<Vec<UsageRecord>, StoreError> {
-    let file = File::open(path)
+    let bytes = std::fs::read(path)
         .map_err(|e| StoreError(format!("cannot read journal {}: {e}", path.display())))?;
     let mut out = Vec::new();
-    for line in BufReader::new(file).lines() {
-        let Ok(line) = line else { break };
-        if line.trim().is_empty() {
+    let mut torn = 0usize;
+    for line in bytes.split(|b| *b == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_str::<UsageRecord>(&line) {
+        match serde_json::from_slice::<UsageRecord>(line) {
             Ok(r) => out.push(r),
-            Err(e) => {
-                tracing::warn!(journal = %path.display(), "skipping a torn journal line: {e}")
-            }
+            Err(_) => torn += 1,
         }
+    }
+    if torn > 0 {
+        tracing::warn!(
+            journal = %path.display(),
+            "skipped {torn} torn journal line(s); {} complete record(s) replayed",
+            out.len()
+        );
     }
     Ok(out)
 }
@@ -208,8 +216,16 @@ impl UsageSink {
         };
         let mut queued_in_journal = false;
         if let (Some(j), Some(line)) = (&mut state.journal, &line) {
-            match j.file.write_all(line) {
+            // After a failed append the file may end in part of a line: start a fresh one so
+            // this record is not glued to the torn piece.
+            let fresh = if j.torn {
+                j.file.write_all(b"\n")
+            } else {
+                Ok(())
+            };
+            match fresh.and_then(|()| j.file.write_all(line)) {
                 Ok(()) => {
+                    j.torn = false;
                     j.bytes += line.len() as u64;
                     queued_in_journal = true;
                     if self.inner.config.fsync
@@ -219,9 +235,11 @@ impl UsageSink {
                     }
                 }
                 Err(e) => {
+                    // A full disk: the record stays in the in-memory queue below.
+                    j.torn = true;
                     metrics::counter!(names::USAGE_STORE_ERRORS_TOTAL, "stage" => "journal")
                         .increment(1);
-                    tracing::warn!(journal = %j.dir.display(), "usage journal append failed: {e}");
+                    tracing::error!(journal = %j.dir.display(), "usage journal append failed: {e}");
                 }
             }
         }
@@ -335,6 +353,7 @@ impl Journal {
         self.file = file;
         self.seq = next;
         self.bytes = 0;
+        self.torn = false;
         Ok(old)
     }
 }
@@ -398,6 +417,7 @@ async fn open_journal(store: &dyn UsageStore, dir: &Path) -> Result<Journal, Str
         seq,
         file,
         bytes: 0,
+        torn: false,
         _lock: lock,
     })
 }
@@ -454,6 +474,62 @@ pub(crate) mod tests {
             flush_every: Duration::from_secs(3600),
             ..SinkConfig::default()
         }
+    }
+
+    #[tokio::test]
+    async fn a_torn_line_is_skipped_and_the_lines_around_it_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |r: UsageRecord| {
+            let mut v = serde_json::to_vec(&r).unwrap();
+            v.push(b'\n');
+            v
+        };
+        let mut seg = line(rec("before", 1));
+        let torn = line(rec("torn", 2));
+        seg.extend_from_slice(&torn[..torn.len() / 2]);
+        // What an append after a failed one writes: a fresh line first.
+        seg.push(b'\n');
+        seg.extend_from_slice(&line(rec("after", 3)));
+        // A partial last line, cut inside a multi-byte character.
+        let mut last = line(rec("last-\u{e9}\u{e9}", 4));
+        last.truncate(last.len() - 12);
+        seg.extend_from_slice(&last);
+        std::fs::write(segment_path(dir.path(), 0), &seg).unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let _sink = UsageSink::open(store.clone(), config(dir.path()))
+            .await
+            .unwrap();
+        let ids: Vec<String> = store.records().iter().map(|r| r.id.to_string()).collect();
+        assert_eq!(ids, ["before", "after"]);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_full_disk_keeps_the_record_queued_and_the_next_line_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let sink = UsageSink::open(store.clone(), config(dir.path()))
+            .await
+            .unwrap();
+        let real = {
+            let mut state = sink.inner.state.lock().unwrap();
+            let j = state.journal.as_mut().unwrap();
+            // /dev/full fails every write with ENOSPC.
+            let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
+            std::mem::replace(&mut j.file, full)
+        };
+        sink.record(rec("on-a-full-disk", 1));
+        {
+            let mut state = sink.inner.state.lock().unwrap();
+            assert_eq!(state.pending.len(), 1, "the record stays queued");
+            let j = state.journal.as_mut().unwrap();
+            assert!(j.torn);
+            j.file = real;
+        }
+        sink.record(rec("disk-back", 2));
+        sink.flush().await.unwrap();
+        let ids: Vec<String> = store.records().iter().map(|r| r.id.to_string()).collect();
+        assert_eq!(ids, ["on-a-full-disk", "disk-back"]);
     }
 
     #[tokio::test]

@@ -142,7 +142,9 @@ async fn no_key_and_a_wrong_key_get_401_and_health_stays_open() {
     let (status, _, _) = gw.chat(Some(MASTER), "mock/echo").await;
     assert_eq!(status, 200);
     // x-api-key works as well (Anthropic clients).
-    let req = http::Request::post(gw.url("/v1/chat/completions")).header("x-api-key", MASTER);
+    let req = http::Request::post(gw.url("/v1/chat/completions"))
+        .header("x-api-key", MASTER)
+        .header("content-type", "application/json");
     let (status, _, _) = send(req, chat("mock/echo", "hi").to_string().into_bytes()).await;
     assert_eq!(status, 200);
 }

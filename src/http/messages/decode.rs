@@ -116,9 +116,7 @@ impl MessagesRequest {
     /// The canonical request: system prompt first, each `tool_result` as a `tool` message,
     /// `tool_use` blocks as tool calls with their input as the arguments string.
     pub fn into_chat(self) -> Result<ChatRequest, GatewayError> {
-        if self.model.trim().is_empty() {
-            return Err(GatewayError::invalid("model", "must be a non-empty string"));
-        }
+        crate::types::check_model(&self.model)?;
         if self.messages.is_empty() {
             return Err(GatewayError::invalid(
                 "messages",

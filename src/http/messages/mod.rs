@@ -235,11 +235,12 @@ pub async fn messages(State(state): State<Arc<AppState>>, req: Request) -> Respo
 /// `POST /v1/messages/count_tokens`: the tokenizer's count of system, messages and tools,
 /// without an upstream call.
 pub async fn count_tokens(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let grant = super::auth::grant(&req);
     let body = match super::decode::read_body(req, state.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return error_response(&e),
     };
-    let chat = match parse(&body).and_then(|(r, _)| r.into_chat()) {
+    let mut chat = match parse(&body).and_then(|(r, _)| r.into_chat()) {
         Ok(c) => c,
         Err(e) => return error_response(&e),
     };
@@ -248,5 +249,11 @@ pub async fn count_tokens(State(state): State<Arc<AppState>>, req: Request) -> R
         return error_response(&e);
     }
     let tokens = PromptText::of(&chat).tokens();
+    // The key's allowed models and rate limits, as on /v1/messages.
+    chat.ctx.endpoint = crate::types::Api::Messages;
+    super::auth::attach(grant, &mut chat.ctx);
+    if let Err(e) = state.count.clone().oneshot(chat).await {
+        return error_response(&e);
+    }
     axum::Json(json!({"input_tokens": tokens})).into_response()
 }

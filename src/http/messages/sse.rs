@@ -299,7 +299,7 @@ pin_project! {
     impl PinnedDrop for MessagesSse {
         fn drop(this: Pin<&mut Self>) {
             if let Some(obs) = this.project().observer.take() {
-                obs.finish(false);
+                obs.abandon();
             }
         }
     }

@@ -118,6 +118,7 @@ pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Respons
     chat.ctx.cache = CacheControl {
         no_lookup: true,
         no_store: true,
+        vary: 0,
     };
     super::auth::attach(grant, &mut chat.ctx);
     // An OpenAI deployment serves the Responses API itself and gets the client's body, unless

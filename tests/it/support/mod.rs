@@ -9,5 +9,5 @@ pub mod upstream;
 
 pub use client::{chat, get, post_json, post_raw, send};
 pub use gateway::TestGateway;
-pub use sse::{sse_chunks, sse_data};
+pub use sse::{sse_chunks, sse_cut_chunks, sse_data};
 pub use upstream::{End, FakeUpstream, Reply, split_at};

@@ -26,3 +26,19 @@ pub fn sse_chunks(body: &[u8]) -> Vec<serde_json::Value> {
         .map(|d| serde_json::from_str(d).expect("chunk is JSON"))
         .collect()
 }
+
+/// The JSON chunks of an OpenAI SSE body cut by its upstream: it ends with its error event,
+/// with no `data: [DONE]` a client could take for the end of a whole answer.
+pub fn sse_cut_chunks(body: &[u8]) -> Vec<serde_json::Value> {
+    let data = sse_data(body);
+    assert!(!data.iter().any(|d| d == "[DONE]"), "{data:?}");
+    let chunks: Vec<serde_json::Value> = data
+        .iter()
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    assert!(
+        chunks.last().is_some_and(|c| c.get("error").is_some()),
+        "{data:?}"
+    );
+    chunks
+}
