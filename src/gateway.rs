@@ -202,7 +202,7 @@ impl GatewayBuilder {
         let timeouts = self.config.timeout_config();
         // Circuits, latency and cached answers live in the state backend: in process, or
         // shared with the other replicas through Redis.
-        let backend = crate::state::open(&self.config)?;
+        let backend = crate::state::open(&self.config.state_config())?;
         let seed = backend.clone();
         let per_deployment: StackFn = Arc::new(move |info: StackInfo<'_>, translate| {
             seed.seed(info.state);
@@ -215,7 +215,7 @@ impl GatewayBuilder {
             )
         });
         let registry = Arc::new(Registry::with_stack(
-            &self.config,
+            &self.config.providers,
             self.catalog,
             &client,
             Some(per_deployment),

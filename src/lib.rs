@@ -40,6 +40,7 @@ pub mod state;
 pub mod stats;
 pub mod telemetry;
 pub mod timeout;
+pub mod tokens;
 pub mod types;
 pub mod upstream_metrics;
 pub mod usage;

@@ -220,7 +220,7 @@ impl BudgetLayer {
     /// The most `req` can cost: for each deployment it may go to, prompt at the input rate
     /// plus the output cap at the output rate; the dearest wins.
     fn max_cost(&self, req: &ChatRequest) -> f64 {
-        let prompt = crate::cost::tokens::PromptText::of(req)
+        let prompt = crate::tokens::PromptText::of(req)
             .tokens()
             .max(req.estimate_prompt_tokens());
         let output = req.output_cap().unwrap_or(DEFAULT_OUTPUT_RESERVE);
@@ -256,7 +256,7 @@ where
     fn call(&mut self, req: ChatRequest) -> Self::Future {
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
-        let grant: Option<Arc<Grant>> = req.ctx.access.clone();
+        let grant: Option<Arc<Grant>> = Grant::shared(&req.ctx);
         let Some((grant, limit, period)) = grant.and_then(|g| {
             let k = g.key.clone()?;
             let limit = k.budget_usd?;

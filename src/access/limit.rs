@@ -17,6 +17,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
 
+use super::Grant;
 use crate::GatewayError;
 use crate::types::{ChatReply, ChatRequest};
 use crate::usage::{StoreError, StoreFuture};
@@ -248,7 +249,7 @@ impl<S> std::fmt::Debug for RateLimit<S> {
 
 /// The limits `req` must fit in, and which of them count requests.
 fn limits_of(req: &ChatRequest, global: GlobalLimits) -> Vec<(Limit, bool)> {
-    let key = req.ctx.access.as_ref().and_then(|g| g.key.as_ref());
+    let key = Grant::of(&req.ctx).and_then(|g| g.key.as_ref());
     let tokens = || req.estimate_prompt_tokens() + req.output_cap().unwrap_or(0);
     let mut out = Vec::new();
     if let Some(k) = key {
@@ -335,7 +336,7 @@ where
                     .map(|(_, n)| *n)
                     .min()
             };
-            if let Some(g) = &req.ctx.access {
+            if let Some(g) = Grant::of(&req.ctx) {
                 g.set_remaining(least(true), least(false));
             }
             if !verdict.allowed {

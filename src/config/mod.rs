@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use env::*;
 
+use crate::catalog::models::mock::{
+    ENV_MOCK_CHUNK_DELAY_MS, ENV_MOCK_FAILURE_RATE, ENV_MOCK_LATENCY_MS,
+};
 use crate::catalog::{Catalog, Enable};
 use crate::providers::ProviderSettings;
 pub use crate::router::Strategy;

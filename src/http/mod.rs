@@ -8,6 +8,8 @@ mod dashboard;
 pub mod decode;
 pub mod embeddings;
 pub mod encode;
+#[cfg(test)]
+mod fuzz;
 mod keys;
 pub mod messages;
 pub mod shed;

@@ -21,10 +21,10 @@ use super::{
 use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
 use crate::catalog::ProviderSpec;
+use crate::catalog::models::azure::{ENV_AZURE_API_VERSION, ENV_AZURE_DEPLOYMENTS};
 use crate::client::HttpClient;
-use crate::config::env::{ENV_AZURE_API_VERSION, ENV_AZURE_DEPLOYMENTS};
-use crate::types::BoxChat as DeploymentService;
-use crate::types::Secret;
+use crate::types::setting::parse_list;
+use crate::types::{BoxChat, Secret};
 use crate::types::{ChatRequest, ChatResponse};
 
 const PROVIDER: &str = "azure";
@@ -66,7 +66,7 @@ pub(crate) fn build(
         .keys
         .iter()
         .map(|key| ProviderEndpoint {
-            service: DeploymentService::new(Translate::new(
+            service: BoxChat::new(Translate::new(
                 Azure::new(
                     &settings.base_url,
                     &api_version,
@@ -90,7 +90,7 @@ fn parse_deployments(value: Option<&String>) -> Result<HashMap<String, String>, 
         ));
     };
     let mut map = HashMap::new();
-    for pair in crate::config::env::parse_list(value) {
+    for pair in parse_list(value) {
         let Some((model, deployment)) = pair.split_once('=') else {
             return Err(format!(
                 "{ENV_AZURE_DEPLOYMENTS}: {pair:?} is not <model>=<deployment>, e.g. {example}"

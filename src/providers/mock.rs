@@ -15,11 +15,14 @@ use tower::Service;
 use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
 use crate::catalog::ProviderSpec;
+use crate::catalog::models::mock::{
+    ENV_MOCK_CHUNK_DELAY_MS, ENV_MOCK_FAILURE_RATE, ENV_MOCK_LATENCY_MS,
+};
 use crate::client::HttpClient;
-use crate::config::env::{ENV_MOCK_CHUNK_DELAY_MS, ENV_MOCK_FAILURE_RATE, ENV_MOCK_LATENCY_MS};
-use crate::types::BoxChat as DeploymentService;
+use crate::types::setting::{parse_ms, parse_rate};
 use crate::types::{
-    ChatChunk, ChatReply, ChatRequest, ChatResponse, Delta, ReplyMeta, ResponseMessage, Usage,
+    BoxChat, ChatChunk, ChatReply, ChatRequest, ChatResponse, Delta, ReplyMeta, ResponseMessage,
+    Usage,
 };
 
 /// Builds the endpoints of a configured provider: one per credential.
@@ -31,12 +34,12 @@ pub(crate) fn build(
     let ms = |key: &str, default: u64| -> Result<Duration, String> {
         match settings.extra.get(key) {
             None => Ok(Duration::from_millis(default)),
-            Some(v) => crate::config::env::parse_ms(key, v),
+            Some(v) => parse_ms(key, v),
         }
     };
     let failure_rate = match settings.extra.get(ENV_MOCK_FAILURE_RATE) {
         None => 0.0,
-        Some(v) => crate::config::env::parse_rate(ENV_MOCK_FAILURE_RATE, v)?,
+        Some(v) => parse_rate(ENV_MOCK_FAILURE_RATE, v)?,
     };
     let mock = Mock {
         latency: ms(ENV_MOCK_LATENCY_MS, 0)?,
@@ -44,7 +47,7 @@ pub(crate) fn build(
         failure_rate,
     };
     Ok(vec![ProviderEndpoint {
-        service: DeploymentService::new(mock),
+        service: BoxChat::new(mock),
         extra_models: Vec::new(),
     }])
 }
@@ -243,7 +246,7 @@ fn mock_embeddings(req: &ChatRequest, emb: &crate::types::EmbeddingRequest) -> C
         EmbeddingInput::Tokens(t) => vec![format!("{t:?}")],
         EmbeddingInput::TokenLists(l) => l.iter().map(|t| format!("{t:?}")).collect(),
     };
-    let tokens: u64 = texts.iter().map(|t| crate::cost::tokens::count(t)).sum();
+    let tokens: u64 = texts.iter().map(|t| crate::tokens::count(t)).sum();
     let vectors = texts.iter().map(|t| mock_vector(t, dims)).collect();
     let (model, meta) = served_by(req);
     let resp =

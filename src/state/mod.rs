@@ -50,9 +50,9 @@ pub use limits::{RedisBudgets, RedisCounters};
 pub use memory::InProcess;
 pub use redis::RedisBackend;
 
-use crate::config::Config;
 use crate::health::DeploymentHealth;
 use crate::router::Registry;
+use crate::types::Secret;
 
 /// A boxed lookup, as [`StateBackend::cache_remote`] returns.
 pub type Lookup = Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>;
@@ -117,12 +117,24 @@ pub struct CacheLimits {
     pub ttl: std::time::Duration,
 }
 
-/// The backend `config` names: Redis for `REDIS_URL`, else in-process.
-pub fn open(config: &Config) -> Result<Arc<dyn StateBackend>, String> {
-    let limits = CacheLimits {
-        max_bytes: config.cache_max_bytes,
-        ttl: config.cache_ttl,
-    };
+/// Which backend to open and its bounds.
+#[derive(Clone, Debug)]
+pub struct StateConfig {
+    /// The response cache's bounds.
+    pub cache: CacheLimits,
+    /// The Redis server shared with the other replicas; in process when `None`.
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key.
+    pub redis_prefix: String,
+    /// Timeout of one Redis command.
+    pub redis_timeout: std::time::Duration,
+    /// How often local state is synchronised with Redis.
+    pub sync_every: std::time::Duration,
+}
+
+/// The backend `config` names: Redis when it has a URL, else in-process.
+pub fn open(config: &StateConfig) -> Result<Arc<dyn StateBackend>, String> {
+    let limits = config.cache;
     let local = InProcess::new(limits.max_bytes, limits.ttl);
     Ok(match &config.redis_url {
         None => Arc::new(local),
@@ -131,7 +143,7 @@ pub fn open(config: &Config) -> Result<Arc<dyn StateBackend>, String> {
             redis::RedisSettings {
                 prefix: config.redis_prefix.clone(),
                 timeout: config.redis_timeout,
-                sync_every: config.state_sync_interval,
+                sync_every: config.sync_every,
                 ttl: limits.ttl,
             },
             local,

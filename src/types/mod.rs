@@ -14,11 +14,12 @@ mod reply;
 mod request;
 mod response;
 mod secret;
+pub mod setting;
 mod usage;
 
 pub use api::Api;
 pub use chunk::{ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
-pub use context::{CacheControl, RequestContext};
+pub use context::{CacheControl, Caller, Carried, RequestContext, Target};
 pub use embedding::{Embedding, EmbeddingInput, EmbeddingRequest, EmbeddingResponse};
 pub use reasoning::{
     ReasoningEffort, ThinkingBlock, ThinkingKind, google_extra_content, google_thought_signature,

@@ -28,5 +28,6 @@ mod messages;
 mod openai_compat;
 mod puter;
 mod resilience;
+mod router;
 mod scale;
 mod usage;

@@ -43,9 +43,9 @@ use tower::ServiceExt;
 use super::encode::{StreamObserver, format_cost, meta_headers, sse_response};
 use super::{AppState, RequestGuard, StreamMetrics};
 use crate::GatewayError;
-use crate::cost::tokens::PromptText;
 use crate::providers::NATIVE_KEY;
 use crate::telemetry::names;
+use crate::tokens::PromptText;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, ChatStream, Content, ContentPart, FunctionCall,
     FunctionDef, ImageUrl, Message, ReplyBody, Role, Stop, Tool, ToolCall,
