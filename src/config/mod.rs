@@ -19,8 +19,8 @@ use crate::catalog::models::mock::{
 };
 use crate::catalog::{Catalog, Enable};
 use crate::providers::ProviderSettings;
-pub use crate::router::Strategy;
-pub use crate::types::Secret;
+use crate::router::Strategy;
+use crate::types::Secret;
 
 /// Every setting, validated.
 #[derive(Clone, Debug)]
@@ -74,7 +74,7 @@ pub struct Config {
     /// `fsync` the journal per record.
     pub usage_fsync: bool,
     /// Price overrides by `provider/model`.
-    pub rate_overrides: HashMap<String, crate::cost::Rate>,
+    pub rate_overrides: HashMap<String, crate::catalog::Rate>,
     /// Cost free tiers at list prices.
     pub bill_free_tiers: bool,
     /// Redis for shared state (`REDIS_URL`); in-process state when unset.
@@ -315,7 +315,7 @@ impl Config {
                     let (model, rate) = pair.split_once('=').ok_or_else(|| {
                         format!("{k}: {pair:?} is not provider/model=input/output[/cached_input]")
                     })?;
-                    let rate = crate::cost::Rate::parse(rate)
+                    let rate = crate::catalog::Rate::parse(rate)
                         .map_err(|e| format!("{k}: {}: {e}", model.trim()))?;
                     Ok((model.trim().to_owned(), rate))
                 })

@@ -21,7 +21,7 @@ use tower::Service;
 pub use body::CostStream;
 pub use future::ResponseFuture;
 pub use layer::CostLayer;
-pub use rates::{RATES_DATE, Rate, RateTable};
+pub use rates::RateTable;
 
 use crate::GatewayError;
 use crate::telemetry::{HandleCache, handles, names};

@@ -46,11 +46,11 @@ use crate::GatewayError;
 use crate::providers::NATIVE_KEY;
 use crate::telemetry::names;
 use crate::tokens::PromptText;
+use crate::types::Api as Endpoint;
 use crate::types::{
     ChatChunk, ChatRequest, ChatResponse, ChatStream, Content, ContentPart, FunctionCall,
     FunctionDef, ImageUrl, Message, ReplyBody, Role, Stop, Tool, ToolCall,
 };
-use crate::usage::Endpoint;
 
 mod decode;
 mod encode;

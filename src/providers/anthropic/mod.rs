@@ -11,7 +11,7 @@
 //!
 //! # Example
 //! ```
-//! use proxygate::config::Secret;
+//! use proxygate::types::Secret;
 //! use proxygate::providers::ProviderAdapter;
 //! use proxygate::providers::anthropic::Anthropic;
 //! use proxygate::types::ChatRequest;

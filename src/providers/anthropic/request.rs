@@ -8,7 +8,7 @@ use super::*;
 /// The client's own Anthropic body, when it came through `/v1/messages`: then the request and
 /// the reply pass through unchanged apart from `model`.
 pub(super) fn native_body(req: &ChatRequest) -> Option<&bytes::Bytes> {
-    (req.ctx.endpoint == crate::usage::Endpoint::Messages)
+    (req.ctx.endpoint == crate::types::Api::Messages)
         .then_some(req.ctx.native_body.as_ref())
         .flatten()
 }

@@ -13,7 +13,7 @@
 //!
 //! # Example
 //! ```
-//! use proxygate::config::Secret;
+//! use proxygate::types::Secret;
 //! use proxygate::providers::ProviderAdapter;
 //! use proxygate::providers::gemini::Gemini;
 //! use proxygate::types::ChatRequest;
