@@ -28,6 +28,7 @@ use crate::client::{HttpClient, build_client};
 use crate::config::Config;
 use crate::cost::{CostLayer, RateTable};
 use crate::db::{Db, SqlKeyStore, SqlUsageStore};
+use crate::error::BuildError;
 use crate::failover::FailoverLayer;
 use crate::http::{AppState, routes};
 use crate::router::{Dispatch, Registry, RouterLayer, StackFn, StackInfo};
@@ -47,7 +48,7 @@ pub struct Gateway {
 impl Gateway {
     /// Builds the gateway with a fresh client, installing the global metrics recorder, and
     /// opens the usage store the configuration names (replaying its journal).
-    pub async fn new(config: Config) -> Result<Self, String> {
+    pub async fn new(config: Config) -> Result<Self, BuildError> {
         Self::builder(config).build().await
     }
 
@@ -113,7 +114,7 @@ impl Gateway {
 
 /// Opens the usage store `config` names: Postgres for `DATABASE_URL`, else the SQLite file at
 /// `USAGE_DB_PATH` (`:memory:` for none), behind a sink journaling to `USAGE_JOURNAL_DIR`.
-pub async fn open_usage(config: &Config) -> Result<(UsageSink, Option<Db>), String> {
+pub async fn open_usage(config: &Config) -> Result<(UsageSink, Option<Db>), BuildError> {
     let db = match (&config.database_url, config.usage_db_path.as_str()) {
         (Some(url), _) => Some(Db::connect(url.expose()).await?),
         (None, ":memory:") => None,
@@ -194,7 +195,7 @@ impl GatewayBuilder {
     }
 
     /// Builds the registry, the stack and the router, and opens the usage store.
-    pub async fn build(self) -> Result<Gateway, String> {
+    pub async fn build(self) -> Result<Gateway, BuildError> {
         let client = self.client.unwrap_or_else(build_client);
         // Each deployment: breaker -> per-attempt timeout -> upstream timer -> translation. The breaker shares the
         // deployment's state, which the router and the admin API read.

@@ -52,7 +52,7 @@ pub use breaker::BreakerLayer;
 pub use cache::CacheLayer;
 pub use config::Config;
 pub use cost::CostLayer;
-pub use error::GatewayError;
+pub use error::{BuildError, GatewayError};
 pub use failover::FailoverLayer;
 pub use gateway::{Gateway, GatewayBuilder};
 pub use router::{Dispatch, RouterLayer};

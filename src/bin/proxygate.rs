@@ -120,7 +120,9 @@ fn main() -> ExitCode {
 async fn serve(config: proxygate::Config) -> Result<(), String> {
     let addr = config.addr();
     let grace = config.shutdown_grace;
-    let gateway = proxygate::Gateway::new(config).await?;
+    let gateway = proxygate::Gateway::new(config)
+        .await
+        .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e} (set PORT or HOST)"))?;

@@ -8,6 +8,7 @@ use crate::GatewayError;
 use crate::catalog::{Catalog, Mode, ProviderSpec, Tier};
 use crate::client::HttpClient;
 use crate::deployment::Deployment;
+use crate::error::BuildError;
 use crate::health::DeploymentHealth;
 use crate::providers::ProviderEndpoint;
 use crate::providers::ProviderSettings;
@@ -77,7 +78,7 @@ impl Registry {
         providers: &HashMap<&'static str, ProviderSettings>,
         catalog: Catalog,
         client: &HttpClient,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         Self::with_stack(providers, catalog, client, None)
     }
 
@@ -87,14 +88,18 @@ impl Registry {
         catalog: Catalog,
         client: &HttpClient,
         stack: Option<StackFn>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         let mut endpoints = HashMap::new();
         for spec in catalog.providers() {
             let Some(settings) = providers.get(spec.name) else {
                 continue;
             };
-            let eps = crate::providers::build(spec, settings, client)
-                .map_err(|e| format!("provider {}: {e}", spec.name))?;
+            let eps = crate::providers::build(spec, settings, client).map_err(|message| {
+                BuildError::Provider {
+                    provider: spec.name,
+                    message,
+                }
+            })?;
             endpoints.insert(spec.name, eps);
         }
         let reg = Self {

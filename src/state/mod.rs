@@ -50,6 +50,7 @@ pub use limits::{RedisBudgets, RedisCounters};
 pub use memory::InProcess;
 pub use redis::RedisBackend;
 
+use crate::error::BuildError;
 use crate::health::DeploymentHealth;
 use crate::router::Registry;
 use crate::types::Secret;
@@ -133,20 +134,23 @@ pub struct StateConfig {
 }
 
 /// The backend `config` names: Redis when it has a URL, else in-process.
-pub fn open(config: &StateConfig) -> Result<Arc<dyn StateBackend>, String> {
+pub fn open(config: &StateConfig) -> Result<Arc<dyn StateBackend>, BuildError> {
     let limits = config.cache;
     let local = InProcess::new(limits.max_bytes, limits.ttl);
     Ok(match &config.redis_url {
         None => Arc::new(local),
-        Some(url) => Arc::new(RedisBackend::connect(
-            url.expose(),
-            redis::RedisSettings {
-                prefix: config.redis_prefix.clone(),
-                timeout: config.redis_timeout,
-                sync_every: config.sync_every,
-                ttl: limits.ttl,
-            },
-            local,
-        )?),
+        Some(url) => Arc::new(
+            RedisBackend::connect(
+                url.expose(),
+                redis::RedisSettings {
+                    prefix: config.redis_prefix.clone(),
+                    timeout: config.redis_timeout,
+                    sync_every: config.sync_every,
+                    ttl: limits.ttl,
+                },
+                local,
+            )
+            .map_err(BuildError::StateBackend)?,
+        ),
     })
 }
