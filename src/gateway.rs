@@ -32,7 +32,7 @@ use crate::error::BuildError;
 use crate::failover::FailoverLayer;
 use crate::http::{AppState, routes};
 use crate::router::{Dispatch, Registry, RouterLayer, StackFn, StackInfo};
-use crate::state::StateBackend;
+use crate::shared::StateBackend;
 use crate::timeout::TimeoutLayer;
 use crate::types::BoxChat;
 use crate::upstream_metrics::UpstreamMetricsLayer;
@@ -203,7 +203,7 @@ impl GatewayBuilder {
         let timeouts = self.config.timeout_config();
         // Circuits, latency and cached answers live in the state backend: in process, or
         // shared with the other replicas through Redis.
-        let backend = crate::state::open(&self.config.state_config())?;
+        let backend = crate::shared::open(&self.config.shared_config())?;
         let seed = backend.clone();
         let per_deployment: StackFn = Arc::new(move |info: StackInfo<'_>, translate| {
             seed.seed(info.state);

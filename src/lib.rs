@@ -36,7 +36,7 @@ pub mod http;
 pub mod providers;
 pub mod redact;
 pub mod router;
-pub mod state;
+pub mod shared;
 pub mod stats;
 pub mod telemetry;
 pub mod timeout;

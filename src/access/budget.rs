@@ -13,7 +13,7 @@
 //!
 //! The spend lives behind the [`Budgets`] trait; [`MemoryBudgets`] seeds each key's spend in
 //! the current period from the usage store the first time it sees the key, so a restart
-//! forgets nothing. With `REDIS_URL`, `crate::state::RedisBudgets` keeps it in Redis for every
+//! forgets nothing. With `REDIS_URL`, `crate::shared::RedisBudgets` keeps it in Redis for every
 //! replica (one Lua script per reservation), seeded from the usage store the same way.
 
 use std::collections::HashMap;

@@ -4,7 +4,7 @@
 //! `x-ratelimit-remaining-requests` / `-tokens` like OpenAI's.
 //!
 //! Counting is fixed one-minute windows aligned on the wall clock, behind the [`Counters`]
-//! trait so instances can share them (`crate::state::RedisCounters` checks and increments the
+//! trait so instances can share them (`crate::shared::RedisCounters` checks and increments the
 //! window's keys in Redis with one script per request). A request's tokens are its prompt estimate plus its `max_tokens`, as
 //! OpenAI counts them against a limit, known before the call.
 

@@ -15,7 +15,7 @@
 //! [`CACHE_TTL`], or at their next state sync when a shared backend publishes changes
 //! ([`KeyChanges`]: Redis keeps a version of the keys that every replica watches). Counters and
 //! budgets sit behind the [`Counters`] and [`Budgets`] traits so several instances can share
-//! them (`crate::state` has the Redis implementations).
+//! them (`crate::shared` has the Redis implementations).
 //!
 //! # Example
 //!

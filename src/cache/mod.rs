@@ -3,7 +3,7 @@
 //! and every parameter that changes the answer; not `user`, not `stream`). It exists so a
 //! repeated question costs nothing and takes no upstream round trip.
 //!
-//! Entries live in the [`StateBackend`](crate::state::StateBackend): a bounded in-process
+//! Entries live in the [`StateBackend`](crate::shared::StateBackend): a bounded in-process
 //! cache (moka, weighed in bytes, `CACHE_MAX_BYTES`) and, with `REDIS_URL`, Redis behind it,
 //! so an answer cached through one replica is a hit on every other. Each entry lives
 //! `CACHE_TTL_MS`. A whole answer is kept when it arrives; a streamed one when its stream
@@ -29,7 +29,7 @@
 //! use std::sync::Arc;
 //! use proxygate::cache::CacheLayer;
 //! use proxygate::providers::mock::Mock;
-//! use proxygate::state::InProcess;
+//! use proxygate::shared::InProcess;
 //!
 //! let backend = Arc::new(InProcess::new(64 << 20, std::time::Duration::from_secs(3600)));
 //! let cached = tower::ServiceBuilder::new()
@@ -58,7 +58,7 @@ pub use layer::CacheLayer;
 
 use crate::GatewayError;
 use crate::catalog::Catalog;
-use crate::state::StateBackend;
+use crate::shared::StateBackend;
 use crate::types::{ChatReply, ChatRequest, ChatResponse, EmbeddingResponse, ReplyBody, ReplyMeta};
 
 /// Answers from the cache when it can, and keeps what the inner service answers; see the

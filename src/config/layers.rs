@@ -5,7 +5,7 @@ use super::Config;
 use crate::breaker::BreakerConfig;
 use crate::failover::FailoverConfig;
 use crate::router::RouterConfig;
-use crate::state::{CacheLimits, StateConfig};
+use crate::shared::{CacheLimits, SharedConfig};
 use crate::timeout::TimeoutConfig;
 
 impl Config {
@@ -55,8 +55,8 @@ impl Config {
     }
 
     /// The shared state backend: Redis or in-process, and the cache's bounds.
-    pub fn state_config(&self) -> StateConfig {
-        StateConfig {
+    pub fn shared_config(&self) -> SharedConfig {
+        SharedConfig {
             cache: CacheLimits {
                 max_bytes: self.cache_max_bytes,
                 ttl: self.cache_ttl,

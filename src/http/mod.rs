@@ -57,7 +57,7 @@ pub struct AppState {
     /// Prices.
     pub rates: Arc<crate::cost::RateTable>,
     /// Circuits, latency and cache: in process or shared through Redis.
-    pub state: Arc<dyn crate::state::StateBackend>,
+    pub state: Arc<dyn crate::shared::StateBackend>,
     /// Live statistics for the dashboard, fed by the usage sink.
     pub stats: Arc<crate::stats::Stats>,
     /// Virtual keys.

@@ -26,7 +26,7 @@
 //! ```
 //! # async fn run() {
 //! use std::sync::Arc;
-//! use proxygate::state::{InProcess, StateBackend};
+//! use proxygate::shared::{InProcess, StateBackend};
 //!
 //! let backend: Arc<dyn StateBackend> = Arc::new(InProcess::new(1 << 20, std::time::Duration::from_secs(60)));
 //! backend.cache_put("k".into(), bytes::Bytes::from_static(b"{}"));
@@ -120,7 +120,7 @@ pub struct CacheLimits {
 
 /// Which backend to open and its bounds.
 #[derive(Clone, Debug)]
-pub struct StateConfig {
+pub struct SharedConfig {
     /// The response cache's bounds.
     pub cache: CacheLimits,
     /// The Redis server shared with the other replicas; in process when `None`.
@@ -134,7 +134,7 @@ pub struct StateConfig {
 }
 
 /// The backend `config` names: Redis when it has a URL, else in-process.
-pub fn open(config: &StateConfig) -> Result<Arc<dyn StateBackend>, BuildError> {
+pub fn open(config: &SharedConfig) -> Result<Arc<dyn StateBackend>, BuildError> {
     let limits = config.cache;
     let local = InProcess::new(limits.max_bytes, limits.ttl);
     Ok(match &config.redis_url {
