@@ -177,7 +177,7 @@ impl GatewayError {
         }
     }
 
-    /// The HTTP status the client sees (SPEC §4, §13).
+    /// The HTTP status the client sees.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
@@ -210,7 +210,7 @@ impl GatewayError {
         }
     }
 
-    /// Whether another deployment may succeed where this one failed (SPEC §6). The only thing
+    /// Whether another deployment may succeed where this one failed. The only thing
     /// failover reads.
     pub fn is_retryable(&self) -> bool {
         match self {

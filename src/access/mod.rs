@@ -1,4 +1,4 @@
-//! Access control (SPEC §8): who may call, how much, and on which models.
+//! Access control: who may call, how much, and on which models.
 //!
 //! Each concern is a layer of its own, in the request path before routing:
 //! - [`crate::http::auth::AuthLayer`] (HTTP): the master key or a virtual key, or nothing on

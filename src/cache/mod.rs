@@ -1,4 +1,4 @@
-//! The response cache (the seed's SHA-256 caching): an exact-match cache of whole answers,
+//! The response cache: an exact-match cache of whole answers,
 //! keyed by the SHA-256 of the canonical request ([`cache_key`]: endpoint, model, messages
 //! and every parameter that changes the answer; not `user`, not `stream`). It exists so a
 //! repeated question costs nothing and takes no upstream round trip.
@@ -16,7 +16,7 @@
 //! `x-proxygate-cache: hit` and the cost layer records them at cost 0.
 //!
 //! # Where it sits
-//! SPEC §2 draws the cache above cost accounting. Here it sits directly *under* the
+//! The cache sits directly *under* the
 //! [`CostLayer`](crate::cost::CostLayer), so that every answer, hit or miss, goes through
 //! the one accounting path: a hit is recorded (as `cache_hit`, cost 0, counted in
 //! `proxygate_cache_hits_total` and `/v1/usage`) by the same code that records a miss, and

@@ -1,4 +1,4 @@
-//! `/dashboard`, the monitoring PWA (SPEC §9), and `GET /admin/stats`, the JSON it polls.
+//! `/dashboard`, the monitoring PWA, and `GET /admin/stats`, the JSON it polls.
 //!
 //! The app is a few hand-written files under `dashboard/` compiled into the binary
 //! (`include_bytes!`): no CDN, no build step. Every response it gets is same-origin, its

@@ -1,5 +1,5 @@
 //! `/admin/keys`: create (the plaintext is in the answer, once), list (never the plaintext),
-//! read, change and delete virtual keys (SPEC §13 "Admin API"). Changes take effect at once.
+//! read, change and delete virtual keys. Changes take effect at once.
 
 use std::sync::Arc;
 

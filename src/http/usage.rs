@@ -1,4 +1,4 @@
-//! `GET /v1/usage`: totals and breakdowns from the usage store (SPEC §13).
+//! `GET /v1/usage`: totals and breakdowns from the usage store.
 
 use std::sync::Arc;
 
