@@ -8,22 +8,24 @@
 //! is replayed as a stream. AI21 answers leave out `object`, `created` and `model`; they are
 //! filled in on the way back.
 
-use std::collections::VecDeque;
-
 use http::StatusCode;
 use serde_json::Value;
 
 use super::openai_compat::{OpenAiDecoder, Quirks, normalise_response, openai_body};
 use super::{
-    Framing, ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, json_post,
-    openai_style_error, parse_json, replay, summarise, with_json,
+    Framing, ProviderAdapter, UpstreamRequest, json_post, openai_style_error, parse_json,
+    summarise, with_json,
 };
 use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
 use crate::catalog::ProviderSpec;
 use crate::client::HttpClient;
 use crate::types::Secret;
-use crate::types::{ChatChunk, ChatRequest, ChatResponse};
+use crate::types::{ChatRequest, ChatResponse};
+
+mod stream;
+
+pub use stream::Ai21Decoder;
 
 const PROVIDER: &str = "ai21";
 
@@ -198,66 +200,6 @@ impl ProviderAdapter for Ai21 {
             });
         }
         err
-    }
-}
-
-/// Decodes AI21's OpenAI-style stream (or replays a complete answer), filling `model` and
-/// `created`, which AI21 chunks leave out.
-#[derive(Debug)]
-pub struct Ai21Decoder {
-    inner: OpenAiDecoder,
-    /// The answer is a complete one to replay.
-    replays: bool,
-    model: String,
-    created: u64,
-    replayed: bool,
-}
-
-impl Ai21Decoder {
-    fn fill(&self, out: &mut VecDeque<ChatChunk>, from: usize) {
-        for c in out.iter_mut().skip(from) {
-            if c.model.is_empty() {
-                c.model = self.model.clone();
-            }
-            if c.created == 0 {
-                c.created = self.created;
-            }
-        }
-    }
-}
-
-impl StreamDecoder for Ai21Decoder {
-    fn event(
-        &mut self,
-        event: SseEvent,
-        out: &mut VecDeque<ChatChunk>,
-    ) -> Result<(), GatewayError> {
-        let from = out.len();
-        if self.replays {
-            let resp = complete(&self.model, event.data.as_bytes())?;
-            replay(&resp, out);
-            self.replayed = true;
-        } else {
-            self.inner.event(event, out)?;
-        }
-        self.fill(out, from);
-        Ok(())
-    }
-
-    fn finish(&mut self, out: &mut VecDeque<ChatChunk>) -> Result<(), GatewayError> {
-        if self.replays {
-            return match self.replayed {
-                true => Ok(()),
-                false => Err(GatewayError::BadUpstreamResponse {
-                    provider: PROVIDER,
-                    reason: "empty answer".into(),
-                }),
-            };
-        }
-        let from = out.len();
-        self.inner.finish(out)?;
-        self.fill(out, from);
-        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::types::ChatChunk;
 
 use crate::types::Usage;
 

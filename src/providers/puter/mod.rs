@@ -10,7 +10,6 @@
 //! (an upstream outage is a 400 `upstream_*`, treated as a retryable 502), legacy v1 HTTP 200
 //! `{"success":false,"error":{...}}`, and `error` lines in a stream.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use http::StatusCode;
@@ -18,8 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::openai_compat::normalise_finish;
 use super::{
-    Framing, ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, json_post, parse_json,
-    retry_after, summarise, with_json,
+    Framing, ProviderAdapter, UpstreamRequest, json_post, parse_json, retry_after, with_json,
 };
 use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
@@ -27,9 +25,14 @@ use crate::catalog::ProviderSpec;
 use crate::client::HttpClient;
 use crate::types::Secret;
 use crate::types::{
-    ChatChunk, ChatRequest, ChatResponse, Delta, FunctionCall, FunctionCallDelta, ResponseMessage,
-    Role, ToolCall, ToolCallDelta, Usage,
+    ChatRequest, ChatResponse, FunctionCall, ResponseMessage, Role, ToolCall, Usage,
 };
+
+mod error;
+mod stream;
+
+use error::{puter_error, v1_failure};
+pub use stream::PuterDecoder;
 
 const PROVIDER: &str = "puter";
 const ENV_TOKEN: &str = "PUTER_AUTH_TOKEN";
@@ -116,74 +119,6 @@ impl Puter {
             "auth_token": self.token.expose(),
         }))
     }
-}
-
-/// The status a Puter error code stands for, where the code says more than the status.
-fn status_of_code(code: &str) -> Option<StatusCode> {
-    Some(match code {
-        "insufficient_funds" | "no_usage_left" => StatusCode::PAYMENT_REQUIRED,
-        "too_many_requests" | "rate_limited" | "upstream_rate_limited" => {
-            StatusCode::TOO_MANY_REQUESTS
-        }
-        "token_auth_failed" | "reauth_required" | "unauthorized" | "token_missing" => {
-            StatusCode::UNAUTHORIZED
-        }
-        "forbidden" | "permission_denied" | "access_denied" => StatusCode::FORBIDDEN,
-        "bad_request" | "upstream_bad_request" | "moderation_flagged" => StatusCode::BAD_REQUEST,
-        _ if code.starts_with("upstream_") => StatusCode::BAD_GATEWAY,
-        _ => return None,
-    })
-}
-
-/// Builds the error for a Puter failure body (`v` is the object holding message and code).
-fn puter_error(status: StatusCode, v: &Value, retry: Option<Duration>) -> GatewayError {
-    let text = |k: &str| match v.get(k) {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        Some(Value::Object(o)) => o.get("message").and_then(Value::as_str).map(str::to_owned),
-        _ => None,
-    };
-    let message = text("message").or_else(|| text("error"));
-    let code = v
-        .get("code")
-        .or_else(|| v.get("error").and_then(|e| e.get("code")))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let code_status = code.as_deref().and_then(status_of_code);
-    let status = match (status.as_u16(), code_status) {
-        // Puter answers an outage of every upstream with 400 `upstream_*`: not the client's.
-        (400, Some(s)) if s.is_server_error() => s,
-        // v1 said 200 and put the truth in the body.
-        (200, s) => s.unwrap_or(StatusCode::BAD_GATEWAY),
-        _ => status,
-    };
-    let mut message = message
-        .map(|m| summarise(&m))
-        .unwrap_or_else(|| format!("HTTP {} from Puter", status.as_u16()));
-    match status.as_u16() {
-        401 => message.push_str(&format!(" (check {ENV_TOKEN})")),
-        402 => message.push_str(&format!(
-            " (the Puter account behind {ENV_TOKEN} is out of credits)"
-        )),
-        _ => {}
-    }
-    let retry_after = match retry {
-        Some(d) => Some(d),
-        None if status == StatusCode::TOO_MANY_REQUESTS => Some(RATE_WINDOW),
-        None => None,
-    };
-    GatewayError::Upstream {
-        provider: PROVIDER,
-        status,
-        message,
-        code,
-        retry_after,
-    }
-}
-
-/// A legacy v1 failure: HTTP 200 with `success: false`.
-fn v1_failure(v: &Value) -> Option<GatewayError> {
-    (v.get("success") == Some(&Value::Bool(false)))
-        .then(|| puter_error(StatusCode::OK, v.get("error").unwrap_or(v), None))
 }
 
 /// Usage from Puter's metering: OpenAI-like or Anthropic-like keys; `None` when it is empty.
@@ -324,116 +259,6 @@ impl ProviderAdapter for Puter {
     fn success_is_error(&self, body: &[u8]) -> Option<GatewayError> {
         let v: Value = serde_json::from_slice(body.trim_ascii_start()).ok()?;
         v1_failure(&v)
-    }
-}
-
-/// Decodes Puter's NDJSON stream.
-#[derive(Debug)]
-pub struct PuterDecoder {
-    id: String,
-    created: u64,
-    model: String,
-    tools: u32,
-    ended: bool,
-}
-
-impl PuterDecoder {
-    fn push(&self, out: &mut VecDeque<ChatChunk>, delta: Delta, finish: Option<&str>) {
-        out.push_back(ChatChunk::delta(
-            &self.id,
-            self.created,
-            &self.model,
-            delta,
-            finish,
-        ));
-    }
-}
-
-impl StreamDecoder for PuterDecoder {
-    fn event(
-        &mut self,
-        event: SseEvent,
-        out: &mut VecDeque<ChatChunk>,
-    ) -> Result<(), GatewayError> {
-        if self.ended {
-            return Ok(());
-        }
-        let v: Value =
-            serde_json::from_str(&event.data).map_err(|e| GatewayError::BadUpstreamResponse {
-                provider: PROVIDER,
-                reason: format!("invalid stream line: {e}"),
-            })?;
-        if let Some(e) = v1_failure(&v) {
-            return Err(e);
-        }
-        match v.get("type").and_then(Value::as_str) {
-            Some("text") => {
-                if let Some(t) = v.get("text").and_then(Value::as_str)
-                    && !t.is_empty()
-                {
-                    self.push(out, Delta::text(t), None);
-                }
-            }
-            Some("reasoning") => {
-                if let Some(t) = v.get("reasoning").and_then(Value::as_str) {
-                    let mut d = Delta::default();
-                    d.extra.insert("reasoning_content".into(), t.into());
-                    self.push(out, d, None);
-                }
-            }
-            Some("tool_use") => {
-                let index = self.tools;
-                self.tools += 1;
-                let call = ToolCallDelta {
-                    extra_content: None,
-                    index,
-                    id: v.get("id").and_then(Value::as_str).map(str::to_owned),
-                    kind: Some("function".into()),
-                    function: Some(FunctionCallDelta {
-                        name: v.get("name").and_then(Value::as_str).map(str::to_owned),
-                        arguments: Some(arguments(v.get("input"))),
-                    }),
-                };
-                let d = Delta {
-                    tool_calls: Some(vec![call]),
-                    ..Delta::default()
-                };
-                self.push(out, d, None);
-            }
-            Some("usage") => {
-                self.ended = true;
-                let finish = if self.tools > 0 { "tool_calls" } else { "stop" };
-                self.push(out, Delta::default(), Some(finish));
-                // `{}` when the upstream never reported usage: the edge estimates then.
-                if let Some(u) = v.get("usage").and_then(usage) {
-                    out.push_back(ChatChunk::usage_only(
-                        &self.id,
-                        self.created,
-                        &self.model,
-                        u,
-                    ));
-                }
-            }
-            Some("error") => {
-                return Err(puter_error(StatusCode::OK, &v, None));
-            }
-            // extra_content, compaction, and whatever comes next.
-            _ if v.get("error").is_some() && v.get("type").is_none() => {
-                return Err(puter_error(StatusCode::OK, &v, None));
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self, _out: &mut VecDeque<ChatChunk>) -> Result<(), GatewayError> {
-        if self.ended {
-            return Ok(());
-        }
-        Err(GatewayError::Connect {
-            provider: PROVIDER,
-            reason: "stream ended before its usage line".into(),
-        })
     }
 }
 

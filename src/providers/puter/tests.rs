@@ -1,4 +1,5 @@
 use super::*;
+use crate::types::ChatChunk;
 
 fn adapter() -> Puter {
     Puter::new("http://puter.test/", Secret::new("puter-test-token"))
