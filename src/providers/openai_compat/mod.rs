@@ -34,7 +34,6 @@ mod tests;
 
 pub use request::embedding_body;
 pub(crate) use request::openai_body;
-use request::*;
 pub use response::{embedding_response, normalise_finish, normalise_response};
 pub use stream::OpenAiDecoder;
 
@@ -112,16 +111,6 @@ impl OpenAiCompat {
             key,
             quirks,
         }
-    }
-
-    /// The upstream body as bytes: one serialisation pass when no quirk needs the `Value`
-    /// tree ([`FastBody`]), else [`openai_body`] and `to_vec`. Both give the same JSON.
-    fn body_bytes(&self, req: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
-        let bytes = match FastBody::new(req, &self.quirks) {
-            Some(fast) => serde_json::to_vec(&fast),
-            None => serde_json::to_vec(&openai_body(req, &self.quirks)?),
-        };
-        bytes.map_err(|e| GatewayError::Internal(format!("encoding request: {e}")))
     }
 
     #[cfg(test)]

@@ -197,3 +197,15 @@ pub fn embedding_body(req: &ChatRequest, emb: &EmbeddingRequest) -> Result<Value
     }
     Ok(body)
 }
+
+impl OpenAiCompat {
+    /// The upstream body as bytes: one serialisation pass when no quirk needs the `Value`
+    /// tree ([`FastBody`]), else [`openai_body`] and `to_vec`. Both give the same JSON.
+    pub(super) fn body_bytes(&self, req: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
+        let bytes = match FastBody::new(req, &self.quirks) {
+            Some(fast) => serde_json::to_vec(&fast),
+            None => serde_json::to_vec(&openai_body(req, &self.quirks)?),
+        };
+        bytes.map_err(|e| GatewayError::Internal(format!("encoding request: {e}")))
+    }
+}
