@@ -1,7 +1,13 @@
 //! The /v1/messages edge: Anthropic Messages request -> canonical request.
 
-#[allow(unused_imports)]
-use super::*;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::GatewayError;
+use crate::types::{
+    ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, Message, Role, Stop,
+    Tool, ToolCall,
+};
 
 // === the inbound request ===
 

@@ -1,7 +1,11 @@
 //! The /v1/messages edge: canonical response -> Anthropic message.
 
-#[allow(unused_imports)]
-use super::*;
+use axum::response::{IntoResponse, Response};
+use http::header;
+use serde_json::{Value, json};
+
+use crate::providers::NATIVE_KEY;
+use crate::types::ChatResponse;
 
 // === encoding ===
 

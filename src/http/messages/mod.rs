@@ -23,34 +23,23 @@
 //! assert_eq!(chat.max_tokens, Some(64));
 //! ```
 
-use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use futures_core::Stream;
 use http::{HeaderValue, StatusCode, header};
-use pin_project_lite::pin_project;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use super::encode::{StreamObserver, format_cost, meta_headers, sse_response};
+use super::encode::{meta_headers, sse_response};
 use super::{AppState, RequestGuard, StreamMetrics};
 use crate::GatewayError;
-use crate::providers::NATIVE_KEY;
 use crate::telemetry::names;
 use crate::tokens::PromptText;
 use crate::types::Api as Endpoint;
-use crate::types::{
-    ChatChunk, ChatRequest, ChatResponse, ChatStream, Content, ContentPart, FunctionCall,
-    FunctionDef, ImageUrl, Message, ReplyBody, Role, Stop, Tool, ToolCall,
-};
+use crate::types::ReplyBody;
 
 mod decode;
 mod encode;

@@ -1,7 +1,20 @@
 //! The /v1/messages edge: canonical chunks -> Anthropic SSE events.
 
-#[allow(unused_imports)]
-use super::*;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use pin_project_lite::pin_project;
+use serde_json::{Value, json};
+
+use super::encode::{message_id, stop_reason, tool_id};
+use super::error_body;
+use crate::GatewayError;
+use crate::http::encode::{StreamObserver, format_cost};
+use crate::providers::NATIVE_KEY;
+use crate::types::{ChatChunk, ChatStream};
 
 /// One SSE event: `event:` equal to the data's `type`.
 pub(super) fn push_event(buf: &mut Vec<u8>, data: &Value) {

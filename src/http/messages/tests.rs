@@ -1,5 +1,10 @@
+use std::pin::Pin;
+
+use futures_core::Stream;
+
 use super::*;
 use super::{decode::*, encode::*, sse::*};
+use crate::types::{ChatChunk, ChatResponse, ChatStream, Content, Role, Stop};
 use crate::types::{Delta, FunctionCallDelta, ToolCallDelta, Usage};
 
 async fn encode(chunks: Vec<Result<ChatChunk, GatewayError>>) -> Vec<(String, Value)> {

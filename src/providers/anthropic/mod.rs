@@ -26,26 +26,16 @@
 //! assert_eq!(up.headers()["anthropic-version"], "2023-06-01");
 //! ```
 
-use std::collections::VecDeque;
-use std::time::{Duration, SystemTime};
-
 use http::{HeaderMap, StatusCode};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use super::{
-    NATIVE_KEY, ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, json_post,
-    openai_style_error, parse_json, retry_after, summarise, tool_arguments, with_json,
-};
+use super::{NATIVE_KEY, ProviderAdapter, UpstreamRequest, json_post, parse_json, with_json};
 use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
 use crate::catalog::ProviderSpec;
 use crate::client::HttpClient;
 use crate::types::Secret;
-use crate::types::{
-    ChatChunk, ChatRequest, ChatResponse, Choice, Content, Delta, FunctionCall, FunctionCallDelta,
-    Message, ResponseMessage, Role, ToolCall, ToolCallDelta, Usage,
-};
+use crate::types::{ChatRequest, ChatResponse};
 
 mod error;
 mod request;

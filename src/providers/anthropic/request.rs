@@ -1,7 +1,11 @@
 //! Anthropic: canonical request -> wire request.
 
-#[allow(unused_imports)]
-use super::*;
+use serde_json::{Map, Value, json};
+
+use super::{DEFAULT_MAX_TOKENS, JSON_OBJECT_INSTRUCTION, JSON_TOOL};
+use crate::GatewayError;
+use crate::providers::tool_arguments;
+use crate::types::{ChatRequest, Content, Message, Role};
 
 // === pass-through ===
 

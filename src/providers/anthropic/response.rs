@@ -1,7 +1,10 @@
 //! Anthropic: wire reply -> canonical response.
 
-#[allow(unused_imports)]
-use super::*;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::JSON_TOOL;
+use crate::types::{ChatResponse, Choice, FunctionCall, ResponseMessage, ToolCall, Usage};
 
 // === response translation ===
 

@@ -1,6 +1,11 @@
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+
 use super::*;
 use super::{error::*, request::*, response::*, stream::*};
 use crate::providers::Framing;
+use crate::types::{ChatChunk, ToolCallDelta};
 
 fn req(v: Value) -> ChatRequest {
     serde_json::from_value(v).unwrap()

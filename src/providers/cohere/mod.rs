@@ -8,25 +8,18 @@
 //! started and continued by index, and a `message-end` with the finish reason and usage, or an
 //! `ERROR` finish that is an upstream failure after a 200.
 
-use std::collections::{HashMap, VecDeque};
-
 use http::StatusCode;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 use super::{
-    ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, embedding_texts, json_post,
-    openai_style_error, parse_json, summarise, with_json,
+    ProviderAdapter, UpstreamRequest, embedding_texts, json_post, openai_style_error, with_json,
 };
 use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
 use crate::catalog::ProviderSpec;
 use crate::client::HttpClient;
 use crate::types::Secret;
-use crate::types::{
-    ChatChunk, ChatRequest, ChatResponse, Content, Delta, EmbeddingRequest, EmbeddingResponse,
-    FunctionCall, FunctionCallDelta, Message, ResponseMessage, Role, ToolCall, ToolCallDelta,
-    Usage,
-};
+use crate::types::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
 
 mod error;
 mod request;
@@ -35,7 +28,6 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-use error::*;
 use response::*;
 pub use stream::CohereDecoder;
 

@@ -1,7 +1,14 @@
 //! Cohere: wire reply -> canonical response.
 
-#[allow(unused_imports)]
-use super::*;
+use serde_json::Value;
+
+use super::PROVIDER;
+use super::error::finish_error;
+use crate::GatewayError;
+use crate::providers::parse_json;
+use crate::types::{
+    ChatRequest, ChatResponse, EmbeddingResponse, FunctionCall, ResponseMessage, ToolCall, Usage,
+};
 
 /// Cohere's finish reason as OpenAI's, or `None` for `ERROR` / `TIMEOUT`.
 pub(super) fn finish_reason(reason: &str) -> Option<&'static str> {

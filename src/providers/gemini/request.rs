@@ -1,7 +1,13 @@
 //! Gemini: canonical request -> wire request.
 
-#[allow(unused_imports)]
-use super::*;
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use super::MAX_STOP_SEQUENCES;
+use crate::GatewayError;
+use crate::providers::tool_arguments;
+use crate::types::{ChatRequest, Content, ImageUrl, Message, Role};
 
 // === request translation ===
 

@@ -8,13 +8,8 @@
 //! Streams always ask for usage when the provider accepts `stream_options`, and usage is read
 //! wherever it arrives (`usage` on any chunk, `x_groq.usage`).
 
-use std::collections::VecDeque;
-
-use serde_json::{Map, Value};
-
 use super::{
-    ProviderAdapter, SseEvent, StreamDecoder, Translate, UpstreamRequest, json_post, parse_json,
-    with_bytes, with_json,
+    ProviderAdapter, Translate, UpstreamRequest, json_post, parse_json, with_bytes, with_json,
 };
 use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
@@ -22,9 +17,9 @@ use crate::catalog::ProviderSpec;
 use crate::client::HttpClient;
 use crate::types::BoxChat as DeploymentService;
 use crate::types::Secret;
-use crate::types::{
-    ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage,
-};
+use crate::types::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
+#[cfg(test)]
+use serde_json::Value;
 
 mod request;
 mod response;

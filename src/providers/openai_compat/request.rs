@@ -1,7 +1,10 @@
 //! OpenAI-compatible: canonical request -> wire request.
 
-#[allow(unused_imports)]
-use super::*;
+use serde_json::{Map, Value};
+
+use super::{OpenAiCompat, Quirks};
+use crate::GatewayError;
+use crate::types::{ChatRequest, EmbeddingRequest};
 
 /// The fields of [`ChatRequest`] that it serialises itself, in its order.
 pub(super) const TYPED_FIELDS: &[&str] = &[
