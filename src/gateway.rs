@@ -30,7 +30,7 @@ use crate::cost::{CostLayer, RateTable};
 use crate::db::{Db, SqlKeyStore, SqlUsageStore};
 use crate::error::BuildError;
 use crate::failover::FailoverLayer;
-use crate::http::{AppState, routes};
+use crate::http::{EdgeContext, routes};
 use crate::router::{Dispatch, Registry, RouterLayer, StackFn, StackInfo};
 use crate::shared::StateBackend;
 use crate::timeout::TimeoutLayer;
@@ -41,7 +41,7 @@ use crate::usage::{MemoryStore, SinkConfig, UsageSink, UsageStore};
 /// A configured gateway.
 #[derive(Clone, Debug)]
 pub struct Gateway {
-    state: AppState,
+    state: EdgeContext,
     config: Arc<Config>,
 }
 
@@ -277,7 +277,7 @@ impl GatewayBuilder {
             ))
             .layer(FailoverLayer::new(self.config.failover_config()))
             .service(Dispatch);
-        let state = AppState {
+        let state = EdgeContext {
             chat: BoxChat::new(stack),
             registry,
             metrics,

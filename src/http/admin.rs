@@ -11,13 +11,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::AppState;
+use super::EdgeContext;
 use super::encode::error_response;
 use crate::GatewayError;
 use crate::deployment::Deployment;
 
 /// `GET /admin/circuits`.
-pub(super) async fn list_circuits(State(state): State<Arc<AppState>>) -> Response {
+pub(super) async fn list_circuits(State(state): State<Arc<EdgeContext>>) -> Response {
     let now = Instant::now();
     let wall = SystemTime::now();
     let circuits: Vec<Value> = state
@@ -31,7 +31,7 @@ pub(super) async fn list_circuits(State(state): State<Arc<AppState>>) -> Respons
 
 /// `POST /admin/circuits/{deployment}/reset`.
 pub(super) async fn reset_circuit(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<EdgeContext>>,
     Path(rest): Path<String>,
 ) -> Response {
     let found = rest

@@ -37,9 +37,9 @@ use crate::types::BoxChat;
 use crate::types::ReplyBody;
 use encode::{SseEncoder, StreamObserver, error_response, meta_headers, sse_response};
 
-/// What every handler shares.
+/// What every handler of the edge shares: the chat stack, the registry, the stores and limits.
 #[derive(Clone)]
-pub struct AppState {
+pub struct EdgeContext {
     /// The chat stack (router, failover, dispatch).
     pub chat: BoxChat,
     /// Providers and deployments.
@@ -68,16 +68,16 @@ pub struct AppState {
     pub max_header_bytes: usize,
 }
 
-impl std::fmt::Debug for AppState {
+impl std::fmt::Debug for EdgeContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
+        f.debug_struct("EdgeContext")
             .field("registry", &self.registry)
             .finish_non_exhaustive()
     }
 }
 
 /// The gateway's routes.
-pub fn routes(state: AppState) -> Router {
+pub fn routes(state: EdgeContext) -> Router {
     let edge = shed::EdgeLimitsLayer::new(state.max_inflight, state.max_header_bytes);
     // `/v1/*` and `/admin/*` need the master key when one is configured.
     let keyed = Router::new()
@@ -278,7 +278,7 @@ impl StreamObserver for StreamMetrics {
     }
 }
 
-async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) -> Response {
+async fn chat_completions(State(state): State<Arc<EdgeContext>>, req: Request) -> Response {
     let mut guard = RequestGuard::new("chat");
     let started = Instant::now();
     let request_id = request_id(&req);
@@ -354,7 +354,7 @@ fn fail(guard: &mut RequestGuard, err: &GatewayError) -> Response {
     error_response(err)
 }
 
-async fn list_models(State(state): State<Arc<AppState>>) -> Response {
+async fn list_models(State(state): State<Arc<EdgeContext>>) -> Response {
     let created = 1_735_689_600u64; // 2025-01-01, the catalog's date
     let data: Vec<Value> = state
         .registry
@@ -382,7 +382,7 @@ async fn list_models(State(state): State<Arc<AppState>>) -> Response {
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
-async fn health(State(state): State<Arc<AppState>>) -> Response {
+async fn health(State(state): State<Arc<EdgeContext>>) -> Response {
     let mut providers = serde_json::Map::new();
     let deployments = state.registry.deployments();
     for spec in state.registry.catalog().providers() {
@@ -416,7 +416,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
     .into_response()
 }
 
-async fn render_metrics(State(state): State<Arc<AppState>>) -> Response {
+async fn render_metrics(State(state): State<Arc<EdgeContext>>) -> Response {
     match &state.metrics {
         Some(h) => (
             [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],

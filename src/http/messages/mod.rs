@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::encode::{meta_headers, sse_response};
-use super::{AppState, RequestGuard, StreamMetrics};
+use super::{EdgeContext, RequestGuard, StreamMetrics};
 use crate::GatewayError;
 use crate::telemetry::names;
 use crate::tokens::PromptText;
@@ -128,7 +128,7 @@ fn parse(body: &[u8]) -> Result<(MessagesRequest, bool), GatewayError> {
 }
 
 /// `POST /v1/messages`.
-pub async fn messages(State(state): State<Arc<AppState>>, req: Request) -> Response {
+pub async fn messages(State(state): State<Arc<EdgeContext>>, req: Request) -> Response {
     let mut guard = RequestGuard::new(Endpoint::Messages.as_str());
     let started = Instant::now();
     let fail = |guard: &mut RequestGuard, e: &GatewayError| {
@@ -214,7 +214,7 @@ pub async fn messages(State(state): State<Arc<AppState>>, req: Request) -> Respo
 
 /// `POST /v1/messages/count_tokens`: the tokenizer's count of system, messages and tools,
 /// without an upstream call.
-pub async fn count_tokens(State(state): State<Arc<AppState>>, req: Request) -> Response {
+pub async fn count_tokens(State(state): State<Arc<EdgeContext>>, req: Request) -> Response {
     let body = match super::decode::read_body(req, state.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => return error_response(&e),
