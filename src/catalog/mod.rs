@@ -62,12 +62,34 @@ pub struct ModelSpec {
     pub mode: Mode,
     /// USD per 1M prompt tokens read from the provider's prompt cache, where it prices them.
     pub cached_input: Option<f64>,
+    /// Which sampling parameters the model takes.
+    pub params: Params,
+}
+
+/// The request parameters a chat model takes, as its provider documents them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Params {
+    /// Sampling parameters and `max_tokens`; no `reasoning_effort`.
+    Sampling,
+    /// A reasoning model on OpenAI's API (o-series, gpt-5): `reasoning_effort`, and
+    /// `max_completion_tokens` rather than `max_tokens`; `temperature` and `top_p` other than
+    /// the default are refused.
+    OpenAiReasoning,
+    /// A model that reasons on its own and takes the sampling parameters (DeepSeek's reasoner,
+    /// Anthropic and Gemini thinking models): the adapter maps `reasoning_effort` if it can.
+    Reasoning,
 }
 
 impl ModelSpec {
     /// The same line with a cached-input price.
     pub const fn cached(mut self, per_1m: f64) -> Self {
         self.cached_input = Some(per_1m);
+        self
+    }
+
+    /// The same line with its parameter policy.
+    pub const fn params(mut self, params: Params) -> Self {
+        self.params = params;
         self
     }
 }
@@ -228,6 +250,7 @@ pub const fn chat(
         output,
         mode: Mode::Chat,
         cached_input: None,
+        params: Params::Sampling,
     }
 }
 
@@ -241,6 +264,7 @@ pub const fn embed(id: &'static str, context: u32, input: f64) -> ModelSpec {
         output: 0.0,
         mode: Mode::Embedding,
         cached_input: None,
+        params: Params::Sampling,
     }
 }
 

@@ -27,6 +27,7 @@ mod leaks;
 mod messages;
 mod openai_compat;
 mod puter;
+mod reasoning;
 mod resilience;
 mod router;
 mod scale;

@@ -63,6 +63,22 @@ pub static GEMINI: ProviderSpec = ProviderSpec {
             1.25,
             10.00,
         ),
+        chat(
+            "gemini-3-pro-preview",
+            &["gemini-3-pro"],
+            1_048_576,
+            2.00,
+            12.00,
+        )
+        .cached(0.20),
+        chat(
+            "gemini-3-flash-preview",
+            &["gemini-3-flash"],
+            1_048_576,
+            0.50,
+            3.00,
+        )
+        .cached(0.05),
         embed("text-embedding-004", 2_048, 0.0),
         embed("gemini-embedding-001", 2_048, 0.15),
     ],

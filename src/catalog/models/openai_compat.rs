@@ -1,7 +1,7 @@
 //! The OpenAI-compatible providers: OpenAI, Groq, Together, Fireworks, Cerebras, SambaNova,
 //! Mistral, OpenRouter, DeepSeek, xAI and Ollama.
 
-use crate::catalog::{Enable, Format, ModelSpec, ProviderSpec, Tier, chat, embed};
+use crate::catalog::{Enable, Format, ModelSpec, Params, ProviderSpec, Tier, chat, embed};
 
 /// An OpenAI-format provider switched on by its key.
 const fn spec(
@@ -38,10 +38,12 @@ pub static OPENAI: ProviderSpec = spec(
         chat("gpt-4.1", &[], 1_047_576, 2.00, 8.00).cached(0.50),
         chat("gpt-4.1-mini", &[], 1_047_576, 0.40, 1.60).cached(0.10),
         chat("gpt-4.1-nano", &[], 1_047_576, 0.10, 0.40),
-        chat("o3-mini", &[], 200_000, 1.10, 4.40).cached(0.55),
-        chat("o4-mini", &[], 200_000, 1.10, 4.40),
-        chat("gpt-5", &[], 400_000, 1.25, 10.00),
-        chat("gpt-5-mini", &[], 400_000, 0.25, 2.00),
+        chat("o3-mini", &[], 200_000, 1.10, 4.40)
+            .cached(0.55)
+            .params(Params::OpenAiReasoning),
+        chat("o4-mini", &[], 200_000, 1.10, 4.40).params(Params::OpenAiReasoning),
+        chat("gpt-5", &[], 400_000, 1.25, 10.00).params(Params::OpenAiReasoning),
+        chat("gpt-5-mini", &[], 400_000, 0.25, 2.00).params(Params::OpenAiReasoning),
         embed("text-embedding-3-small", 8_191, 0.02),
     ],
 );
@@ -232,7 +234,7 @@ pub static DEEPSEEK: ProviderSpec = spec(
     "https://api.deepseek.com",
     &[
         chat("deepseek-chat", &[], 131_072, 0.28, 0.42).cached(0.028),
-        chat("deepseek-reasoner", &[], 131_072, 0.28, 0.42),
+        chat("deepseek-reasoner", &[], 131_072, 0.28, 0.42).params(Params::Reasoning),
     ],
 );
 

@@ -4,9 +4,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::GatewayError;
+use crate::providers::anthropic::wire::{ContentBlock, split_tool_id};
 use crate::types::{
-    ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, Message, Role, Stop,
-    Tool, ToolCall,
+    ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, Message,
+    ReasoningEffort, Role, Stop, Tool, ToolCall,
 };
 
 // === the inbound request ===
@@ -48,6 +49,13 @@ pub struct MessagesRequest {
     /// `{"type":"auto"|"any"|"tool"|"none", "name", "disable_parallel_tool_use"}`.
     #[serde(default)]
     pub tool_choice: Option<Map<String, Value>>,
+    /// Extended thinking: `{"type":"enabled","budget_tokens"}`, `{"type":"adaptive"}` or
+    /// `{"type":"disabled"}`.
+    #[serde(default)]
+    pub thinking: Option<Map<String, Value>>,
+    /// `{"effort": "low"|"medium"|"high"|"max"}` and other output settings.
+    #[serde(default)]
+    pub output_config: Option<Map<String, Value>>,
 }
 
 /// One message: `user` or `assistant`.
@@ -67,6 +75,8 @@ pub enum InRole {
     User,
     /// The model.
     Assistant,
+    /// Instructions given mid-conversation, kept in place.
+    System,
 }
 
 /// A string, or typed blocks.
@@ -141,6 +151,12 @@ impl MessagesRequest {
             match m.role {
                 InRole::User => user_messages(i, m.content, &mut messages)?,
                 InRole::Assistant => messages.push(assistant_message(i, m.content)?),
+                InRole::System => {
+                    let text = joined_text(&m.content);
+                    if !text.is_empty() {
+                        messages.push(Message::text(Role::System, text));
+                    }
+                }
             }
         }
         let mut extra = Map::new();
@@ -194,7 +210,10 @@ impl MessagesRequest {
                 }
             }
         };
+        let reasoning_effort =
+            requested_effort(self.thinking.as_ref(), self.output_config.as_ref());
         let req = ChatRequest {
+            reasoning_effort,
             model: self.model,
             messages,
             stream: self.stream,
@@ -209,6 +228,47 @@ impl MessagesRequest {
         };
         req.validate()?;
         Ok(req)
+    }
+}
+
+/// The canonical effort of `thinking` and `output_config.effort`: `output_config.effort` when
+/// given (`max` is the most there is), else the budget of enabled thinking (the inverse of the
+/// Anthropic adapter's budgets), `medium` for adaptive thinking, `none` when disabled.
+pub fn requested_effort(
+    thinking: Option<&Map<String, Value>>,
+    output_config: Option<&Map<String, Value>>,
+) -> Option<ReasoningEffort> {
+    let kind = thinking.and_then(|t| str_field(t, "type"));
+    if kind == Some("disabled") {
+        return Some(ReasoningEffort::None);
+    }
+    let named = output_config
+        .and_then(|o| str_field(o, "effort"))
+        .and_then(|e| match e {
+            "low" => Some(ReasoningEffort::Low),
+            "medium" => Some(ReasoningEffort::Medium),
+            "high" => Some(ReasoningEffort::High),
+            "max" | "xhigh" => Some(ReasoningEffort::Xhigh),
+            _ => None,
+        });
+    if named.is_some() {
+        return named;
+    }
+    match kind {
+        Some("enabled") => {
+            let budget = thinking
+                .and_then(|t| t.get("budget_tokens"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            Some(match budget {
+                0..2048 => ReasoningEffort::Low,
+                2048..4096 => ReasoningEffort::Medium,
+                4096..8192 => ReasoningEffort::High,
+                _ => ReasoningEffort::Xhigh,
+            })
+        }
+        Some("adaptive") => Some(ReasoningEffort::Medium),
+        _ => None,
     }
 }
 
@@ -266,6 +326,7 @@ pub(super) fn user_messages(
             Some("tool_result") => {
                 let id = str_field(b, "tool_use_id")
                     .ok_or_else(|| GatewayError::invalid(field("tool_use_id"), "is required"))?;
+                let (id, _) = split_tool_id(id);
                 let mut text = match b.get("content") {
                     Some(Value::String(s)) => s.clone(),
                     Some(Value::Array(items)) => items
@@ -316,9 +377,17 @@ pub(super) fn assistant_message(i: usize, content: InContent) -> Result<Message,
     };
     let mut text = String::new();
     let mut calls = Vec::new();
+    let mut thinking = Vec::new();
     for (j, b) in blocks.iter().enumerate() {
         match str_field(b, "type") {
             Some("text") => text.push_str(str_field(b, "text").unwrap_or_default()),
+            Some("thinking" | "redacted_thinking") => {
+                let block: ContentBlock = serde_json::from_value(Value::Object(b.clone()))
+                    .map_err(|e| {
+                        GatewayError::invalid(format!("messages[{i}].content[{j}]"), e.to_string())
+                    })?;
+                thinking.extend(block.to_thinking_block());
+            }
             Some("tool_use") => {
                 let id = str_field(b, "id").ok_or_else(|| {
                     GatewayError::invalid(format!("messages[{i}].content[{j}].id"), "is required")
@@ -327,8 +396,9 @@ pub(super) fn assistant_message(i: usize, content: InContent) -> Result<Message,
                     GatewayError::invalid(format!("messages[{i}].content[{j}].name"), "is required")
                 })?;
                 let input = b.get("input").cloned().unwrap_or_else(|| json!({}));
+                let (id, signature) = split_tool_id(id);
                 calls.push(ToolCall {
-                    extra_content: None,
+                    extra_content: signature.as_deref().map(crate::types::google_extra_content),
                     id: id.to_owned(),
                     kind: "function".into(),
                     function: FunctionCall {
@@ -341,6 +411,14 @@ pub(super) fn assistant_message(i: usize, content: InContent) -> Result<Message,
         }
     }
     let mut m = Message::text(Role::Assistant, text);
+    if !thinking.is_empty() {
+        let reasoning: String = thinking
+            .iter()
+            .filter_map(|b| b.thinking.as_deref())
+            .collect();
+        m.reasoning_content = (!reasoning.is_empty()).then_some(reasoning);
+        m.thinking_blocks = Some(thinking);
+    }
     if !calls.is_empty() {
         if m.text_content().is_empty() {
             m.content = None;

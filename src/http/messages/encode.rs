@@ -5,100 +5,87 @@ use http::header;
 use serde_json::{Value, json};
 
 use crate::providers::NATIVE_KEY;
-use crate::types::ChatResponse;
+use crate::providers::anthropic::wire::{
+    ContentBlock, WireMessage, WireUsage, message_id, stop_reason, tool_id, tool_id_with_state,
+    tool_input,
+};
+use crate::types::{ChatResponse, ThinkingBlock};
 
 // === encoding ===
 
-/// Anthropic's `stop_reason` for an OpenAI `finish_reason`.
-pub fn stop_reason(finish: Option<&str>, has_tools: bool) -> &'static str {
-    match finish {
-        Some("length") => "max_tokens",
-        Some("tool_calls") | Some("function_call") => "tool_use",
-        Some("content_filter") => "refusal",
-        _ if has_tools => "tool_use",
-        _ => "end_turn",
-    }
-}
-
-/// `msg_…` from any id.
-pub(super) fn message_id(id: &str) -> String {
-    if id.starts_with("msg_") {
-        return id.to_owned();
-    }
-    let tail: String = id
-        .rsplit('-')
-        .next()
-        .unwrap_or(id)
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
-    if tail.is_empty() {
-        format!("msg_{:024x}", rand::random::<u128>())
-    } else {
-        format!("msg_{tail}")
-    }
-}
-
-/// A tool id the Anthropic SDK accepts: the upstream's when it fits (so a `tool_result`
-/// comes back with the id the upstream knows), else a fresh `toolu_…`.
-pub(super) fn tool_id(id: Option<&str>) -> String {
-    match id {
-        Some(id)
-            if !id.is_empty()
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
-        {
-            id.to_owned()
-        }
-        _ => format!("toolu_{:024x}", rand::random::<u128>()),
-    }
-}
-
-/// The input object of a tool call's arguments string (`{}` when empty or not an object).
-pub(super) fn tool_input(arguments: &str) -> Value {
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(v @ Value::Object(_)) => v,
-        _ => json!({}),
-    }
-}
-
-/// A whole answer as an Anthropic message (or the Anthropic upstream's own, passed through).
-pub(super) fn complete_response(resp: &ChatResponse) -> Response {
+/// A whole answer as an Anthropic message naming `model`, or the Anthropic upstream's own,
+/// passed through byte for byte.
+pub(super) fn complete_response(resp: &ChatResponse, model: &str) -> Response {
     if let Some(Value::String(raw)) = resp.extra.get(NATIVE_KEY) {
         return ([(header::CONTENT_TYPE, "application/json")], raw.clone()).into_response();
     }
-    axum::Json(to_anthropic(resp)).into_response()
+    let mut v = to_anthropic(resp);
+    v["model"] = Value::String(model.to_owned());
+    axum::Json(v).into_response()
 }
 
-/// The Anthropic message for a canonical response (first choice).
+/// The Anthropic message for a canonical response (first choice): its thinking blocks, text,
+/// then tool calls.
 pub fn to_anthropic(resp: &ChatResponse) -> Value {
     let choice = resp.choices.first();
     let mut content = Vec::new();
     let mut has_tools = false;
     if let Some(c) = choice {
+        content.extend(thinking_content(
+            c.message.thinking_blocks.as_deref(),
+            c.message.reasoning_content.as_deref(),
+        ));
         if let Some(text) = c.message.content.as_deref().filter(|t| !t.is_empty()) {
-            content.push(json!({"type": "text", "text": text}));
+            content.push(ContentBlock::Text {
+                text: text.to_owned(),
+            });
         }
         for call in c.message.tool_calls.iter().flatten() {
             has_tools = true;
-            content.push(json!({
-                "type": "tool_use",
-                "id": tool_id(Some(&call.id)),
-                "name": call.function.name,
-                "input": tool_input(&call.function.arguments),
-            }));
+            content.push(ContentBlock::ToolUse {
+                id: client_tool_id(&call.id, call.extra_content.as_ref()),
+                name: call.function.name.clone(),
+                input: tool_input(&call.function.arguments),
+            });
         }
     }
     let usage = resp.usage.clone().unwrap_or_default();
-    json!({
-        "id": message_id(&resp.id),
-        "type": "message",
-        "role": "assistant",
-        "model": resp.model,
-        "content": content,
-        "stop_reason": stop_reason(choice.and_then(|c| c.finish_reason.as_deref()), has_tools),
-        "stop_sequence": null,
-        "usage": {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens},
-    })
+    let msg = WireMessage {
+        id: message_id(&resp.id),
+        kind: "message".into(),
+        role: "assistant".into(),
+        model: resp.model.clone(),
+        content,
+        stop_reason: Some(
+            stop_reason(choice.and_then(|c| c.finish_reason.as_deref()), has_tools).into(),
+        ),
+        stop_sequence: None,
+        usage: Some(WireUsage::of(&usage)),
+    };
+    serde_json::to_value(&msg).unwrap_or_else(|_| json!({}))
+}
+
+/// The thinking blocks of an answer: the provider's own blocks when it sent them, else the
+/// reasoning text as one unsigned block (a client may show it; no provider needs it back).
+pub(super) fn thinking_content(
+    blocks: Option<&[ThinkingBlock]>,
+    reasoning: Option<&str>,
+) -> Vec<ContentBlock> {
+    match (blocks, reasoning) {
+        (Some(b), _) if !b.is_empty() => b.iter().map(ContentBlock::from_thinking_block).collect(),
+        (_, Some(r)) if !r.is_empty() => vec![ContentBlock::Thinking {
+            thinking: r.to_owned(),
+            signature: String::new(),
+        }],
+        _ => Vec::new(),
+    }
+}
+
+/// The tool id a Messages client sees: with a Gemini thought signature folded in, as the client
+/// sends only the id back and Gemini wants the signature on the next turn.
+pub(super) fn client_tool_id(id: &str, extra_content: Option<&Value>) -> String {
+    match crate::types::google_thought_signature(extra_content) {
+        Some(sig) => tool_id_with_state(id, sig),
+        None => tool_id(id),
+    }
 }

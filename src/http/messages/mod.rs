@@ -47,9 +47,9 @@ mod sse;
 #[cfg(test)]
 mod tests;
 
-pub use decode::{InContent, InMessage, InRole, InTool, MessagesRequest};
+pub use decode::{InContent, InMessage, InRole, InTool, MessagesRequest, requested_effort};
+pub use encode::to_anthropic;
 use encode::*;
-pub use encode::{stop_reason, to_anthropic};
 pub use sse::MessagesSse;
 
 // === errors ===
@@ -166,6 +166,9 @@ pub async fn messages(State(state): State<Arc<EdgeContext>>, req: Request) -> Re
         }
         Some(_) => {}
     }
+    // Answers name the model the client asked for: Claude Code drops a turn's thinking blocks
+    // when the answer names another.
+    let client_model = anthropic.model.clone();
     let mut chat = match anthropic.into_chat() {
         Ok(c) => c,
         Err(e) => return fail(&mut guard, &e),
@@ -191,7 +194,7 @@ pub async fn messages(State(state): State<Arc<EdgeContext>>, req: Request) -> Re
     match reply.body {
         ReplyBody::Complete(resp) => {
             guard.status = 200;
-            let mut out = complete_response(&resp);
+            let mut out = complete_response(&resp, &client_model);
             meta_headers(&mut out, &meta);
             guard.record();
             out
@@ -201,7 +204,8 @@ pub async fn messages(State(state): State<Arc<EdgeContext>>, req: Request) -> Re
             metrics::histogram!(names::TIME_TO_FIRST_TOKEN_SECONDS)
                 .record(started.elapsed().as_secs_f64());
             let observer = Box::new(StreamMetrics { guard });
-            let mut out = sse_response(MessagesSse::new(s, prompt_estimate, Some(observer)));
+            let sse = MessagesSse::new(s, prompt_estimate, Some(observer)).naming(client_model);
+            let mut out = sse_response(sse);
             meta_headers(&mut out, &meta);
             out
         }

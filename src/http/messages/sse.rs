@@ -9,32 +9,22 @@ use futures_core::Stream;
 use pin_project_lite::pin_project;
 use serde_json::{Value, json};
 
-use super::encode::{message_id, stop_reason, tool_id};
+use super::encode::client_tool_id;
 use super::error_body;
 use crate::GatewayError;
 use crate::http::encode::{StreamObserver, format_cost};
 use crate::providers::NATIVE_KEY;
-use crate::types::{ChatChunk, ChatStream};
-
-/// One SSE event: `event:` equal to the data's `type`.
-pub(super) fn push_event(buf: &mut Vec<u8>, data: &Value) {
-    let kind = data
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("message");
-    buf.extend_from_slice(b"event: ");
-    buf.extend_from_slice(kind.as_bytes());
-    buf.extend_from_slice(b"\ndata: ");
-    if serde_json::to_writer(&mut *buf, data).is_err() {
-        buf.extend_from_slice(b"{}");
-    }
-    buf.extend_from_slice(b"\n\n");
-}
+use crate::providers::anthropic::wire::{
+    BlockDelta, ContentBlock, MessageDeltaBody, StreamEvent, WireMessage, WireUsage, message_id,
+    stop_reason,
+};
+use crate::types::{ChatChunk, ChatStream, ThinkingBlock};
 
 /// A block open in the Anthropic stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Open {
     Text(u32),
+    Thinking(u32),
     Tool(u32),
 }
 
@@ -51,24 +41,103 @@ pub(super) struct Translator {
     pub(super) usage: Option<crate::types::Usage>,
     pub(super) cost: Option<f64>,
     pub(super) prompt_estimate: u64,
+    // The model the client asked for, named in `message_start`.
+    pub(super) model: Option<String>,
 }
 
 impl Translator {
     pub(super) fn start(&mut self, chunk: &ChatChunk, buf: &mut Vec<u8>) {
         self.started = true;
-        push_event(
-            buf,
-            &json!({"type": "message_start", "message": {
-                "id": message_id(&chunk.id), "type": "message", "role": "assistant",
-                "model": chunk.model, "content": [], "stop_reason": null, "stop_sequence": null,
-                "usage": {"input_tokens": self.prompt_estimate, "output_tokens": 0}}}),
-        );
-        push_event(buf, &json!({"type": "ping"}));
+        StreamEvent::MessageStart {
+            message: WireMessage {
+                id: message_id(&chunk.id),
+                kind: "message".into(),
+                role: "assistant".into(),
+                model: self.model.clone().unwrap_or_else(|| chunk.model.clone()),
+                content: Vec::new(),
+                stop_reason: None,
+                stop_sequence: None,
+                usage: Some(WireUsage {
+                    input_tokens: Some(self.prompt_estimate),
+                    output_tokens: Some(0),
+                    ..WireUsage::default()
+                }),
+            },
+        }
+        .write_sse(buf);
+        StreamEvent::Ping.write_sse(buf);
     }
 
     pub(super) fn close(&mut self, buf: &mut Vec<u8>) {
-        if let Some(Open::Text(i) | Open::Tool(i)) = self.open.take() {
-            push_event(buf, &json!({"type": "content_block_stop", "index": i}));
+        if let Some(Open::Text(i) | Open::Thinking(i) | Open::Tool(i)) = self.open.take() {
+            StreamEvent::ContentBlockStop { index: i.into() }.write_sse(buf);
+        }
+    }
+
+    /// Closes the open block and starts `block` as the next one.
+    fn open_block(&mut self, block: ContentBlock, buf: &mut Vec<u8>) -> u32 {
+        self.close(buf);
+        let i = self.next_block;
+        self.next_block += 1;
+        self.open = match block {
+            ContentBlock::Text { .. } => Some(Open::Text(i)),
+            ContentBlock::Thinking { .. } => Some(Open::Thinking(i)),
+            ContentBlock::ToolUse { .. } => Some(Open::Tool(i)),
+            _ => None,
+        };
+        StreamEvent::ContentBlockStart {
+            index: i.into(),
+            content_block: block,
+        }
+        .write_sse(buf);
+        i
+    }
+
+    fn delta(index: u32, delta: BlockDelta, buf: &mut Vec<u8>) {
+        StreamEvent::ContentBlockDelta {
+            index: index.into(),
+            delta,
+        }
+        .write_sse(buf);
+    }
+
+    /// The open thinking block, or a new one.
+    fn thinking_block(&mut self, buf: &mut Vec<u8>) -> u32 {
+        match self.open {
+            Some(Open::Thinking(i)) => i,
+            _ => self.open_block(
+                ContentBlock::Thinking {
+                    thinking: String::new(),
+                    signature: String::new(),
+                },
+                buf,
+            ),
+        }
+    }
+
+    /// A finished reasoning block: the signature of the thinking block streamed so far (or the
+    /// whole block when its text did not stream), or a redacted block.
+    fn finished_thinking(&mut self, block: &ThinkingBlock, buf: &mut Vec<u8>) {
+        match ContentBlock::from_thinking_block(block) {
+            ContentBlock::Thinking {
+                thinking,
+                signature,
+            } => {
+                let streamed = matches!(self.open, Some(Open::Thinking(_)));
+                let i = self.thinking_block(buf);
+                if !streamed && !thinking.is_empty() {
+                    Self::delta(i, BlockDelta::ThinkingDelta { thinking }, buf);
+                }
+                if !signature.is_empty() {
+                    Self::delta(i, BlockDelta::SignatureDelta { signature }, buf);
+                }
+                self.close(buf);
+            }
+            redacted => {
+                self.open_block(redacted, buf);
+                let i = self.next_block - 1;
+                StreamEvent::ContentBlockStop { index: i.into() }.write_sse(buf);
+            }
         }
     }
 
@@ -101,26 +170,40 @@ impl Translator {
             self.start(&chunk, buf);
         }
         for c in &chunk.choices {
+            if let Some(thinking) = c
+                .delta
+                .reasoning_content
+                .as_deref()
+                .filter(|t| !t.is_empty())
+            {
+                let i = self.thinking_block(buf);
+                Self::delta(
+                    i,
+                    BlockDelta::ThinkingDelta {
+                        thinking: thinking.to_owned(),
+                    },
+                    buf,
+                );
+            }
+            for block in c.delta.thinking_blocks.iter().flatten() {
+                self.finished_thinking(block, buf);
+            }
             if let Some(text) = c.delta.content.as_deref().filter(|t| !t.is_empty()) {
                 let index = match self.open {
                     Some(Open::Text(i)) => i,
-                    _ => {
-                        self.close(buf);
-                        let i = self.next_block;
-                        self.next_block += 1;
-                        self.open = Some(Open::Text(i));
-                        push_event(
-                            buf,
-                            &json!({"type": "content_block_start", "index": i,
-                                "content_block": {"type": "text", "text": ""}}),
-                        );
-                        i
-                    }
+                    _ => self.open_block(
+                        ContentBlock::Text {
+                            text: String::new(),
+                        },
+                        buf,
+                    ),
                 };
-                push_event(
+                Self::delta(
+                    index,
+                    BlockDelta::TextDelta {
+                        text: text.to_owned(),
+                    },
                     buf,
-                    &json!({"type": "content_block_delta", "index": index,
-                        "delta": {"type": "text_delta", "text": text}}),
                 );
             }
             for call in c.delta.tool_calls.iter().flatten() {
@@ -132,22 +215,23 @@ impl Translator {
                 let index = match known {
                     Some(i) => i,
                     None => {
-                        self.close(buf);
-                        let i = self.next_block;
-                        self.next_block += 1;
-                        self.tools.push((call.index, i));
-                        self.open = Some(Open::Tool(i));
                         let name = call
                             .function
                             .as_ref()
-                            .and_then(|f| f.name.as_deref())
+                            .and_then(|f| f.name.clone())
                             .unwrap_or_default();
-                        push_event(
+                        let i = self.open_block(
+                            ContentBlock::ToolUse {
+                                id: client_tool_id(
+                                    call.id.as_deref().unwrap_or_default(),
+                                    call.extra_content.as_ref(),
+                                ),
+                                name,
+                                input: json!({}),
+                            },
                             buf,
-                            &json!({"type": "content_block_start", "index": i,
-                                "content_block": {"type": "tool_use", "id": tool_id(call.id.as_deref()),
-                                    "name": name, "input": {}}}),
                         );
+                        self.tools.push((call.index, i));
                         i
                     }
                 };
@@ -157,10 +241,12 @@ impl Translator {
                     .and_then(|f| f.arguments.as_deref())
                     .filter(|a| !a.is_empty())
                 {
-                    push_event(
+                    Self::delta(
+                        index,
+                        BlockDelta::InputJsonDelta {
+                            partial_json: args.to_owned(),
+                        },
                         buf,
-                        &json!({"type": "content_block_delta", "index": index,
-                            "delta": {"type": "input_json_delta", "partial_json": args}}),
                     );
                 }
             }
@@ -183,20 +269,26 @@ impl Translator {
         self.close(buf);
         let usage = self.usage.take().unwrap_or_default();
         let reason = stop_reason(self.finish.as_deref(), !self.tools.is_empty());
-        push_event(
-            buf,
-            &json!({"type": "message_delta",
-                "delta": {"stop_reason": reason, "stop_sequence": null},
-                "usage": {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens}}),
-        );
+        StreamEvent::MessageDelta {
+            delta: MessageDeltaBody {
+                stop_reason: Some(reason.into()),
+                stop_sequence: None,
+            },
+            usage: Some(WireUsage::of(&usage)),
+        }
+        .write_sse(buf);
         if let Some(c) = self.cost {
             buf.extend_from_slice(format!(": cost_usd={}\n\n", format_cost(c)).as_bytes());
         }
-        push_event(buf, &json!({"type": "message_stop"}));
+        StreamEvent::MessageStop.write_sse(buf);
     }
 
     pub(super) fn error(&mut self, err: &GatewayError, buf: &mut Vec<u8>) {
-        push_event(buf, &error_body(err.status(), &err.to_string()));
+        let body = error_body(err.status(), &err.to_string());
+        StreamEvent::Error {
+            error: body.get("error").cloned().unwrap_or_default(),
+        }
+        .write_sse(buf);
     }
 }
 
@@ -248,6 +340,15 @@ impl MessagesSse {
             done: false,
             observer,
         }
+    }
+}
+
+impl MessagesSse {
+    /// Names `model` in a translated stream's `message_start`, whichever model answers (an
+    /// Anthropic upstream's events pass through as they are).
+    pub fn naming(mut self, model: String) -> Self {
+        self.translator.model = Some(model);
+        self
     }
 }
 

@@ -5,7 +5,9 @@ use futures_core::Stream;
 use super::*;
 use super::{decode::*, encode::*, sse::*};
 use crate::types::{ChatChunk, ChatResponse, ChatStream, Content, Role, Stop};
-use crate::types::{Delta, FunctionCallDelta, ToolCallDelta, Usage};
+use crate::types::{
+    Delta, FunctionCallDelta, ReasoningEffort, ThinkingBlock, ToolCallDelta, Usage,
+};
 
 async fn encode(chunks: Vec<Result<ChatChunk, GatewayError>>) -> Vec<(String, Value)> {
     let stream: ChatStream = Box::pin(futures_util::stream::iter(chunks));
@@ -255,4 +257,145 @@ fn error_types_follow_the_status() {
         anthropic_error_type(StatusCode::BAD_REQUEST),
         "invalid_request_error"
     );
+}
+
+#[test]
+fn claude_code_fields_decode_with_mid_conversation_system_and_thinking() {
+    let req: MessagesRequest = serde_json::from_value(json!({
+        "model": "mock/echo", "max_tokens": 32000, "stream": true,
+        "system": [{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "List files", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "Use Bash.", "signature": "SIG"},
+                {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "ls"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "a.txt"}]},
+            {"role": "system", "content": "Reminder: be brief."}
+        ],
+        "tools": [{"name": "Bash", "description": "Run", "input_schema": {"type": "object"}, "defer_loading": true}],
+        "metadata": {"user_id": "u1"},
+        "thinking": {"type": "adaptive", "display": "omitted"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015"}]},
+        "output_config": {"effort": "high"}
+    }))
+    .unwrap();
+    let chat = req.into_chat().unwrap();
+    let roles: Vec<Role> = chat.messages.iter().map(|m| m.role).collect();
+    assert_eq!(
+        roles,
+        [
+            Role::System,
+            Role::User,
+            Role::Assistant,
+            Role::Tool,
+            Role::System
+        ]
+    );
+    assert_eq!(chat.messages[4].text_content(), "Reminder: be brief.");
+    assert_eq!(chat.reasoning_effort, Some(ReasoningEffort::High));
+    let a = &chat.messages[2];
+    assert_eq!(
+        a.thinking_blocks,
+        Some(vec![ThinkingBlock::thinking(
+            "Use Bash.",
+            Some("SIG".into())
+        )])
+    );
+    assert_eq!(a.reasoning_content.as_deref(), Some("Use Bash."));
+    assert!(chat.extra.get("thinking").is_none());
+}
+
+#[test]
+fn effort_follows_thinking_budgets_monotonically() {
+    let effort = |t: Value, o: Option<Value>| {
+        requested_effort(t.as_object(), o.as_ref().and_then(Value::as_object))
+    };
+    let mut last = ReasoningEffort::None;
+    for budget in [1024, 2048, 4096, 16000] {
+        let e = effort(json!({"type": "enabled", "budget_tokens": budget}), None).unwrap();
+        assert!(e >= last);
+        last = e;
+    }
+    assert_eq!(
+        effort(json!({"type": "enabled", "budget_tokens": 1024}), None),
+        Some(ReasoningEffort::Low)
+    );
+    assert_eq!(
+        effort(json!({"type": "disabled"}), Some(json!({"effort": "high"}))),
+        Some(ReasoningEffort::None)
+    );
+    assert_eq!(
+        effort(json!({"type": "adaptive"}), Some(json!({"effort": "low"}))),
+        Some(ReasoningEffort::Low)
+    );
+    assert_eq!(
+        effort(json!({"type": "adaptive"}), None),
+        Some(ReasoningEffort::Medium)
+    );
+    assert_eq!(effort(json!(null), None), None);
+}
+
+#[tokio::test]
+async fn reasoning_streams_as_a_signed_thinking_block() {
+    let reasoning = |t: &str| Delta {
+        reasoning_content: Some(t.into()),
+        ..Delta::default()
+    };
+    let signed = Delta {
+        thinking_blocks: Some(vec![ThinkingBlock::thinking("Hmm.", Some("SIG".into()))]),
+        ..Delta::default()
+    };
+    let events = encode(vec![
+        Ok(ChatChunk::delta("c-1", 1, "m", Delta::role(), None)),
+        Ok(ChatChunk::delta("c-1", 1, "m", reasoning("Hm"), None)),
+        Ok(ChatChunk::delta("c-1", 1, "m", reasoning("m."), None)),
+        Ok(ChatChunk::delta("c-1", 1, "m", signed, None)),
+        Ok(ChatChunk::delta(
+            "c-1",
+            1,
+            "m",
+            Delta::text("Hi"),
+            Some("stop"),
+        )),
+    ])
+    .await;
+    let kinds: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "message_start",
+            "ping",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    assert_eq!(events[2].1["content_block"]["type"], "thinking");
+    assert_eq!(events[4].1["delta"]["thinking"], "m.");
+    assert_eq!(
+        events[5].1["delta"],
+        json!({"type": "signature_delta", "signature": "SIG"})
+    );
+    assert_eq!(events[7].1["index"], 1);
+}
+
+#[test]
+fn whole_answers_put_thinking_blocks_first() {
+    let mut msg = crate::types::ResponseMessage::assistant(Some("Hi".into()), None);
+    msg.thinking_blocks = Some(vec![ThinkingBlock::redacted("ENC")]);
+    let resp = ChatResponse::single("m", msg, "stop", None);
+    let v = to_anthropic(&resp);
+    assert_eq!(
+        v["content"],
+        json!([{"type": "redacted_thinking", "data": "ENC"}, {"type": "text", "text": "Hi"}])
+    );
+    assert_eq!(v["stop_sequence"], Value::Null);
+    assert_eq!(v["usage"], json!({"input_tokens": 0, "output_tokens": 0}));
 }

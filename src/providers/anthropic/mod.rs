@@ -43,14 +43,16 @@ mod response;
 mod stream;
 #[cfg(test)]
 mod tests;
+pub mod wire;
 
 pub use error::map_error;
 use error::*;
-pub use request::request_body;
 use request::*;
-pub use response::finish_reason;
+pub use request::{MIN_THINKING_BUDGET, effort_thinking, request_body, thinking_budget};
 use response::*;
 pub use stream::AnthropicDecoder;
+use wire::WireMessage;
+pub use wire::finish_reason;
 
 const PROVIDER: &str = "anthropic";
 /// The API version every request names.

@@ -2,10 +2,11 @@
 
 use serde_json::{Map, Value, json};
 
+use super::wire::{ContentBlock, tool_id};
 use super::{DEFAULT_MAX_TOKENS, JSON_OBJECT_INSTRUCTION, JSON_TOOL};
 use crate::GatewayError;
 use crate::providers::tool_arguments;
-use crate::types::{ChatRequest, Content, Message, Role};
+use crate::types::{ChatRequest, Content, Message, ReasoningEffort, Role};
 
 // === pass-through ===
 
@@ -78,10 +79,19 @@ pub fn request_body(req: &ChatRequest) -> Result<Value, GatewayError> {
 
     let mut body = Map::new();
     body.insert("model".into(), Value::String(req.model.clone()));
-    body.insert(
-        "max_tokens".into(),
-        json!(req.output_cap().unwrap_or(DEFAULT_MAX_TOKENS)),
-    );
+    let cap = req.output_cap().unwrap_or(DEFAULT_MAX_TOKENS);
+    let thinking = match (req.extra.get("thinking"), req.reasoning_effort) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(effort)) => effort_thinking(effort, cap).map(|(t, max)| {
+            body.insert("max_tokens".into(), json!(max));
+            t
+        }),
+        (None, None) => None,
+    };
+    let thinks = thinking
+        .as_ref()
+        .is_some_and(|t| t.get("type").and_then(Value::as_str) != Some("disabled"));
+    body.entry("max_tokens").or_insert_with(|| json!(cap));
     let messages: Vec<Value> = turns
         .into_iter()
         .map(|(role, mut blocks)| {
@@ -96,7 +106,10 @@ pub fn request_body(req: &ChatRequest) -> Result<Value, GatewayError> {
         .collect();
     body.insert("messages".into(), Value::Array(messages));
 
-    if let Some(t) = req.temperature {
+    if thinks {
+        // With extended thinking the API accepts neither a temperature nor top_k, and top_p
+        // only from 0.95 (Anthropic's extended thinking documentation): they are left out.
+    } else if let Some(t) = req.temperature {
         // OpenAI allows 0..2, Anthropic 0..1.
         body.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
     } else if let Some(p) = req.top_p {
@@ -117,10 +130,13 @@ pub fn request_body(req: &ChatRequest) -> Result<Value, GatewayError> {
     if req.is_stream() {
         body.insert("stream".into(), Value::Bool(true));
     }
-    for key in ["top_k", "thinking"] {
-        if let Some(v) = req.extra.get(key) {
-            body.insert(key.into(), v.clone());
-        }
+    if let Some(k) = req.extra.get("top_k")
+        && !thinks
+    {
+        body.insert("top_k".into(), k.clone());
+    }
+    if let Some(t) = thinking {
+        body.insert("thinking".into(), t);
     }
     if let Some(user) = req.extra.get("user").and_then(Value::as_str) {
         body.insert("metadata".into(), json!({"user_id": user}));
@@ -315,7 +331,15 @@ pub(super) fn user_blocks(m: &Message, i: usize) -> Result<Vec<Value>, GatewayEr
 }
 
 pub(super) fn assistant_blocks(m: &Message, i: usize) -> Result<Vec<Value>, GatewayError> {
-    let mut blocks = text_blocks(&m.text_content());
+    // Thinking blocks go first, unchanged: with extended thinking on, the API rejects a tool
+    // turn whose assistant message lost the block that preceded its tool calls.
+    let mut blocks: Vec<Value> = m
+        .thinking_blocks
+        .iter()
+        .flatten()
+        .filter_map(|b| serde_json::to_value(ContentBlock::from_thinking_block(b)).ok())
+        .collect();
+    blocks.extend(text_blocks(&m.text_content()));
     for (j, call) in m.tool_calls.iter().flatten().enumerate() {
         let input = tool_arguments(&call.function.arguments, || {
             format!("messages[{i}].tool_calls[{j}].function.arguments")
@@ -344,17 +368,34 @@ pub(super) fn tool_result(m: &Message) -> Value {
     Value::Object(block)
 }
 
-/// Tool ids must match `^[a-zA-Z0-9_-]+$`; ids minted by other providers may not.
-pub(super) fn tool_id(id: &str) -> String {
-    let id: String = id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if id.is_empty() { "toolu_0".into() } else { id }
+/// The thinking budget of each reasoning effort: monotonic, and never under the API's
+/// minimum of 1024 tokens.
+pub fn thinking_budget(effort: ReasoningEffort) -> Option<u64> {
+    match effort {
+        ReasoningEffort::None => None,
+        ReasoningEffort::Minimal | ReasoningEffort::Low => Some(1024),
+        ReasoningEffort::Medium => Some(2048),
+        ReasoningEffort::High => Some(4096),
+        ReasoningEffort::Xhigh => Some(8192),
+    }
 }
+
+/// `thinking` and `max_tokens` for a reasoning effort and the client's output cap. The budget
+/// must stay below `max_tokens`; when the cap leaves no room for it, `max_tokens` grows by the
+/// budget so the answer keeps the cap the client asked for.
+pub fn effort_thinking(effort: ReasoningEffort, cap: u64) -> Option<(Value, u64)> {
+    let Some(budget) = thinking_budget(effort) else {
+        return Some((json!({"type": "disabled"}), cap));
+    };
+    let (budget, max) = if cap > budget {
+        (budget, cap)
+    } else if cap > MIN_THINKING_BUDGET {
+        (cap - 1, cap)
+    } else {
+        (MIN_THINKING_BUDGET, cap.saturating_add(MIN_THINKING_BUDGET))
+    };
+    Some((json!({"type": "enabled", "budget_tokens": budget}), max))
+}
+
+/// The smallest thinking budget the API accepts.
+pub const MIN_THINKING_BUDGET: u64 = 1024;

@@ -1,89 +1,30 @@
 //! Anthropic: wire reply -> canonical response.
 
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::Map;
 
 use super::JSON_TOOL;
-use crate::types::{ChatResponse, Choice, FunctionCall, ResponseMessage, ToolCall, Usage};
+use super::wire::{ContentBlock, WireMessage, WireUsage, finish_reason};
+use crate::types::{ChatResponse, Choice, FunctionCall, ResponseMessage, ToolCall};
 
 // === response translation ===
-
-/// A `/v1/messages` response (and the `message` of `message_start`).
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct WireMessage {
-    #[serde(default)]
-    pub(super) id: String,
-    #[serde(default)]
-    pub(super) model: String,
-    #[serde(default)]
-    pub(super) content: Vec<Value>,
-    #[serde(default)]
-    pub(super) stop_reason: Option<String>,
-    #[serde(default)]
-    pub(super) usage: Option<WireUsage>,
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize)]
-pub(super) struct WireUsage {
-    #[serde(default)]
-    pub(super) input_tokens: Option<u64>,
-    #[serde(default)]
-    pub(super) output_tokens: Option<u64>,
-    #[serde(default)]
-    pub(super) cache_creation_input_tokens: Option<u64>,
-    #[serde(default)]
-    pub(super) cache_read_input_tokens: Option<u64>,
-}
-
-impl WireUsage {
-    /// Takes the counts `later` reports, keeping ours where it says nothing.
-    pub(super) fn update(&mut self, later: &WireUsage) {
-        self.input_tokens = later.input_tokens.or(self.input_tokens);
-        self.output_tokens = later.output_tokens.or(self.output_tokens);
-        self.cache_creation_input_tokens = later
-            .cache_creation_input_tokens
-            .or(self.cache_creation_input_tokens);
-        self.cache_read_input_tokens = later
-            .cache_read_input_tokens
-            .or(self.cache_read_input_tokens);
-    }
-
-    /// OpenAI usage: the prompt counts cached and cache-writing tokens too.
-    pub(super) fn to_usage(self) -> Usage {
-        let cached = self.cache_read_input_tokens.unwrap_or(0);
-        let prompt =
-            self.input_tokens.unwrap_or(0) + self.cache_creation_input_tokens.unwrap_or(0) + cached;
-        let mut usage = Usage::new(prompt, self.output_tokens.unwrap_or(0));
-        usage.set_cache(cached, 0, 0);
-        usage
-    }
-}
-
-/// Anthropic's `stop_reason` as an OpenAI `finish_reason`.
-pub fn finish_reason(stop_reason: &str) -> &'static str {
-    match stop_reason {
-        "max_tokens" | "model_context_window_exceeded" => "length",
-        "tool_use" => "tool_calls",
-        "refusal" => "content_filter",
-        // end_turn, stop_sequence, pause_turn and anything new.
-        _ => "stop",
-    }
-}
 
 pub(super) fn translate_response(msg: WireMessage, json_tool: bool) -> ChatResponse {
     let mut text = String::new();
     let mut reasoning = String::new();
     let mut calls = Vec::new();
     let mut answered_by_json_tool = false;
+    let mut thinking_blocks = Vec::new();
     for block in &msg.content {
-        match block.get("type").and_then(Value::as_str) {
-            Some("text") => text.push_str(block.get("text").and_then(Value::as_str).unwrap_or("")),
-            Some("thinking") => {
-                reasoning.push_str(block.get("thinking").and_then(Value::as_str).unwrap_or(""))
+        match block {
+            ContentBlock::Text { text: t } => text.push_str(t),
+            ContentBlock::Thinking { thinking, .. } => {
+                reasoning.push_str(thinking);
+                thinking_blocks.extend(block.to_thinking_block());
             }
-            Some("tool_use") => {
-                let name = block.get("name").and_then(Value::as_str).unwrap_or("");
-                let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
+            ContentBlock::RedactedThinking { .. } => {
+                thinking_blocks.extend(block.to_thinking_block())
+            }
+            ContentBlock::ToolUse { id, name, input } => {
                 if json_tool && name == JSON_TOOL {
                     // The forced JSON tool's input is the answer itself.
                     text.push_str(&input.to_string());
@@ -92,19 +33,15 @@ pub(super) fn translate_response(msg: WireMessage, json_tool: bool) -> ChatRespo
                 }
                 calls.push(ToolCall {
                     extra_content: None,
-                    id: block
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_owned(),
+                    id: id.clone(),
                     kind: "function".into(),
                     function: FunctionCall {
-                        name: name.to_owned(),
+                        name: name.clone(),
                         arguments: input.to_string(),
                     },
                 });
             }
-            _ => {} // redacted_thinking, server tools: nothing to show
+            ContentBlock::Other => {} // server tools: nothing to show
         }
     }
     let finish = match msg.stop_reason.as_deref() {
@@ -119,9 +56,10 @@ pub(super) fn translate_response(msg: WireMessage, json_tool: bool) -> ChatRespo
     };
     let mut message = ResponseMessage::assistant(content, (!calls.is_empty()).then_some(calls));
     if !reasoning.is_empty() {
-        message
-            .extra
-            .insert("reasoning_content".into(), Value::String(reasoning));
+        message.reasoning_content = Some(reasoning);
+    }
+    if !thinking_blocks.is_empty() {
+        message.thinking_blocks = Some(thinking_blocks);
     }
     ChatResponse {
         id: if msg.id.is_empty() {

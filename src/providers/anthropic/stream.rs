@@ -6,7 +6,7 @@ use http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::error::error_from_json;
-use super::response::{WireMessage, WireUsage, finish_reason};
+use super::wire::{BlockDelta, ContentBlock, StreamEvent, WireUsage, finish_reason};
 use super::{JSON_TOOL, PROVIDER};
 use crate::GatewayError;
 use crate::providers::{NATIVE_KEY, SseEvent, StreamDecoder};
@@ -46,6 +46,9 @@ pub struct AnthropicDecoder {
     pub(super) finished: bool,
     pub(super) stopped: bool,
     pub(super) usage_sent: bool,
+    // The open thinking block's text and signature, sent whole when it stops.
+    pub(super) thinking: String,
+    pub(super) signature: String,
 }
 
 // === impl AnthropicDecoder ===
@@ -66,6 +69,8 @@ impl AnthropicDecoder {
             finished: false,
             stopped: false,
             usage_sent: false,
+            thinking: String::new(),
+            signature: String::new(),
         }
     }
 
@@ -143,72 +148,123 @@ impl AnthropicDecoder {
         }
     }
 
-    pub(super) fn content_block_start(&mut self, v: &Value, out: &mut VecDeque<ChatChunk>) {
-        let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-        let cb = v.get("content_block").unwrap_or(&Value::Null);
-        let str_of = |k: &str| cb.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
-        let block = match cb.get("type").and_then(Value::as_str) {
-            Some("text") => {
-                let text = str_of("text");
+    pub(super) fn content_block_start(
+        &mut self,
+        index: u64,
+        cb: ContentBlock,
+        out: &mut VecDeque<ChatChunk>,
+    ) {
+        let block = match cb {
+            ContentBlock::Text { text } => {
                 if !text.is_empty() {
                     self.emit(Delta::text(text), None, out);
                 }
                 Block::Text
             }
-            Some("thinking") => Block::Thinking,
-            Some("tool_use") if self.json_tool && str_of("name") == JSON_TOOL => Block::JsonTool,
-            Some("tool_use") => {
+            ContentBlock::Thinking {
+                thinking,
+                signature,
+            } => {
+                self.thinking = thinking;
+                self.signature = signature;
+                if !self.thinking.is_empty() {
+                    self.emit(reasoning_delta(self.thinking.clone()), None, out);
+                }
+                Block::Thinking
+            }
+            redacted @ ContentBlock::RedactedThinking { .. } => {
+                // Nothing readable: the block goes out whole, to be sent back unchanged.
+                let d = Delta {
+                    thinking_blocks: redacted.to_thinking_block().map(|b| vec![b]),
+                    ..Delta::default()
+                };
+                self.emit(d, None, out);
+                Block::Other
+            }
+            ContentBlock::ToolUse { name, .. } if self.json_tool && name == JSON_TOOL => {
+                Block::JsonTool
+            }
+            ContentBlock::ToolUse { id, name, .. } => {
                 let k = self.next_tool;
                 self.next_tool += 1;
-                let delta = Self::tool_delta(k, Some(str_of("id")), Some(str_of("name")), "");
+                let delta = Self::tool_delta(k, Some(id), Some(name), "");
                 self.emit(delta, None, out);
                 Block::Tool {
                     index: k,
                     args: false,
                 }
             }
-            _ => Block::Other,
+            ContentBlock::Other => Block::Other,
         };
         self.blocks.push((index, block));
     }
 
-    pub(super) fn content_block_delta(&mut self, v: &Value, out: &mut VecDeque<ChatChunk>) {
-        let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-        let delta = v.get("delta").unwrap_or(&Value::Null);
-        let field = |k: &str| delta.get(k).and_then(Value::as_str).unwrap_or("");
+    pub(super) fn content_block_delta(
+        &mut self,
+        index: u64,
+        delta: BlockDelta,
+        out: &mut VecDeque<ChatChunk>,
+    ) {
         // A delta for a block that never started is taken as text (tolerant of reordering).
         let block = self.block(index).copied().unwrap_or(Block::Text);
-        match (delta.get("type").and_then(Value::as_str), block) {
-            (Some("text_delta"), _) => {
-                let text = field("text");
-                if !text.is_empty() {
-                    self.emit(Delta::text(text), None, out);
-                }
+        match (delta, block) {
+            (BlockDelta::TextDelta { text }, _) if !text.is_empty() => {
+                self.emit(Delta::text(text), None, out);
             }
-            (Some("input_json_delta"), Block::Tool { index: k, .. }) => {
-                let fragment = field("partial_json");
-                // The first fragment is often empty: nothing to forward.
-                if !fragment.is_empty() {
-                    if let Some(Block::Tool { args, .. }) = self.block(index) {
-                        *args = true;
-                    }
-                    self.emit(Self::tool_delta(k, None, None, fragment), None, out);
+            // The first fragment is often empty: nothing to forward.
+            (BlockDelta::InputJsonDelta { partial_json }, Block::Tool { index: k, .. })
+                if !partial_json.is_empty() =>
+            {
+                if let Some(Block::Tool { args, .. }) = self.block(index) {
+                    *args = true;
                 }
+                self.emit(Self::tool_delta(k, None, None, &partial_json), None, out);
             }
-            (Some("input_json_delta"), Block::JsonTool) => {
-                let fragment = field("partial_json");
-                if !fragment.is_empty() {
-                    self.emit(Delta::text(fragment), None, out);
-                }
+            (BlockDelta::InputJsonDelta { partial_json }, Block::JsonTool)
+                if !partial_json.is_empty() =>
+            {
+                self.emit(Delta::text(partial_json), None, out);
             }
-            (Some("thinking_delta"), _) => {
-                let mut d = Delta::default();
-                d.extra
-                    .insert("reasoning_content".into(), json!(field("thinking")));
+            (BlockDelta::ThinkingDelta { thinking }, _) if !thinking.is_empty() => {
+                self.thinking.push_str(&thinking);
+                self.emit(reasoning_delta(thinking), None, out);
+            }
+            (BlockDelta::SignatureDelta { signature }, _) => self.signature.push_str(&signature),
+            _ => {} // empty fragments, citations_delta
+        }
+    }
+
+    /// A thinking block is complete: it goes out whole, signature included, so a client can
+    /// send it back on the next turn.
+    pub(super) fn content_block_stop(&mut self, index: u64, out: &mut VecDeque<ChatChunk>) {
+        match self.block(index).copied() {
+            // An empty input is `{}`: send that rather than an arguments string of "".
+            Some(Block::Tool { index: k, args }) if !args => {
+                self.emit(Self::tool_delta(k, None, None, "{}"), None, out);
+            }
+            Some(Block::Thinking) => {
+                let thinking = std::mem::take(&mut self.thinking);
+                let signature = std::mem::take(&mut self.signature);
+                let block = crate::types::ThinkingBlock::thinking(
+                    thinking,
+                    (!signature.is_empty()).then_some(signature),
+                );
+                let d = Delta {
+                    thinking_blocks: Some(vec![block]),
+                    ..Delta::default()
+                };
                 self.emit(d, None, out);
             }
-            _ => {} // signature_delta, citations_delta
+            _ => {}
         }
+    }
+}
+
+/// A delta carrying a fragment of reasoning text.
+pub(super) fn reasoning_delta(text: String) -> Delta {
+    Delta {
+        reasoning_content: Some(text),
+        ..Delta::default()
     }
 }
 
@@ -274,18 +330,17 @@ impl AnthropicDecoder {
                 provider: PROVIDER,
                 reason: format!("invalid stream event: {e}"),
             })?;
-        let kind = v
-            .get("type")
-            .and_then(Value::as_str)
-            .or(event.event.as_deref())
-            .unwrap_or("");
-        match kind {
-            "message_start" => {
-                let msg: WireMessage = v
-                    .get("message")
-                    .cloned()
-                    .and_then(|m| serde_json::from_value(m).ok())
-                    .unwrap_or_default();
+        let typed = match (v.get("type"), event.event.as_deref()) {
+            (None, Some(name)) => json!({"type": name}),
+            _ => v.clone(),
+        };
+        let ev: StreamEvent =
+            serde_json::from_value(typed).map_err(|e| GatewayError::BadUpstreamResponse {
+                provider: PROVIDER,
+                reason: format!("invalid stream event: {e}"),
+            })?;
+        match ev {
+            StreamEvent::MessageStart { message: msg } => {
                 if !msg.id.is_empty() {
                     self.id = msg.id;
                 }
@@ -294,28 +349,19 @@ impl AnthropicDecoder {
                     self.usage.get_or_insert_with(WireUsage::default).update(&u);
                 }
             }
-            "content_block_start" => self.content_block_start(&v, out),
-            "content_block_delta" => self.content_block_delta(&v, out),
-            "content_block_stop" => {
-                let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-                // An empty input is `{}`: send that rather than an arguments string of "".
-                if let Some(Block::Tool { index: k, args }) = self.block(index).copied()
-                    && !args
-                {
-                    self.emit(Self::tool_delta(k, None, None, "{}"), None, out);
-                }
+            StreamEvent::ContentBlockStart {
+                index,
+                content_block,
+            } => self.content_block_start(index, content_block, out),
+            StreamEvent::ContentBlockDelta { index, delta } => {
+                self.content_block_delta(index, delta, out)
             }
-            "message_delta" => {
-                if let Some(u) = v
-                    .get("usage")
-                    .and_then(|u| serde_json::from_value::<WireUsage>(u.clone()).ok())
-                {
+            StreamEvent::ContentBlockStop { index } => self.content_block_stop(index, out),
+            StreamEvent::MessageDelta { delta, usage } => {
+                if let Some(u) = usage {
                     self.usage.get_or_insert_with(WireUsage::default).update(&u);
                 }
-                if let Some(reason) = v
-                    .get("delta")
-                    .and_then(|d| d.get("stop_reason"))
-                    .and_then(Value::as_str)
+                if let Some(reason) = delta.stop_reason.as_deref()
                     && !self.finished
                 {
                     self.finished = true;
@@ -332,11 +378,11 @@ impl AnthropicDecoder {
                     self.emit(Delta::default(), Some(finish), out);
                 }
             }
-            "message_stop" => {
+            StreamEvent::MessageStop => {
                 self.stopped = true;
                 self.flush_usage(out);
             }
-            "error" => {
+            StreamEvent::Error { .. } => {
                 return Err(
                     error_from_json(StatusCode::BAD_GATEWAY, &HeaderMap::new(), &v).unwrap_or_else(
                         || GatewayError::Upstream {
@@ -349,7 +395,7 @@ impl AnthropicDecoder {
                     ),
                 );
             }
-            _ => {} // ping and event types added later
+            StreamEvent::Ping | StreamEvent::Unknown => {}
         }
         Ok(())
     }

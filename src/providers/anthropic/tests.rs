@@ -2,6 +2,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
+use super::wire::{ContentBlock, WireUsage};
 use super::*;
 use super::{error::*, request::*, response::*, stream::*};
 use crate::providers::Framing;
@@ -362,8 +363,11 @@ fn stop_reasons_and_cache_usage() {
     }
     let msg = WireMessage {
         content: vec![
-            json!({"type": "thinking", "thinking": "hmm"}),
-            json!({"type": "text", "text": "Hi"}),
+            ContentBlock::Thinking {
+                thinking: "hmm".into(),
+                signature: "sig".into(),
+            },
+            ContentBlock::Text { text: "Hi".into() },
         ],
         stop_reason: Some("end_turn".into()),
         usage: Some(WireUsage {
@@ -382,7 +386,17 @@ fn stop_reasons_and_cache_usage() {
     );
     assert_eq!(u.cached_tokens(), 100);
     assert_eq!(resp.choices[0].message.content.as_deref(), Some("Hi"));
-    assert_eq!(resp.choices[0].message.extra["reasoning_content"], "hmm");
+    assert_eq!(
+        resp.choices[0].message.reasoning_content.as_deref(),
+        Some("hmm")
+    );
+    assert_eq!(
+        resp.choices[0].message.thinking_blocks,
+        Some(vec![crate::types::ThinkingBlock::thinking(
+            "hmm",
+            Some("sig".into())
+        )])
+    );
 }
 
 /// The stream of Anthropic's streaming Messages documentation.
@@ -673,4 +687,112 @@ fn pass_through_keeps_every_event_in_order_and_the_client_body() {
     let mut expected: Value = serde_json::from_slice(raw).unwrap();
     expected["model"] = json!("claude-haiku-4-5");
     assert_eq!(body, expected);
+}
+
+/// Extended thinking streamed as Anthropic's extended thinking documentation shows it, with the
+/// signature arriving in a `signature_delta` just before the block stops.
+const THINKING_STREAM: &str = concat!(
+    "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_t\",\"model\":\"claude-sonnet-4-5\",\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\n",
+    "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"Need the \"}}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"weather.\"}}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"EqQBCgIYAhIM\"}}\n\n",
+    "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+    "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"redacted_thinking\",\"data\":\"ENC\"}}\n\n",
+    "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n",
+    "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_9\",\"name\":\"get_weather\",\"input\":{}}}\n\n",
+    "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"city\\\":\\\"Oslo\\\"}\"}}\n\n",
+    "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":2}\n\n",
+    "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":40}}\n\n",
+    "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+);
+
+#[test]
+fn streamed_thinking_keeps_text_signature_and_redacted_blocks() {
+    let (chunks, end) = decode(THINKING_STREAM, &[100, 900], false);
+    assert!(end.is_ok());
+    let reasoning: String = chunks
+        .iter()
+        .filter_map(|c| c.choices.first()?.delta.reasoning_content.clone())
+        .collect();
+    assert_eq!(reasoning, "Need the weather.");
+    let blocks: Vec<crate::types::ThinkingBlock> = chunks
+        .iter()
+        .filter_map(|c| c.choices.first()?.delta.thinking_blocks.clone())
+        .flatten()
+        .collect();
+    assert_eq!(
+        blocks,
+        vec![
+            crate::types::ThinkingBlock::thinking("Need the weather.", Some("EqQBCgIYAhIM".into())),
+            crate::types::ThinkingBlock::redacted("ENC"),
+        ]
+    );
+}
+
+#[test]
+fn thinking_blocks_go_back_first_in_the_assistant_turn() {
+    let req: ChatRequest = serde_json::from_value(json!({
+        "model": "claude-sonnet-4-5",
+        "messages": [
+            {"role": "user", "content": "Weather in Oslo?"},
+            {"role": "assistant", "content": null,
+             "thinking_blocks": [{"type": "thinking", "thinking": "Need it.", "signature": "SIG"},
+                                 {"type": "redacted_thinking", "data": "ENC"}],
+             "tool_calls": [{"id": "toolu_9", "type": "function",
+                             "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}}]},
+            {"role": "tool", "tool_call_id": "toolu_9", "content": "14C"}
+        ]
+    }))
+    .unwrap();
+    let body = request_body(&req).unwrap();
+    assert_eq!(
+        body["messages"][1]["content"],
+        json!([
+            {"type": "thinking", "thinking": "Need it.", "signature": "SIG"},
+            {"type": "redacted_thinking", "data": "ENC"},
+            {"type": "tool_use", "id": "toolu_9", "name": "get_weather", "input": {"city": "Oslo"}}
+        ])
+    );
+}
+
+#[test]
+fn reasoning_effort_maps_to_a_thinking_budget_below_max_tokens() {
+    use crate::types::ReasoningEffort as E;
+    let budgets: Vec<Option<u64>> = [E::Minimal, E::Low, E::Medium, E::High, E::Xhigh]
+        .into_iter()
+        .map(thinking_budget)
+        .collect();
+    assert!(budgets.windows(2).all(|w| w[0] <= w[1]), "monotonic");
+    assert!(budgets.iter().all(|b| b.is_some_and(|b| b >= 1024)));
+    assert_eq!(thinking_budget(E::None), None);
+    for (effort, cap, budget, max) in [
+        (E::Low, 4096, 1024, 4096),
+        (E::High, 32000, 4096, 32000),
+        (E::High, 2000, 1999, 2000),
+        (E::Medium, 500, 1024, 1524),
+    ] {
+        let (t, m) = effort_thinking(effort, cap).unwrap();
+        assert_eq!(t, json!({"type": "enabled", "budget_tokens": budget}));
+        assert_eq!(m, max);
+        assert!(budget < m && budget >= MIN_THINKING_BUDGET);
+    }
+    let mut req: ChatRequest = serde_json::from_value(json!({
+        "model": "claude-sonnet-4-5", "max_tokens": 8000, "temperature": 0.2, "top_k": 5,
+        "reasoning_effort": "medium",
+        "messages": [{"role": "user", "content": "Hi"}]
+    }))
+    .unwrap();
+    let body = request_body(&req).unwrap();
+    assert_eq!(
+        body["thinking"],
+        json!({"type": "enabled", "budget_tokens": 2048})
+    );
+    assert_eq!(body["max_tokens"], 8000);
+    // Extended thinking refuses temperature and top_k.
+    assert!(body.get("temperature").is_none() && body.get("top_k").is_none());
+    req.reasoning_effort = Some(E::None);
+    let body = request_body(&req).unwrap();
+    assert_eq!(body["thinking"], json!({"type": "disabled"}));
+    assert_eq!(body["temperature"], 0.2);
 }

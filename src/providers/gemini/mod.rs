@@ -53,7 +53,9 @@ mod tests;
 
 pub use error::map_error;
 use error::*;
-pub use request::{clean_schema, request_body};
+pub use request::{
+    clean_schema, request_body, thinking_budget, thinking_config, uses_thinking_level,
+};
 pub use response::finish_reason;
 use response::*;
 pub use stream::GeminiDecoder;

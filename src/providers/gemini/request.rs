@@ -7,7 +7,9 @@ use serde_json::{Map, Value, json};
 use super::MAX_STOP_SEQUENCES;
 use crate::GatewayError;
 use crate::providers::tool_arguments;
-use crate::types::{ChatRequest, Content, ImageUrl, Message, Role};
+use crate::types::{
+    ChatRequest, Content, ImageUrl, Message, ReasoningEffort, Role, google_thought_signature,
+};
 
 // === request translation ===
 
@@ -123,6 +125,13 @@ pub fn request_body(req: &ChatRequest) -> Result<Value, GatewayError> {
             }
             _ => {}
         }
+    }
+    if let Some(thinking) = req
+        .reasoning_effort
+        .filter(|_| thinks(&req.model))
+        .map(|e| thinking_config(&req.model, e))
+    {
+        config.insert("thinkingConfig".into(), thinking);
     }
     if !config.is_empty() {
         body.insert("generationConfig".into(), Value::Object(config));
@@ -304,7 +313,11 @@ pub(super) fn model_parts(m: &Message, i: usize) -> Result<Vec<Value>, GatewayEr
         let args = tool_arguments(&call.function.arguments, || {
             format!("messages[{i}].tool_calls[{j}].function.arguments")
         })?;
-        parts.push(json!({"functionCall": {"name": call.function.name, "args": args}}));
+        let mut part = json!({"functionCall": {"name": call.function.name, "args": args}});
+        if let Some(sig) = google_thought_signature(call.extra_content.as_ref()) {
+            part["thoughtSignature"] = Value::String(sig.to_owned());
+        }
+        parts.push(part);
     }
     Ok(parts)
 }
@@ -394,4 +407,44 @@ pub(super) fn clean_node(v: &Value, defs: Option<&Map<String, Value>>, depth: us
         }
     }
     Value::Object(out)
+}
+
+/// Whether `model` is of the Gemini 3 family, which takes a `thinkingLevel` rather than a
+/// `thinkingBudget` (Gemini's thinking documentation).
+pub fn uses_thinking_level(model: &str) -> bool {
+    model.trim_start_matches("models/").starts_with("gemini-3")
+}
+
+/// The `thinkingBudget` of each reasoning effort on Gemini 2.5: monotonic, `high` well above
+/// 1024; `none` is 0 (off) except on Pro, which cannot stop thinking and gets its minimum, 128.
+pub fn thinking_budget(model: &str, effort: ReasoningEffort) -> u64 {
+    match effort {
+        ReasoningEffort::None if model.contains("pro") => 128,
+        ReasoningEffort::None => 0,
+        ReasoningEffort::Minimal => 512,
+        ReasoningEffort::Low => 1024,
+        ReasoningEffort::Medium => 8192,
+        ReasoningEffort::High => 24576,
+        ReasoningEffort::Xhigh => 32768,
+    }
+}
+
+/// `thinkingConfig` for a reasoning effort: a level (Gemini 3) or a budget, with the thoughts
+/// included so they reach `reasoning_content`.
+pub fn thinking_config(model: &str, effort: ReasoningEffort) -> Value {
+    if uses_thinking_level(model) {
+        let level = match effort {
+            ReasoningEffort::None | ReasoningEffort::Minimal | ReasoningEffort::Low => "low",
+            ReasoningEffort::Medium | ReasoningEffort::High | ReasoningEffort::Xhigh => "high",
+        };
+        return json!({"thinkingLevel": level, "includeThoughts": true});
+    }
+    let budget = thinking_budget(model, effort);
+    json!({"thinkingBudget": budget, "includeThoughts": budget > 0})
+}
+
+/// Whether `model` thinks and takes a `thinkingConfig` (Gemini 1.5 and 2.0 refuse it).
+pub(super) fn thinks(model: &str) -> bool {
+    let id = model.trim_start_matches("models/");
+    !(id.starts_with("gemini-1") || id.starts_with("gemini-2.0"))
 }

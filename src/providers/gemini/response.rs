@@ -5,7 +5,9 @@ use serde_json::{Map, Value, json};
 
 use super::PROVIDER;
 use crate::GatewayError;
-use crate::types::{ChatResponse, Choice, FunctionCall, ResponseMessage, ToolCall, Usage};
+use crate::types::{
+    ChatResponse, Choice, FunctionCall, ResponseMessage, ToolCall, Usage, google_extra_content,
+};
 
 // === response translation ===
 
@@ -103,7 +105,8 @@ pub(super) fn id_prefix() -> String {
 pub(super) struct Parts {
     pub(super) text: String,
     pub(super) thoughts: String,
-    pub(super) calls: Vec<(Option<String>, String, String)>,
+    /// `(id, name, arguments, thoughtSignature)` of each function call.
+    pub(super) calls: Vec<(Option<String>, String, String, Option<String>)>,
 }
 
 pub(super) fn read_parts(parts: &[Value]) -> Parts {
@@ -119,7 +122,14 @@ pub(super) fn read_parts(parts: &[Value]) -> Parts {
             let name = call.get("name").and_then(Value::as_str).unwrap_or("");
             let args = call.get("args").cloned().unwrap_or_else(|| json!({}));
             let id = call.get("id").and_then(Value::as_str).map(str::to_owned);
-            out.calls.push((id, name.to_owned(), args.to_string()));
+            // Gemini's thinking documentation: the signature rides on the part, and must come
+            // back on the same functionCall part next turn.
+            let signature = part
+                .get("thoughtSignature")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            out.calls
+                .push((id, name.to_owned(), args.to_string(), signature));
         }
     }
     out
@@ -137,8 +147,8 @@ pub(super) fn translate_response(
             .calls
             .into_iter()
             .enumerate()
-            .map(|(k, (id, name, arguments))| ToolCall {
-                extra_content: None,
+            .map(|(k, (id, name, arguments, signature))| ToolCall {
+                extra_content: signature.as_deref().map(google_extra_content),
                 id: id.unwrap_or_else(|| format!("{prefix}_{pos}_{k}")),
                 kind: "function".into(),
                 function: FunctionCall { name, arguments },
@@ -155,9 +165,7 @@ pub(super) fn translate_response(
         };
         let mut message = ResponseMessage::assistant(content, (!calls.is_empty()).then_some(calls));
         if !parts.thoughts.is_empty() {
-            message
-                .extra
-                .insert("reasoning_content".into(), Value::String(parts.thoughts));
+            message.reasoning_content = Some(parts.thoughts);
         }
         choices.push(Choice {
             index: cand.index.unwrap_or(pos as u32),

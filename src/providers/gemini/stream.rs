@@ -10,7 +10,9 @@ use super::error::error_from_json;
 use super::response::{WireResponse, WireUsage, finish_reason, id_prefix, read_parts};
 use crate::GatewayError;
 use crate::providers::{RAW_JSON_EVENT, SseEvent, StreamDecoder};
-use crate::types::{ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
+use crate::types::{
+    ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta, google_extra_content,
+};
 
 // === stream translation ===
 
@@ -128,22 +130,23 @@ impl StreamDecoder for GeminiDecoder {
             let index = cand.index.unwrap_or(pos as u32);
             let parts = read_parts(cand.content.as_ref().map_or(&[][..], |c| &c.parts));
             if !parts.thoughts.is_empty() {
-                let mut d = Delta::default();
-                d.extra
-                    .insert("reasoning_content".into(), Value::String(parts.thoughts));
+                let d = Delta {
+                    reasoning_content: Some(parts.thoughts),
+                    ..Delta::default()
+                };
                 self.emit(index, d, None, out);
             }
             if !parts.text.is_empty() {
                 self.emit(index, Delta::text(parts.text), None, out);
             }
-            for (id, name, arguments) in parts.calls {
+            for (id, name, arguments, signature) in parts.calls {
                 // Function calls arrive whole: one delta with id, name and all arguments.
                 let state = self.candidates.entry(index).or_default();
                 let k = state.0;
                 *state = (k + 1, true);
                 let delta = Delta {
                     tool_calls: Some(vec![ToolCallDelta {
-                        extra_content: None,
+                        extra_content: signature.as_deref().map(google_extra_content),
                         index: k,
                         id: Some(id.unwrap_or_else(|| format!("{}_{index}_{k}", self.prefix))),
                         kind: Some("function".into()),

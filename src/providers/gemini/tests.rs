@@ -327,7 +327,10 @@ fn finish_reasons_blocked_prompts_and_thinking() {
             "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 1, "thoughtsTokenCount": 10, "totalTokenCount": 14}}"#)
         .unwrap();
     assert_eq!(resp.choices[0].message.content.as_deref(), Some("Hi"));
-    assert_eq!(resp.choices[0].message.extra["reasoning_content"], "think");
+    assert_eq!(
+        resp.choices[0].message.reasoning_content.as_deref(),
+        Some("think")
+    );
     let u = resp.usage.unwrap();
     assert_eq!(
         (u.prompt_tokens, u.completion_tokens, u.total_tokens),
@@ -532,4 +535,98 @@ fn error_mapping() {
     assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS);
     let e = err(502, &[], "<html>bad gateway</html>");
     assert!(e.is_retryable());
+}
+
+#[test]
+fn thought_signatures_come_out_on_tool_calls_and_go_back_on_function_calls() {
+    let a = Gemini::new("http://x", Secret::new("k"));
+    let r = req(
+        json!({"model": "gemini-3-pro-preview", "messages": [{"role": "user", "content": "x"}]}),
+    );
+    let resp = a
+        .response(&r, br#"{"candidates": [{"content": {"role": "model", "parts": [
+            {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}, "thoughtSignature": "c2ln"}]},
+            "finishReason": "STOP"}]}"#)
+        .unwrap();
+    let call = &resp.choices[0].message.tool_calls.as_ref().unwrap()[0];
+    assert_eq!(
+        call.extra_content,
+        Some(json!({"google": {"thought_signature": "c2ln"}}))
+    );
+
+    let raw = "data: {\"candidates\": [{\"content\": {\"parts\": [{\"functionCall\": {\"name\": \"f\", \"args\": {}}, \"thoughtSignature\": \"c2ln\"}]}, \"finishReason\": \"STOP\"}]}\n\n";
+    let (chunks, end) = decode(raw, &[]);
+    assert!(end.is_ok());
+    let streamed = chunks
+        .iter()
+        .filter_map(|c| c.choices.first()?.delta.tool_calls.clone())
+        .flatten()
+        .find_map(|c| c.extra_content);
+    assert_eq!(
+        streamed,
+        Some(json!({"google": {"thought_signature": "c2ln"}}))
+    );
+
+    let back = req(json!({
+        "model": "gemini-3-pro-preview",
+        "messages": [
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{}"},
+                "extra_content": {"google": {"thought_signature": "c2ln"}}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "14C"}
+        ]
+    }));
+    let body = request_body(&back).unwrap();
+    assert_eq!(body["contents"][1]["parts"][0]["thoughtSignature"], "c2ln");
+}
+
+#[test]
+fn reasoning_effort_maps_to_thinking_budget_or_level() {
+    use crate::types::ReasoningEffort as E;
+    let efforts = [E::None, E::Minimal, E::Low, E::Medium, E::High, E::Xhigh];
+    let budgets: Vec<u64> = efforts
+        .iter()
+        .map(|e| thinking_budget("gemini-2.5-flash", *e))
+        .collect();
+    assert!(budgets.windows(2).all(|w| w[0] <= w[1]), "monotonic");
+    assert_eq!(budgets[0], 0);
+    assert!(thinking_budget("gemini-2.5-flash", E::High) >= 1024);
+    assert_eq!(thinking_budget("gemini-2.5-pro", E::None), 128);
+    assert_eq!(
+        thinking_config("gemini-2.5-flash", E::Low),
+        json!({"thinkingBudget": 1024, "includeThoughts": true})
+    );
+    assert_eq!(
+        thinking_config("gemini-2.5-flash", E::None),
+        json!({"thinkingBudget": 0, "includeThoughts": false})
+    );
+    assert_eq!(
+        thinking_config("gemini-3-pro-preview", E::Low)["thinkingLevel"],
+        "low"
+    );
+    assert_eq!(
+        thinking_config("gemini-3-flash-preview", E::High)["thinkingLevel"],
+        "high"
+    );
+    let body = request_body(&req(json!({
+        "model": "gemini-3-pro-preview", "reasoning_effort": "high",
+        "messages": [{"role": "system", "content": "A"}, {"role": "user", "content": "x"},
+                     {"role": "system", "content": "B"}]
+    })))
+    .unwrap();
+    assert_eq!(
+        body["generationConfig"]["thinkingConfig"],
+        json!({"thinkingLevel": "high", "includeThoughts": true})
+    );
+    // Mid-conversation system messages join the one system instruction.
+    assert_eq!(
+        body["systemInstruction"],
+        json!({"parts": [{"text": "A"}, {"text": "B"}]})
+    );
+    let plain = request_body(&req(
+        json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "x"}]}),
+    ))
+    .unwrap();
+    assert!(plain.get("generationConfig").is_none());
 }

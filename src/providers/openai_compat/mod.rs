@@ -89,6 +89,8 @@ pub struct OpenAiCompat {
     embeddings_url: String,
     key: Option<Secret>,
     quirks: Quirks,
+    // The provider's catalog lines, for each model's parameter policy.
+    models: &'static [crate::catalog::ModelSpec],
 }
 
 impl OpenAiCompat {
@@ -105,6 +107,47 @@ impl OpenAiCompat {
             embeddings_url: format!("{}/embeddings", base_url.trim_end_matches('/')),
             key,
             quirks,
+            models: &[],
+        }
+    }
+
+    /// The same adapter, applying the parameter policy of `models` (catalog lines).
+    pub fn with_models(mut self, models: &'static [crate::catalog::ModelSpec]) -> Self {
+        self.models = models;
+        self
+    }
+
+    /// `req` as the model takes it ([`crate::catalog::Params`]): a reasoning model on OpenAI's
+    /// API gets no `temperature`/`top_p` and its output cap as `max_completion_tokens`; a model
+    /// the catalog knows not to reason gets no `reasoning_effort`. Models the catalog does not
+    /// know get the request as the client sent it.
+    pub fn adjusted<'a>(&self, req: &'a ChatRequest) -> std::borrow::Cow<'a, ChatRequest> {
+        use crate::catalog::Params;
+        use std::borrow::Cow;
+        let Some(spec) = self
+            .models
+            .iter()
+            .find(|m| m.id == req.model || m.aliases.contains(&req.model.as_str()))
+        else {
+            return Cow::Borrowed(req);
+        };
+        match spec.params {
+            Params::OpenAiReasoning
+                if req.temperature.is_some() || req.top_p.is_some() || req.max_tokens.is_some() =>
+            {
+                let mut r = req.clone();
+                r.temperature = None;
+                r.top_p = None;
+                r.max_completion_tokens = r.max_completion_tokens.or(r.max_tokens.take());
+                r.max_tokens = None;
+                Cow::Owned(r)
+            }
+            Params::Sampling if req.reasoning_effort.is_some() => {
+                let mut r = req.clone();
+                r.reasoning_effort = None;
+                Cow::Owned(r)
+            }
+            _ => Cow::Borrowed(req),
         }
     }
 
@@ -182,7 +225,8 @@ pub(crate) fn build(
         .into_iter()
         .map(|key| {
             let secrets = key.iter().cloned().collect();
-            let adapter = OpenAiCompat::new(spec.name, &settings.base_url, key, quirks);
+            let adapter = OpenAiCompat::new(spec.name, &settings.base_url, key, quirks)
+                .with_models(spec.models);
             ProviderEndpoint {
                 service: DeploymentService::new(Translate::new(adapter, client.clone(), secrets)),
                 extra_models: Vec::new(),

@@ -52,6 +52,8 @@ pub(super) struct FastBody<'a> {
     pub(super) tool_choice: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) response_format: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) reasoning_effort: Option<crate::types::ReasoningEffort>,
     #[serde(flatten)]
     pub(super) extra: &'a Map<String, Value>,
 }
@@ -119,6 +121,7 @@ impl<'a> FastBody<'a> {
             tools: req.tools.as_ref(),
             tool_choice: req.tool_choice.as_ref(),
             response_format: req.response_format.as_ref(),
+            reasoning_effort: req.reasoning_effort,
             extra: &req.extra,
         })
     }
@@ -205,6 +208,7 @@ impl OpenAiCompat {
     /// The upstream body as bytes: one serialisation pass when no quirk needs the `Value`
     /// tree ([`FastBody`]), else [`openai_body`] and `to_vec`. Both give the same JSON.
     pub(super) fn body_bytes(&self, req: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
+        let req = &*self.adjusted(req);
         let bytes = match FastBody::new(req, &self.quirks) {
             Some(fast) => serde_json::to_vec(&fast),
             None => serde_json::to_vec(&openai_body(req, &self.quirks)?),

@@ -71,6 +71,9 @@ pub fn normalise_response(resp: &mut ChatResponse) {
     }
     for c in &mut resp.choices {
         c.message.role = "assistant".into();
+        if c.message.reasoning_content.is_none() {
+            c.message.reasoning_content = reasoning_text(&mut c.message.extra);
+        }
         if let Some(f) = &c.finish_reason {
             c.finish_reason = Some(normalise_finish(f).to_owned());
         }
@@ -88,5 +91,17 @@ pub fn normalise_finish(reason: &str) -> &str {
         "max_tokens" => "length",
         "tool_use" => "tool_calls",
         _ => "stop",
+    }
+}
+
+/// The reasoning text under `reasoning`, the name OpenRouter and some vLLM and Ollama versions
+/// use for what DeepSeek calls `reasoning_content`; taken out of `extra` so it is sent once.
+pub(super) fn reasoning_text(extra: &mut serde_json::Map<String, Value>) -> Option<String> {
+    match extra.get("reasoning") {
+        Some(Value::String(_)) => match extra.remove("reasoning") {
+            Some(Value::String(s)) if !s.is_empty() => Some(s),
+            _ => None,
+        },
+        _ => None,
     }
 }

@@ -117,6 +117,9 @@ impl StreamDecoder for OpenAiDecoder {
             self.last = Some((chunk.id.clone(), chunk.created, chunk.model.clone()));
         }
         for c in &mut chunk.choices {
+            if c.delta.reasoning_content.is_none() {
+                c.delta.reasoning_content = super::response::reasoning_text(&mut c.delta.extra);
+            }
             if let Some(f) = &c.finish_reason {
                 if f == "error" {
                     return Err(GatewayError::Upstream {

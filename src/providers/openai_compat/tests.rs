@@ -166,3 +166,72 @@ fn truncated_stream_is_an_error_and_in_band_error_too() {
     );
     assert!(e.is_err());
 }
+
+#[test]
+fn reasoning_models_get_only_the_parameters_they_take() {
+    let spec = crate::catalog::Catalog::default()
+        .provider("openai")
+        .expect("openai in the catalog");
+    let a = OpenAiCompat::new("openai", "http://x/v1", None, quirks_of("openai"))
+        .with_models(spec.models);
+    let req = |model: &str| -> ChatRequest {
+        serde_json::from_value(json!({
+            "model": model, "temperature": 0.3, "top_p": 0.9, "max_tokens": 500,
+            "reasoning_effort": "high",
+            "messages": [{"role": "user", "content": "Hi"}]
+        }))
+        .unwrap()
+    };
+    for model in ["o3-mini", "o4-mini", "gpt-5", "gpt-5-mini"] {
+        let body = a.body(&req(model)).unwrap();
+        // Refused by reasoning models: dropped, and the cap moves to max_completion_tokens.
+        assert!(body.get("temperature").is_none(), "{model}");
+        assert!(body.get("top_p").is_none(), "{model}");
+        assert!(body.get("max_tokens").is_none(), "{model}");
+        assert_eq!(body["max_completion_tokens"], 500, "{model}");
+        assert_eq!(body["reasoning_effort"], "high", "{model}");
+    }
+    let body = a.body(&req("gpt-4o")).unwrap();
+    assert_eq!(body["temperature"], 0.3);
+    assert_eq!(body["max_tokens"], 500);
+    assert!(
+        body.get("reasoning_effort").is_none(),
+        "gpt-4o does not reason"
+    );
+    // A model the catalog does not know gets what the client sent.
+    let body = a.body(&req("o9-preview")).unwrap();
+    assert_eq!(body["reasoning_effort"], "high");
+    assert_eq!(body["temperature"], 0.3);
+}
+
+#[test]
+fn reasoning_under_either_name_becomes_reasoning_content() {
+    let mut resp: ChatResponse = serde_json::from_value(json!({
+        "id": "c", "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "Hi", "reasoning": "Greeting."}}]
+    }))
+    .unwrap();
+    normalise_response(&mut resp);
+    let m = &resp.choices[0].message;
+    assert_eq!(m.reasoning_content.as_deref(), Some("Greeting."));
+    assert!(!m.extra.contains_key("reasoning"));
+
+    let raw = concat!(
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning\":\"Hm\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"m.\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let mut dec = OpenAiDecoder::new("openrouter");
+    let (chunks, end) = crate::providers::decode_pieces(
+        crate::providers::Framing::Sse,
+        &mut dec,
+        &crate::providers::cut(raw.as_bytes(), &[40]),
+    );
+    assert!(end.is_ok());
+    let reasoning: String = chunks
+        .iter()
+        .filter_map(|c| c.choices.first()?.delta.reasoning_content.clone())
+        .collect();
+    assert_eq!(reasoning, "Hmm.");
+}

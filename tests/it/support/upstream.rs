@@ -46,9 +46,27 @@ pub enum Reply {
     Hang,
     /// Read the request and reset the connection.
     Reset,
+    /// The reply a function picks for the request: a fake that checks what it is sent, as
+    /// the real provider does.
+    Decide(Decider),
+}
+
+/// Picks a reply from the request; see [`Reply::Decide`].
+#[derive(Clone)]
+pub struct Decider(pub Arc<dyn Fn(&Recorded) -> Reply + Send + Sync>);
+
+impl std::fmt::Debug for Decider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Decider")
+    }
 }
 
 impl Reply {
+    /// A reply chosen by `f` for each request.
+    pub fn decide(f: impl Fn(&Recorded) -> Reply + Send + Sync + 'static) -> Self {
+        Self::Decide(Decider(Arc::new(f)))
+    }
+
     /// 200 with a JSON body.
     pub fn json(body: serde_json::Value) -> Self {
         Self::status_json(200, body)
@@ -259,13 +277,17 @@ async fn serve_conn(mut sock: TcpStream, shared: Arc<Shared>) {
         let Some(req) = read_request(&mut sock, &mut buf).await else {
             return;
         };
+        let recorded = req.clone();
         shared.requests.lock().unwrap().push(req);
         shared.hits.fetch_add(1, Ordering::SeqCst);
         let reply = {
             let next = shared.script.lock().unwrap().pop_front();
             next.or_else(|| shared.fallback.lock().unwrap().clone())
         };
-        let Some(reply) = reply else { return };
+        let Some(mut reply) = reply else { return };
+        while let Reply::Decide(d) = reply {
+            reply = (d.0)(&recorded);
+        }
         match write_reply(&mut sock, reply, &shared).await {
             Ok(true) => continue,
             _ => return,
@@ -359,6 +381,16 @@ async fn write_reply(sock: &mut TcpStream, reply: Reply, shared: &Shared) -> std
                 _ = await_client_close(sock, shared) => return Ok(false),
             }
             Box::pin(write_reply(sock, *inner, shared)).await
+        }
+        Reply::Decide(d) => {
+            let empty = Recorded {
+                method: String::new(),
+                path: String::new(),
+                query: None,
+                headers: HashMap::new(),
+                body: Vec::new(),
+            };
+            Box::pin(write_reply(sock, (d.0)(&empty), shared)).await
         }
         Reply::Hang => {
             await_client_close(sock, shared).await;
