@@ -15,7 +15,7 @@
 //! # Example
 //!
 //! ```
-//! # fn main() -> Result<(), String> {
+//! # fn main() -> Result<(), proxygate::BuildError> {
 //! use std::sync::Arc;
 //! use proxygate::router::{Dispatch, Registry, RouterConfig, RouterLayer};
 //!
