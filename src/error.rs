@@ -47,6 +47,14 @@ pub enum GatewayError {
         /// What is wrong and, where useful, what to send instead.
         reason: String,
     },
+    /// A key with a budget asked for a model with no known rate.
+    #[error(
+        "model `{model}` has no known rate (model_unpriced): a key with a budget may only call priced models; give it a price with RATE_OVERRIDES (`provider/model=input/output`, USD per 1M tokens)"
+    )]
+    ModelUnpriced {
+        /// The model (or deployment) without a rate.
+        model: String,
+    },
     /// The request body is larger than the configured limit.
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -180,7 +188,7 @@ impl GatewayError {
     /// The HTTP status the client sees.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest { .. } | Self::ModelUnpriced { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::ModelNotFound { .. } => StatusCode::NOT_FOUND,
             Self::ProviderNotConfigured { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -242,7 +250,7 @@ impl GatewayError {
     /// A bounded label for metrics.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::InvalidRequest { .. } => "invalid_request",
+            Self::InvalidRequest { .. } | Self::ModelUnpriced { .. } => "invalid_request",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::ModelNotFound { .. } => "model_not_found",
             Self::ProviderNotConfigured { .. } => "provider_not_configured",
@@ -297,6 +305,7 @@ impl GatewayError {
     fn code(&self) -> Option<String> {
         match self {
             Self::InvalidRequest { .. } => Some("invalid_value".into()),
+            Self::ModelUnpriced { .. } => Some("model_unpriced".into()),
             Self::PayloadTooLarge { .. } => Some("request_too_large".into()),
             Self::ModelNotFound { .. } => Some("model_not_found".into()),
             Self::ProviderNotConfigured { .. } => Some("provider_not_configured".into()),
@@ -320,7 +329,9 @@ impl GatewayError {
     fn param(&self) -> Option<String> {
         match self {
             Self::InvalidRequest { field, .. } => Some(field.clone()),
-            Self::ModelNotFound { .. } | Self::ProviderNotConfigured { .. } => Some("model".into()),
+            Self::ModelNotFound { .. }
+            | Self::ProviderNotConfigured { .. }
+            | Self::ModelUnpriced { .. } => Some("model".into()),
             _ => None,
         }
     }

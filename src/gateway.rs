@@ -291,6 +291,7 @@ impl GatewayBuilder {
             keys,
             max_inflight: self.config.max_inflight,
             max_header_bytes: self.config.max_header_bytes,
+            responses_ttl_days: self.config.responses_ttl_days,
         };
         Ok(Gateway {
             state,

@@ -217,26 +217,45 @@ impl<S> std::fmt::Debug for Budget<S> {
 }
 
 impl BudgetLayer {
-    /// The most `req` can cost: for each deployment it may go to, prompt at the input rate
-    /// plus the output cap at the output rate; the dearest wins.
-    fn max_cost(&self, req: &ChatRequest) -> f64 {
+    /// The most `req` can cost: for each deployment it may go to, the prompt at the input
+    /// rate plus `n` choices of its output cap (`max_tokens`, else the model's output limit
+    /// from the catalog, else [`DEFAULT_OUTPUT_RESERVE`]) at the output rate; the dearest
+    /// wins. A deployment with no known rate refuses the request (`model_unpriced`).
+    fn max_cost(&self, req: &ChatRequest) -> Result<f64, GatewayError> {
         let prompt = crate::tokens::PromptText::of(req)
             .tokens()
             .max(req.estimate_prompt_tokens());
-        let output = req.output_cap().unwrap_or(DEFAULT_OUTPUT_RESERVE);
-        let price = |model: &str| {
-            self.rates
-                .get(model)
-                .map_or(0.0, |r| r.cost(prompt, 0, output))
+        let choices = u64::from(req.n.unwrap_or(1).max(1));
+        let price = |model: &str| -> Option<f64> {
+            let rate = self.rates.get(model)?;
+            let output = req.output_cap().unwrap_or_else(|| {
+                self.rates
+                    .max_output(model)
+                    .map_or(DEFAULT_OUTPUT_RESERVE, u64::from)
+            });
+            Some(rate.cost(prompt, 0, output.saturating_mul(choices)))
         };
-        let direct = price(&req.model);
         let resolved = self
             .registry
             .as_ref()
             .and_then(|r| r.resolve(&req.model).ok())
-            .map(|ds| ds.iter().map(|d| price(d.id())).fold(0.0, f64::max))
-            .unwrap_or(0.0);
-        direct.max(resolved)
+            .unwrap_or_default();
+        if resolved.is_empty() {
+            // Not routable here (the router answers that): price what was named, if anything.
+            return Ok(price(&req.model).unwrap_or(0.0));
+        }
+        let mut most = 0.0_f64;
+        for d in &resolved {
+            match price(d.id()) {
+                Some(c) => most = most.max(c),
+                None => {
+                    return Err(GatewayError::ModelUnpriced {
+                        model: d.id().to_string(),
+                    });
+                }
+            }
+        }
+        Ok(most)
     }
 }
 
@@ -264,7 +283,10 @@ where
         }) else {
             return Box::pin(inner.call(req));
         };
-        let amount = self.layer.max_cost(&req);
+        let amount = match self.layer.max_cost(&req) {
+            Ok(a) => a,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
         let budgets = self.layer.budgets.clone();
         Box::pin(async move {
             let Some(key) = grant.key.as_ref() else {

@@ -98,6 +98,18 @@ pub trait Counters: Send + Sync + 'static {
     /// counted and the verdict says so.
     fn hit<'a>(&'a self, limits: &'a [Limit]) -> StoreFuture<'a, Verdict>;
 
+    /// The number of the current window (milliseconds since the epoch / [`WINDOW`]) on the
+    /// counters' clock.
+    fn window(&self) -> u64 {
+        SystemClock.now_ms() / WINDOW.as_millis() as u64
+    }
+
+    /// Moves counter `name` of window `window` by `delta` (never below 0), when that window
+    /// is still counting: a request's tokens are counted at admission from its estimate and
+    /// corrected with the real tokens when its answer ends. Synchronous, as it runs when a
+    /// stream is dropped; an implementation that needs I/O spawns it.
+    fn correct(&self, name: &str, window: u64, delta: i64);
+
     /// A short name for logs (`memory`, `redis`).
     fn kind(&self) -> &'static str;
 }
@@ -180,6 +192,20 @@ impl Counters for MemoryCounters {
     fn hit<'a>(&'a self, limits: &'a [Limit]) -> StoreFuture<'a, Verdict> {
         let v = self.hit_now(limits);
         Box::pin(async move { v })
+    }
+
+    fn window(&self) -> u64 {
+        self.clock.now_ms() / WINDOW.as_millis() as u64
+    }
+
+    fn correct(&self, name: &str, window: u64, delta: i64) {
+        let Ok(mut s) = self.state.lock() else { return };
+        if s.window != window {
+            return;
+        }
+        if let Some(n) = s.counts.get_mut(name) {
+            *n = n.saturating_add_signed(delta);
+        }
     }
 
     fn kind(&self) -> &'static str {
@@ -320,6 +346,7 @@ where
         let counters = self.counters.clone();
         Box::pin(async move {
             let plain: Vec<Limit> = limits.iter().map(|(l, _)| l.clone()).collect();
+            let window = counters.window();
             let verdict = match counters.hit(&plain).await {
                 Ok(v) => v,
                 Err(e) => {
@@ -352,6 +379,23 @@ where
                         describe(&which)
                     ),
                     retry_after: Some(verdict.reset_in.max(Duration::from_secs(1))),
+                });
+            }
+            let tpm: Vec<String> = limits
+                .iter()
+                .filter(|(l, requests)| !requests && l.cost > 0)
+                .map(|(l, _)| l.name.clone())
+                .collect();
+            if let (Some(g), false) = (Grant::of(&req.ctx), tpm.is_empty()) {
+                let estimate = limits
+                    .iter()
+                    .find(|(_, requests)| !requests)
+                    .map_or(0, |(l, _)| l.cost);
+                g.charge_tokens(super::TokenCharge {
+                    counters: counters.clone(),
+                    names: tpm,
+                    window,
+                    estimate,
                 });
             }
             inner.call(req).await

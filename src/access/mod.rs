@@ -70,6 +70,31 @@ pub struct Grant {
     remaining: Mutex<Option<(Option<u64>, Option<u64>)>>,
     /// Budget reservations not settled yet.
     holds: Mutex<Vec<(Arc<dyn Budgets>, Hold)>>,
+    /// Tokens counted against `tpm` limits from the estimate, corrected at the end.
+    tokens: Mutex<Option<TokenCharge>>,
+}
+
+/// The estimate a request was counted with in its `tpm` windows, to be corrected with the
+/// real tokens when its answer ends.
+pub struct TokenCharge {
+    /// Where the windows are.
+    pub counters: Arc<dyn Counters>,
+    /// The `tpm` counters the request was counted in.
+    pub names: Vec<String>,
+    /// The window it was counted in.
+    pub window: u64,
+    /// The tokens counted (prompt estimate + `max_tokens`).
+    pub estimate: u64,
+}
+
+impl std::fmt::Debug for TokenCharge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCharge")
+            .field("names", &self.names)
+            .field("window", &self.window)
+            .field("estimate", &self.estimate)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Grant {
@@ -87,6 +112,7 @@ impl Grant {
             key,
             remaining: Mutex::new(None),
             holds: Mutex::new(Vec::new()),
+            tokens: Mutex::new(None),
         }
     }
 
@@ -114,6 +140,32 @@ impl Grant {
         }
     }
 
+    /// Notes the tokens a request was counted with in its `tpm` windows.
+    pub fn charge_tokens(&self, charge: TokenCharge) {
+        if let Ok(mut t) = self.tokens.lock() {
+            *t = Some(charge);
+        }
+    }
+
+    /// Settles the budget with the real cost and corrects the `tpm` windows with the real
+    /// tokens (the cost layer calls this once per request).
+    pub fn settle_usage(&self, cost: f64, tokens: u64) {
+        self.settle(cost);
+        let charge = match self.tokens.lock() {
+            Ok(mut t) => t.take(),
+            Err(_) => None,
+        };
+        if let Some(c) = charge {
+            let delta = i64::try_from(tokens).unwrap_or(i64::MAX)
+                - i64::try_from(c.estimate).unwrap_or(i64::MAX);
+            if delta != 0 {
+                for name in &c.names {
+                    c.counters.correct(name, c.window, delta);
+                }
+            }
+        }
+    }
+
     /// Settles every reservation with the request's real cost (the cost layer calls this once
     /// per request; later calls find nothing to settle).
     pub fn settle(&self, cost: f64) {
@@ -132,8 +184,8 @@ impl Caller for Grant {
         self.key.as_ref().is_none_or(|k| k.allows_model(model))
     }
 
-    fn settle(&self, cost_usd: f64) {
-        Grant::settle(self, cost_usd);
+    fn settle_usage(&self, cost_usd: f64, tokens: u64) {
+        Grant::settle_usage(self, cost_usd, tokens);
     }
 }
 

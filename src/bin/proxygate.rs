@@ -43,6 +43,18 @@ struct Cli {
     /// Any other setting, as KEY=VALUE (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Print the rate table in use (built-in prices with RATE_OVERRIDES applied) and exit.
+    Rates {
+        /// As JSON, the shape `GET /admin/rates` answers.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -98,6 +110,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Rates { json }) = cli.command {
+        let table = proxygate::cost::RateTable::new(
+            &proxygate::catalog::Catalog::default(),
+            config.bill_free_tiers,
+            &config.rate_overrides,
+        );
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&table.to_json()).unwrap_or_default()
+            );
+        } else {
+            print!("{}", table.to_text());
+        }
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -62,6 +62,13 @@ pub struct ModelSpec {
     pub mode: Mode,
     /// USD per 1M prompt tokens read from the provider's prompt cache, where it prices them.
     pub cached_input: Option<f64>,
+    /// USD per 1M prompt tokens written to the provider's cache (5-minute lifetime), where it
+    /// prices them apart.
+    pub cache_write: Option<f64>,
+    /// USD per 1M prompt tokens written to the cache for one hour.
+    pub cache_write_1h: Option<f64>,
+    /// The most completion tokens one answer may have, when known.
+    pub max_output: Option<u32>,
     /// Which sampling parameters the model takes.
     pub params: Params,
 }
@@ -84,6 +91,21 @@ impl ModelSpec {
     /// The same line with a cached-input price.
     pub const fn cached(mut self, per_1m: f64) -> Self {
         self.cached_input = Some(per_1m);
+        self
+    }
+
+    /// Anthropic's prompt-caching prices, from the input rate: reads at 0.1x, 5-minute
+    /// writes at 1.25x, 1-hour writes at 2x (Anthropic's prompt caching documentation).
+    pub const fn anthropic_cache(mut self) -> Self {
+        self.cached_input = Some(self.input * 0.1);
+        self.cache_write = Some(self.input * 1.25);
+        self.cache_write_1h = Some(self.input * 2.0);
+        self
+    }
+
+    /// The same line with its output limit.
+    pub const fn max_output(mut self, tokens: u32) -> Self {
+        self.max_output = Some(tokens);
         self
     }
 
@@ -250,6 +272,9 @@ pub const fn chat(
         output,
         mode: Mode::Chat,
         cached_input: None,
+        cache_write: None,
+        cache_write_1h: None,
+        max_output: None,
         params: Params::Sampling,
     }
 }
@@ -264,6 +289,9 @@ pub const fn embed(id: &'static str, context: u32, input: f64) -> ModelSpec {
         output: 0.0,
         mode: Mode::Embedding,
         cached_input: None,
+        cache_write: None,
+        cache_write_1h: None,
+        max_output: None,
         params: Params::Sampling,
     }
 }

@@ -141,6 +141,8 @@ pub const ENV_RATE_LIMIT_TPM: &str = "RATE_LIMIT_TPM";
 pub const ENV_MAX_INFLIGHT_REQUESTS: &str = "MAX_INFLIGHT_REQUESTS";
 /// Total size of a request's headers at most (431 beyond it).
 pub const ENV_MAX_HEADER_BYTES: &str = "MAX_HEADER_BYTES";
+/// Days a stored `/v1/responses` response stays readable.
+pub const ENV_RESPONSES_TTL_DAYS: &str = "RESPONSES_TTL_DAYS";
 /// Log filter (`info`, `proxygate=debug`).
 pub const ENV_LOG: &str = "RUST_LOG";
 

@@ -97,6 +97,8 @@ pub struct Config {
     pub max_inflight: usize,
     /// Request header bytes at most.
     pub max_header_bytes: usize,
+    /// Days a stored response of `/v1/responses` stays readable.
+    pub responses_ttl_days: u64,
 }
 
 impl Default for Config {
@@ -313,7 +315,7 @@ impl Config {
                 .into_iter()
                 .map(|pair| {
                     let (model, rate) = pair.split_once('=').ok_or_else(|| {
-                        format!("{k}: {pair:?} is not provider/model=input/output[/cached_input]")
+                        format!("{k}: {pair:?} is not provider/model=input/output[/cached_input[/cache_write[/cache_write_1h]]]")
                     })?;
                     let rate = crate::catalog::Rate::parse(rate)
                         .map_err(|e| format!("{k}: {}: {e}", model.trim()))?;
@@ -370,6 +372,9 @@ impl Config {
                 n => Ok(n.min(16 << 20) as usize),
             }
         });
+        let responses_ttl_days = r.parse(ENV_RESPONSES_TTL_DAYS, 30, |k, v| {
+            positive(k, v).map(|n| n.unwrap_or(30).min(3650))
+        });
         if let Some(unknown) = priority.iter().find(|p| p.is_empty()) {
             r.problems.push(format!(
                 "{ENV_PROVIDER_PRIORITY} holds an empty entry {unknown:?}"
@@ -417,6 +422,7 @@ impl Config {
             global_limits,
             max_inflight,
             max_header_bytes,
+            responses_ttl_days,
         })
     }
 

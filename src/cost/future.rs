@@ -16,6 +16,15 @@ pin_project! {
         inner: F,
         ticket: Option<Ticket>,
     }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before the answer: the client went away.
+            if let Some(ticket) = this.project().ticket.take() {
+                ticket.cancel();
+            }
+        }
+    }
 }
 
 impl<F> ResponseFuture<F> {

@@ -21,7 +21,7 @@ use tower::Service;
 pub use body::CostStream;
 pub use future::ResponseFuture;
 pub use layer::CostLayer;
-pub use rates::RateTable;
+pub use rates::{CostBreakdown, RateTable};
 
 use crate::GatewayError;
 use crate::telemetry::{HandleCache, handles, names};
@@ -82,6 +82,7 @@ where
             endpoint: req.ctx.endpoint,
             stream: req.is_stream(),
             prompt: PromptText::of(&req),
+            last_attempt: req.ctx.last_attempt.clone(),
             rates: self.rates.clone(),
             sink: self.sink.clone(),
         };
@@ -101,6 +102,8 @@ pub(crate) struct Ticket {
     endpoint: Api,
     stream: bool,
     prompt: PromptText,
+    /// Where the request went, for a client that leaves before the answer.
+    last_attempt: crate::types::LastAttempt,
     rates: Arc<RateTable>,
     sink: Option<UsageSink>,
 }
@@ -139,6 +142,11 @@ pub(crate) struct Outcome<'a> {
 impl Ticket {
     /// Tokens and cost of a successful (or cut-short) answer, with the usage as reported or
     /// estimated; writes the record and the metrics. Returns the usage and the cost.
+    ///
+    /// What a provider may bill is charged: a whole answer, a stream cut after its first
+    /// chunk (the prompt and the completion streamed so far) and a request the client left
+    /// (status 499). Other failures and cache hits cost 0. A model without a known rate costs
+    /// 0 and is flagged `unpriced`.
     pub(crate) fn settle(self, o: Outcome<'_>) -> (Usage, f64) {
         let (usage, estimated) = match o.usage {
             Some(u) if u.prompt_tokens + u.completion_tokens > 0 => {
@@ -152,12 +160,18 @@ impl Ticket {
                 (Usage::new(prompt, completion), prompt + completion)
             }
         };
-        let cost = if o.cache_hit || !(200..300).contains(&o.status) && o.status != 499 {
-            0.0
+        let billable = !o.cache_hit
+            && ((200..300).contains(&o.status) || o.status == 499 || o.first_chunk.is_some());
+        let (breakdown, unpriced) = if billable {
+            match self.rates.get(o.model) {
+                Some(r) => (r.breakdown(&usage), false),
+                None => (CostBreakdown::default(), o.provider != "none"),
+            }
         } else {
-            self.rates.get(o.model).map_or(0.0, |r| r.cost_of(&usage))
+            (CostBreakdown::default(), false)
         };
-        self.write(&o, &usage, estimated, cost);
+        let cost = breakdown.total();
+        self.write(&o, &usage, estimated, breakdown, unpriced);
         (usage, cost)
     }
 
@@ -173,12 +187,49 @@ impl Ticket {
             first_chunk: None,
             cache_hit: false,
         };
-        self.write(&o, &Usage::default(), 0, 0.0);
+        self.write(&o, &Usage::default(), 0, CostBreakdown::default(), false);
     }
 
-    fn write(&self, o: &Outcome<'_>, usage: &Usage, estimated: u64, cost: f64) {
+    /// A request whose client went away before the answer came: status 499, the prompt's cost
+    /// at the deployment the request was last sent to (the provider may bill it).
+    pub(crate) fn cancel(self) {
+        let Some((provider, deployment)) = self.last_attempt.get() else {
+            let o = Outcome {
+                provider: "none",
+                model: &self.requested.clone(),
+                usage: None,
+                completion_text: "",
+                status: 499,
+                attempts: 0,
+                first_chunk: None,
+                cache_hit: false,
+            };
+            self.write(&o, &Usage::default(), 0, CostBreakdown::default(), false);
+            return;
+        };
+        self.settle(Outcome {
+            provider,
+            model: &deployment,
+            usage: None,
+            completion_text: "",
+            status: 499,
+            attempts: 1,
+            first_chunk: None,
+            cache_hit: false,
+        });
+    }
+
+    fn write(
+        &self,
+        o: &Outcome<'_>,
+        usage: &Usage,
+        estimated: u64,
+        breakdown: CostBreakdown,
+        unpriced: bool,
+    ) {
+        let cost = breakdown.total();
         if let Some(grant) = &self.access {
-            grant.settle(cost);
+            grant.settle_usage(cost, usage.prompt_tokens + usage.completion_tokens);
         }
         if o.cache_hit {
             handles::CACHE_HITS.increment(1);
@@ -223,8 +274,12 @@ impl Ticket {
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
             cached_tokens: rates::cached_tokens(usage),
+            cache_write_tokens: usage.cache_write_tokens(),
+            reasoning_tokens: usage.reasoning_tokens(),
             estimated_tokens: estimated,
             cost_usd: cost,
+            cost_breakdown: breakdown,
+            unpriced,
             latency_ms: self.started.elapsed().as_secs_f64() * 1e3,
             ttft_ms: o
                 .first_chunk

@@ -3,6 +3,7 @@
 //! run at start (sqlx's migrator, which takes a lock so replicas can start together).
 
 mod keys;
+mod responses;
 mod usage;
 
 use std::str::FromStr;
@@ -16,6 +17,7 @@ use sqlx::sqlite::{
 use crate::error::BuildError;
 
 pub use keys::SqlKeyStore;
+pub use responses::{SqlResponseStore, StoredResponse};
 pub use usage::SqlUsageStore;
 
 /// A connection pool to either backend.

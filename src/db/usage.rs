@@ -37,14 +37,14 @@ const SQLITE_CHUNK: usize = 32;
 /// (`?N`) by a linear scan, so binding 576 of them cost a quadratic 5,000 steps per row.
 fn sqlite_insert_sql(rows: usize) -> String {
     let mut sql = String::from(
-        "INSERT INTO usage_records (id, ts_ms, request_id, key_id, endpoint, provider, model, prompt_tokens, completion_tokens, cached_tokens, estimated_tokens, cost_usd, latency_ms, ttft_ms, status, attempts, stream, cache_hit) VALUES ",
+        "INSERT INTO usage_records (id, ts_ms, request_id, key_id, endpoint, provider, model, prompt_tokens, completion_tokens, cached_tokens, estimated_tokens, cost_usd, latency_ms, ttft_ms, status, attempts, stream, cache_hit, cache_write_tokens, reasoning_tokens, unpriced, cost_input, cost_cached_input, cost_cache_write, cost_output) VALUES ",
     );
     for r in 0..rows {
         if r > 0 {
             sql.push(',');
         }
         sql.push('(');
-        for c in 0..18 {
+        for c in 0..25 {
             if c > 0 {
                 sql.push(',');
             }
@@ -89,7 +89,14 @@ async fn insert_sqlite(pool: &sqlx::SqlitePool, records: &[UsageRecord]) -> Resu
                 .bind(i32::from(r.status))
                 .bind(r.attempts.min(i32::MAX as u32) as i32)
                 .bind(r.stream)
-                .bind(r.cache_hit);
+                .bind(r.cache_hit)
+                .bind(clamp(r.cache_write_tokens))
+                .bind(clamp(r.reasoning_tokens))
+                .bind(r.unpriced)
+                .bind(r.cost_breakdown.input)
+                .bind(r.cost_breakdown.cached_input)
+                .bind(r.cost_breakdown.cache_write)
+                .bind(r.cost_breakdown.output);
         }
         q.execute(&mut *tx).await.map_err(err)?;
     }
@@ -98,8 +105,8 @@ async fn insert_sqlite(pool: &sqlx::SqlitePool, records: &[UsageRecord]) -> Resu
 
 /// Postgres: the whole batch as one array per column, one statement whatever its size.
 async fn insert_postgres(pool: &sqlx::PgPool, records: &[UsageRecord]) -> Result<(), StoreError> {
-    const SQL: &str = "INSERT INTO usage_records (id, ts_ms, request_id, key_id, endpoint, provider, model, prompt_tokens, completion_tokens, cached_tokens, estimated_tokens, cost_usd, latency_ms, ttft_ms, status, attempts, stream, cache_hit) \
-        SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::float8[], $13::float8[], $14::float8[], $15::int[], $16::int[], $17::bool[], $18::bool[]) \
+    const SQL: &str = "INSERT INTO usage_records (id, ts_ms, request_id, key_id, endpoint, provider, model, prompt_tokens, completion_tokens, cached_tokens, estimated_tokens, cost_usd, latency_ms, ttft_ms, status, attempts, stream, cache_hit, cache_write_tokens, reasoning_tokens, unpriced, cost_input, cost_cached_input, cost_cache_write, cost_output) \
+        SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::float8[], $13::float8[], $14::float8[], $15::int[], $16::int[], $17::bool[], $18::bool[], $19::bigint[], $20::bigint[], $21::bool[], $22::float8[], $23::float8[], $24::float8[], $25::float8[]) \
         ON CONFLICT (id) DO NOTHING";
     let col = |f: fn(&UsageRecord) -> i64| records.iter().map(f).collect::<Vec<i64>>();
     let text = |f: fn(&UsageRecord) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
@@ -147,6 +154,33 @@ async fn insert_postgres(pool: &sqlx::PgPool, records: &[UsageRecord]) -> Result
         )
         .bind(records.iter().map(|r| r.stream).collect::<Vec<_>>())
         .bind(records.iter().map(|r| r.cache_hit).collect::<Vec<_>>())
+        .bind(col(|r| clamp(r.cache_write_tokens)))
+        .bind(col(|r| clamp(r.reasoning_tokens)))
+        .bind(records.iter().map(|r| r.unpriced).collect::<Vec<_>>())
+        .bind(
+            records
+                .iter()
+                .map(|r| r.cost_breakdown.input)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|r| r.cost_breakdown.cached_input)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|r| r.cost_breakdown.cache_write)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            records
+                .iter()
+                .map(|r| r.cost_breakdown.output)
+                .collect::<Vec<_>>(),
+        )
         .execute(pool)
         .await
         .map(|_| ())
@@ -200,6 +234,10 @@ const AGGREGATES: &str = "COUNT(*) AS requests, \
     CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens, \
     CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens, \
     CAST(COALESCE(SUM(estimated_tokens), 0) AS BIGINT) AS estimated_tokens, \
+    CAST(COALESCE(SUM(cached_tokens), 0) AS BIGINT) AS cached_tokens, \
+    CAST(COALESCE(SUM(cache_write_tokens), 0) AS BIGINT) AS cache_write_tokens, \
+    CAST(COALESCE(SUM(reasoning_tokens), 0) AS BIGINT) AS reasoning_tokens, \
+    CAST(COALESCE(SUM(CASE WHEN unpriced THEN 1 ELSE 0 END), 0) AS BIGINT) AS unpriced_requests, \
     CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS cost_usd";
 
 /// The queries of a summary: (dimension name, SQL).
@@ -255,6 +293,10 @@ macro_rules! totals_from_row {
             completion_tokens: get("completion_tokens")?,
             total_tokens: get("prompt_tokens")? + get("completion_tokens")?,
             estimated_tokens: get("estimated_tokens")?,
+            cached_tokens: get("cached_tokens")?,
+            cache_write_tokens: get("cache_write_tokens")?,
+            reasoning_tokens: get("reasoning_tokens")?,
+            unpriced_requests: get("unpriced_requests")?,
             cost_usd: row
                 .try_get::<f64, _>("cost_usd")
                 .map_err(|e| StoreError(e.to_string()))?,

@@ -88,6 +88,13 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
         .unwrap_or_default()
 }
 
+/// `GET /admin/rates`: the rate table in use, with its date.
+pub(super) async fn rates(
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<super::EdgeContext>>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(state.rates.to_json())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

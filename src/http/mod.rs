@@ -12,6 +12,7 @@ pub mod encode;
 mod fuzz;
 mod keys;
 pub mod messages;
+pub mod responses;
 pub mod shed;
 mod usage;
 
@@ -66,6 +67,8 @@ pub struct EdgeContext {
     pub max_inflight: usize,
     /// Request header bytes at most (`MAX_HEADER_BYTES`).
     pub max_header_bytes: usize,
+    /// Days a stored response stays readable (`RESPONSES_TTL_DAYS`).
+    pub responses_ttl_days: u64,
 }
 
 impl std::fmt::Debug for EdgeContext {
@@ -83,11 +86,22 @@ pub fn routes(state: EdgeContext) -> Router {
     let keyed = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/chat/completions", post(chat_completions))
+        .route("/v1/responses", post(responses::create))
+        .route("/responses", post(responses::create))
+        .route(
+            "/v1/responses/{id}",
+            get(responses::store::get).delete(responses::store::delete),
+        )
+        .route(
+            "/v1/responses/{id}/input_items",
+            get(responses::store::input_items),
+        )
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(list_models))
         .route("/v1/usage", get(usage::usage))
         .route("/admin/circuits", get(admin::list_circuits))
+        .route("/admin/rates", get(admin::rates))
         .route("/admin/circuits/{*deployment}", post(admin::reset_circuit))
         .route("/admin/stats", get(dashboard::stats))
         .route("/admin/keys", get(keys::list).post(keys::create))

@@ -36,6 +36,9 @@ impl Service<ChatRequest> for Dispatch {
             ))));
         };
         req.model = target.model().to_owned();
+        req.ctx
+            .last_attempt
+            .set(target.provider().name, target.id().clone());
         Either::Right(target.service().oneshot(req))
     }
 }

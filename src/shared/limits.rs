@@ -47,6 +47,15 @@ table.insert(used, 1, ok)
 return used
 ";
 
+/// Corrects a window's counter with a request's real tokens. KEYS[1]: the counter. ARGV: the
+/// change. A counter that expired (its window is over) is left alone; none goes below 0.
+const CORRECT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+if v < 0 then redis.call('SET', KEYS[1], '0', 'KEEPTTL') return 0 end
+return v
+";
+
 /// Reserves `amount` when spent + reserved + amount stays within `limit` (and something is
 /// left). KEYS[1]: the budget hash. ARGV: amount, limit, the spend to seed an absent hash with
 /// (empty: do not seed), expiry (ms since the epoch).
@@ -159,6 +168,32 @@ impl Counters for RedisCounters {
             // Redis is away: this replica's own count stands in until it is back.
             self.local.hit(limits).await
         })
+    }
+
+    fn window(&self) -> u64 {
+        self.clock.now_ms() / WINDOW.as_millis() as u64
+    }
+
+    fn correct(&self, name: &str, window: u64, delta: i64) {
+        if self.shared.is_degraded() {
+            self.local.correct(name, self.local.window(), delta);
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let shared = self.shared.clone();
+        let key = format!("{}:rl:{window}:{name}", shared.settings.prefix);
+        rt.spawn(async move {
+            let mut conn = shared.conn.clone();
+            let script = redis::Script::new(CORRECT);
+            let mut call = script.prepare_invoke();
+            call.key(key).arg(delta);
+            let r: Result<i64, String> = shared.bounded(call.invoke_async(&mut conn)).await;
+            if let Err(e) = r {
+                tracing::warn!("tpm correction not applied: {e}");
+            }
+        });
     }
 
     fn kind(&self) -> &'static str {
@@ -527,8 +562,12 @@ mod tests {
             prompt_tokens: 10,
             completion_tokens: 1,
             cached_tokens: 0,
+            cache_write_tokens: 0,
+            reasoning_tokens: 0,
             estimated_tokens: 0,
             cost_usd: 0.75,
+            cost_breakdown: Default::default(),
+            unpriced: false,
             latency_ms: 1.0,
             ttft_ms: None,
             status: 200,

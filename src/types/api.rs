@@ -11,6 +11,8 @@ pub enum Api {
     Messages,
     /// `POST /v1/embeddings`.
     Embeddings,
+    /// `POST /v1/responses`.
+    Responses,
 }
 
 impl Api {
@@ -20,6 +22,7 @@ impl Api {
             Self::Chat => "chat",
             Self::Messages => "messages",
             Self::Embeddings => "embeddings",
+            Self::Responses => "responses",
         }
     }
 
@@ -28,6 +31,7 @@ impl Api {
         match s {
             "messages" => Self::Messages,
             "embeddings" => Self::Embeddings,
+            "responses" => Self::Responses,
             _ => Self::Chat,
         }
     }

@@ -36,6 +36,31 @@ pub struct RequestContext {
     pub native_body: Option<bytes::Bytes>,
     /// The client's `anthropic-beta` header on `/v1/messages`, forwarded with a pass-through.
     pub native_beta: Option<http::HeaderValue>,
+    /// The deployment the latest attempt went to, seen by every copy of this context (the
+    /// cost layer prices a request the client left before its answer at that deployment).
+    pub last_attempt: LastAttempt,
+}
+
+/// The provider and deployment id of a request's latest attempt, shared by the clones of its
+/// context.
+#[derive(Clone, Debug, Default)]
+pub struct LastAttempt(Arc<std::sync::Mutex<Option<Attempted>>>);
+
+/// A provider name and a deployment id.
+type Attempted = (&'static str, Arc<str>);
+
+impl LastAttempt {
+    /// Notes an attempt at `deployment` of `provider`.
+    pub fn set(&self, provider: &'static str, deployment: Arc<str>) {
+        if let Ok(mut s) = self.0.lock() {
+            *s = Some((provider, deployment));
+        }
+    }
+
+    /// The latest attempt's provider and deployment id.
+    pub fn get(&self) -> Option<(&'static str, Arc<str>)> {
+        self.0.lock().ok().and_then(|s| s.clone())
+    }
 }
 
 /// The caller of a request as the layers below the access layers see it.
@@ -46,8 +71,9 @@ pub trait Caller: Any + Send + Sync + fmt::Debug {
     /// Whether the caller may use `model` (a model name or a deployment id); a caller without
     /// a virtual key may use every model.
     fn allows_model(&self, model: &str) -> bool;
-    /// Settles the caller's budget reservations with the request's real cost in USD.
-    fn settle(&self, cost_usd: f64);
+    /// Settles the caller's budget reservations with the request's real cost in USD, and
+    /// corrects its token-rate windows with the real `tokens`.
+    fn settle_usage(&self, cost_usd: f64, tokens: u64);
 }
 
 /// Where an attempt goes, as the layers below the routing see it: `deployment::Deployment`

@@ -13,13 +13,14 @@ mod reasoning;
 mod reply;
 mod request;
 mod response;
+pub mod responses;
 mod secret;
 pub mod setting;
 mod usage;
 
 pub use api::Api;
 pub use chunk::{ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
-pub use context::{CacheControl, Caller, Carried, RequestContext, Target};
+pub use context::{CacheControl, Caller, Carried, LastAttempt, RequestContext, Target};
 pub use embedding::{Embedding, EmbeddingInput, EmbeddingRequest, EmbeddingResponse};
 pub use reasoning::{
     ReasoningEffort, ThinkingBlock, ThinkingKind, google_extra_content, google_thought_signature,

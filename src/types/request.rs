@@ -336,6 +336,9 @@ pub struct Tool {
     pub kind: String,
     /// The function.
     pub function: FunctionDef,
+    /// Other tool fields (`cache_control`), passed through.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
 }
 
 fn function_type() -> String {

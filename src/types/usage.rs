@@ -80,6 +80,23 @@ impl Usage {
         }
     }
 
+    /// Moves meters that OpenAI-compatible providers report under their own names into the
+    /// typed fields: DeepSeek's `prompt_cache_hit_tokens` (DeepSeek's context caching
+    /// documentation) becomes `prompt_tokens_details.cached_tokens` when that is absent.
+    pub fn adopt_provider_meters(&mut self) {
+        if self.cached_tokens() == 0
+            && let Some(hit) = self
+                .extra
+                .get("prompt_cache_hit_tokens")
+                .and_then(Value::as_u64)
+                .filter(|n| *n > 0)
+        {
+            self.prompt_tokens_details
+                .get_or_insert_with(Default::default)
+                .cached_tokens = hit.min(self.prompt_tokens);
+        }
+    }
+
     /// Prompt tokens read from the provider's cache.
     pub fn cached_tokens(&self) -> u64 {
         self.prompt_tokens_details

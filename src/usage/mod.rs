@@ -19,7 +19,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use memory::MemoryStore;
-pub use record::{UsageRecord, now_ms};
+pub use record::{CostBreakdown, UsageRecord, now_ms};
 #[cfg(test)]
 pub(crate) use sink::tests::rec as test_record;
 pub use sink::{Observer, SinkConfig, UsageSink};

@@ -32,12 +32,24 @@ pub struct UsageRecord {
     /// Prompt tokens read from the provider's prompt cache (billed at the cached rate).
     #[serde(default)]
     pub cached_tokens: u64,
+    /// Prompt tokens written to the provider's prompt cache (billed at the cache-write rate).
+    #[serde(default)]
+    pub cache_write_tokens: u64,
+    /// Completion tokens spent on reasoning (billed as completion tokens).
+    #[serde(default)]
+    pub reasoning_tokens: u64,
     /// How many of the tokens above the gateway counted with its tokenizer because the
     /// provider reported none.
     #[serde(default)]
     pub estimated_tokens: u64,
     /// Cost in USD (0 for failures, free tiers and cache hits).
     pub cost_usd: f64,
+    /// The cost per meter; its parts add up to `cost_usd`.
+    #[serde(default)]
+    pub cost_breakdown: CostBreakdown,
+    /// The model had no known rate: recorded at cost 0.
+    #[serde(default)]
+    pub unpriced: bool,
     /// Whole request latency, milliseconds.
     pub latency_ms: f64,
     /// Time to the first chunk for streams, milliseconds.
@@ -59,6 +71,27 @@ impl UsageRecord {
     /// Total tokens.
     pub fn total_tokens(&self) -> u64 {
         self.prompt_tokens + self.completion_tokens
+    }
+}
+
+/// What one request cost, per meter, in USD. The four parts add up to the record's
+/// `cost_usd`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CostBreakdown {
+    /// Prompt tokens neither read from nor written to a cache, at the input rate.
+    pub input: f64,
+    /// Prompt tokens read from the provider's cache, at the cached-input rate.
+    pub cached_input: f64,
+    /// Prompt tokens written to the provider's cache, at the cache-write rates.
+    pub cache_write: f64,
+    /// Completion tokens (reasoning included), at the output rate.
+    pub output: f64,
+}
+
+impl CostBreakdown {
+    /// The sum of the parts.
+    pub fn total(&self) -> f64 {
+        self.input + self.cached_input + self.cache_write + self.output
     }
 }
 

@@ -82,6 +82,14 @@ pub struct Totals {
     pub completion_tokens: u64,
     /// Prompt plus completion tokens.
     pub total_tokens: u64,
+    /// Prompt tokens read from a provider's cache.
+    pub cached_tokens: u64,
+    /// Prompt tokens written to a provider's cache.
+    pub cache_write_tokens: u64,
+    /// Completion tokens spent on reasoning.
+    pub reasoning_tokens: u64,
+    /// Requests to a model with no known rate (recorded at cost 0).
+    pub unpriced_requests: u64,
     /// Tokens the gateway counted with its tokenizer because the provider reported none.
     pub estimated_tokens: u64,
     /// Spend in USD.
@@ -98,6 +106,10 @@ impl Totals {
         self.completion_tokens += r.completion_tokens;
         self.total_tokens += r.total_tokens();
         self.estimated_tokens += r.estimated_tokens;
+        self.cached_tokens += r.cached_tokens;
+        self.cache_write_tokens += r.cache_write_tokens;
+        self.reasoning_tokens += r.reasoning_tokens;
+        self.unpriced_requests += u64::from(r.unpriced);
         self.cost_usd += r.cost_usd;
     }
 }

@@ -271,7 +271,10 @@ async fn anthropic_upstream_passes_request_and_reply_through() {
         .header("anthropic-beta", "interleaved-thinking-2025-05-14");
     let (status, _, body) = send(post, req.to_string().into_bytes()).await;
     assert_eq!(status, 200);
-    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), reply);
+    // As sent, apart from `model`: the answer names the id the client asked for.
+    let mut named = reply.clone();
+    named["model"] = json!("anthropic/claude-haiku-4-5");
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), named);
     let got = &fake.requests()[0];
     assert_eq!(got.path, "/v1/messages");
     assert_eq!(got.header("x-api-key"), Some(ANTHROPIC_KEY));
@@ -284,7 +287,8 @@ async fn anthropic_upstream_passes_request_and_reply_through() {
     expected["model"] = json!("claude-haiku-4-5");
     assert_eq!(got.json(), expected);
 
-    // Streams: every upstream event reaches the client as it was.
+    // Streams: every upstream event reaches the client as it was, `message_start` naming the
+    // client's model id.
     let events = [
         "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_02\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-haiku-4-5\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n",
         "event: ping\ndata: {\"type\":\"ping\"}\n\n",
@@ -308,7 +312,22 @@ async fn anthropic_upstream_passes_request_and_reply_through() {
         .filter(|e| !e.is_empty() && !e.starts_with(':'))
         .collect();
     let sent: Vec<&str> = events.iter().map(|e| e.trim_end_matches("\n\n")).collect();
-    assert_eq!(relayed, sent);
+    assert_eq!(relayed.len(), sent.len());
+    assert_eq!(relayed[1..], sent[1..]);
+    let start: Value = serde_json::from_str(
+        relayed[0]
+            .strip_prefix("event: message_start\ndata: ")
+            .expect("message_start first"),
+    )
+    .unwrap();
+    let mut expected_start: Value = serde_json::from_str(
+        sent[0]
+            .strip_prefix("event: message_start\ndata: ")
+            .expect("message_start sent"),
+    )
+    .unwrap();
+    expected_start["message"]["model"] = json!("anthropic/claude-haiku-4-5");
+    assert_eq!(start, expected_start);
     let got = fake.requests()[1].json();
     assert_eq!(got["stream"], true);
     assert_eq!(got["thinking"], req["thinking"]);
@@ -556,7 +575,9 @@ async fn the_response_cache_answers_a_repeated_message_in_anthropic_shape() {
     let (status, headers, body) = post_json(&gw.url("/v1/messages"), &req).await;
     assert_eq!(status, 200);
     assert_eq!(headers["x-proxygate-cache"], "hit");
-    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), reply);
+    let mut named = reply.clone();
+    named["model"] = json!("anthropic/claude-haiku-4-5");
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), named);
     // Streamed, the cached answer is replayed as Anthropic events.
     let mut streamed = req.clone();
     streamed["stream"] = json!(true);

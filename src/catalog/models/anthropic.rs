@@ -24,7 +24,8 @@ pub static ANTHROPIC: ProviderSpec = ProviderSpec {
             3.00,
             15.00,
         )
-        .cached(0.30),
+        .anthropic_cache()
+        .max_output(8_192),
         chat(
             "claude-3-5-haiku-20241022",
             &[
@@ -36,7 +37,8 @@ pub static ANTHROPIC: ProviderSpec = ProviderSpec {
             0.80,
             4.00,
         )
-        .cached(0.08),
+        .anthropic_cache()
+        .max_output(8_192),
         chat(
             "claude-3-haiku-20240307",
             &["claude-3-haiku"],
@@ -44,7 +46,8 @@ pub static ANTHROPIC: ProviderSpec = ProviderSpec {
             0.25,
             1.25,
         )
-        .cached(0.03),
+        .anthropic_cache()
+        .max_output(4_096),
         chat(
             "claude-3-7-sonnet-20250219",
             &[
@@ -55,7 +58,9 @@ pub static ANTHROPIC: ProviderSpec = ProviderSpec {
             200_000,
             3.00,
             15.00,
-        ),
+        )
+        .anthropic_cache()
+        .max_output(64_000),
         chat(
             "claude-sonnet-4-20250514",
             &["claude-sonnet-4", "claude-4-sonnet"],
@@ -63,14 +68,17 @@ pub static ANTHROPIC: ProviderSpec = ProviderSpec {
             3.00,
             15.00,
         )
-        .cached(0.30),
+        .anthropic_cache()
+        .max_output(64_000),
         chat(
             "claude-opus-4-20250514",
             &["claude-opus-4", "claude-4-opus"],
             200_000,
             15.00,
             75.00,
-        ),
+        )
+        .anthropic_cache()
+        .max_output(32_000),
         chat(
             "claude-sonnet-4-5",
             &["claude-sonnet-4.5", "claude-4.5-sonnet"],
@@ -78,7 +86,8 @@ pub static ANTHROPIC: ProviderSpec = ProviderSpec {
             3.00,
             15.00,
         )
-        .cached(0.30),
+        .anthropic_cache()
+        .max_output(64_000),
         chat(
             "claude-haiku-4-5",
             &["claude-haiku-4.5", "claude-4.5-haiku"],
@@ -86,6 +95,7 @@ pub static ANTHROPIC: ProviderSpec = ProviderSpec {
             1.00,
             5.00,
         )
-        .cached(0.10),
+        .anthropic_cache()
+        .max_output(64_000),
     ],
 };

@@ -19,7 +19,9 @@ pub static GEMINI: ProviderSpec = ProviderSpec {
             1_048_576,
             0.10,
             0.40,
-        ),
+        )
+        .cached(0.025)
+        .max_output(8_192),
         chat(
             "gemini-2.0-flash-lite",
             &["gemini-2.0-flash-lite-001"],
@@ -48,21 +50,26 @@ pub static GEMINI: ProviderSpec = ProviderSpec {
             0.30,
             2.50,
         )
-        .cached(0.03),
+        .cached(0.03)
+        .max_output(65_536),
         chat(
             "gemini-2.5-flash-lite",
             &["gemini-flash-lite-latest"],
             1_048_576,
             0.10,
             0.40,
-        ),
+        )
+        .cached(0.01)
+        .max_output(65_536),
         chat(
             "gemini-2.5-pro",
             &["gemini-pro-latest"],
             1_048_576,
             1.25,
             10.00,
-        ),
+        )
+        .cached(0.125)
+        .max_output(65_536),
         chat(
             "gemini-3-pro-preview",
             &["gemini-3-pro"],
@@ -70,7 +77,8 @@ pub static GEMINI: ProviderSpec = ProviderSpec {
             2.00,
             12.00,
         )
-        .cached(0.20),
+        .cached(0.20)
+        .max_output(65_536),
         chat(
             "gemini-3-flash-preview",
             &["gemini-3-flash"],
@@ -78,7 +86,8 @@ pub static GEMINI: ProviderSpec = ProviderSpec {
             0.50,
             3.00,
         )
-        .cached(0.05),
+        .cached(0.05)
+        .max_output(65_536),
         embed("text-embedding-004", 2_048, 0.0),
         embed("gemini-embedding-001", 2_048, 0.15),
     ],

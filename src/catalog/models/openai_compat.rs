@@ -33,17 +33,32 @@ pub static OPENAI: ProviderSpec = spec(
     "OPENAI_BASE_URL",
     "https://api.openai.com/v1",
     &[
-        chat("gpt-4o", &[], 128_000, 2.50, 10.00).cached(1.25),
-        chat("gpt-4o-mini", &[], 128_000, 0.15, 0.60).cached(0.075),
-        chat("gpt-4.1", &[], 1_047_576, 2.00, 8.00).cached(0.50),
-        chat("gpt-4.1-mini", &[], 1_047_576, 0.40, 1.60).cached(0.10),
-        chat("gpt-4.1-nano", &[], 1_047_576, 0.10, 0.40),
+        chat("gpt-4o", &[], 128_000, 2.50, 10.00)
+            .cached(1.25)
+            .max_output(16_384),
+        chat("gpt-4o-mini", &[], 128_000, 0.15, 0.60)
+            .cached(0.075)
+            .max_output(16_384),
+        chat("gpt-4.1", &[], 1_047_576, 2.00, 8.00)
+            .cached(0.50)
+            .max_output(32_768),
+        chat("gpt-4.1-mini", &[], 1_047_576, 0.40, 1.60)
+            .cached(0.10)
+            .max_output(32_768),
+        chat("gpt-4.1-nano", &[], 1_047_576, 0.10, 0.40).max_output(32_768),
         chat("o3-mini", &[], 200_000, 1.10, 4.40)
             .cached(0.55)
+            .max_output(100_000)
             .params(Params::OpenAiReasoning),
-        chat("o4-mini", &[], 200_000, 1.10, 4.40).params(Params::OpenAiReasoning),
-        chat("gpt-5", &[], 400_000, 1.25, 10.00).params(Params::OpenAiReasoning),
-        chat("gpt-5-mini", &[], 400_000, 0.25, 2.00).params(Params::OpenAiReasoning),
+        chat("o4-mini", &[], 200_000, 1.10, 4.40)
+            .max_output(100_000)
+            .params(Params::OpenAiReasoning),
+        chat("gpt-5", &[], 400_000, 1.25, 10.00)
+            .max_output(128_000)
+            .params(Params::OpenAiReasoning),
+        chat("gpt-5-mini", &[], 400_000, 0.25, 2.00)
+            .max_output(128_000)
+            .params(Params::OpenAiReasoning),
         embed("text-embedding-3-small", 8_191, 0.02),
     ],
 );
@@ -233,8 +248,13 @@ pub static DEEPSEEK: ProviderSpec = spec(
     "DEEPSEEK_BASE_URL",
     "https://api.deepseek.com",
     &[
-        chat("deepseek-chat", &[], 131_072, 0.28, 0.42).cached(0.028),
-        chat("deepseek-reasoner", &[], 131_072, 0.28, 0.42).params(Params::Reasoning),
+        chat("deepseek-chat", &[], 131_072, 0.28, 0.42)
+            .cached(0.028)
+            .max_output(8_192),
+        chat("deepseek-reasoner", &[], 131_072, 0.28, 0.42)
+            .cached(0.028)
+            .max_output(65_536)
+            .params(Params::Reasoning),
     ],
 );
 

@@ -182,6 +182,7 @@ impl MessagesRequest {
                         parameters: t.input_schema,
                         extra: Map::new(),
                     },
+                    extra: Map::new(),
                 })
                 .collect::<Vec<_>>()
         });

@@ -14,14 +14,31 @@ use crate::types::{ChatResponse, ThinkingBlock};
 // === encoding ===
 
 /// A whole answer as an Anthropic message naming `model`, or the Anthropic upstream's own,
-/// passed through byte for byte.
+/// passed through as it came apart from `model`.
 pub(super) fn complete_response(resp: &ChatResponse, model: &str) -> Response {
     if let Some(Value::String(raw)) = resp.extra.get(NATIVE_KEY) {
-        return ([(header::CONTENT_TYPE, "application/json")], raw.clone()).into_response();
+        let body = with_model(raw, &["model"], model).unwrap_or_else(|| raw.clone());
+        return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     }
     let mut v = to_anthropic(resp);
     v["model"] = Value::String(model.to_owned());
     axum::Json(v).into_response()
+}
+
+/// `raw` with the string at `path` set to `model`, when it names another model. Claude Code
+/// drops a turn's thinking blocks when the answer names a model other than the one it asked
+/// for, so a passed-through answer names the client's model id. `None` leaves `raw` as it is.
+pub(super) fn with_model(raw: &str, path: &[&str], model: &str) -> Option<String> {
+    let mut v: Value = serde_json::from_str(raw).ok()?;
+    let mut at = &mut v;
+    for key in path {
+        at = at.get_mut(*key)?;
+    }
+    if at.as_str()? == model {
+        return None;
+    }
+    *at = Value::String(model.to_owned());
+    serde_json::to_string(&v).ok()
 }
 
 /// The Anthropic message for a canonical response (first choice): its thinking blocks, text,

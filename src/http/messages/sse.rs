@@ -148,6 +148,13 @@ impl Translator {
             self.started = true;
             let event = native.get("event").and_then(Value::as_str).unwrap_or("");
             let data = native.get("data").and_then(Value::as_str).unwrap_or("{}");
+            let renamed = match (&self.model, event) {
+                (Some(model), "message_start") => {
+                    super::encode::with_model(data, &["message", "model"], model)
+                }
+                _ => None,
+            };
+            let data = renamed.as_deref().unwrap_or(data);
             if !event.is_empty() {
                 buf.extend_from_slice(b"event: ");
                 buf.extend_from_slice(event.as_bytes());

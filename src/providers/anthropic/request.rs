@@ -157,6 +157,9 @@ pub fn request_body(req: &ChatRequest) -> Result<Value, GatewayError> {
                 "input_schema".into(),
                 object_schema(t.function.parameters.as_ref()),
             );
+            if let Some(cc) = t.extra.get("cache_control") {
+                tool.insert("cache_control".into(), cc.clone());
+            }
             Value::Object(tool)
         })
         .collect();
@@ -276,6 +279,7 @@ pub(super) fn user_blocks(m: &Message, i: usize) -> Result<Vec<Value>, GatewayEr
     };
     let mut blocks = Vec::with_capacity(parts.len());
     for (j, part) in parts.iter().enumerate() {
+        let before = blocks.len();
         match part.kind.as_str() {
             "text" => blocks.extend(text_blocks(part.text.as_deref().unwrap_or(""))),
             "image_url" => {
@@ -325,6 +329,13 @@ pub(super) fn user_blocks(m: &Message, i: usize) -> Result<Vec<Value>, GatewayEr
                     format!("`{other}` parts are not supported by anthropic"),
                 ));
             }
+        }
+        // A part's prompt-caching marker goes on the block it became, as sent (Anthropic's
+        // prompt caching documentation: `cache_control` on a content block).
+        if let (Some(cc), Some(Value::Object(block))) =
+            (part.extra.get("cache_control"), blocks.get_mut(before))
+        {
+            block.insert("cache_control".into(), cc.clone());
         }
     }
     Ok(blocks)

@@ -375,6 +375,7 @@ fn stop_reasons_and_cache_usage() {
             output_tokens: Some(2),
             cache_creation_input_tokens: Some(5),
             cache_read_input_tokens: Some(100),
+            cache_creation: None,
         }),
         ..WireMessage::default()
     };

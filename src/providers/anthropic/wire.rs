@@ -137,6 +137,21 @@ pub struct WireUsage {
     /// Input tokens read from the prompt cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_read_input_tokens: Option<u64>,
+    /// The cache writes by lifetime (Anthropic's prompt caching documentation:
+    /// `usage.cache_creation.ephemeral_5m_input_tokens` / `ephemeral_1h_input_tokens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation: Option<CacheCreation>,
+}
+
+/// `usage.cache_creation`: cache-write tokens per lifetime.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheCreation {
+    /// Written for 5 minutes (the default lifetime).
+    #[serde(default)]
+    pub ephemeral_5m_input_tokens: u64,
+    /// Written for one hour.
+    #[serde(default)]
+    pub ephemeral_1h_input_tokens: u64,
 }
 
 impl WireUsage {
@@ -147,6 +162,7 @@ impl WireUsage {
             output_tokens: Some(usage.completion_tokens),
             cache_creation_input_tokens: None,
             cache_read_input_tokens: None,
+            cache_creation: None,
         }
     }
 
@@ -160,15 +176,23 @@ impl WireUsage {
         self.cache_read_input_tokens = later
             .cache_read_input_tokens
             .or(self.cache_read_input_tokens);
+        self.cache_creation = later.cache_creation.or(self.cache_creation);
     }
 
     /// OpenAI usage: the prompt counts cached and cache-writing tokens too.
     pub fn to_usage(self) -> Usage {
         let cached = self.cache_read_input_tokens.unwrap_or(0);
-        let prompt =
-            self.input_tokens.unwrap_or(0) + self.cache_creation_input_tokens.unwrap_or(0) + cached;
+        let split = self.cache_creation.unwrap_or_default();
+        let written = self
+            .cache_creation_input_tokens
+            .unwrap_or(split.ephemeral_5m_input_tokens + split.ephemeral_1h_input_tokens);
+        let prompt = self.input_tokens.unwrap_or(0) + written + cached;
         let mut usage = Usage::new(prompt, self.output_tokens.unwrap_or(0));
-        usage.set_cache(cached, 0, 0);
+        usage.set_cache(
+            cached,
+            written,
+            split.ephemeral_1h_input_tokens.min(written),
+        );
         usage
     }
 }

@@ -23,6 +23,7 @@ use serde_json::Value;
 
 mod request;
 mod response;
+mod responses;
 mod stream;
 #[cfg(test)]
 mod tests;
@@ -87,6 +88,7 @@ pub struct OpenAiCompat {
     provider: &'static str,
     url: String,
     embeddings_url: String,
+    responses_url: String,
     key: Option<Secret>,
     quirks: Quirks,
     // The provider's catalog lines, for each model's parameter policy.
@@ -105,6 +107,7 @@ impl OpenAiCompat {
             provider,
             url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
             embeddings_url: format!("{}/embeddings", base_url.trim_end_matches('/')),
+            responses_url: format!("{}/responses", base_url.trim_end_matches('/')),
             key,
             quirks,
             models: &[],
@@ -151,6 +154,14 @@ impl OpenAiCompat {
         }
     }
 
+    /// The client's Responses body when this provider serves the Responses API itself
+    /// (OpenAI), so it passes through.
+    fn responses_native<'r>(&self, req: &'r ChatRequest) -> Option<&'r bytes::Bytes> {
+        (self.provider == "openai")
+            .then(|| responses::native_body(req))
+            .flatten()
+    }
+
     #[cfg(test)]
     fn body(&self, req: &ChatRequest) -> Result<Value, GatewayError> {
         serde_json::from_slice(&self.body_bytes(req)?)
@@ -166,8 +177,14 @@ impl ProviderAdapter for OpenAiCompat {
     }
 
     fn request(&self, req: &ChatRequest) -> Result<UpstreamRequest, GatewayError> {
-        let body = self.body_bytes(req)?;
-        let mut builder = json_post(&self.url)?;
+        let (url, body) = match self.responses_native(req) {
+            Some(raw) => (
+                &self.responses_url,
+                responses::passthrough_body(raw, &req.model)?,
+            ),
+            None => (&self.url, self.body_bytes(req)?),
+        };
+        let mut builder = json_post(url)?;
         if let Some(key) = &self.key {
             builder = builder.header(http::header::AUTHORIZATION, key.bearer()?);
         }
@@ -177,14 +194,19 @@ impl ProviderAdapter for OpenAiCompat {
         with_bytes(builder, body)
     }
 
-    fn response(&self, _req: &ChatRequest, body: &[u8]) -> Result<ChatResponse, GatewayError> {
+    fn response(&self, req: &ChatRequest, body: &[u8]) -> Result<ChatResponse, GatewayError> {
+        if self.responses_native(req).is_some() {
+            return responses::response(self.provider, body);
+        }
         let mut resp: ChatResponse = parse_json(self.provider, body)?;
         normalise_response(&mut resp);
         Ok(resp)
     }
 
-    fn decoder(&self, _req: &ChatRequest) -> OpenAiDecoder {
-        OpenAiDecoder::new(self.provider)
+    fn decoder(&self, req: &ChatRequest) -> OpenAiDecoder {
+        let mut d = OpenAiDecoder::new(self.provider);
+        d.responses = self.responses_native(req).is_some();
+        d
     }
 
     fn embed_request(

@@ -80,6 +80,7 @@ pub fn normalise_response(resp: &mut ChatResponse) {
     }
     if let Some(u) = &mut resp.usage {
         u.fill_total();
+        u.adopt_provider_meters();
     }
 }
 

@@ -17,6 +17,8 @@ pub struct OpenAiDecoder {
     pub(super) last: Option<(String, u64, String)>,
     pub(super) saw_done: bool,
     pub(super) saw_finish: bool,
+    /// The upstream speaks the Responses API (a pass-through).
+    pub(super) responses: bool,
 }
 
 impl OpenAiDecoder {
@@ -28,6 +30,7 @@ impl OpenAiDecoder {
             last: None,
             saw_done: false,
             saw_finish: false,
+            responses: false,
         }
     }
 
@@ -66,6 +69,13 @@ impl StreamDecoder for OpenAiDecoder {
         event: SseEvent,
         out: &mut VecDeque<ChatChunk>,
     ) -> Result<(), GatewayError> {
+        if self.responses {
+            if super::responses::event(self.provider, &event, &mut self.usage, out)? {
+                self.saw_done = true;
+                self.flush_usage(out);
+            }
+            return Ok(());
+        }
         let data = event.data.trim();
         if data == "[DONE]" {
             self.saw_done = true;
@@ -110,6 +120,7 @@ impl StreamDecoder for OpenAiDecoder {
         {
             let mut u: Usage = u;
             u.fill_total();
+            u.adopt_provider_meters();
             self.usage = Some(u);
         }
         // Azure's first chunk has `id: ""` and `model: ""`: take the ids from a real one.
