@@ -946,7 +946,9 @@ impl Gateway {
             .map_err(|e| e.to_string())?;
         let runtime = gateway_side_runtime("bench-gateway", core)?;
         let addr = runtime.block_on(async {
-            let gateway = proxygate::Gateway::new(config).await?;
+            let gateway = proxygate::Gateway::new(config)
+                .await
+                .map_err(|e| e.to_string())?;
             let listener = TcpListener::bind("127.0.0.1:0")
                 .await
                 .map_err(|e| e.to_string())?;

@@ -5,11 +5,7 @@ use std::sync::Arc;
 
 use crate::catalog::{ModelSpec, ProviderSpec, Tier};
 use crate::health::DeploymentHealth;
-use crate::types::BoxChat;
-
-/// The per-deployment stack under the name the provider adapters still use ([`BoxChat`]).
-#[doc(hidden)]
-pub type DeploymentService = BoxChat;
+use crate::types::{BoxChat, Carried, RequestContext, Target};
 
 /// One routable target. Cheap to clone.
 #[derive(Clone)]
@@ -110,5 +106,91 @@ impl Deployment {
     /// Shared health and latency state.
     pub fn state(&self) -> &Arc<DeploymentHealth> {
         &self.inner.state
+    }
+}
+
+impl Target for Deployment {
+    fn id(&self) -> &Arc<str> {
+        &self.inner.id
+    }
+
+    fn provider_name(&self) -> &'static str {
+        self.inner.provider.name
+    }
+
+    fn model(&self) -> &str {
+        &self.inner.model
+    }
+}
+
+/// The routing plan and the target of a request, typed: the request context carries the plan
+/// as a [`Carried`] value and the target as a [`Target`]; this reads and writes both as
+/// deployments.
+pub trait Routed {
+    /// The deployments of the plan, in the order the routing strategy chose.
+    fn plan(&self) -> Option<&Arc<[Deployment]>>;
+    /// The deployment this attempt goes to.
+    fn target(&self) -> Option<&Deployment>;
+    /// Sets the plan.
+    fn set_plan(&mut self, plan: Arc<[Deployment]>);
+    /// Sets (or clears) the target.
+    fn set_target(&mut self, target: Option<Deployment>);
+}
+
+impl Routed for RequestContext {
+    fn plan(&self) -> Option<&Arc<[Deployment]>> {
+        self.plan.as_ref()?.get()
+    }
+
+    fn target(&self) -> Option<&Deployment> {
+        let target: &dyn std::any::Any = self.target.as_deref()?;
+        target.downcast_ref()
+    }
+
+    fn set_plan(&mut self, plan: Arc<[Deployment]>) {
+        self.plan = Some(Carried::new(plan));
+    }
+
+    fn set_target(&mut self, target: Option<Deployment>) {
+        self.target = target.map(|d| Arc::new(d) as Arc<dyn Target>);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::models::mock::MOCK;
+    use crate::providers::mock::Mock;
+
+    fn dep(model: &str) -> Deployment {
+        Deployment::new(
+            format!("mock/{model}"),
+            &MOCK,
+            model,
+            BoxChat::new(Mock::default()),
+        )
+    }
+
+    #[test]
+    fn the_context_gives_back_the_plan_and_target_it_was_given() {
+        let mut ctx = RequestContext::default();
+        assert!(ctx.plan().is_none() && ctx.target().is_none());
+        let plan: Arc<[Deployment]> = vec![dep("echo"), dep("lorem")].into();
+        ctx.set_target(plan.first().cloned());
+        ctx.set_plan(plan.clone());
+        assert_eq!(ctx.target().map(|d| d.id().as_ref()), Some("mock/echo"));
+        assert_eq!(ctx.plan().map(|p| p.len()), Some(2));
+        assert!(format!("{ctx:?}").contains("mock/echo"));
+        ctx.set_target(None);
+        assert!(ctx.target().is_none());
+    }
+
+    #[test]
+    fn a_foreign_value_is_no_plan() {
+        let ctx = RequestContext {
+            plan: Some(Carried::new("not a plan")),
+            ..RequestContext::default()
+        };
+        assert!(ctx.plan().is_none());
     }
 }

@@ -10,6 +10,29 @@ use std::time::Duration;
 use http::StatusCode;
 use serde_json::json;
 
+/// Why a gateway could not be built. Each variant names the part that failed; the message
+/// says what to change.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BuildError {
+    /// A configured provider's settings cannot make its endpoints.
+    #[error("provider {provider}: {message}")]
+    Provider {
+        /// The provider's catalog name.
+        provider: &'static str,
+        /// What is wrong with its settings.
+        message: String,
+    },
+    /// The SQL database (usage records, virtual keys) cannot be opened or migrated.
+    #[error("{0}")]
+    Database(String),
+    /// The usage journal cannot be locked or replayed into the usage store.
+    #[error("{0}")]
+    UsageJournal(String),
+    /// The state backend shared between replicas cannot be set up.
+    #[error("{0}")]
+    StateBackend(String),
+}
+
 /// Boxed error as tower middleware returns it.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -162,7 +185,7 @@ impl GatewayError {
         }
     }
 
-    /// The HTTP status the client sees (SPEC §4, §13).
+    /// The HTTP status the client sees.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidRequest { .. } | Self::ModelUnpriced { .. } => StatusCode::BAD_REQUEST,
@@ -195,7 +218,7 @@ impl GatewayError {
         }
     }
 
-    /// Whether another deployment may succeed where this one failed (SPEC §6). The only thing
+    /// Whether another deployment may succeed where this one failed. The only thing
     /// failover reads.
     pub fn is_retryable(&self) -> bool {
         match self {

@@ -28,10 +28,11 @@ use crate::client::{HttpClient, build_client};
 use crate::config::Config;
 use crate::cost::{CostLayer, RateTable};
 use crate::db::{Db, SqlKeyStore, SqlUsageStore};
+use crate::error::BuildError;
 use crate::failover::FailoverLayer;
-use crate::http::{AppState, routes};
+use crate::http::{EdgeContext, routes};
 use crate::router::{Dispatch, Registry, RouterLayer, StackFn, StackInfo};
-use crate::state::StateBackend;
+use crate::shared::StateBackend;
 use crate::timeout::TimeoutLayer;
 use crate::types::BoxChat;
 use crate::upstream_metrics::UpstreamMetricsLayer;
@@ -40,14 +41,14 @@ use crate::usage::{MemoryStore, SinkConfig, UsageSink, UsageStore};
 /// A configured gateway.
 #[derive(Clone, Debug)]
 pub struct Gateway {
-    state: AppState,
+    state: EdgeContext,
     config: Arc<Config>,
 }
 
 impl Gateway {
     /// Builds the gateway with a fresh client, installing the global metrics recorder, and
     /// opens the usage store the configuration names (replaying its journal).
-    pub async fn new(config: Config) -> Result<Self, String> {
+    pub async fn new(config: Config) -> Result<Self, BuildError> {
         Self::builder(config).build().await
     }
 
@@ -113,7 +114,7 @@ impl Gateway {
 
 /// Opens the usage store `config` names: Postgres for `DATABASE_URL`, else the SQLite file at
 /// `USAGE_DB_PATH` (`:memory:` for none), behind a sink journaling to `USAGE_JOURNAL_DIR`.
-pub async fn open_usage(config: &Config) -> Result<(UsageSink, Option<Db>), String> {
+pub async fn open_usage(config: &Config) -> Result<(UsageSink, Option<Db>), BuildError> {
     let db = match (&config.database_url, config.usage_db_path.as_str()) {
         (Some(url), _) => Some(Db::connect(url.expose()).await?),
         (None, ":memory:") => None,
@@ -194,7 +195,7 @@ impl GatewayBuilder {
     }
 
     /// Builds the registry, the stack and the router, and opens the usage store.
-    pub async fn build(self) -> Result<Gateway, String> {
+    pub async fn build(self) -> Result<Gateway, BuildError> {
         let client = self.client.unwrap_or_else(build_client);
         // Each deployment: breaker -> per-attempt timeout -> upstream timer -> translation. The breaker shares the
         // deployment's state, which the router and the admin API read.
@@ -202,7 +203,7 @@ impl GatewayBuilder {
         let timeouts = self.config.timeout_config();
         // Circuits, latency and cached answers live in the state backend: in process, or
         // shared with the other replicas through Redis.
-        let backend = crate::state::open(&self.config)?;
+        let backend = crate::shared::open(&self.config.shared_config())?;
         let seed = backend.clone();
         let per_deployment: StackFn = Arc::new(move |info: StackInfo<'_>, translate| {
             seed.seed(info.state);
@@ -214,12 +215,15 @@ impl GatewayBuilder {
                     .service(translate),
             )
         });
-        let registry = Arc::new(Registry::with_stack(
-            &self.config,
-            self.catalog,
-            &client,
-            Some(per_deployment),
-        )?);
+        let registry = Arc::new(
+            Registry::with_stack(
+                &self.config.providers,
+                self.catalog,
+                &client,
+                Some(per_deployment),
+            )?
+            .with_max_passthrough(self.config.max_passthrough_models),
+        );
         let metrics = self.metrics.then(crate::telemetry::install);
         if metrics.is_some() {
             crate::telemetry::init_series(registry.deployments().iter().map(|d| &**d.id()));
@@ -300,7 +304,7 @@ impl GatewayBuilder {
             ))
             .layer(FailoverLayer::new(self.config.failover_config()))
             .service(Dispatch);
-        let state = AppState {
+        let state = EdgeContext {
             chat: BoxChat::new(stack),
             count: BoxChat::new(count),
             registry,

@@ -13,7 +13,7 @@
 //!
 //! The spend lives behind the [`Budgets`] trait; [`MemoryBudgets`] seeds each key's spend in
 //! the current period from the usage store the first time it sees the key, so a restart
-//! forgets nothing. With `REDIS_URL`, `crate::state::RedisBudgets` keeps it in Redis for every
+//! forgets nothing. With `REDIS_URL`, `crate::shared::RedisBudgets` keeps it in Redis for every
 //! replica (one Lua script per reservation), seeded from the usage store the same way.
 
 use std::collections::HashMap;
@@ -222,7 +222,7 @@ impl BudgetLayer {
     /// from the catalog, else [`DEFAULT_OUTPUT_RESERVE`]) at the output rate; the dearest
     /// wins. A deployment with no known rate refuses the request (`model_unpriced`).
     fn max_cost(&self, req: &ChatRequest) -> Result<f64, GatewayError> {
-        let prompt = crate::cost::tokens::PromptText::of(req)
+        let prompt = crate::tokens::PromptText::of(req)
             .tokens()
             .max(req.estimate_prompt_tokens());
         let choices = u64::from(req.n.unwrap_or(1).max(1));
@@ -275,7 +275,7 @@ where
     fn call(&mut self, req: ChatRequest) -> Self::Future {
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
-        let grant: Option<Arc<Grant>> = req.ctx.access.clone();
+        let grant: Option<Arc<Grant>> = Grant::shared(&req.ctx);
         let Some((grant, limit, period)) = grant.and_then(|g| {
             let k = g.key.clone()?;
             let limit = k.budget_usd?;

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use futures_util::future::Either;
 use tower::{Layer, Service};
 
+use super::Grant;
 use crate::GatewayError;
 use crate::router::Registry;
 use crate::types::{ChatReply, ChatRequest};
@@ -46,7 +47,7 @@ pub struct ModelGuard<S> {
 
 impl<S> ModelGuard<S> {
     fn allowed(&self, req: &ChatRequest) -> bool {
-        let Some(key) = req.ctx.access.as_ref().and_then(|g| g.key.as_ref()) else {
+        let Some(key) = Grant::of(&req.ctx).and_then(|g| g.key.as_ref()) else {
             return true;
         };
         if key.allows_model(&req.model) {
@@ -76,10 +77,7 @@ where
         if self.allowed(&req) {
             return Either::Left(self.inner.call(req));
         }
-        let globs = req
-            .ctx
-            .access
-            .as_ref()
+        let globs = Grant::of(&req.ctx)
             .and_then(|g| g.key.as_ref())
             .map(|k| k.models.join(", "))
             .unwrap_or_default();

@@ -4,7 +4,7 @@
 //! `x-ratelimit-remaining-requests` / `-tokens` like OpenAI's.
 //!
 //! Counting is fixed one-minute windows aligned on the wall clock, behind the [`Counters`]
-//! trait so instances can share them (`crate::state::RedisCounters` checks and increments the
+//! trait so instances can share them (`crate::shared::RedisCounters` checks and increments the
 //! window's keys in Redis with one script per request). A request's tokens are its prompt estimate plus its `max_tokens`, as
 //! OpenAI counts them against a limit, known before the call.
 
@@ -17,6 +17,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
 
+use super::Grant;
 use crate::GatewayError;
 use crate::types::{ChatReply, ChatRequest};
 use crate::usage::{StoreError, StoreFuture};
@@ -274,7 +275,7 @@ impl<S> std::fmt::Debug for RateLimit<S> {
 
 /// The limits `req` must fit in, and which of them count requests.
 fn limits_of(req: &ChatRequest, global: GlobalLimits) -> Vec<(Limit, bool)> {
-    let key = req.ctx.access.as_ref().and_then(|g| g.key.as_ref());
+    let key = Grant::of(&req.ctx).and_then(|g| g.key.as_ref());
     let tokens = || req.estimate_prompt_tokens() + req.output_cap().unwrap_or(0);
     let mut out = Vec::new();
     if let Some(k) = key {
@@ -362,7 +363,7 @@ where
                     .map(|(_, n)| *n)
                     .min()
             };
-            if let Some(g) = &req.ctx.access {
+            if let Some(g) = Grant::of(&req.ctx) {
                 g.set_remaining(least(true), least(false));
             }
             if !verdict.allowed {
@@ -385,7 +386,7 @@ where
                 .filter(|(l, requests)| !requests && l.cost > 0)
                 .map(|(l, _)| l.name.clone())
                 .collect();
-            if let (Some(g), false) = (&req.ctx.access, tpm.is_empty()) {
+            if let (Some(g), false) = (Grant::of(&req.ctx), tpm.is_empty()) {
                 let estimate = limits
                     .iter()
                     .find(|(_, requests)| !requests)

@@ -1,4 +1,4 @@
-//! Access control (SPEC §8): who may call, how much, and on which models.
+//! Access control: who may call, how much, and on which models.
 //!
 //! Each concern is a layer of its own, in the request path before routing:
 //! - [`crate::http::auth::AuthLayer`] (HTTP): the master key or a virtual key, or nothing on
@@ -15,7 +15,7 @@
 //! [`CACHE_TTL`], or at their next state sync when a shared backend publishes changes
 //! ([`KeyChanges`]: Redis keeps a version of the keys that every replica watches). Counters and
 //! budgets sit behind the [`Counters`] and [`Budgets`] traits so several instances can share
-//! them (`crate::state` has the Redis implementations).
+//! them (`crate::shared` has the Redis implementations).
 //!
 //! # Example
 //!
@@ -37,6 +37,7 @@ mod guard;
 pub mod keys;
 pub mod limit;
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -50,6 +51,7 @@ pub use keys::{KeySpec, KeyStore, MemoryKeyStore, Period, VirtualKey};
 pub use limit::{Counters, GlobalLimits, MemoryCounters, RateLimitLayer};
 
 use crate::GatewayError;
+use crate::types::{Caller, RequestContext};
 use crate::usage::StoreError;
 
 /// How long a cached key (or a cached miss) is trusted before the store is asked again.
@@ -174,6 +176,30 @@ impl Grant {
         for (budgets, hold) in holds {
             budgets.settle(&hold, cost);
         }
+    }
+}
+
+impl Caller for Grant {
+    fn allows_model(&self, model: &str) -> bool {
+        self.key.as_ref().is_none_or(|k| k.allows_model(model))
+    }
+
+    fn settle_usage(&self, cost_usd: f64, tokens: u64) {
+        Grant::settle_usage(self, cost_usd, tokens);
+    }
+}
+
+impl Grant {
+    /// The grant the request context carries, if the caller has one.
+    pub fn of(ctx: &RequestContext) -> Option<&Grant> {
+        let caller: &dyn Any = ctx.access.as_deref()?;
+        caller.downcast_ref()
+    }
+
+    /// As [`Grant::of`], shared.
+    pub fn shared(ctx: &RequestContext) -> Option<Arc<Grant>> {
+        let caller: Arc<dyn Any + Send + Sync> = ctx.access.clone()?;
+        caller.downcast().ok()
     }
 }
 

@@ -154,7 +154,9 @@ async fn serve(config: proxygate::Config) -> Result<(), String> {
         max_connections: config.max_connections,
         client_write_timeout: config.client_write_timeout,
     };
-    let gateway = proxygate::Gateway::new(config).await?;
+    let gateway = proxygate::Gateway::new(config)
+        .await
+        .map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e} (set PORT or HOST)"))?;

@@ -7,7 +7,7 @@ use tower::Service;
 
 use super::{Pending, Store};
 use crate::GatewayError;
-use crate::state::Lookup;
+use crate::shared::Lookup;
 use crate::types::{ChatReply, ChatRequest};
 
 pin_project! {

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use tower::Layer;
 
 use super::{Cache, Store};
-use crate::state::StateBackend;
+use crate::shared::StateBackend;
 
 /// Applies [`Cache`] to a service.
 #[derive(Clone, Debug)]

@@ -1,9 +1,9 @@
-//! The response cache (the seed's SHA-256 caching): an exact-match cache of whole answers,
+//! The response cache: an exact-match cache of whole answers,
 //! keyed by the SHA-256 of the canonical request ([`cache_key`]: endpoint, model, messages
 //! and every parameter that changes the answer; not `user`, not `stream`). It exists so a
 //! repeated question costs nothing and takes no upstream round trip.
 //!
-//! Entries live in the [`StateBackend`](crate::state::StateBackend): a bounded in-process
+//! Entries live in the [`StateBackend`](crate::shared::StateBackend): a bounded in-process
 //! cache (moka, weighed in bytes, `CACHE_MAX_BYTES`) and, with `REDIS_URL`, Redis behind it,
 //! so an answer cached through one replica is a hit on every other. Each entry lives
 //! `CACHE_TTL_MS`. A whole answer is kept when it arrives; a streamed one when its stream
@@ -16,7 +16,7 @@
 //! `x-proxygate-cache: hit` and the cost layer records them at cost 0.
 //!
 //! # Where it sits
-//! SPEC §2 draws the cache above cost accounting. Here it sits directly *under* the
+//! The cache sits directly *under* the
 //! [`CostLayer`](crate::cost::CostLayer), so that every answer, hit or miss, goes through
 //! the one accounting path: a hit is recorded (as `cache_hit`, cost 0, counted in
 //! `proxygate_cache_hits_total` and `/v1/usage`) by the same code that records a miss, and
@@ -29,7 +29,7 @@
 //! use std::sync::Arc;
 //! use proxygate::cache::CacheLayer;
 //! use proxygate::providers::mock::Mock;
-//! use proxygate::state::InProcess;
+//! use proxygate::shared::InProcess;
 //!
 //! let backend = Arc::new(InProcess::new(64 << 20, std::time::Duration::from_secs(3600)));
 //! let cached = tower::ServiceBuilder::new()
@@ -58,7 +58,7 @@ pub use layer::CacheLayer;
 
 use crate::GatewayError;
 use crate::catalog::Catalog;
-use crate::state::StateBackend;
+use crate::shared::StateBackend;
 use crate::types::{ChatReply, ChatRequest, ChatResponse, EmbeddingResponse, ReplyBody, ReplyMeta};
 
 /// Answers from the cache when it can, and keeps what the inner service answers; see the

@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use tower::{Layer, ServiceExt};
 
 use super::*;
-use crate::state::{InProcess, Lookup};
+use crate::shared::{InProcess, Lookup};
 use crate::types::{CacheControl, ChatChunk, ChatStream, Delta, ReplyBody, ResponseMessage, Usage};
 
 /// An upstream that counts its calls: a whole answer, or a stream of the same answer (which

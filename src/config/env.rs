@@ -1,7 +1,8 @@
 //! Every configuration key, as a constant next to the parser it goes through.
 
 use std::collections::HashMap;
-use std::time::Duration;
+
+pub use crate::types::setting::{parse_list, parse_ms, parse_rate};
 
 /// Where settings come from: the process environment in production, a map in tests.
 pub trait EnvSource {
@@ -102,16 +103,6 @@ pub const ENV_STREAM_IDLE_TIMEOUT_MS: &str = "STREAM_IDLE_TIMEOUT_MS";
 pub const ENV_MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
 /// How long shutdown waits for in-flight requests.
 pub const ENV_SHUTDOWN_GRACE_MS: &str = "SHUTDOWN_GRACE_MS";
-/// Mock provider latency.
-pub const ENV_MOCK_LATENCY_MS: &str = "MOCK_LATENCY_MS";
-/// Mock provider failure rate, 0..=1.
-pub const ENV_MOCK_FAILURE_RATE: &str = "MOCK_FAILURE_RATE";
-/// Mock provider delay between stream chunks.
-pub const ENV_MOCK_CHUNK_DELAY_MS: &str = "MOCK_CHUNK_DELAY_MS";
-/// Azure OpenAI `api-version` query value.
-pub const ENV_AZURE_API_VERSION: &str = "AZURE_OPENAI_API_VERSION";
-/// Azure OpenAI deployments: `<model>=<deployment>[,...]`.
-pub const ENV_AZURE_DEPLOYMENTS: &str = "AZURE_OPENAI_DEPLOYMENTS";
 /// Postgres URL for usage records and keys (SQLite when unset).
 pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
 /// The SQLite file (`:memory:` keeps records in process only).
@@ -187,36 +178,9 @@ pub fn parse_u64(key: &str, v: &str) -> Result<u64, String> {
         .map_err(|_| format!("{key}={v:?} is not a whole number; use e.g. {key}=5"))
 }
 
-/// Parses milliseconds as a plain whole number.
-pub fn parse_ms(key: &str, v: &str) -> Result<Duration, String> {
-    v.trim()
-        .parse::<u64>()
-        .map(Duration::from_millis)
-        .map_err(|_| format!("{key}={v:?} is not a duration in milliseconds; use a whole number such as {key}=30000"))
-}
-
 /// Parses a port.
 pub fn parse_port(key: &str, v: &str) -> Result<u16, String> {
     v.trim()
         .parse::<u16>()
         .map_err(|_| format!("{key}={v:?} is not a port; use a number from 0 to 65535"))
-}
-
-/// Parses a rate in 0..=1.
-pub fn parse_rate(key: &str, v: &str) -> Result<f64, String> {
-    match v.trim().parse::<f64>() {
-        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
-        _ => Err(format!(
-            "{key}={v:?} is not a rate; use a number between 0 and 1"
-        )),
-    }
-}
-
-/// Splits a comma list, dropping blanks.
-pub fn parse_list(v: &str) -> Vec<String> {
-    v.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
 }

@@ -5,6 +5,7 @@ use super::Config;
 use crate::breaker::BreakerConfig;
 use crate::failover::FailoverConfig;
 use crate::router::RouterConfig;
+use crate::shared::{CacheLimits, SharedConfig};
 use crate::timeout::TimeoutConfig;
 
 impl Config {
@@ -50,6 +51,20 @@ impl Config {
             max_retries: self.max_retries,
             cross_tier: self.failover_cross_tier,
             overall_timeout: self.overall_timeout,
+        }
+    }
+
+    /// The shared state backend: Redis or in-process, and the cache's bounds.
+    pub fn shared_config(&self) -> SharedConfig {
+        SharedConfig {
+            cache: CacheLimits {
+                max_bytes: self.cache_max_bytes,
+                ttl: self.cache_ttl,
+            },
+            redis_url: self.redis_url.clone(),
+            redis_prefix: self.redis_prefix.clone(),
+            redis_timeout: self.redis_timeout,
+            sync_every: self.state_sync_interval,
         }
     }
 

@@ -14,10 +14,13 @@ use std::time::Duration;
 
 use env::*;
 
+use crate::catalog::models::mock::{
+    ENV_MOCK_CHUNK_DELAY_MS, ENV_MOCK_FAILURE_RATE, ENV_MOCK_LATENCY_MS,
+};
 use crate::catalog::{Catalog, Enable};
 use crate::providers::ProviderSettings;
-pub use crate::router::Strategy;
-pub use crate::types::Secret;
+use crate::router::Strategy;
+use crate::types::Secret;
 
 /// Every setting, validated.
 #[derive(Clone, Debug)]
@@ -71,7 +74,7 @@ pub struct Config {
     /// `fsync` the journal per record.
     pub usage_fsync: bool,
     /// Price overrides by `provider/model`.
-    pub rate_overrides: HashMap<String, crate::cost::Rate>,
+    pub rate_overrides: HashMap<String, crate::catalog::Rate>,
     /// Cost free tiers at list prices.
     pub bill_free_tiers: bool,
     /// Redis for shared state (`REDIS_URL`); in-process state when unset.
@@ -330,7 +333,7 @@ impl Config {
                     let (model, rate) = pair.split_once('=').ok_or_else(|| {
                         format!("{k}: {pair:?} is not provider/model=input/output[/cached_input[/cache_write[/cache_write_1h]]]")
                     })?;
-                    let rate = crate::cost::Rate::parse(rate)
+                    let rate = crate::catalog::Rate::parse(rate)
                         .map_err(|e| format!("{k}: {}: {e}", model.trim()))?;
                     Ok((model.trim().to_owned(), rate))
                 })

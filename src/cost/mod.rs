@@ -11,7 +11,6 @@ mod body;
 mod future;
 mod layer;
 pub mod rates;
-pub mod tokens;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -22,14 +21,14 @@ use tower::Service;
 pub use body::CostStream;
 pub use future::ResponseFuture;
 pub use layer::CostLayer;
-pub use rates::{CostBreakdown, RATES_DATE, Rate, RateTable};
+pub use rates::{CostBreakdown, RateTable};
 
 use crate::GatewayError;
 use crate::telemetry::{HandleCache, handles, names};
+use crate::tokens::{self, PromptText};
 use crate::types::Api;
-use crate::types::{ChatReply, ChatRequest, Usage};
+use crate::types::{Caller, ChatReply, ChatRequest, Usage};
 use crate::usage::{UsageRecord, UsageSink, now_ms};
-use tokens::PromptText;
 
 /// Accounts for every reply of the inner service; see the [module docs](self).
 #[derive(Clone, Debug)]
@@ -98,7 +97,7 @@ pub(crate) struct Ticket {
     requested: Arc<str>,
     key_id: Option<Arc<str>>,
     /// Settles the caller's budget reservation with the real cost.
-    access: Option<Arc<crate::access::Grant>>,
+    access: Option<Arc<dyn Caller>>,
     request_id: Option<Arc<str>>,
     endpoint: Api,
     stream: bool,

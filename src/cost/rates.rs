@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::catalog::{Catalog, Tier};
-pub use crate::catalog::{RATES_DATE, Rate};
+use crate::catalog::{RATES_DATE, Rate};
 use crate::types::Usage;
 pub use crate::usage::CostBreakdown;
 

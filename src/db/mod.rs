@@ -14,6 +14,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::error::BuildError;
+
 pub use keys::SqlKeyStore;
 pub use responses::{SqlResponseStore, StoredResponse};
 pub use usage::SqlUsageStore;
@@ -29,7 +31,11 @@ pub enum Db {
 
 impl Db {
     /// Connects and migrates. `url` is a `postgres://` URL, a `sqlite:` URL, or a file path.
-    pub async fn connect(url: &str) -> Result<Self, String> {
+    pub async fn connect(url: &str) -> Result<Self, BuildError> {
+        Self::open(url).await.map_err(BuildError::Database)
+    }
+
+    async fn open(url: &str) -> Result<Self, String> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
                 .max_connections(8)

@@ -12,7 +12,7 @@ use tracing::instrument::Instrumented;
 
 use super::FailoverConfig;
 use crate::GatewayError;
-use crate::deployment::Deployment;
+use crate::deployment::{Deployment, Routed};
 use crate::telemetry::names;
 use crate::types::{ChatReply, ChatRequest};
 
@@ -192,7 +192,7 @@ where
             } else {
                 this.request.clone()
             };
-            req.ctx.target = Some(target);
+            req.ctx.set_target(Some(target));
             req.ctx.attempt = *this.attempts;
             let fut = this.service.call(req).instrument(span);
             this.state.set(State::Calling { fut });

@@ -38,7 +38,7 @@ pub use future::ResponseFuture;
 pub use layer::FailoverLayer;
 
 use crate::GatewayError;
-use crate::deployment::Deployment;
+use crate::deployment::{Deployment, Routed};
 use crate::types::{ChatReply, ChatRequest};
 
 /// Failover settings (defaults: enabled, 3 retries, same tier, 180 s overall).
@@ -150,7 +150,7 @@ where
         // it ready again before every further attempt.
         let fresh = self.inner.clone();
         let service = std::mem::replace(&mut self.inner, fresh);
-        let plan: Arc<[Deployment]> = match (&req.ctx.plan, &req.ctx.target) {
+        let plan: Arc<[Deployment]> = match (req.ctx.plan(), req.ctx.target()) {
             (Some(plan), _) => plan.clone(),
             (None, Some(target)) => Arc::from(vec![target.clone()]),
             (None, None) => Arc::from(Vec::new()),
@@ -192,9 +192,9 @@ mod tests {
             model: "m".into(),
             ..Default::default()
         };
-        req.ctx.target = plan.first().cloned();
+        req.ctx.set_target(plan.first().cloned());
         req.ctx.attempt = 1;
-        req.ctx.plan = Some(plan.into());
+        req.ctx.set_plan(plan.into());
         req
     }
 
@@ -217,7 +217,7 @@ mod tests {
     /// Answers the next request with `outcome`, returning the deployment and attempt it went to.
     async fn answer(handle: &mut Handle, outcome: Result<&str, GatewayError>) -> (String, u32) {
         let (req, respond) = handle.next_request().await.expect("an attempt");
-        let target = req.ctx.target.as_ref().expect("a target").id().to_string();
+        let target = req.ctx.target().expect("a target").id().to_string();
         match outcome {
             Ok(id) => respond.send_response(ok(id)),
             Err(e) => respond.send_error(e),

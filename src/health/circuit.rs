@@ -83,7 +83,7 @@ pub struct CircuitSnapshot {
     pub cooling_for: Option<Duration>,
 }
 
-/// A circuit's state as replicas share it (through [`crate::state`]): open until a wall-clock
+/// A circuit's state as replicas share it (through [`crate::shared`]): open until a wall-clock
 /// time, or closed. Half-open is each replica's own business (its probes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SharedCircuit {

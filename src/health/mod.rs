@@ -64,7 +64,7 @@ pub struct DeploymentHealth {
     id: Arc<str>,
     circuit: Circuit,
     latency: Mutex<Ewma>,
-    // The latest estimate another replica shared (see `crate::state`).
+    // The latest estimate another replica shared (see `crate::shared`).
     shared_latency: Mutex<Option<Ewma>>,
 }
 

@@ -11,13 +11,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::AppState;
+use super::EdgeContext;
 use super::encode::error_response;
 use crate::GatewayError;
 use crate::deployment::Deployment;
 
 /// `GET /admin/circuits`.
-pub(super) async fn list_circuits(State(state): State<Arc<AppState>>) -> Response {
+pub(super) async fn list_circuits(State(state): State<Arc<EdgeContext>>) -> Response {
     let now = Instant::now();
     let wall = SystemTime::now();
     let circuits: Vec<Value> = state
@@ -31,7 +31,7 @@ pub(super) async fn list_circuits(State(state): State<Arc<AppState>>) -> Respons
 
 /// `POST /admin/circuits/{deployment}/reset`.
 pub(super) async fn reset_circuit(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<EdgeContext>>,
     Path(rest): Path<String>,
 ) -> Response {
     let found = rest
@@ -90,7 +90,7 @@ pub(crate) fn rfc3339(t: SystemTime) -> String {
 
 /// `GET /admin/rates`: the rate table in use, with its date.
 pub(super) async fn rates(
-    axum::extract::State(state): axum::extract::State<std::sync::Arc<super::AppState>>,
+    axum::extract::State(state): axum::extract::State<std::sync::Arc<super::EdgeContext>>,
 ) -> axum::Json<serde_json::Value> {
     axum::Json(state.rates.to_json())
 }

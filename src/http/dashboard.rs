@@ -1,4 +1,4 @@
-//! `/dashboard`, the monitoring PWA (SPEC §9), and `GET /admin/stats`, the JSON it polls.
+//! `/dashboard`, the monitoring PWA, and `GET /admin/stats`, the JSON it polls.
 //!
 //! The app is a few hand-written files under `dashboard/` compiled into the binary
 //! (`include_bytes!`): no CDN, no build step. Every response it gets is same-origin, its
@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use super::AppState;
+use super::EdgeContext;
 use super::admin::circuit_json;
 use super::encode::error_response;
 use crate::GatewayError;
@@ -193,7 +193,7 @@ pub(crate) fn parse_window(s: &str) -> Option<u32> {
 
 /// `GET /admin/stats?window=5m&recent=50`.
 pub(super) async fn stats(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<EdgeContext>>,
     params: Result<Query<StatsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Ok(Query(p)) = params else {
@@ -228,7 +228,7 @@ pub(super) async fn stats(
 }
 
 /// Every configured provider with its deployments' circuits, as the router sees them.
-fn providers(state: &AppState) -> Value {
+fn providers(state: &EdgeContext) -> Value {
     let now = Instant::now();
     let wall = SystemTime::now();
     let deployments = state.registry.deployments();

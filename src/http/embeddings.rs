@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
 
 use super::encode::meta_headers;
-use super::{AppState, RequestGuard, decode, fail};
+use super::{EdgeContext, RequestGuard, decode, fail};
 use crate::GatewayError;
 use crate::types::Api;
 use crate::types::{ChatRequest, EmbeddingRequest, ReplyBody};
@@ -41,7 +41,7 @@ pub fn chat_request(emb: EmbeddingRequest) -> ChatRequest {
 }
 
 /// `POST /v1/embeddings`.
-pub async fn embeddings(State(state): State<Arc<AppState>>, req: Request) -> Response {
+pub async fn embeddings(State(state): State<Arc<EdgeContext>>, req: Request) -> Response {
     let mut guard = RequestGuard::new(Api::Embeddings.as_str());
     let request_id = super::request_id(&req);
     let grant = super::auth::grant(&req);

@@ -166,7 +166,7 @@ impl Stream for SseEncoder {
                 EncState::Finished => return Poll::Ready(None),
                 EncState::Done => {
                     *this.state = EncState::Finished;
-                    // The cost, for every client, as a comment parsers skip (SPEC §13).
+                    // The cost, for every client, as a comment parsers skip.
                     let end = match this.cost_usd {
                         Some(c) => Bytes::from(format!(
                             ": cost_usd={}\n\ndata: [DONE]\n\n",

@@ -1,5 +1,5 @@
 //! `/admin/keys`: create (the plaintext is in the answer, once), list (never the plaintext),
-//! read, change and delete virtual keys (SPEC §13 "Admin API"). Changes take effect at once.
+//! read, change and delete virtual keys. Changes take effect at once.
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::json;
 
-use super::AppState;
+use super::EdgeContext;
 use super::decode;
 use super::encode::error_response;
 use crate::GatewayError;
@@ -23,7 +23,7 @@ fn not_found(id: &str) -> Response {
     resp
 }
 
-async fn spec(state: &AppState, req: Request) -> Result<KeySpec, GatewayError> {
+async fn spec(state: &EdgeContext, req: Request) -> Result<KeySpec, GatewayError> {
     let body = decode::read_body(req, state.max_body_bytes.min(1 << 20)).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(KeySpec::default());
@@ -32,7 +32,7 @@ async fn spec(state: &AppState, req: Request) -> Result<KeySpec, GatewayError> {
 }
 
 /// `POST /admin/keys`.
-pub(super) async fn create(State(state): State<Arc<AppState>>, req: Request) -> Response {
+pub(super) async fn create(State(state): State<Arc<EdgeContext>>, req: Request) -> Response {
     let spec = match spec(&state, req).await {
         Ok(s) => s,
         Err(e) => return error_response(&e),
@@ -49,7 +49,7 @@ pub(super) async fn create(State(state): State<Arc<AppState>>, req: Request) -> 
 }
 
 /// `GET /admin/keys`.
-pub(super) async fn list(State(state): State<Arc<AppState>>) -> Response {
+pub(super) async fn list(State(state): State<Arc<EdgeContext>>) -> Response {
     match state.keys.list().await {
         Ok(keys) => {
             let data: Vec<_> = keys.iter().map(|k| k.to_json()).collect();
@@ -60,7 +60,7 @@ pub(super) async fn list(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// `GET /admin/keys/{id}`.
-pub(super) async fn get(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+pub(super) async fn get(State(state): State<Arc<EdgeContext>>, Path(id): Path<String>) -> Response {
     match state.keys.get(&id).await {
         Ok(Some(k)) => axum::Json(k.to_json()).into_response(),
         Ok(None) => not_found(&id),
@@ -70,7 +70,7 @@ pub(super) async fn get(State(state): State<Arc<AppState>>, Path(id): Path<Strin
 
 /// `PATCH /admin/keys/{id}`.
 pub(super) async fn update(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<EdgeContext>>,
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
@@ -89,7 +89,10 @@ pub(super) async fn update(
 }
 
 /// `DELETE /admin/keys/{id}`.
-pub(super) async fn delete(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
+pub(super) async fn delete(
+    State(state): State<Arc<EdgeContext>>,
+    Path(id): Path<String>,
+) -> Response {
     match state.keys.delete(&id).await {
         Ok(true) => {
             tracing::info!(%id, "virtual key deleted");

@@ -8,6 +8,8 @@ mod dashboard;
 pub mod decode;
 pub mod embeddings;
 pub mod encode;
+#[cfg(test)]
+mod fuzz;
 pub mod guard;
 mod keys;
 pub mod messages;
@@ -38,9 +40,9 @@ use crate::types::BoxChat;
 use crate::types::ReplyBody;
 use encode::{SseEncoder, StreamObserver, error_response, meta_headers, sse_response};
 
-/// What every handler shares.
+/// What every handler of the edge shares: the chat stack, the registry, the stores and limits.
 #[derive(Clone)]
-pub struct AppState {
+pub struct EdgeContext {
     /// The chat stack (router, failover, dispatch).
     pub chat: BoxChat,
     /// The access checks alone (model guard, rate limits), for requests that end at the edge.
@@ -60,7 +62,7 @@ pub struct AppState {
     /// Prices.
     pub rates: Arc<crate::cost::RateTable>,
     /// Circuits, latency and cache: in process or shared through Redis.
-    pub state: Arc<dyn crate::state::StateBackend>,
+    pub state: Arc<dyn crate::shared::StateBackend>,
     /// Live statistics for the dashboard, fed by the usage sink.
     pub stats: Arc<crate::stats::Stats>,
     /// Virtual keys.
@@ -75,16 +77,16 @@ pub struct AppState {
     pub guard: guard::GuardConfig,
 }
 
-impl std::fmt::Debug for AppState {
+impl std::fmt::Debug for EdgeContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
+        f.debug_struct("EdgeContext")
             .field("registry", &self.registry)
             .finish_non_exhaustive()
     }
 }
 
 /// The gateway's routes.
-pub fn routes(state: AppState) -> Router {
+pub fn routes(state: EdgeContext) -> Router {
     let edge = shed::EdgeLimitsLayer::new(state.max_inflight, state.max_header_bytes);
     let origin_guard = guard::OriginGuardLayer::new(state.guard.clone());
     // `/v1/*` and `/admin/*` need the master key when one is configured.
@@ -304,7 +306,7 @@ impl StreamObserver for StreamMetrics {
     }
 }
 
-async fn chat_completions(State(state): State<Arc<AppState>>, req: Request) -> Response {
+async fn chat_completions(State(state): State<Arc<EdgeContext>>, req: Request) -> Response {
     let mut guard = RequestGuard::new("chat");
     let started = Instant::now();
     let request_id = request_id(&req);
@@ -390,7 +392,7 @@ fn fail(guard: &mut RequestGuard, err: &GatewayError) -> Response {
     error_response(err)
 }
 
-async fn list_models(State(state): State<Arc<AppState>>) -> Response {
+async fn list_models(State(state): State<Arc<EdgeContext>>) -> Response {
     let created = 1_735_689_600u64; // 2025-01-01, the catalog's date
     let data: Vec<Value> = state
         .registry
@@ -430,7 +432,7 @@ fn is_catalog_id(catalog: crate::catalog::Catalog, id: &str) -> bool {
         .is_some_and(|p| p.model(model).is_some())
 }
 
-async fn health(State(state): State<Arc<AppState>>, headers: http::HeaderMap) -> Response {
+async fn health(State(state): State<Arc<EdgeContext>>, headers: http::HeaderMap) -> Response {
     let mut providers = serde_json::Map::new();
     let mut deployments = state.registry.deployments();
     // Without the master key, only catalog models: a tenant's own model ids stay private.
@@ -469,7 +471,10 @@ async fn health(State(state): State<Arc<AppState>>, headers: http::HeaderMap) ->
     .into_response()
 }
 
-async fn render_metrics(State(state): State<Arc<AppState>>, headers: http::HeaderMap) -> Response {
+async fn render_metrics(
+    State(state): State<Arc<EdgeContext>>,
+    headers: http::HeaderMap,
+) -> Response {
     match &state.metrics {
         Some(h) => {
             let mut text = h.render();

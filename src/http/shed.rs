@@ -1,4 +1,4 @@
-//! Edge limits (SPEC §8): request headers larger than `MAX_HEADER_BYTES` get 431, and beyond
+//! Edge limits: request headers larger than `MAX_HEADER_BYTES` get 431, and beyond
 //! `MAX_INFLIGHT_REQUESTS` requests in flight a new one gets a fast 503 with `retry-after`
 //! instead of joining a queue without end (load shedding, as tower's `LoadShed` over a
 //! `ConcurrencyLimit`). A request counts until its response body ends, so streams count for

@@ -1,4 +1,4 @@
-//! `GET /v1/usage`: totals and breakdowns from the usage store (SPEC §13).
+//! `GET /v1/usage`: totals and breakdowns from the usage store.
 
 use std::sync::Arc;
 
@@ -6,7 +6,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::AppState;
+use super::EdgeContext;
 use super::encode::error_response;
 use crate::GatewayError;
 use crate::usage::{Bucket, UsageQuery};
@@ -40,7 +40,7 @@ fn parse_time(field: &str, v: &str) -> Result<i64, GatewayError> {
 }
 
 pub(crate) async fn usage(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<EdgeContext>>,
     grant: Option<axum::Extension<Arc<crate::access::Grant>>>,
     params: Result<Query<Params>, axum::extract::rejection::QueryRejection>,
 ) -> Response {

@@ -7,6 +7,7 @@ use tower::ServiceExt;
 use tower::util::Oneshot;
 
 use crate::GatewayError;
+use crate::deployment::Routed;
 use crate::types::BoxChat;
 use crate::types::{ChatReply, ChatRequest};
 
@@ -29,7 +30,7 @@ impl Service<ChatRequest> for Dispatch {
 
     fn call(&mut self, mut req: ChatRequest) -> Self::Future {
         use futures_util::future::Either;
-        let Some(target) = req.ctx.target.clone() else {
+        let Some(target) = req.ctx.target().cloned() else {
             return Either::Left(std::future::ready(Err(GatewayError::Internal(
                 "no deployment chosen for the request".into(),
             ))));

@@ -7,10 +7,11 @@ use std::sync::{Arc, RwLock};
 use crate::GatewayError;
 use crate::catalog::{Catalog, Mode, ProviderSpec, Tier};
 use crate::client::HttpClient;
-use crate::config::Config;
 use crate::deployment::Deployment;
+use crate::error::BuildError;
 use crate::health::DeploymentHealth;
 use crate::providers::ProviderEndpoint;
+use crate::providers::ProviderSettings;
 use crate::types::BoxChat;
 
 /// Deployments made for ad-hoc `provider/model` names beyond this are not kept.
@@ -33,6 +34,9 @@ pub struct StackInfo<'a> {
     /// The deployment's shared state, which the router and the admin API read too.
     pub state: &'a Arc<DeploymentHealth>,
 }
+
+/// Pass-through model ids a registry tracks by name unless told otherwise.
+pub const DEFAULT_MAX_PASSTHROUGH: usize = 256;
 
 /// Configured providers and their deployments.
 pub struct Registry {
@@ -81,25 +85,41 @@ thread_local! {
 }
 
 impl Registry {
-    /// Builds every configured provider's endpoints. Fails with a message naming the provider.
-    pub fn new(config: &Config, catalog: Catalog, client: &HttpClient) -> Result<Self, String> {
-        Self::with_stack(config, catalog, client, None)
+    /// Builds the endpoints of every provider `providers` configures. Fails with a message
+    /// naming the provider.
+    pub fn new(
+        providers: &HashMap<&'static str, ProviderSettings>,
+        catalog: Catalog,
+        client: &HttpClient,
+    ) -> Result<Self, BuildError> {
+        Self::with_stack(providers, catalog, client, None)
+    }
+
+    /// Tracks at most `n` distinct pass-through model ids by name (default
+    /// [`DEFAULT_MAX_PASSTHROUGH`]); beyond them a model is served as the deployment `other`.
+    pub fn with_max_passthrough(mut self, n: usize) -> Self {
+        self.max_passthrough = n;
+        self
     }
 
     /// As [`Registry::new`], wrapping each deployment's service with `stack`.
     pub fn with_stack(
-        config: &Config,
+        providers: &HashMap<&'static str, ProviderSettings>,
         catalog: Catalog,
         client: &HttpClient,
         stack: Option<StackFn>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BuildError> {
         let mut endpoints = HashMap::new();
         for spec in catalog.providers() {
-            let Some(settings) = config.providers.get(spec.name) else {
+            let Some(settings) = providers.get(spec.name) else {
                 continue;
             };
-            let eps = crate::providers::build(spec, settings, client)
-                .map_err(|e| format!("provider {}: {e}", spec.name))?;
+            let eps = crate::providers::build(spec, settings, client).map_err(|message| {
+                BuildError::Provider {
+                    provider: spec.name,
+                    message,
+                }
+            })?;
             endpoints.insert(spec.name, eps);
         }
         let reg = Self {
@@ -107,7 +127,7 @@ impl Registry {
             endpoints,
             deployments: RwLock::new(HashMap::new()),
             stack,
-            max_passthrough: config.max_passthrough_models,
+            max_passthrough: DEFAULT_MAX_PASSTHROUGH,
             passthrough: std::sync::atomic::AtomicUsize::new(0),
             others: RwLock::new(HashMap::new()),
         };
@@ -368,55 +388,5 @@ impl Registry {
             }
         }
         rows
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn registry(pairs: &[(&str, &str)]) -> Registry {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let config = Config::from_env(&m, Catalog::default()).unwrap();
-        Registry::new(&config, Catalog::default(), &crate::client::build_client()).unwrap()
-    }
-
-    #[tokio::test]
-    async fn bare_names_resolve_to_every_configured_provider() {
-        let r = registry(&[("GROQ_API_KEY", "g"), ("CEREBRAS_API_KEY", "c")]);
-        let ids: Vec<String> = r
-            .resolve("llama-3.1-8b")
-            .unwrap()
-            .iter()
-            .map(|d| d.id().to_string())
-            .collect();
-        assert_eq!(ids, ["groq/llama-3.1-8b-instant", "cerebras/llama3.1-8b"]);
-    }
-
-    #[tokio::test]
-    async fn unknown_and_unconfigured_models_say_what_to_do() {
-        let r = registry(&[]);
-        let e = r.resolve("gpt-9").unwrap_err();
-        assert_eq!(e.status(), http::StatusCode::NOT_FOUND);
-        let e = r.resolve("groq/llama-3.1-8b-instant").unwrap_err();
-        assert!(e.to_string().contains("GROQ_API_KEY"), "{e}");
-        let e = r.resolve("gpt-4o-mini").unwrap_err();
-        assert!(e.to_string().contains("OPENAI_API_KEY"), "{e}");
-    }
-
-    #[tokio::test]
-    async fn several_keys_make_several_deployments() {
-        let r = registry(&[("GROQ_API_KEY", "a,b")]);
-        let ids: Vec<String> = r
-            .resolve("groq/any-model")
-            .unwrap()
-            .iter()
-            .map(|d| d.id().to_string())
-            .collect();
-        assert_eq!(ids, ["groq/any-model", "groq#2/any-model"]);
-        assert!(r.deployment("groq#2/any-model").is_some());
     }
 }

@@ -1,4 +1,4 @@
-//! Live statistics for the dashboard (SPEC §9): throughput, error rate, latency and
+//! Live statistics for the dashboard: throughput, error rate, latency and
 //! time-to-first-token percentiles, tokens and cost by provider and model over a window of up
 //! to an hour, and the last requests.
 //!

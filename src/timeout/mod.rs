@@ -127,7 +127,7 @@ where
             .ctx
             .target
             .as_ref()
-            .map(|d| d.provider().name)
+            .map(|d| d.provider_name())
             .unwrap_or("upstream");
         ResponseFuture::new(
             self.inner.call(req),

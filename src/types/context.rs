@@ -1,6 +1,6 @@
+use std::any::Any;
+use std::fmt;
 use std::sync::Arc;
-
-use crate::deployment::Deployment;
 
 /// What the gateway knows about a request besides its body. Never serialized.
 ///
@@ -10,10 +10,12 @@ use crate::deployment::Deployment;
 pub struct RequestContext {
     /// The id echoed in logs and `x-request-id`.
     pub request_id: Option<Arc<str>>,
-    /// Deployments in the order the routing strategy chose.
-    pub plan: Option<Arc<[Deployment]>>,
-    /// The deployment this attempt goes to.
-    pub target: Option<Deployment>,
+    /// Deployments in the order the routing strategy chose; read and written through
+    /// `deployment::Routed`.
+    pub plan: Option<Carried>,
+    /// The deployment this attempt goes to; written through `deployment::Routed`, which
+    /// also reads it back as a deployment.
+    pub target: Option<Arc<dyn Target>>,
     /// 1 for the first attempt.
     pub attempt: u32,
     /// The overall deadline of the request, across attempts.
@@ -21,8 +23,8 @@ pub struct RequestContext {
     /// The virtual key that made the request, if any.
     pub key_id: Option<Arc<str>>,
     /// Who is calling (the virtual key, its rate-limit state and budget reservations), set
-    /// by the HTTP edge from [`crate::http::auth::AuthLayer`].
-    pub access: Option<Arc<crate::access::Grant>>,
+    /// by the HTTP edge; `access::Grant` is the one implementation.
+    pub access: Option<Arc<dyn Caller>>,
     /// The client API the request came through.
     pub endpoint: super::Api,
     /// What the client allows the response cache to do with this request.
@@ -58,6 +60,59 @@ impl LastAttempt {
     /// The latest attempt's provider and deployment id.
     pub fn get(&self) -> Option<(&'static str, Arc<str>)> {
         self.0.lock().ok().and_then(|s| s.clone())
+    }
+}
+
+/// The caller of a request as the layers below the access layers see it.
+///
+/// `access::Grant` implements it; `access` reads its own type back by upcasting to
+/// [`Any`].
+pub trait Caller: Any + Send + Sync + fmt::Debug {
+    /// Whether the caller may use `model` (a model name or a deployment id); a caller without
+    /// a virtual key may use every model.
+    fn allows_model(&self, model: &str) -> bool;
+    /// Settles the caller's budget reservations with the request's real cost in USD, and
+    /// corrects its token-rate windows with the real `tokens`.
+    fn settle_usage(&self, cost_usd: f64, tokens: u64);
+}
+
+/// Where an attempt goes, as the layers below the routing see it: `deployment::Deployment`
+/// is the one implementation, and reads itself back by upcasting to [`Any`].
+pub trait Target: Any + Send + Sync + fmt::Debug {
+    /// `provider/model` (with `#n` after the provider for the n-th extra key).
+    fn id(&self) -> &Arc<str>;
+    /// The provider's name in the catalog.
+    fn provider_name(&self) -> &'static str;
+    /// The upstream model id.
+    fn model(&self) -> &str;
+}
+
+/// A value the context carries for a module above this one (the routing plan and target
+/// of `deployment`) without naming its type; that module reads it back with
+/// [`Carried::get`] behind typed accessors.
+#[derive(Clone)]
+pub struct Carried(Arc<dyn Value>);
+
+trait Value: Any + Send + Sync + fmt::Debug {}
+
+impl<T: Any + Send + Sync + fmt::Debug> Value for T {}
+
+impl Carried {
+    /// Carries `value`.
+    pub fn new<T: Any + Send + Sync + fmt::Debug>(value: T) -> Self {
+        Self(Arc::new(value))
+    }
+
+    /// The carried value, if it is a `T`.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        let value: &dyn Any = self.0.as_ref();
+        value.downcast_ref()
+    }
+}
+
+impl fmt::Debug for Carried {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
     }
 }
 

@@ -15,11 +15,14 @@ mod request;
 mod response;
 pub mod responses;
 mod secret;
+pub mod setting;
 mod usage;
 
 pub use api::Api;
 pub use chunk::{ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta};
-pub use context::{ANSWER_HEADERS, CacheControl, LastAttempt, RequestContext};
+pub use context::{
+    ANSWER_HEADERS, CacheControl, Caller, Carried, LastAttempt, RequestContext, Target,
+};
 pub use embedding::{
     Embedding, EmbeddingInput, EmbeddingRequest, EmbeddingResponse, MAX_DIMENSIONS,
 };

@@ -18,9 +18,6 @@ mod summary;
 use std::future::Future;
 use std::pin::Pin;
 
-/// The client API a request came through, under the name the provider adapters still use.
-#[doc(hidden)]
-pub use crate::types::Api as Endpoint;
 pub use memory::MemoryStore;
 pub use record::{CostBreakdown, UsageRecord, now_ms};
 #[cfg(test)]

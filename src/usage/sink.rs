@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::{StoreError, UsageRecord, UsageStore};
+use crate::error::BuildError;
 use crate::telemetry::names;
 
 /// Records per store write (one transaction), and the queue length that flushes before the
@@ -144,10 +145,14 @@ async fn write_all(store: &dyn UsageStore, records: &[UsageRecord]) -> Result<()
 impl UsageSink {
     /// Opens the sink: locks the journal directory, replays every segment a previous run left
     /// into `store`, and starts the writer task. Needs a tokio runtime.
-    pub async fn open(store: Arc<dyn UsageStore>, config: SinkConfig) -> Result<Self, String> {
+    pub async fn open(store: Arc<dyn UsageStore>, config: SinkConfig) -> Result<Self, BuildError> {
         let journal = match &config.journal_dir {
             None => None,
-            Some(dir) => Some(open_journal(&*store, dir).await?),
+            Some(dir) => Some(
+                open_journal(&*store, dir)
+                    .await
+                    .map_err(BuildError::UsageJournal)?,
+            ),
         };
         let inner = Arc::new(Inner {
             store,
@@ -588,7 +593,10 @@ pub(crate) mod tests {
         let e = UsageSink::open(store, config(dir.path()))
             .await
             .unwrap_err();
-        assert!(e.contains("USAGE_JOURNAL_DIR"), "{e}");
+        assert!(
+            matches!(&e, BuildError::UsageJournal(m) if m.contains("USAGE_JOURNAL_DIR")),
+            "{e}"
+        );
     }
 
     #[tokio::test]

@@ -114,7 +114,7 @@ impl Totals {
     }
 }
 
-/// What `GET /v1/usage` answers (SPEC §13).
+/// What `GET /v1/usage` answers.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct UsageSummary {
     /// Everything selected.

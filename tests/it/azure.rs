@@ -282,7 +282,20 @@ async fn missing_endpoint_or_deployments_fail_startup_naming_the_variable() {
         let Err(err) = proxygate::Gateway::new(config).await else {
             panic!("startup must fail without {missing}");
         };
+        assert!(
+            matches!(
+                &err,
+                proxygate::BuildError::Provider {
+                    provider: "azure",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         let err = err.to_string();
-        assert!(err.contains("azure") && err.contains(missing), "{err}");
+        assert!(
+            err.starts_with("provider azure: ") && err.contains(missing),
+            "{err}"
+        );
     }
 }

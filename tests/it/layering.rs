@@ -5,29 +5,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Edges known to point upward, each `(from, to, file)`. The list is meant to end up empty:
-/// an entry that no longer occurs fails the test, so it is removed when its edge goes.
-const ALLOWED_UPWARD: &[(&str, &str, &str)] = &[
-    // `providers` code outside its `use` lines that still names old paths; they go when the
-    // catalog moves to its own leaf module and the adapters are split per provider.
-    ("providers", "config", "providers/azure.rs"),
-    ("providers", "config", "providers/mock.rs"),
-    ("providers", "config", "providers/mod.rs"),
-    // Test-only helpers of the adapters (token counting, decoding a fuzzed body).
-    ("providers", "cost", "providers/mock.rs"),
-    ("providers", "http", "providers/fuzz.rs"),
-    // The request context still holds the routing plan and the caller's grant by their types;
-    // they go when the context holds them as handles defined in `types`.
-    ("types", "deployment", "types/context.rs"),
-    ("types", "access", "types/context.rs"),
-    ("router", "access", "router/mod.rs"),
-    ("cost", "access", "cost/mod.rs"),
-    // The registry and the shared backends are still built from the whole `Config`.
-    ("router", "config", "router/mod.rs"),
-    ("router", "config", "router/registry.rs"),
-    ("state", "config", "state/mod.rs"),
-];
-
 /// The module order written in `docs/architecture.md`, bottom first.
 fn order() -> Vec<String> {
     let doc =
@@ -193,7 +170,6 @@ fn modules_point_downward() {
 
     let mut unlisted = BTreeSet::new();
     let mut upward = Vec::new();
-    let mut allowed_seen = BTreeSet::new();
     for file in &files {
         let rel = file.strip_prefix(&src).expect("under src/");
         let Some(me) = module_of(rel) else { continue };
@@ -214,13 +190,6 @@ fn modules_point_downward() {
             if target == me || rank[target.as_str()] < my_rank {
                 continue;
             }
-            let entry = ALLOWED_UPWARD
-                .iter()
-                .find(|(f, t, p)| *f == me && *t == target && *p == rel_str);
-            if let Some(entry) = entry {
-                allowed_seen.insert(*entry);
-                continue;
-            }
             upward.push(format!(
                 "src/{rel_str}:{line}: `{me}` uses `{target}`, which sits above it"
             ));
@@ -231,14 +200,6 @@ fn modules_point_downward() {
         "modules missing from docs/architecture.md: {unlisted:?}"
     );
     assert!(upward.is_empty(), "upward edges:\n{}", upward.join("\n"));
-    let stale: Vec<_> = ALLOWED_UPWARD
-        .iter()
-        .filter(|e| !allowed_seen.contains(*e))
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "allow-list entries that no longer occur: {stale:?}"
-    );
 }
 
 #[test]

@@ -590,7 +590,7 @@ async fn the_rate_table_in_use_is_served_with_its_date() {
     let (st, _, bytes) = send(req, Vec::new()).await;
     assert_eq!(st, 200);
     let v: Value = serde_json::from_slice(&bytes).expect("json");
-    assert_eq!(v["date"], proxygate::cost::RATES_DATE);
+    assert_eq!(v["date"], proxygate::catalog::RATES_DATE);
     assert_eq!(v["models"]["openai/gpt-4o-mini"]["input"], 1.0, "{v}");
     assert_eq!(
         v["models"]["anthropic/claude-sonnet-4-5"]["cache_write_1h"], 6.0,

@@ -1,7 +1,14 @@
 //! The /v1/messages edge: Anthropic Messages request -> canonical request.
 
-#[allow(unused_imports)]
-use super::*;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::GatewayError;
+use crate::providers::anthropic::wire::{ContentBlock, split_tool_id};
+use crate::types::{
+    ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, Message,
+    ReasoningEffort, Role, Stop, Tool, ToolCall,
+};
 
 // === the inbound request ===
 

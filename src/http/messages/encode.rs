@@ -1,7 +1,15 @@
 //! The /v1/messages edge: canonical response -> Anthropic message.
 
-#[allow(unused_imports)]
-use super::*;
+use axum::response::{IntoResponse, Response};
+use http::header;
+use serde_json::{Value, json};
+
+use crate::providers::NATIVE_KEY;
+use crate::providers::anthropic::wire::{
+    ContentBlock, WireMessage, WireUsage, message_id, stop_reason, tool_id, tool_id_with_state,
+    tool_input,
+};
+use crate::types::{ChatResponse, ThinkingBlock};
 
 // === encoding ===
 

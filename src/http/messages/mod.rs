@@ -23,39 +23,23 @@
 //! assert_eq!(chat.max_tokens, Some(64));
 //! ```
 
-use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use futures_core::Stream;
 use http::{HeaderValue, StatusCode, header};
-use pin_project_lite::pin_project;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use super::encode::{StreamObserver, format_cost, meta_headers, sse_response};
-use super::{AppState, RequestGuard, StreamMetrics};
+use super::encode::{meta_headers, sse_response};
+use super::{EdgeContext, RequestGuard, StreamMetrics};
 use crate::GatewayError;
-use crate::cost::tokens::PromptText;
-use crate::providers::NATIVE_KEY;
-use crate::providers::anthropic::wire::{
-    BlockDelta, ContentBlock, MessageDeltaBody, StreamEvent, WireMessage, WireUsage, message_id,
-    split_tool_id, stop_reason, tool_id, tool_id_with_state, tool_input,
-};
 use crate::telemetry::names;
-use crate::types::{
-    ChatChunk, ChatRequest, ChatResponse, ChatStream, Content, ContentPart, FunctionCall,
-    FunctionDef, ImageUrl, Message, ReasoningEffort, ReplyBody, Role, Stop, ThinkingBlock, Tool,
-    ToolCall,
-};
-use crate::usage::Endpoint;
+use crate::tokens::PromptText;
+use crate::types::Api as Endpoint;
+use crate::types::ReplyBody;
 
 mod decode;
 mod encode;
@@ -144,7 +128,7 @@ fn parse(body: &[u8]) -> Result<(MessagesRequest, bool), GatewayError> {
 }
 
 /// `POST /v1/messages`.
-pub async fn messages(State(state): State<Arc<AppState>>, req: Request) -> Response {
+pub async fn messages(State(state): State<Arc<EdgeContext>>, req: Request) -> Response {
     let mut guard = RequestGuard::new(Endpoint::Messages.as_str());
     let started = Instant::now();
     let fail = |guard: &mut RequestGuard, e: &GatewayError| {
@@ -234,7 +218,7 @@ pub async fn messages(State(state): State<Arc<AppState>>, req: Request) -> Respo
 
 /// `POST /v1/messages/count_tokens`: the tokenizer's count of system, messages and tools,
 /// without an upstream call.
-pub async fn count_tokens(State(state): State<Arc<AppState>>, req: Request) -> Response {
+pub async fn count_tokens(State(state): State<Arc<EdgeContext>>, req: Request) -> Response {
     let grant = super::auth::grant(&req);
     let body = match super::decode::read_body(req, state.max_body_bytes).await {
         Ok(b) => b,

@@ -1,7 +1,24 @@
 //! The /v1/messages edge: canonical chunks -> Anthropic SSE events.
 
-#[allow(unused_imports)]
-use super::*;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use futures_core::Stream;
+use pin_project_lite::pin_project;
+use serde_json::{Value, json};
+
+use super::encode::client_tool_id;
+use super::error_body;
+use crate::GatewayError;
+use crate::http::encode::{StreamObserver, format_cost};
+use crate::providers::NATIVE_KEY;
+use crate::providers::anthropic::wire::{
+    BlockDelta, ContentBlock, MessageDeltaBody, StreamEvent, WireMessage, WireUsage, message_id,
+    stop_reason,
+};
+use crate::types::{ChatChunk, ChatStream, ThinkingBlock};
 
 /// A block open in the Anthropic stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

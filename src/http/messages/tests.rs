@@ -1,6 +1,13 @@
+use std::pin::Pin;
+
+use futures_core::Stream;
+
 use super::*;
 use super::{decode::*, encode::*, sse::*};
-use crate::types::{Delta, FunctionCallDelta, ToolCallDelta, Usage};
+use crate::types::{ChatChunk, ChatResponse, ChatStream, Content, Role, Stop};
+use crate::types::{
+    Delta, FunctionCallDelta, ReasoningEffort, ThinkingBlock, ToolCallDelta, Usage,
+};
 
 async fn encode(chunks: Vec<Result<ChatChunk, GatewayError>>) -> Vec<(String, Value)> {
     let stream: ChatStream = Box::pin(futures_util::stream::iter(chunks));

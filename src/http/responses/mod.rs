@@ -20,7 +20,7 @@ use http::{HeaderValue, StatusCode};
 use tower::ServiceExt;
 
 use super::encode::{error_response, meta_headers, sse_response};
-use super::{AppState, RequestGuard, StreamMetrics};
+use super::{EdgeContext, RequestGuard, StreamMetrics};
 use crate::GatewayError;
 use crate::providers::NATIVE_KEY;
 use crate::telemetry::names;
@@ -66,7 +66,7 @@ pub fn parse(body: &[u8]) -> Result<CreateResponse, GatewayError> {
 }
 
 /// `POST /v1/responses`.
-pub async fn create(State(state): State<Arc<AppState>>, req: Request) -> Response {
+pub async fn create(State(state): State<Arc<EdgeContext>>, req: Request) -> Response {
     let mut guard = RequestGuard::new(Api::Responses.as_str());
     let started = Instant::now();
     let fail = |guard: &mut RequestGuard, e: &GatewayError| {

@@ -10,11 +10,11 @@ use serde_json::{Value, json};
 
 use super::encode::new_id;
 use crate::db::{SqlResponseStore, StoredResponse};
-use crate::http::AppState;
+use crate::http::EdgeContext;
 use crate::types::responses::{Item, ResponseObject, items_from_values};
 
 /// Who owns what a request stores: `key:<id>`, `master` or `open`.
-pub fn owner(state: &AppState, grant: Option<&crate::access::Grant>) -> String {
+pub fn owner(state: &EdgeContext, grant: Option<&crate::access::Grant>) -> String {
     match grant.and_then(|g| g.key_id()) {
         Some(id) => format!("key:{id}"),
         None if state.master_key.is_some() => "master".into(),
@@ -23,7 +23,7 @@ pub fn owner(state: &AppState, grant: Option<&crate::access::Grant>) -> String {
 }
 
 /// The store, when the gateway has a database.
-pub fn store(state: &AppState) -> Option<SqlResponseStore> {
+pub fn store(state: &EdgeContext) -> Option<SqlResponseStore> {
     state.db.clone().map(SqlResponseStore::new)
 }
 
@@ -62,7 +62,7 @@ fn not_found(id: &str, param: Option<&str>) -> Response {
 
 /// The stored conversation of `id` (its input items, then its output), or the error response.
 pub async fn previous_items(
-    state: &AppState,
+    state: &EdgeContext,
     owner: &str,
     id: &str,
 ) -> Result<Vec<Item>, Response> {
@@ -141,7 +141,7 @@ pub async fn save(
 }
 
 async fn load(
-    state: &AppState,
+    state: &EdgeContext,
     owner: &str,
     id: &str,
 ) -> Result<(Vec<Item>, ResponseObject), Response> {
@@ -157,7 +157,7 @@ async fn load(
 
 /// `GET /v1/responses/{id}`.
 pub async fn get(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<EdgeContext>>,
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
@@ -171,7 +171,7 @@ pub async fn get(
 
 /// `GET /v1/responses/{id}/input_items`: every input item, oldest first.
 pub async fn input_items(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<EdgeContext>>,
     Path(id): Path<String>,
     req: Request,
 ) -> Response {
@@ -201,7 +201,7 @@ pub async fn input_items(
 
 /// `DELETE /v1/responses/{id}`.
 pub async fn delete(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<EdgeContext>>,
     Path(id): Path<String>,
     req: Request,
 ) -> Response {

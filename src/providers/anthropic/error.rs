@@ -1,7 +1,13 @@
 //! Anthropic: error bodies and retry delays.
 
-#[allow(unused_imports)]
-use super::*;
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, StatusCode};
+use serde_json::Value;
+
+use super::PROVIDER;
+use crate::GatewayError;
+use crate::providers::{openai_style_error, retry_after, summarise};
 
 // === errors ===
 

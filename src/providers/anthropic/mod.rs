@@ -11,7 +11,7 @@
 //!
 //! # Example
 //! ```
-//! use proxygate::config::Secret;
+//! use proxygate::types::Secret;
 //! use proxygate::providers::ProviderAdapter;
 //! use proxygate::providers::anthropic::Anthropic;
 //! use proxygate::types::ChatRequest;
@@ -26,25 +26,16 @@
 //! assert_eq!(up.headers()["anthropic-version"], "2023-06-01");
 //! ```
 
-use std::collections::VecDeque;
-use std::time::{Duration, SystemTime};
-
 use http::{HeaderMap, StatusCode};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use super::{
-    NATIVE_KEY, ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, json_post,
-    openai_style_error, parse_json, retry_after, summarise, tool_arguments, with_json,
-};
+use super::{NATIVE_KEY, ProviderAdapter, UpstreamRequest, json_post, parse_json, with_json};
 use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
 use crate::catalog::ProviderSpec;
 use crate::client::HttpClient;
 use crate::types::Secret;
-use crate::types::{
-    ChatChunk, ChatRequest, ChatResponse, Choice, Content, Delta, FunctionCall, FunctionCallDelta,
-    Message, ReasoningEffort, ResponseMessage, Role, ToolCall, ToolCallDelta,
-};
+use crate::types::{ChatRequest, ChatResponse};
 
 mod error;
 mod request;
@@ -60,8 +51,8 @@ use request::*;
 pub use request::{MIN_THINKING_BUDGET, effort_thinking, request_body, thinking_budget};
 use response::*;
 pub use stream::AnthropicDecoder;
+use wire::WireMessage;
 pub use wire::finish_reason;
-use wire::{BlockDelta, ContentBlock, StreamEvent, WireMessage, WireUsage, tool_id};
 
 const PROVIDER: &str = "anthropic";
 /// The API version every request names.

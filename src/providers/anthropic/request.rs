@@ -1,14 +1,19 @@
 //! Anthropic: canonical request -> wire request.
 
-#[allow(unused_imports)]
-use super::*;
+use serde_json::{Map, Value, json};
+
+use super::wire::{ContentBlock, tool_id};
+use super::{DEFAULT_MAX_TOKENS, JSON_OBJECT_INSTRUCTION, JSON_TOOL};
+use crate::GatewayError;
+use crate::providers::tool_arguments;
+use crate::types::{ChatRequest, Content, Message, ReasoningEffort, Role};
 
 // === pass-through ===
 
 /// The client's own Anthropic body, when it came through `/v1/messages`: then the request and
 /// the reply pass through unchanged apart from `model`.
 pub(super) fn native_body(req: &ChatRequest) -> Option<&bytes::Bytes> {
-    (req.ctx.endpoint == crate::usage::Endpoint::Messages)
+    (req.ctx.endpoint == crate::types::Api::Messages)
         .then_some(req.ctx.native_body.as_ref())
         .flatten()
 }

@@ -1,7 +1,10 @@
 //! Anthropic: wire reply -> canonical response.
 
-#[allow(unused_imports)]
-use super::*;
+use serde_json::Map;
+
+use super::JSON_TOOL;
+use super::wire::{ContentBlock, WireMessage, WireUsage, finish_reason};
+use crate::types::{ChatResponse, Choice, FunctionCall, ResponseMessage, ToolCall};
 
 // === response translation ===
 

@@ -1,7 +1,16 @@
 //! Anthropic: wire stream -> canonical chunks.
 
-#[allow(unused_imports)]
-use super::*;
+use std::collections::VecDeque;
+
+use http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use super::error::error_from_json;
+use super::wire::{BlockDelta, ContentBlock, StreamEvent, WireUsage, finish_reason};
+use super::{JSON_TOOL, PROVIDER};
+use crate::GatewayError;
+use crate::providers::{NATIVE_KEY, SseEvent, StreamDecoder};
+use crate::types::{ChatChunk, Delta, FunctionCallDelta, ToolCallDelta};
 
 // === stream translation ===
 

@@ -1,6 +1,12 @@
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+
+use super::wire::{ContentBlock, WireUsage};
 use super::*;
 use super::{error::*, request::*, response::*, stream::*};
 use crate::providers::Framing;
+use crate::types::{ChatChunk, ToolCallDelta};
 
 fn req(v: Value) -> ChatRequest {
     serde_json::from_value(v).unwrap()
@@ -667,7 +673,7 @@ fn pass_through_keeps_every_event_in_order_and_the_client_body() {
     let mut r =
         req(json!({"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "x"}]}));
     let raw = br#"{"model":"anthropic/claude-haiku-4-5","max_tokens":9,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"text","data":"d"}}]}],"thinking":{"type":"enabled","budget_tokens":5}}"#;
-    r.ctx.endpoint = crate::usage::Endpoint::Messages;
+    r.ctx.endpoint = crate::types::Api::Messages;
     r.ctx.native_body = Some(bytes::Bytes::from_static(raw));
     let up = Anthropic::new("http://a", Secret::new("k"))
         .request(&r)

@@ -1,7 +1,10 @@
 //! Cohere: error bodies and retry delays.
 
-#[allow(unused_imports)]
-use super::*;
+use http::StatusCode;
+
+use super::PROVIDER;
+use crate::GatewayError;
+use crate::providers::summarise;
 
 /// The error an `ERROR` / `TIMEOUT` finish stands for.
 pub(super) fn finish_error(reason: &str, message: Option<&str>) -> GatewayError {

@@ -8,25 +8,18 @@
 //! started and continued by index, and a `message-end` with the finish reason and usage, or an
 //! `ERROR` finish that is an upstream failure after a 200.
 
-use std::collections::{HashMap, VecDeque};
-
 use http::StatusCode;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
 use super::{
-    ProviderAdapter, SseEvent, StreamDecoder, UpstreamRequest, embedding_texts, json_post,
-    openai_style_error, parse_json, summarise, with_json,
+    ProviderAdapter, UpstreamRequest, embedding_texts, json_post, openai_style_error, with_json,
 };
 use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
 use crate::catalog::ProviderSpec;
 use crate::client::HttpClient;
 use crate::types::Secret;
-use crate::types::{
-    ChatChunk, ChatRequest, ChatResponse, Content, Delta, EmbeddingRequest, EmbeddingResponse,
-    FunctionCall, FunctionCallDelta, Message, ResponseMessage, Role, ToolCall, ToolCallDelta,
-    Usage,
-};
+use crate::types::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
 
 mod error;
 mod request;
@@ -35,7 +28,6 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-use error::*;
 use response::*;
 pub use stream::CohereDecoder;
 
@@ -123,81 +115,11 @@ impl ProviderAdapter for Cohere {
         _emb: &EmbeddingRequest,
         body: &[u8],
     ) -> Result<EmbeddingResponse, GatewayError> {
-        let v: Value = parse_json(PROVIDER, body)?;
-        // v2 answers `{"embeddings": {"float": [[...]]}}`; v1-style `{"embeddings": [[...]]}`
-        // is accepted too.
-        let lists = match v.get("embeddings") {
-            Some(Value::Object(o)) => o.get("float"),
-            other => other,
-        };
-        let vectors = lists
-            .and_then(Value::as_array)
-            .and_then(|rows| {
-                rows.iter()
-                    .map(|row| {
-                        row.as_array()?
-                            .iter()
-                            .map(|x| x.as_f64().map(|f| f as f32))
-                            .collect::<Option<Vec<f32>>>()
-                    })
-                    .collect::<Option<Vec<_>>>()
-            })
-            .ok_or_else(|| GatewayError::BadUpstreamResponse {
-                provider: PROVIDER,
-                reason: "no float `embeddings` in the answer".into(),
-            })?;
-        let usage = v
-            .pointer("/meta/billed_units/input_tokens")
-            .and_then(Value::as_u64)
-            .map(|p| Usage::new(p, 0));
-        Ok(EmbeddingResponse::new(req.model.clone(), vectors, usage))
+        embedding_response(req, body)
     }
 
     fn response(&self, req: &ChatRequest, body: &[u8]) -> Result<ChatResponse, GatewayError> {
-        let v: Value = parse_json(PROVIDER, body)?;
-        let reason = v
-            .get("finish_reason")
-            .and_then(Value::as_str)
-            .unwrap_or("COMPLETE");
-        let Some(finish) = finish_reason(reason) else {
-            return Err(finish_error(reason, v.get("error").and_then(Value::as_str)));
-        };
-        let msg = v
-            .get("message")
-            .ok_or_else(|| GatewayError::BadUpstreamResponse {
-                provider: PROVIDER,
-                reason: "no `message` in the answer".into(),
-            })?;
-        let text: String = match msg.get("content") {
-            Some(Value::Array(parts)) => parts
-                .iter()
-                .filter(|p| p.get("type").and_then(Value::as_str).unwrap_or("text") == "text")
-                .filter_map(|p| p.get("text").and_then(Value::as_str))
-                .collect(),
-            Some(Value::String(s)) => s.clone(),
-            _ => String::new(),
-        };
-        let calls: Vec<ToolCall> = msg
-            .get("tool_calls")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(tool_call).collect())
-            .unwrap_or_default();
-        let content = (!text.is_empty() || calls.is_empty()).then_some(text);
-        let tool_calls = (!calls.is_empty()).then_some(calls);
-        let mut resp = ChatResponse::single(
-            req.model.clone(),
-            ResponseMessage::assistant(content, tool_calls),
-            finish,
-            v.get("usage").and_then(usage),
-        );
-        if let Some(id) = v
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        {
-            resp.id = id.to_owned();
-        }
-        Ok(resp)
+        chat_response(req, body)
     }
 
     fn decoder(&self, req: &ChatRequest) -> CohereDecoder {

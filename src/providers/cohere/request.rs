@@ -1,7 +1,10 @@
 //! Cohere: canonical request -> wire request.
 
-#[allow(unused_imports)]
-use super::*;
+use serde_json::{Map, Value, json};
+
+use super::Cohere;
+use crate::GatewayError;
+use crate::types::{ChatRequest, Content, Message, Role};
 
 impl Cohere {
     /// The Cohere request body for `req`.

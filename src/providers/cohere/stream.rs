@@ -1,7 +1,15 @@
 //! Cohere: wire stream -> canonical chunks.
 
-#[allow(unused_imports)]
-use super::*;
+use std::collections::{HashMap, VecDeque};
+
+use serde_json::Value;
+
+use super::PROVIDER;
+use super::error::finish_error;
+use super::response::{finish_reason, usage};
+use crate::GatewayError;
+use crate::providers::{SseEvent, StreamDecoder};
+use crate::types::{ChatChunk, Delta, FunctionCallDelta, ToolCallDelta};
 
 /// Decodes Cohere's typed SSE events.
 #[derive(Debug)]

@@ -1,6 +1,9 @@
+use serde_json::Value;
+
 use super::stream::*;
 use super::*;
 use crate::providers::Framing;
+use crate::types::{ChatChunk, ToolCallDelta, Usage};
 
 fn adapter() -> Cohere {
     Cohere::new("http://cohere.test/", Secret::new("co-test-key"))

@@ -1,7 +1,11 @@
 //! Gemini: error bodies and retry delays.
 
-#[allow(unused_imports)]
-use super::*;
+use http::{HeaderMap, StatusCode};
+use serde_json::Value;
+
+use super::PROVIDER;
+use crate::GatewayError;
+use crate::providers::{go_duration, openai_style_error, retry_after, summarise};
 
 // === errors ===
 

@@ -13,7 +13,7 @@
 //!
 //! # Example
 //! ```
-//! use proxygate::config::Secret;
+//! use proxygate::types::Secret;
 //! use proxygate::providers::ProviderAdapter;
 //! use proxygate::providers::gemini::Gemini;
 //! use proxygate::types::ChatRequest;
@@ -30,28 +30,19 @@
 //! );
 //! ```
 
-use std::collections::{HashMap, VecDeque};
-
 use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::{
-    Framing, ProviderAdapter, RAW_JSON_EVENT, SseEvent, StreamDecoder, UpstreamRequest,
-    embedding_texts, go_duration, json_post, openai_style_error, parse_json, retry_after,
-    summarise, tool_arguments, with_json,
+    Framing, ProviderAdapter, UpstreamRequest, embedding_texts, json_post, parse_json, with_json,
 };
 use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
 use crate::catalog::ProviderSpec;
 use crate::client::HttpClient;
 use crate::types::Secret;
-use crate::types::{
-    ChatChunk, ChatRequest, ChatResponse, Choice, ChunkChoice, Content, Delta, EmbeddingRequest,
-    EmbeddingResponse, FunctionCall, FunctionCallDelta, ImageUrl, Message, ReasoningEffort,
-    ResponseMessage, Role, ToolCall, ToolCallDelta, Usage, google_extra_content,
-    google_thought_signature,
-};
+use crate::types::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage};
 
 mod error;
 mod request;

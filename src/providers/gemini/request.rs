@@ -1,7 +1,15 @@
 //! Gemini: canonical request -> wire request.
 
-#[allow(unused_imports)]
-use super::*;
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use super::MAX_STOP_SEQUENCES;
+use crate::GatewayError;
+use crate::providers::tool_arguments;
+use crate::types::{
+    ChatRequest, Content, ImageUrl, Message, ReasoningEffort, Role, google_thought_signature,
+};
 
 // === request translation ===
 

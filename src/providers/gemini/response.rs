@@ -1,7 +1,13 @@
 //! Gemini: wire reply -> canonical response.
 
-#[allow(unused_imports)]
-use super::*;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::PROVIDER;
+use crate::GatewayError;
+use crate::types::{
+    ChatResponse, Choice, FunctionCall, ResponseMessage, ToolCall, Usage, google_extra_content,
+};
 
 // === response translation ===
 

@@ -1,7 +1,18 @@
 //! Gemini: wire stream -> canonical chunks.
 
-#[allow(unused_imports)]
-use super::*;
+use std::collections::{HashMap, VecDeque};
+
+use http::{HeaderMap, StatusCode};
+use serde_json::Value;
+
+use super::PROVIDER;
+use super::error::error_from_json;
+use super::response::{WireResponse, WireUsage, finish_reason, id_prefix, read_parts};
+use crate::GatewayError;
+use crate::providers::{RAW_JSON_EVENT, SseEvent, StreamDecoder};
+use crate::types::{
+    ChatChunk, ChunkChoice, Delta, FunctionCallDelta, ToolCallDelta, google_extra_content,
+};
 
 // === stream translation ===
 

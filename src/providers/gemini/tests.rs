@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use super::*;
 use super::{error::*, request::*, response::*, stream::*};
+use crate::types::{ChatChunk, ToolCallDelta};
 
 fn req(v: Value) -> ChatRequest {
     serde_json::from_value(v).unwrap()

@@ -8,13 +8,8 @@
 //! Streams always ask for usage when the provider accepts `stream_options`, and usage is read
 //! wherever it arrives (`usage` on any chunk, `x_groq.usage`).
 
-use std::collections::VecDeque;
-
-use serde_json::{Map, Value};
-
 use super::{
-    ProviderAdapter, SseEvent, StreamDecoder, Translate, UpstreamRequest, json_post, parse_json,
-    with_bytes, with_json,
+    ProviderAdapter, Translate, UpstreamRequest, json_post, parse_json, with_bytes, with_json,
 };
 use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
@@ -22,9 +17,9 @@ use crate::catalog::ProviderSpec;
 use crate::client::HttpClient;
 use crate::types::BoxChat as DeploymentService;
 use crate::types::Secret;
-use crate::types::{
-    ChatChunk, ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, Usage,
-};
+use crate::types::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse};
+#[cfg(test)]
+use serde_json::Value;
 
 mod request;
 mod response;
@@ -35,7 +30,6 @@ mod tests;
 
 pub use request::embedding_body;
 pub(crate) use request::openai_body;
-use request::*;
 pub use response::{embedding_response, normalise_finish, normalise_response};
 pub use stream::OpenAiDecoder;
 
@@ -158,17 +152,6 @@ impl OpenAiCompat {
             }
             _ => Cow::Borrowed(req),
         }
-    }
-
-    /// The upstream body as bytes: one serialisation pass when no quirk needs the `Value`
-    /// tree ([`FastBody`]), else [`openai_body`] and `to_vec`. Both give the same JSON.
-    fn body_bytes(&self, req: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
-        let req = &*self.adjusted(req);
-        let bytes = match FastBody::new(req, &self.quirks) {
-            Some(fast) => serde_json::to_vec(&fast),
-            None => serde_json::to_vec(&openai_body(req, &self.quirks)?),
-        };
-        bytes.map_err(|e| GatewayError::Internal(format!("encoding request: {e}")))
     }
 
     /// The client's Responses body when this provider serves the Responses API itself

@@ -1,7 +1,10 @@
 //! OpenAI-compatible: canonical request -> wire request.
 
-#[allow(unused_imports)]
-use super::*;
+use serde_json::{Map, Value};
+
+use super::{OpenAiCompat, Quirks};
+use crate::GatewayError;
+use crate::types::{ChatRequest, EmbeddingRequest};
 
 /// The fields of [`ChatRequest`] that it serialises itself, in its order.
 pub(super) const TYPED_FIELDS: &[&str] = &[
@@ -199,4 +202,17 @@ pub fn embedding_body(req: &ChatRequest, emb: &EmbeddingRequest) -> Result<Value
         o.insert("encoding_format".into(), Value::String("float".into()));
     }
     Ok(body)
+}
+
+impl OpenAiCompat {
+    /// The upstream body as bytes: one serialisation pass when no quirk needs the `Value`
+    /// tree ([`FastBody`]), else [`openai_body`] and `to_vec`. Both give the same JSON.
+    pub(super) fn body_bytes(&self, req: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
+        let req = &*self.adjusted(req);
+        let bytes = match FastBody::new(req, &self.quirks) {
+            Some(fast) => serde_json::to_vec(&fast),
+            None => serde_json::to_vec(&openai_body(req, &self.quirks)?),
+        };
+        bytes.map_err(|e| GatewayError::Internal(format!("encoding request: {e}")))
+    }
 }

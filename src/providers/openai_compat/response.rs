@@ -1,7 +1,10 @@
 //! OpenAI-compatible: wire reply -> canonical response.
 
-#[allow(unused_imports)]
-use super::*;
+use serde_json::Value;
+
+use crate::GatewayError;
+use crate::providers::parse_json;
+use crate::types::{ChatResponse, EmbeddingResponse, Usage};
 
 /// Parses an OpenAI embeddings answer (float arrays, or base64 from an upstream that ignored
 /// `encoding_format`), vectors in input order.

@@ -1,7 +1,13 @@
 //! OpenAI-compatible: wire stream -> canonical chunks.
 
-#[allow(unused_imports)]
-use super::*;
+use std::collections::VecDeque;
+
+use serde_json::Value;
+
+use super::response::normalise_finish;
+use crate::GatewayError;
+use crate::providers::{SseEvent, StreamDecoder};
+use crate::types::{ChatChunk, Usage};
 
 /// Decodes an OpenAI-format SSE stream, moving usage to one final usage-only chunk.
 #[derive(Debug)]

@@ -1,7 +1,12 @@
+use std::collections::VecDeque;
+
+use serde_json::Value;
+use serde_json::json;
+
 use super::*;
 use super::{request::*, response::*, stream::*};
+use crate::providers::{SseEvent, StreamDecoder};
 use crate::types::{Message, Role};
-use serde_json::json;
 
 fn req(json: Value) -> ChatRequest {
     serde_json::from_value(json).unwrap()

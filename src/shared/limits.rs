@@ -435,8 +435,8 @@ impl Budgets for RedisBudgets {
 mod tests {
     use super::*;
     use crate::access::limit::ManualClock;
-    use crate::state::InProcess;
-    use crate::state::redis::RedisSettings;
+    use crate::shared::InProcess;
+    use crate::shared::redis::RedisSettings;
 
     const REDIS: &str = "redis://127.0.0.1:6379";
 

@@ -26,7 +26,7 @@
 //! ```
 //! # async fn run() {
 //! use std::sync::Arc;
-//! use proxygate::state::{InProcess, StateBackend};
+//! use proxygate::shared::{InProcess, StateBackend};
 //!
 //! let backend: Arc<dyn StateBackend> = Arc::new(InProcess::new(1 << 20, std::time::Duration::from_secs(60)));
 //! backend.cache_put("k".into(), bytes::Bytes::from_static(b"{}"));
@@ -50,9 +50,10 @@ pub use limits::{RedisBudgets, RedisCounters};
 pub use memory::InProcess;
 pub use redis::RedisBackend;
 
-use crate::config::Config;
+use crate::error::BuildError;
 use crate::health::DeploymentHealth;
 use crate::router::Registry;
+use crate::types::Secret;
 
 /// A boxed lookup, as [`StateBackend::cache_remote`] returns.
 pub type Lookup = Pin<Box<dyn Future<Output = Option<Bytes>> + Send>>;
@@ -117,24 +118,39 @@ pub struct CacheLimits {
     pub ttl: std::time::Duration,
 }
 
-/// The backend `config` names: Redis for `REDIS_URL`, else in-process.
-pub fn open(config: &Config) -> Result<Arc<dyn StateBackend>, String> {
-    let limits = CacheLimits {
-        max_bytes: config.cache_max_bytes,
-        ttl: config.cache_ttl,
-    };
+/// Which backend to open and its bounds.
+#[derive(Clone, Debug)]
+pub struct SharedConfig {
+    /// The response cache's bounds.
+    pub cache: CacheLimits,
+    /// The Redis server shared with the other replicas; in process when `None`.
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key.
+    pub redis_prefix: String,
+    /// Timeout of one Redis command.
+    pub redis_timeout: std::time::Duration,
+    /// How often local state is synchronised with Redis.
+    pub sync_every: std::time::Duration,
+}
+
+/// The backend `config` names: Redis when it has a URL, else in-process.
+pub fn open(config: &SharedConfig) -> Result<Arc<dyn StateBackend>, BuildError> {
+    let limits = config.cache;
     let local = InProcess::new(limits.max_bytes, limits.ttl);
     Ok(match &config.redis_url {
         None => Arc::new(local),
-        Some(url) => Arc::new(RedisBackend::connect(
-            url.expose(),
-            redis::RedisSettings {
-                prefix: config.redis_prefix.clone(),
-                timeout: config.redis_timeout,
-                sync_every: config.state_sync_interval,
-                ttl: limits.ttl,
-            },
-            local,
-        )?),
+        Some(url) => Arc::new(
+            RedisBackend::connect(
+                url.expose(),
+                redis::RedisSettings {
+                    prefix: config.redis_prefix.clone(),
+                    timeout: config.redis_timeout,
+                    sync_every: config.sync_every,
+                    ttl: limits.ttl,
+                },
+                local,
+            )
+            .map_err(BuildError::StateBackend)?,
+        ),
     })
 }

@@ -7,20 +7,24 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_core::Stream;
-use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tower::Service;
 
 use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
 use crate::catalog::ProviderSpec;
-use crate::client::HttpClient;
-use crate::config::env::{ENV_MOCK_CHUNK_DELAY_MS, ENV_MOCK_FAILURE_RATE, ENV_MOCK_LATENCY_MS};
-use crate::types::BoxChat as DeploymentService;
-use crate::types::{
-    ChatChunk, ChatReply, ChatRequest, ChatResponse, Delta, ReplyMeta, ResponseMessage, Usage,
+use crate::catalog::models::mock::{
+    ENV_MOCK_CHUNK_DELAY_MS, ENV_MOCK_FAILURE_RATE, ENV_MOCK_LATENCY_MS,
 };
+use crate::client::HttpClient;
+use crate::types::setting::{parse_ms, parse_rate};
+use crate::types::{
+    BoxChat, ChatReply, ChatRequest, ChatResponse, ReplyMeta, ResponseMessage, Usage,
+};
+
+mod stream;
+
+use stream::{MockStream, Step};
 
 /// Builds the endpoints of a configured provider: one per credential.
 pub(crate) fn build(
@@ -31,12 +35,12 @@ pub(crate) fn build(
     let ms = |key: &str, default: u64| -> Result<Duration, String> {
         match settings.extra.get(key) {
             None => Ok(Duration::from_millis(default)),
-            Some(v) => crate::config::env::parse_ms(key, v),
+            Some(v) => parse_ms(key, v),
         }
     };
     let failure_rate = match settings.extra.get(ENV_MOCK_FAILURE_RATE) {
         None => 0.0,
-        Some(v) => crate::config::env::parse_rate(ENV_MOCK_FAILURE_RATE, v)?,
+        Some(v) => parse_rate(ENV_MOCK_FAILURE_RATE, v)?,
     };
     let mock = Mock {
         latency: ms(ENV_MOCK_LATENCY_MS, 0)?,
@@ -44,7 +48,7 @@ pub(crate) fn build(
         failure_rate,
     };
     Ok(vec![ProviderEndpoint {
-        service: DeploymentService::new(mock),
+        service: BoxChat::new(mock),
         extra_models: Vec::new(),
     }])
 }
@@ -246,7 +250,7 @@ fn mock_embeddings(req: &ChatRequest, emb: &crate::types::EmbeddingRequest) -> C
         EmbeddingInput::Tokens(t) => vec![format!("{t:?}")],
         EmbeddingInput::TokenLists(l) => l.iter().map(|t| format!("{t:?}")).collect(),
     };
-    let tokens: u64 = texts.iter().map(|t| crate::cost::tokens::count(t)).sum();
+    let tokens: u64 = texts.iter().map(|t| crate::tokens::count(t)).sum();
     let vectors = texts.iter().map(|t| mock_vector(t, dims)).collect();
     let (model, meta) = served_by(req);
     let resp =
@@ -257,131 +261,5 @@ fn mock_embeddings(req: &ChatRequest, emb: &crate::types::EmbeddingRequest) -> C
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    Role,
-    Text,
-    Usage,
-    Done,
-}
-
-pin_project! {
-    /// The mock's stream: role, one chunk per word, finish, usage.
-    pub struct MockStream {
-        id: String,
-        created: u64,
-        model: String,
-        parts: std::vec::IntoIter<String>,
-        step: Step,
-        usage: Option<Usage>,
-        delay: Duration,
-        sleep: Option<Pin<Box<Sleep>>>,
-    }
-}
-
-impl std::fmt::Debug for MockStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MockStream")
-            .field("step", &self.step)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Stream for MockStream {
-    type Item = Result<ChatChunk, GatewayError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.project();
-        if *this.step == Step::Text && !this.delay.is_zero() {
-            let sleep = this
-                .sleep
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep(*this.delay)));
-            std::task::ready!(sleep.as_mut().poll(cx));
-            *this.sleep = None;
-        }
-        let chunk = |delta: Delta, finish: Option<&str>| {
-            ChatChunk::delta(this.id, *this.created, this.model, delta, finish)
-        };
-        let item = match *this.step {
-            Step::Role => {
-                *this.step = Step::Text;
-                chunk(Delta::role(), None)
-            }
-            Step::Text => match this.parts.next() {
-                Some(p) => chunk(Delta::text(p), None),
-                None => {
-                    *this.step = Step::Usage;
-                    chunk(Delta::default(), Some("stop"))
-                }
-            },
-            Step::Usage => {
-                *this.step = Step::Done;
-                match this.usage.take() {
-                    Some(u) => ChatChunk::usage_only(this.id, *this.created, this.model, u),
-                    None => return Poll::Ready(None),
-                }
-            }
-            Step::Done => return Poll::Ready(None),
-        };
-        Poll::Ready(Some(Ok(item)))
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::types::{Message, Role};
-    use tower::ServiceExt;
-
-    fn req(text: &str, stream: bool) -> ChatRequest {
-        ChatRequest {
-            model: "echo".into(),
-            messages: vec![Message::text(Role::User, text)],
-            stream: Some(stream),
-            ..Default::default()
-        }
-    }
-
-    #[tokio::test]
-    async fn streamed_and_whole_replies_are_identical() {
-        let mock = Mock::default();
-        let whole = match mock
-            .clone()
-            .oneshot(req("hello there", false))
-            .await
-            .unwrap()
-            .body
-        {
-            crate::types::ReplyBody::Complete(r) => r.choices[0].message.content.clone().unwrap(),
-            _ => panic!("expected a complete reply"),
-        };
-        let crate::types::ReplyBody::Stream(mut s) =
-            mock.oneshot(req("hello there", true)).await.unwrap().body
-        else {
-            panic!("expected a stream")
-        };
-        let mut text = String::new();
-        let mut usage = None;
-        while let Some(c) = std::future::poll_fn(|cx| s.as_mut().poll_next(cx)).await {
-            let c = c.unwrap();
-            usage = usage.or(c.usage.clone());
-            for ch in c.choices {
-                text.push_str(ch.delta.content.as_deref().unwrap_or(""));
-            }
-        }
-        assert_eq!(text, whole);
-        assert!(whole.contains("hello there"));
-        assert!(usage.unwrap().completion_tokens > 0);
-        assert_ne!(reply_text(&req("a", false)), reply_text(&req("b", false)));
-    }
-
-    #[tokio::test]
-    async fn failure_rate_one_always_fails() {
-        let mock = Mock {
-            failure_rate: 1.0,
-            ..Mock::default()
-        };
-        let err = mock.oneshot(req("x", false)).await.unwrap_err();
-        assert!(err.is_retryable());
-    }
-}
+mod tests;
