@@ -32,6 +32,7 @@ mod puter;
 mod reasoning;
 mod resilience;
 mod responses;
+mod responses_azure;
 mod router;
 mod safety;
 mod scale;

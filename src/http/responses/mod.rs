@@ -121,7 +121,7 @@ pub async fn create(State(state): State<Arc<EdgeContext>>, req: Request) -> Resp
         vary: 0,
     };
     super::auth::attach(grant, &mut chat.ctx);
-    // An OpenAI deployment serves the Responses API itself and gets the client's body, unless
+    // An OpenAI or Azure deployment serves the Responses API itself and gets the client's body, unless
     // the conversation was continued from a response stored here.
     let passthrough = create.previous_response_id.is_none();
     if passthrough {
@@ -145,7 +145,7 @@ pub async fn create(State(state): State<Arc<EdgeContext>>, req: Request) -> Resp
     guard.model = reply.meta.deployment.clone().into();
     let meta = reply.meta;
     // The deployment answered in the Responses API itself: relayed as it came, stored there.
-    let native = passthrough && meta.provider == "openai";
+    let native = passthrough && matches!(meta.provider, "openai" | "azure");
     let keep = keep.filter(|_| !native);
     let mut out = match reply.body {
         ReplyBody::Complete(resp) => {

@@ -7,16 +7,24 @@
 //! the stream decoded by the OpenAI-compatible code; what is Azure's own is the URL, the auth,
 //! the filter-only first chunk (`choices: []`, `id: ""`, which the shared decoder skips) and
 //! `DeploymentNotFound`, which is the gateway's misconfiguration rather than the client's.
+//!
+//! A request that came through `/v1/responses` is passed through to Azure OpenAI's Responses
+//! API (Microsoft Learn, "Azure OpenAI Responses API"): `{AZURE_OPENAI_ENDPOINT}/openai/v1/responses`
+//! with the client's body unchanged apart from `model`, which names the deployment; the reply
+//! and events are relayed as they came and their usage read for cost.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::StatusCode;
 
-use super::openai_compat::{OpenAiDecoder, normalise_response, openai_body, quirks_of};
+use super::openai_compat::{
+    OpenAiDecoder, normalise_response, openai_body, quirks_of, responses_native_body,
+    responses_passthrough_body, responses_response,
+};
 use super::{
     ProviderAdapter, Translate, UpstreamRequest, json_post, openai_style_error, parse_json,
-    with_json,
+    with_bytes, with_json,
 };
 use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
@@ -152,6 +160,20 @@ impl Azure {
 
     /// The deployment URL of `model` for the operation `path` (`chat/completions`, `embeddings`).
     fn url_of(&self, model: &str, path: &str) -> Result<String, GatewayError> {
+        let deployment = self.deployment(model)?;
+        Ok(format!(
+            "{}/openai/deployments/{deployment}/{path}?api-version={}",
+            self.endpoint, self.api_version
+        ))
+    }
+
+    /// The URL of the Responses API of the resource (the v1 API: the deployment goes in `model`).
+    fn responses_url(&self) -> String {
+        format!("{}/openai/v1/responses", self.endpoint)
+    }
+
+    /// The deployment serving `model`: its configured deployment, or a deployment named directly.
+    fn deployment(&self, model: &str) -> Result<&str, GatewayError> {
         let deployment = match self.deployments.get(model) {
             Some(d) => d,
             None => self
@@ -165,10 +187,7 @@ impl Azure {
                     ),
                 })?,
         };
-        Ok(format!(
-            "{}/openai/deployments/{deployment}/{path}?api-version={}",
-            self.endpoint, self.api_version
-        ))
+        Ok(deployment)
     }
 }
 
@@ -180,6 +199,15 @@ impl ProviderAdapter for Azure {
     }
 
     fn request(&self, req: &ChatRequest) -> Result<UpstreamRequest, GatewayError> {
+        if let Some(raw) = responses_native_body(req) {
+            let body = responses_passthrough_body(raw, self.deployment(&req.model)?)?;
+            let mut builder =
+                json_post(&self.responses_url())?.header("api-key", self.key.header_value()?);
+            if req.is_stream() {
+                builder = builder.header(http::header::ACCEPT, "text/event-stream");
+            }
+            return with_bytes(builder, body);
+        }
         let url = self.url(&req.model)?;
         let body = openai_body(req, &quirks_of(PROVIDER))?;
         let mut builder = json_post(&url)?.header("api-key", self.key.header_value()?);
@@ -189,14 +217,19 @@ impl ProviderAdapter for Azure {
         with_json(builder, &body)
     }
 
-    fn response(&self, _req: &ChatRequest, body: &[u8]) -> Result<ChatResponse, GatewayError> {
+    fn response(&self, req: &ChatRequest, body: &[u8]) -> Result<ChatResponse, GatewayError> {
+        if responses_native_body(req).is_some() {
+            return responses_response(PROVIDER, body);
+        }
         let mut resp: ChatResponse = parse_json(PROVIDER, body)?;
         normalise_response(&mut resp);
         Ok(resp)
     }
 
-    fn decoder(&self, _req: &ChatRequest) -> OpenAiDecoder {
-        OpenAiDecoder::new(PROVIDER)
+    fn decoder(&self, req: &ChatRequest) -> OpenAiDecoder {
+        let mut d = OpenAiDecoder::new(PROVIDER);
+        d.responses = responses_native_body(req).is_some();
+        d
     }
 
     fn embed_request(

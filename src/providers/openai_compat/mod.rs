@@ -31,6 +31,10 @@ mod tests;
 pub use request::embedding_body;
 pub(crate) use request::openai_body;
 pub use response::{embedding_response, normalise_finish, normalise_response};
+pub(crate) use responses::{
+    native_body as responses_native_body, passthrough_body as responses_passthrough_body,
+    response as responses_response,
+};
 pub use stream::OpenAiDecoder;
 
 /// What differs between OpenAI-compatible providers.

@@ -15,14 +15,14 @@ use crate::types::{
 };
 
 /// The client's own Responses body, when the request came through `/v1/responses`.
-pub(super) fn native_body(req: &ChatRequest) -> Option<&bytes::Bytes> {
+pub(crate) fn native_body(req: &ChatRequest) -> Option<&bytes::Bytes> {
     (req.ctx.endpoint == Api::Responses)
         .then_some(req.ctx.native_body.as_ref())
         .flatten()
 }
 
 /// The client's body with `model` set to the upstream id.
-pub(super) fn passthrough_body(raw: &[u8], model: &str) -> Result<Vec<u8>, GatewayError> {
+pub(crate) fn passthrough_body(raw: &[u8], model: &str) -> Result<Vec<u8>, GatewayError> {
     let mut body: Map<String, Value> = serde_json::from_slice(raw)
         .map_err(|e| GatewayError::invalid("json", format!("is malformed: {e} (invalid json)")))?;
     body.insert("model".into(), Value::String(model.to_owned()));
@@ -75,7 +75,7 @@ fn output_text(v: &Value) -> String {
 }
 
 /// A complete Response, as a canonical reply carrying the body under [`NATIVE_KEY`].
-pub(super) fn response(provider: &'static str, body: &[u8]) -> Result<ChatResponse, GatewayError> {
+pub(crate) fn response(provider: &'static str, body: &[u8]) -> Result<ChatResponse, GatewayError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| GatewayError::BadUpstreamResponse {
         provider,
         reason: format!("invalid Response object: {e}"),

@@ -18,7 +18,7 @@ pub struct OpenAiDecoder {
     pub(super) saw_done: bool,
     pub(super) saw_finish: bool,
     /// The upstream speaks the Responses API (a pass-through).
-    pub(super) responses: bool,
+    pub(crate) responses: bool,
 }
 
 impl OpenAiDecoder {
