@@ -101,3 +101,34 @@ async fn azure_chat_keeps_the_deployment_path() {
         "/openai/deployments/team-mini/chat/completions"
     );
 }
+
+#[tokio::test]
+async fn a_forced_hosted_tool_passes_through_to_azure() {
+    let upstream = json!({
+        "id": "resp_azure3", "object": "response", "created_at": 1, "status": "completed",
+        "model": "gpt-4o-mini-2024-07-18", "output": [],
+        "usage": {"input_tokens": 5, "output_tokens": 0, "total_tokens": 5}
+    });
+    let fake = FakeUpstream::start(Reply::json(upstream.clone())).await;
+    let gw = TestGateway::start(&env(&fake)).await;
+    let client_body = json!({
+        "model": "azure/gpt-4o-mini", "input": "Search the news",
+        "tools": [{"type": "web_search"}], "tool_choice": {"type": "web_search"}, "store": false
+    });
+    let (status, _, body) = post_json(&gw.url("/v1/responses"), &client_body).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let mut expected = client_body.clone();
+    expected["model"] = json!("team-mini");
+    assert_eq!(fake.requests()[0].json(), expected);
+
+    // The same request for a model no OpenAI or Azure deployment serves is refused.
+    let (status, _, body) = post_json(
+        &gw.url("/v1/responses"),
+        &json!({"model": "mock/echo", "input": "Search the news",
+                "tools": [{"type": "web_search"}], "tool_choice": {"type": "web_search"}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("web_search"));
+    assert_eq!(fake.requests().len(), 1);
+}

@@ -28,7 +28,13 @@ pub struct Decoded {
 }
 
 /// Decodes `req`, whose items are `items` (the stored conversation first, if any).
-pub fn decode(req: &CreateResponse, items: &[Item]) -> Result<Decoded, GatewayError> {
+/// `hosted_served`: an OpenAI or Azure deployment serves the model by pass-through, so a
+/// `tool_choice` forcing a hosted tool goes there unchanged and is left out of the translation.
+pub fn decode(
+    req: &CreateResponse,
+    items: &[Item],
+    hosted_served: bool,
+) -> Result<Decoded, GatewayError> {
     if req.model.trim().is_empty() {
         return Err(GatewayError::invalid("model", "must be a non-empty string"));
     }
@@ -46,7 +52,10 @@ pub fn decode(req: &CreateResponse, items: &[Item]) -> Result<Decoded, GatewayEr
     let (tools, dropped_tools, namespaces, shown) = tools(req.tools.as_deref().unwrap_or(&[]));
     let tool_choice = match &req.tool_choice {
         None => None,
-        Some(v) => tool_choice(v, &dropped_tools)?,
+        Some(v) => match tool_choice(v, &dropped_tools) {
+            Err(_) if hosted_served && forces_hosted(v) => None,
+            other => other?,
+        },
     };
     let mut chat = ChatRequest {
         model: req.model.clone(),
@@ -281,6 +290,14 @@ fn push_function(
         json!({"type": "function", "name": f.name, "description": f.description,
         "parameters": f.parameters, "strict": f.strict}),
     );
+}
+
+/// Whether `tool_choice` forces a hosted tool (an object of a type other than `function`
+/// and `allowed_tools`).
+fn forces_hosted(v: &Value) -> bool {
+    v.get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| !matches!(t, "function" | "allowed_tools"))
 }
 
 /// `tool_choice` in the chat shape; forcing a hosted tool is an error naming it.

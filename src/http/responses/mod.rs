@@ -7,7 +7,8 @@
 //! through the same stack as chat (auth, model guard, limits, budgets, cost, usage, router,
 //! failover, breakers; the response cache is bypassed), and the canonical answer is encoded as
 //! a `Response` object or its streaming events. Hosted tools (`web_search`, `file_search`, ...)
-//! are dropped and named in `x-proxygate-dropped-tools`; a `tool_choice` forcing one is a 400.
+//! are dropped and named in `x-proxygate-dropped-tools`; a `tool_choice` forcing one is a 400
+//! unless an OpenAI or Azure deployment serves the model, which gets it by pass-through.
 //! Reasoning state travels in `reasoning` items' `encrypted_content` when `include` asks for
 //! `reasoning.encrypted_content` (see [`opaque`]).
 
@@ -103,7 +104,14 @@ pub async fn create(State(state): State<Arc<EdgeContext>>, req: Request) -> Resp
             .map(Input::into_items)
             .unwrap_or_default(),
     );
-    let decoded = match decode(&create, &items) {
+    // A model an OpenAI or Azure deployment serves takes the client's body as it is (hosted
+    // tools included) unless the conversation continues a response stored here.
+    let hosted_served = create.previous_response_id.is_none()
+        && state.registry.resolve(&create.model).is_ok_and(|ds| {
+            ds.iter()
+                .any(|d| matches!(d.provider().name, "openai" | "azure"))
+        });
+    let decoded = match decode(&create, &items, hosted_served) {
         Ok(d) => d,
         Err(e) => return fail(&mut guard, &e),
     };

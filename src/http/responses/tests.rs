@@ -12,7 +12,7 @@ use crate::types::{
 fn decode_json(v: Value) -> Result<Decoded, GatewayError> {
     let req = parse(v.to_string().as_bytes())?;
     let items = req.input.clone().map(Input::into_items).unwrap_or_default();
-    decode(&req, &items)
+    decode(&req, &items, false)
 }
 
 #[test]
