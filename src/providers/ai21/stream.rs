@@ -3,7 +3,8 @@
 
 use std::collections::VecDeque;
 
-use super::{PROVIDER, complete};
+use super::PROVIDER;
+use super::response::complete;
 use crate::GatewayError;
 use crate::providers::openai_compat::OpenAiDecoder;
 use crate::providers::{SseEvent, StreamDecoder, replay};

@@ -23,17 +23,21 @@ use super::openai_compat::{
     responses_passthrough_body, responses_response,
 };
 use super::{
-    ProviderAdapter, Translate, UpstreamRequest, json_post, openai_style_error, parse_json,
-    with_bytes, with_json,
+    ProviderAdapter, Translate, UpstreamRequest, json_post, parse_json, with_bytes, with_json,
 };
 use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
 use crate::catalog::ProviderSpec;
 use crate::catalog::models::azure::{ENV_AZURE_API_VERSION, ENV_AZURE_DEPLOYMENTS};
 use crate::client::HttpClient;
-use crate::types::setting::parse_list;
 use crate::types::{BoxChat, Secret};
 use crate::types::{ChatRequest, ChatResponse};
+
+mod error;
+mod request;
+
+use error::map_error;
+use request::parse_deployments;
 
 const PROVIDER: &str = "azure";
 const ENV_ENDPOINT: &str = "AZURE_OPENAI_ENDPOINT";
@@ -89,43 +93,6 @@ pub(crate) fn build(
         .collect())
 }
 
-/// Parses `<model>=<deployment>[,<model>=<deployment>...]`.
-fn parse_deployments(value: Option<&String>) -> Result<HashMap<String, String>, String> {
-    let example = format!("{ENV_AZURE_DEPLOYMENTS}=gpt-4o-mini=my-mini");
-    let Some(value) = value else {
-        return Err(format!(
-            "AZURE_OPENAI_API_KEY is set but {ENV_AZURE_DEPLOYMENTS} is not; list the deployments as <model>=<deployment>[,...], e.g. {example}"
-        ));
-    };
-    let mut map = HashMap::new();
-    for pair in parse_list(value) {
-        let Some((model, deployment)) = pair.split_once('=') else {
-            return Err(format!(
-                "{ENV_AZURE_DEPLOYMENTS}: {pair:?} is not <model>=<deployment>, e.g. {example}"
-            ));
-        };
-        let (model, deployment) = (model.trim(), deployment.trim());
-        // Azure deployment names: letters, digits, `-`, `_`, `.`; they go into the URL path.
-        let valid_name = |s: &str| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        };
-        if model.is_empty() || model.contains('/') || !valid_name(deployment) {
-            return Err(format!(
-                "{ENV_AZURE_DEPLOYMENTS}: {pair:?} needs a model name and a deployment name of letters, digits, '-', '_' or '.', e.g. {example}"
-            ));
-        }
-        map.insert(model.to_owned(), deployment.to_owned());
-    }
-    if map.is_empty() {
-        return Err(format!(
-            "{ENV_AZURE_DEPLOYMENTS} lists no deployment; use e.g. {example}"
-        ));
-    }
-    Ok(map)
-}
-
 /// The Azure OpenAI adapter for one key and one set of deployments.
 #[derive(Debug)]
 pub struct Azure {
@@ -151,43 +118,6 @@ impl Azure {
             deployments,
             key,
         }
-    }
-
-    /// The URL serving `model`: its configured deployment, or a deployment named directly.
-    fn url(&self, model: &str) -> Result<String, GatewayError> {
-        self.url_of(model, "chat/completions")
-    }
-
-    /// The deployment URL of `model` for the operation `path` (`chat/completions`, `embeddings`).
-    fn url_of(&self, model: &str, path: &str) -> Result<String, GatewayError> {
-        let deployment = self.deployment(model)?;
-        Ok(format!(
-            "{}/openai/deployments/{deployment}/{path}?api-version={}",
-            self.endpoint, self.api_version
-        ))
-    }
-
-    /// The URL of the Responses API of the resource (the v1 API: the deployment goes in `model`).
-    fn responses_url(&self) -> String {
-        format!("{}/openai/v1/responses", self.endpoint)
-    }
-
-    /// The deployment serving `model`: its configured deployment, or a deployment named directly.
-    fn deployment(&self, model: &str) -> Result<&str, GatewayError> {
-        let deployment = match self.deployments.get(model) {
-            Some(d) => d,
-            None => self
-                .deployments
-                .values()
-                .find(|d| d.as_str() == model)
-                .ok_or_else(|| GatewayError::Connect {
-                    provider: PROVIDER,
-                    reason: format!(
-                        "no Azure deployment is configured for `{model}`; add {model}=<deployment> to {ENV_AZURE_DEPLOYMENTS}"
-                    ),
-                })?,
-        };
-        Ok(deployment)
     }
 }
 
@@ -252,28 +182,7 @@ impl ProviderAdapter for Azure {
     }
 
     fn error(&self, status: StatusCode, headers: &http::HeaderMap, body: &[u8]) -> GatewayError {
-        let err = openai_style_error(PROVIDER, status, headers, body);
-        match err {
-            // A deployment name that does not exist is the gateway's configuration, not the
-            // client's request: another deployment of the model may well work.
-            GatewayError::Upstream {
-                message,
-                code: Some(code),
-                retry_after,
-                ..
-            } if status == StatusCode::NOT_FOUND && code == "DeploymentNotFound" => {
-                GatewayError::Upstream {
-                    provider: PROVIDER,
-                    status: StatusCode::BAD_GATEWAY,
-                    message: format!(
-                        "Azure answered 404: {message} (check the deployment names in {ENV_AZURE_DEPLOYMENTS})"
-                    ),
-                    code: Some(code),
-                    retry_after,
-                }
-            }
-            other => other,
-        }
+        map_error(status, headers, body)
     }
 }
 

@@ -1,6 +1,7 @@
 use crate::catalog::models::azure::AZURE;
 use serde_json::{Value, json};
 
+use super::request::parse_deployments;
 use super::*;
 use crate::providers::Framing;
 use crate::types::Usage;

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
 use super::{ENV_TOKEN, PROVIDER, RATE_WINDOW};
 use crate::GatewayError;
-use crate::providers::summarise;
+use crate::providers::{retry_after, summarise};
 
 /// The status a Puter error code stands for, where the code says more than the status.
 pub(super) fn status_of_code(code: &str) -> Option<StatusCode> {
@@ -75,4 +75,13 @@ pub(super) fn puter_error(status: StatusCode, v: &Value, retry: Option<Duration>
 pub(super) fn v1_failure(v: &Value) -> Option<GatewayError> {
     (v.get("success") == Some(&Value::Bool(false)))
         .then(|| puter_error(StatusCode::OK, v.get("error").unwrap_or(v), None))
+}
+
+/// The error a Puter failure answer stands for.
+pub(super) fn map_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> GatewayError {
+    let retry = retry_after(headers);
+    match serde_json::from_slice::<Value>(body.trim_ascii_start()) {
+        Ok(v) if v.is_object() => puter_error(status, &v, retry),
+        _ => puter_error(status, &Value::Null, retry),
+    }
 }

@@ -13,25 +13,23 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use super::openai_compat::normalise_finish;
-use super::{
-    Framing, ProviderAdapter, UpstreamRequest, json_post, parse_json, retry_after, with_json,
-};
+use super::{Framing, ProviderAdapter, UpstreamRequest, json_post, with_json};
 use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
 use crate::catalog::ProviderSpec;
 use crate::client::HttpClient;
 use crate::types::Secret;
-use crate::types::{
-    ChatRequest, ChatResponse, FunctionCall, ResponseMessage, Role, ToolCall, Usage,
-};
+use crate::types::{ChatRequest, ChatResponse};
 
 mod error;
+mod request;
+mod response;
 mod stream;
 
-use error::{puter_error, v1_failure};
+use error::{map_error, v1_failure};
+use response::chat_response;
 pub use stream::PuterDecoder;
 
 const PROVIDER: &str = "puter";
@@ -65,89 +63,6 @@ impl Puter {
             token,
         }
     }
-
-    /// The drivers-call body for `req`.
-    pub fn body(&self, req: &ChatRequest) -> Result<Value, GatewayError> {
-        let mut messages = Vec::with_capacity(req.messages.len());
-        for m in &req.messages {
-            let mut v = serde_json::to_value(m)
-                .map_err(|e| GatewayError::Internal(format!("encoding request: {e}")))?;
-            if m.role == Role::Developer {
-                v["role"] = "system".into();
-            }
-            // Puter refuses a message without `content`; a tool-calling one may have it empty.
-            if m.content.is_none() {
-                v["content"] = "".into();
-            }
-            messages.push(v);
-        }
-        let mut args = Map::new();
-        args.insert("messages".into(), Value::Array(messages));
-        args.insert("model".into(), req.model.clone().into());
-        args.insert("stream".into(), req.is_stream().into());
-        if let Some(n) = req.output_cap() {
-            args.insert("max_tokens".into(), n.into());
-        }
-        if let Some(t) = req.temperature {
-            args.insert("temperature".into(), t.into());
-        }
-        if let Some(p) = req.top_p {
-            args.insert("top_p".into(), p.into());
-        }
-        if let Some(tools) = &req.tools {
-            let tools = serde_json::to_value(tools)
-                .map_err(|e| GatewayError::Internal(format!("encoding tools: {e}")))?;
-            args.insert("tools".into(), tools);
-        }
-        if let Some(tc) = &req.tool_choice {
-            args.insert("tool_choice".into(), tc.clone());
-        }
-        for key in ["parallel_tool_calls", "reasoning_effort", "verbosity"] {
-            if let Some(v) = req.extra.get(key) {
-                args.insert(key.into(), v.clone());
-            }
-        }
-        if !req.is_stream() {
-            // One message shape for every upstream: text and tool_use blocks.
-            args.insert("response".into(), json!({"normalize": true}));
-        }
-        Ok(json!({
-            "interface": "puter-chat-completion",
-            "driver": "ai-chat",
-            "method": "complete",
-            "args": args,
-            "auth_token": self.token.expose(),
-        }))
-    }
-}
-
-/// Usage from Puter's metering: OpenAI-like or Anthropic-like keys; `None` when it is empty.
-fn usage(u: &Value) -> Option<Usage> {
-    let n = |keys: &[&str]| {
-        keys.iter()
-            .find_map(|k| u.get(*k).and_then(Value::as_f64))
-            .map(|f| f as u64)
-    };
-    let prompt = n(&["prompt_tokens", "input_tokens"]);
-    let completion = n(&["completion_tokens", "output_tokens"]);
-    if prompt.is_none() && completion.is_none() {
-        return None;
-    }
-    // v2 subtracts cached tokens from OpenAI-like prompt counts.
-    let cached = n(&["cached_tokens", "cache_read_input_tokens"]).unwrap_or(0);
-    let mut usage = Usage::new(prompt.unwrap_or(0) + cached, completion.unwrap_or(0));
-    if cached > 0 {
-        usage.set_cache(cached, 0, 0);
-    }
-    Some(usage)
-}
-
-fn arguments(input: Option<&Value>) -> String {
-    match input {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => "{}".to_owned(),
-        Some(other) => other.to_string(),
-    }
 }
 
 impl ProviderAdapter for Puter {
@@ -169,73 +84,7 @@ impl ProviderAdapter for Puter {
     }
 
     fn response(&self, req: &ChatRequest, body: &[u8]) -> Result<ChatResponse, GatewayError> {
-        let v: Value = parse_json(PROVIDER, body)?;
-        if let Some(e) = v1_failure(&v) {
-            return Err(e);
-        }
-        let bad = |reason: &str| GatewayError::BadUpstreamResponse {
-            provider: PROVIDER,
-            reason: reason.to_owned(),
-        };
-        let mut result = v
-            .get("result")
-            .ok_or_else(|| bad("no `result` in the answer"))?;
-        // Tolerate a whole OpenAI completion under `result`.
-        if let Some(first) = result.get("choices").and_then(|c| c.get(0)) {
-            result = first;
-        }
-        let msg = result
-            .get("message")
-            .ok_or_else(|| bad("no `result.message` in the answer"))?;
-        let mut text = String::new();
-        let mut calls: Vec<ToolCall> = Vec::new();
-        match msg.get("content") {
-            Some(Value::String(s)) => text.push_str(s),
-            Some(Value::Array(blocks)) => {
-                for b in blocks {
-                    match b.get("type").and_then(Value::as_str) {
-                        Some("text") | None => {
-                            text.push_str(b.get("text").and_then(Value::as_str).unwrap_or(""))
-                        }
-                        Some("tool_use") => calls.push(ToolCall {
-                            extra_content: None,
-                            id: b.get("id").and_then(Value::as_str).unwrap_or("").to_owned(),
-                            kind: "function".into(),
-                            function: FunctionCall {
-                                name: b.get("name").and_then(Value::as_str).unwrap_or("").into(),
-                                arguments: arguments(b.get("input")),
-                            },
-                        }),
-                        _ => {} // thinking and the like
-                    }
-                }
-            }
-            _ => {}
-        }
-        if let Some(list) = msg.get("tool_calls").and_then(Value::as_array) {
-            calls.extend(
-                list.iter()
-                    .filter_map(|c| serde_json::from_value::<ToolCall>(c.clone()).ok()),
-            );
-        }
-        // Claude results always say "stop": tool calls decide.
-        let finish = if calls.is_empty() {
-            result
-                .get("finish_reason")
-                .and_then(Value::as_str)
-                .map(normalise_finish)
-                .unwrap_or("stop")
-        } else {
-            "tool_calls"
-        };
-        let content = (!text.is_empty() || calls.is_empty()).then_some(text);
-        let tool_calls = (!calls.is_empty()).then_some(calls);
-        Ok(ChatResponse::single(
-            req.model.clone(),
-            ResponseMessage::assistant(content, tool_calls),
-            finish,
-            result.get("usage").and_then(usage),
-        ))
+        chat_response(req, body)
     }
 
     fn decoder(&self, req: &ChatRequest) -> PuterDecoder {
@@ -249,11 +98,7 @@ impl ProviderAdapter for Puter {
     }
 
     fn error(&self, status: StatusCode, headers: &http::HeaderMap, body: &[u8]) -> GatewayError {
-        let retry = retry_after(headers);
-        match serde_json::from_slice::<Value>(body.trim_ascii_start()) {
-            Ok(v) if v.is_object() => puter_error(status, &v, retry),
-            _ => puter_error(status, &Value::Null, retry),
-        }
+        map_error(status, headers, body)
     }
 
     fn success_is_error(&self, body: &[u8]) -> Option<GatewayError> {

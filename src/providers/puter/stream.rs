@@ -5,8 +5,9 @@ use std::collections::VecDeque;
 use http::StatusCode;
 use serde_json::Value;
 
+use super::PROVIDER;
 use super::error::{puter_error, v1_failure};
-use super::{PROVIDER, arguments, usage};
+use super::response::{arguments, usage};
 use crate::GatewayError;
 use crate::providers::{SseEvent, StreamDecoder};
 use crate::types::{ChatChunk, Delta, FunctionCallDelta, ToolCallDelta};

@@ -1,5 +1,7 @@
+use serde_json::{Value, json};
+
 use super::*;
-use crate::types::ChatChunk;
+use crate::types::{ChatChunk, Usage};
 
 fn adapter() -> Puter {
     Puter::new("http://puter.test/", Secret::new("puter-test-token"))
