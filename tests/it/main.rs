@@ -33,6 +33,7 @@ mod reasoning;
 mod resilience;
 mod responses;
 mod responses_azure;
+mod responses_edge;
 mod router;
 mod safety;
 mod scale;

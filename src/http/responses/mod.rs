@@ -26,7 +26,7 @@ use crate::GatewayError;
 use crate::providers::NATIVE_KEY;
 use crate::telemetry::names;
 use crate::types::responses::{CreateResponse, Input, items_from_values};
-use crate::types::{Api, CacheControl, ReplyBody};
+use crate::types::{Api, CacheControl, ReplyBody, check_model};
 
 pub mod decode;
 pub mod encode;
@@ -60,8 +60,11 @@ pub fn parse(body: &[u8]) -> Result<CreateResponse, GatewayError> {
             ));
         }
     };
-    let mut req: CreateResponse = serde_json::from_value(serde_json::Value::Object(raw))
-        .map_err(|e| GatewayError::invalid("body", format!("is not a valid request: {e}")))?;
+    // Read again through the strict decoder, so a wrong type names its field.
+    let rest = serde_json::to_vec(&raw)
+        .map_err(|e| GatewayError::Internal(format!("re-encoding a request: {e}")))?;
+    let mut req: CreateResponse = super::decode::parse(&rest)?;
+    check_model(&req.model)?;
     req.input = input;
     Ok(req)
 }
