@@ -1,4 +1,4 @@
-//! Every body decoder of the edge (chat, messages, embeddings, and count_tokens) fed arbitrary
+//! Every body decoder of the edge (chat, messages, embeddings, count_tokens and responses) fed arbitrary
 //! JSON, mutated valid bodies and mangled bytes: the router never panics, and every answer is
 //! a 2xx or a 4xx in the endpoint's own error shape. A bounded number of cases, so it runs in
 //! seconds with `cargo test`.
@@ -73,6 +73,13 @@ fn mutated(path: &'static str) -> impl Strategy<Value = Value> {
         "/v1/messages" | "/v1/messages/count_tokens" => json!({
             "model": "mock/echo", "max_tokens": 16, "system": "be brief",
             "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}),
+        "/v1/responses" => json!({
+            "model": "mock/echo", "instructions": "be brief", "max_output_tokens": 16,
+            "store": false, "tool_choice": "auto", "include": ["reasoning.encrypted_content"],
+            "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}],
+            "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+                      {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+                      {"type": "function_call_output", "call_id": "c1", "output": "ok"}]}),
         _ => json!({"model": "mock/echo", "n": 1, "temperature": 0.5,
             "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}]}),
     };
@@ -172,6 +179,7 @@ fn every_edge_decoder_answers_any_body_with_a_2xx_or_a_4xx_in_its_shape() {
         "/v1/messages",
         "/v1/messages/count_tokens",
         "/v1/embeddings",
+        "/v1/responses",
     ] {
         let mut runner = TestRunner::new(RunnerConfig {
             cases: CASES,
