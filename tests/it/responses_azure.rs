@@ -132,3 +132,45 @@ async fn a_forced_hosted_tool_passes_through_to_azure() {
     assert!(String::from_utf8_lossy(&body).contains("web_search"));
     assert_eq!(fake.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn an_upstream_minted_previous_response_id_goes_to_azure_and_is_404_elsewhere() {
+    let upstream = json!({
+        "id": "resp_azure5", "object": "response", "created_at": 1, "status": "completed",
+        "model": "gpt-4o-mini-2024-07-18", "output": [],
+        "usage": {"input_tokens": 5, "output_tokens": 0, "total_tokens": 5}
+    });
+    let fake = FakeUpstream::start(Reply::json(upstream.clone())).await;
+    let db = tempfile::tempdir().expect("tempdir");
+    let mut env = env(&fake);
+    env.push((
+        "USAGE_DB_PATH",
+        db.path().join("usage.db").to_string_lossy().into_owned(),
+    ));
+    env.push(("USAGE_JOURNAL_DIR", "off".to_owned()));
+    let gw = TestGateway::start(&env).await;
+    let client_body = json!({
+        "model": "azure/gpt-4o-mini", "input": "and then?",
+        "previous_response_id": "resp_minted_by_azure", "store": true
+    });
+    let (status, _, body) = post_json(&gw.url("/v1/responses"), &client_body).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let mut expected = client_body.clone();
+    expected["model"] = json!("team-mini");
+    assert_eq!(fake.requests()[0].json(), expected);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).expect("json"),
+        upstream
+    );
+
+    // No OpenAI or Azure deployment serves the mock: the unknown id is a 404.
+    let (status, _, body) = post_json(
+        &gw.url("/v1/responses"),
+        &json!({"model": "mock/echo", "input": "and then?",
+                "previous_response_id": "resp_minted_by_azure"}),
+    )
+    .await;
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("previous_response_id"));
+    assert_eq!(fake.requests().len(), 1);
+}

@@ -89,9 +89,29 @@ pub async fn create(State(state): State<Arc<EdgeContext>>, req: Request) -> Resp
         Err(e) => return fail(&mut guard, &e),
     };
     let owner = store::owner(&state, grant.as_deref());
+    // Which providers serve the model: OpenAI and Azure deployments serve the Responses API
+    // themselves and know the ids they minted.
+    let natives = state
+        .registry
+        .resolve(&create.model)
+        .map(|ds| {
+            let native = ds
+                .iter()
+                .filter(|d| matches!(d.provider().name, "openai" | "azure"))
+                .count();
+            (native > 0, native == ds.len() && native > 0)
+        })
+        .unwrap_or((false, false));
+    // A `previous_response_id` the store does not hold was minted by the upstream: it goes
+    // with the client's body when every deployment of the model is OpenAI or Azure.
+    let mut foreign_previous = false;
     let mut items = match &create.previous_response_id {
         Some(prev) => match store::previous_items(&state, &owner, prev).await {
             Ok(items) => items,
+            Err(resp) if resp.status() == StatusCode::NOT_FOUND && natives.1 => {
+                foreign_previous = true;
+                Vec::new()
+            }
             Err(resp) => {
                 guard.status = resp.status().as_u16();
                 guard.record();
@@ -109,11 +129,7 @@ pub async fn create(State(state): State<Arc<EdgeContext>>, req: Request) -> Resp
     );
     // A model an OpenAI or Azure deployment serves takes the client's body as it is (hosted
     // tools included) unless the conversation continues a response stored here.
-    let hosted_served = create.previous_response_id.is_none()
-        && state.registry.resolve(&create.model).is_ok_and(|ds| {
-            ds.iter()
-                .any(|d| matches!(d.provider().name, "openai" | "azure"))
-        });
+    let hosted_served = (create.previous_response_id.is_none() && natives.0) || foreign_previous;
     let decoded = match decode(&create, &items, hosted_served) {
         Ok(d) => d,
         Err(e) => return fail(&mut guard, &e),
@@ -134,7 +150,7 @@ pub async fn create(State(state): State<Arc<EdgeContext>>, req: Request) -> Resp
     super::auth::attach(grant, &mut chat.ctx);
     // An OpenAI or Azure deployment serves the Responses API itself and gets the client's body, unless
     // the conversation was continued from a response stored here.
-    let passthrough = create.previous_response_id.is_none();
+    let passthrough = create.previous_response_id.is_none() || foreign_previous;
     if passthrough {
         chat.ctx.native_body = Some(body);
     }
