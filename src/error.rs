@@ -100,6 +100,10 @@ pub enum GatewayError {
         provider: &'static str,
         /// What happened (connection refused, reset, TLS).
         reason: String,
+        /// The connection broke after the request was sent (a reset or close before the
+        /// response, a stream cut short): the provider may bill it. False when no connection
+        /// was made.
+        sent: bool,
     },
     /// The upstream answered with something we cannot parse.
     #[error("{provider} sent an unreadable response: {reason}")]

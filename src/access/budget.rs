@@ -11,9 +11,14 @@
 //! when the client leaves); a request that never reached it settles at 0. So fifty concurrent
 //! requests against a budget that fits ten serve at most ten.
 //!
+//! A reservation carries the period the request started in, and is settled there: a request
+//! that starts before midnight and ends after it is charged to the day it started, and the
+//! new period's room is untouched by it.
+//!
 //! The spend lives behind the [`Budgets`] trait; [`MemoryBudgets`] seeds each key's spend in
 //! the current period from the usage store the first time it sees the key, so a restart
-//! forgets nothing. With `REDIS_URL`, `crate::shared::RedisBudgets` keeps it in Redis for every
+//! forgets nothing. It keeps the last [`PERIODS_KEPT`] periods of each key, so a settlement
+//! that lands after the period turned still finds its own. With `REDIS_URL`, `crate::shared::RedisBudgets` keeps it in Redis for every
 //! replica (one Lua script per reservation), seeded from the usage store the same way.
 
 use std::collections::HashMap;
@@ -24,6 +29,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use tower::{Layer, Service};
 
+use super::limit::{Clock, SystemClock};
 use super::{Grant, Period};
 use crate::GatewayError;
 use crate::cost::RateTable;
@@ -33,6 +39,10 @@ use crate::usage::{StoreError, StoreFuture, UsageQuery, UsageStore};
 
 /// Output tokens reserved for a request that sets no `max_tokens`.
 pub const DEFAULT_OUTPUT_RESERVE: u64 = 4096;
+
+/// Periods of one key [`MemoryBudgets`] keeps: the current one and the one before it, whose
+/// requests may still be settling.
+pub const PERIODS_KEPT: usize = 2;
 
 /// A reservation against one key's budget in one period.
 #[derive(Clone, Debug, PartialEq)]
@@ -69,10 +79,13 @@ struct Spend {
     reserved: f64,
 }
 
+/// The spend of one key in its latest periods (at most [`PERIODS_KEPT`], newest last).
+type Periods = Vec<Spend>;
+
 /// Budgets in process memory, seeded from the usage store.
 pub struct MemoryBudgets {
     usage: Option<Arc<dyn UsageStore>>,
-    spend: Mutex<HashMap<Arc<str>, Spend>>,
+    spend: Mutex<HashMap<Arc<str>, Periods>>,
 }
 
 impl std::fmt::Debug for MemoryBudgets {
@@ -90,11 +103,15 @@ impl MemoryBudgets {
         }
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<Arc<str>, Spend>>, StoreError> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<Arc<str>, Periods>>, StoreError> {
         self.spend
             .lock()
             .map_err(|_| StoreError("budget lock poisoned".into()))
     }
+}
+
+fn period(periods: &mut Periods, start: i64) -> Option<&mut Spend> {
+    periods.iter_mut().find(|s| s.period_start == start)
 }
 
 impl Budgets for MemoryBudgets {
@@ -102,8 +119,8 @@ impl Budgets for MemoryBudgets {
         Box::pin(async move {
             let known = self
                 .lock()?
-                .get(&hold.key)
-                .is_some_and(|s| s.period_start == hold.period_start);
+                .get_mut(&hold.key)
+                .is_some_and(|p| period(p, hold.period_start).is_some());
             if !known {
                 // First request of this key in this period here: what did it spend before?
                 let spent = match &self.usage {
@@ -118,17 +135,26 @@ impl Budgets for MemoryBudgets {
                     None => 0.0,
                 };
                 let mut map = self.lock()?;
-                let e = map.entry(hold.key.clone()).or_default();
-                if e.period_start != hold.period_start {
-                    *e = Spend {
+                let periods = map.entry(hold.key.clone()).or_default();
+                if period(periods, hold.period_start).is_none() {
+                    periods.push(Spend {
                         period_start: hold.period_start,
                         spent,
                         reserved: 0.0,
-                    };
+                    });
+                    periods.sort_by_key(|s| s.period_start);
+                    let extra = periods.len().saturating_sub(PERIODS_KEPT);
+                    periods.drain(..extra);
                 }
             }
             let mut map = self.lock()?;
-            let s = map.entry(hold.key.clone()).or_default();
+            let Some(s) = map
+                .get_mut(&hold.key)
+                .and_then(|p| period(p, hold.period_start))
+            else {
+                // A period older than every one kept: it is over, nothing more goes into it.
+                return Ok(Err(limit));
+            };
             let committed = s.spent + s.reserved;
             if committed >= limit || committed + hold.amount > limit {
                 return Ok(Err(s.spent));
@@ -140,8 +166,9 @@ impl Budgets for MemoryBudgets {
 
     fn settle(&self, hold: &Hold, actual: f64) {
         let Ok(mut map) = self.lock() else { return };
-        if let Some(s) = map.get_mut(&hold.key)
-            && s.period_start == hold.period_start
+        if let Some(s) = map
+            .get_mut(&hold.key)
+            .and_then(|p| period(p, hold.period_start))
         {
             s.reserved = (s.reserved - hold.amount).max(0.0);
             s.spent += actual.max(0.0);
@@ -149,9 +176,9 @@ impl Budgets for MemoryBudgets {
     }
 
     fn spent(&self, key: &str, period_start: i64) -> Option<f64> {
-        let map = self.lock().ok()?;
-        map.get(key)
-            .filter(|s| s.period_start == period_start)
+        let mut map = self.lock().ok()?;
+        map.get_mut(key)
+            .and_then(|p| period(p, period_start))
             .map(|s| s.spent)
     }
 
@@ -166,6 +193,7 @@ pub struct BudgetLayer {
     budgets: Arc<dyn Budgets>,
     rates: Arc<RateTable>,
     registry: Option<Arc<Registry>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for BudgetLayer {
@@ -188,7 +216,14 @@ impl BudgetLayer {
             budgets,
             rates,
             registry,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same layer reading the time (which period a request starts in) from `clock`.
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
     }
 }
 
@@ -288,11 +323,11 @@ where
             Err(e) => return Box::pin(std::future::ready(Err(e))),
         };
         let budgets = self.layer.budgets.clone();
+        let now = i64::try_from(self.layer.clock.now_ms()).unwrap_or(i64::MAX);
         Box::pin(async move {
             let Some(key) = grant.key.as_ref() else {
                 return inner.call(req).await;
             };
-            let now = crate::usage::now_ms();
             let (period_start, next) = period.bounds(now);
             let hold = Hold {
                 key: key.id.clone(),
@@ -326,6 +361,111 @@ where
             inner.call(req).await
         })
     }
+}
+
+/// Checks, against `budgets`, that a request which starts in one day and ends in the next is
+/// settled in the day it started, leaving the new day's room to the new day's requests.
+#[cfg(test)]
+pub(crate) async fn check_settlement_in_the_start_period(budgets: Arc<dyn Budgets>, key: &str) {
+    use tower::ServiceExt;
+
+    use super::keys::VirtualKey;
+    use super::limit::ManualClock;
+    use crate::catalog::{Catalog, Rate};
+
+    const DAY: u64 = 86_400_000;
+    // One second before midnight (UTC) of day 20_000.
+    let clock = Arc::new(ManualClock::at(20_001 * DAY - 1000));
+    // $1 per completion token, prompts free: `max_tokens: 1` reserves exactly $1.
+    let overrides = HashMap::from([("mock/m".to_owned(), Rate::new(0.0, 1e6))]);
+    let rates = Arc::new(RateTable::new(&Catalog::default(), false, &overrides));
+    let layer = BudgetLayer::new(budgets.clone(), rates, None).with_clock(clock.clone());
+    let (upstream, mut handle) = crate::test_util::pair();
+    let mut svc = layer.layer(upstream);
+    let vk = Arc::new(VirtualKey {
+        id: key.into(),
+        name: "daily".into(),
+        hash: String::new(),
+        prefix: String::new(),
+        models: Vec::new(),
+        rpm: None,
+        tpm: None,
+        budget_usd: Some(2.0),
+        budget_period: Some(Period::Daily),
+        expires_at_ms: None,
+        metadata: serde_json::Value::Null,
+        created_at_ms: 0,
+    });
+    let request = |grant: &Arc<Grant>| {
+        let mut r: ChatRequest = serde_json::from_value(serde_json::json!({
+            "model": "mock/m", "max_tokens": 1,
+            "messages": [{"role": "user", "content": "hi"}]
+        }))
+        .expect("a valid request");
+        r.ctx.access = Some(grant.clone());
+        r
+    };
+    let spent_is = |start: i64, want: f64| {
+        let budgets = budgets.clone();
+        async move {
+            for _ in 0..300 {
+                if budgets
+                    .spent(key, start)
+                    .is_some_and(|s| (s - want).abs() < 1e-9)
+                {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            false
+        }
+    };
+    let (day, next_day) = ((20_000 * DAY) as i64, (20_001 * DAY) as i64);
+
+    // Starts before midnight and is still running when the day turns.
+    let late = Arc::new(Grant::new(Some(vk.clone())));
+    let call = svc.ready().await.expect("ready").call(request(&late));
+    let running = tokio::spawn(call);
+    let (_, answer) = handle.next_request().await.expect("the request went on");
+    clock.advance(Duration::from_secs(2));
+
+    // The new day's first request has its full budget.
+    let early = Arc::new(Grant::new(Some(vk.clone())));
+    let call = svc.ready().await.expect("ready").call(request(&early));
+    let second = tokio::spawn(call);
+    let (_, answer2) = handle.next_request().await.expect("the request went on");
+    answer2.send_response(crate::test_util::reply("mock/m"));
+    second.await.expect("joined").expect("served");
+    early.settle(1.0);
+    assert!(
+        spent_is(next_day, 1.0).await,
+        "the new day's request is settled"
+    );
+
+    // The request of the day before ends now: it is charged to its own day.
+    answer.send_response(crate::test_util::reply("mock/m"));
+    running.await.expect("joined").expect("served");
+    late.settle(1.0);
+    assert!(spent_is(day, 1.0).await, "settled in the day it started");
+    assert!(spent_is(next_day, 1.0).await, "the new day is untouched");
+
+    // The new day has room for exactly one more $1 request.
+    let hold = |amount| Hold {
+        key: key.into(),
+        period_start: next_day,
+        amount,
+    };
+    assert_eq!(
+        budgets.reserve(&hold(1.0), 2.0).await.expect("read"),
+        Ok(())
+    );
+    assert!(
+        budgets
+            .reserve(&hold(0.5), 2.0)
+            .await
+            .expect("read")
+            .is_err()
+    );
 }
 
 #[cfg(test)]
@@ -371,5 +511,30 @@ mod tests {
             ..h
         };
         assert_eq!(b.reserve(&next, 1.0).await.unwrap(), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_request_is_settled_in_the_period_it_started() {
+        check_settlement_in_the_start_period(Arc::new(MemoryBudgets::new(None)), "k").await;
+    }
+
+    #[tokio::test]
+    async fn a_settlement_two_periods_late_is_dropped_and_old_periods_are_forgotten() {
+        let b = MemoryBudgets::new(None);
+        let at = |period_start| Hold {
+            key: "k".into(),
+            period_start,
+            amount: 1.0,
+        };
+        for p in 0..3 {
+            assert_eq!(b.reserve(&at(p), 5.0).await.unwrap(), Ok(()));
+        }
+        assert_eq!(b.spent("k", 0), None);
+        b.settle(&at(0), 1.0);
+        b.settle(&at(1), 1.0);
+        assert_eq!(b.spent("k", 0), None);
+        assert_eq!(b.spent("k", 1), Some(1.0));
+        assert_eq!(b.spent("k", 2), Some(0.0));
+        assert!(b.reserve(&at(0), 5.0).await.unwrap().is_err());
     }
 }

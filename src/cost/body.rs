@@ -43,6 +43,7 @@ pin_project! {
                     attempts: *this.attempts,
                     first_chunk: *this.first_chunk,
                     cache_hit: *this.cache_hit,
+                    billed: true,
                 });
             }
         }
@@ -124,6 +125,7 @@ impl Stream for CostStream {
                             attempts: *this.attempts,
                             first_chunk: *this.first_chunk,
                             cache_hit: *this.cache_hit,
+                            billed: false,
                         });
                     }
                     return Poll::Ready(Some(Err(e)));
@@ -142,6 +144,7 @@ impl Stream for CostStream {
                         attempts: *this.attempts,
                         first_chunk: *this.first_chunk,
                         cache_hit: *this.cache_hit,
+                        billed: false,
                     });
                     let cost_json = serde_json::Number::from_f64(cost)
                         .map(serde_json::Value::Number)

@@ -51,6 +51,7 @@ fn whole<'a>(
         attempts: meta.attempts,
         first_chunk: None,
         cache_hit: meta.cache_hit,
+        billed: false,
     }
 }
 

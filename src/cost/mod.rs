@@ -137,6 +137,21 @@ pub(crate) struct Outcome<'a> {
     pub first_chunk: Option<Instant>,
     /// From the cache.
     pub cache_hit: bool,
+    /// A failure the provider may bill (a client that left, a timeout, a connection that
+    /// broke after the request was sent): charged although its status is an error.
+    pub billed: bool,
+}
+
+/// Whether the provider may bill a request that ended in `err`: it was sent and then timed out
+/// or its connection broke. A refused connection, a provider's error status or anything the
+/// gateway refused costs nothing.
+fn billed_failure(err: &GatewayError) -> bool {
+    match err {
+        GatewayError::Timeout { .. } => true,
+        GatewayError::Connect { sent, .. } => *sent,
+        GatewayError::AllAttemptsFailed { last, .. } => billed_failure(last),
+        _ => false,
+    }
 }
 
 impl Ticket {
@@ -144,8 +159,9 @@ impl Ticket {
     /// estimated; writes the record and the metrics. Returns the usage and the cost.
     ///
     /// What a provider may bill is charged: a whole answer, a stream cut after its first
-    /// chunk (the prompt and the completion streamed so far) and a request the client left
-    /// (status 499). Other failures and cache hits cost 0. A model without a known rate costs
+    /// chunk (the prompt and the completion streamed so far), a request the client left
+    /// (status 499) and one that timed out or broke after it was sent. Other failures and
+    /// cache hits cost 0. A model without a known rate costs
     /// 0 and is flagged `unpriced`.
     pub(crate) fn settle(self, o: Outcome<'_>) -> (Usage, f64) {
         let (usage, estimated) = match o.usage {
@@ -160,8 +176,8 @@ impl Ticket {
                 (Usage::new(prompt, completion), prompt + completion)
             }
         };
-        let billable = !o.cache_hit
-            && ((200..300).contains(&o.status) || o.status == 499 || o.first_chunk.is_some());
+        let billable =
+            !o.cache_hit && (o.billed || (200..300).contains(&o.status) || o.first_chunk.is_some());
         let (breakdown, unpriced) = if billable {
             match self.rates.get(o.model) {
                 Some(r) => (r.breakdown(&usage), false),
@@ -175,36 +191,29 @@ impl Ticket {
         (usage, cost)
     }
 
-    /// A request that failed before any answer: cost 0, no tokens.
+    /// A request that failed before any answer. One the provider may bill (it timed out, or
+    /// its connection broke after the request was sent) is charged the prompt at the
+    /// deployment it was last sent to, with the error's status; any other costs 0.
     pub(crate) fn fail(self, err: &GatewayError) {
-        let o = Outcome {
-            provider: "none",
-            model: &self.requested,
-            usage: None,
-            completion_text: "",
-            status: err.status().as_u16(),
-            attempts: 0,
-            first_chunk: None,
-            cache_hit: false,
-        };
-        self.write(&o, &Usage::default(), 0, CostBreakdown::default(), false);
+        let status = err.status().as_u16();
+        if billed_failure(err) {
+            self.charge_prompt(status);
+            return;
+        }
+        self.write_unserved(status);
     }
 
     /// A request whose client went away before the answer came: status 499, the prompt's cost
     /// at the deployment the request was last sent to (the provider may bill it).
     pub(crate) fn cancel(self) {
+        self.charge_prompt(499);
+    }
+
+    /// Charges the prompt at the deployment the request was last sent to, recorded with
+    /// `status`; nothing was sent anywhere: cost 0.
+    fn charge_prompt(self, status: u16) {
         let Some((provider, deployment)) = self.last_attempt.get() else {
-            let o = Outcome {
-                provider: "none",
-                model: &self.requested.clone(),
-                usage: None,
-                completion_text: "",
-                status: 499,
-                attempts: 0,
-                first_chunk: None,
-                cache_hit: false,
-            };
-            self.write(&o, &Usage::default(), 0, CostBreakdown::default(), false);
+            self.write_unserved(status);
             return;
         };
         self.settle(Outcome {
@@ -212,11 +221,28 @@ impl Ticket {
             model: &deployment,
             usage: None,
             completion_text: "",
-            status: 499,
+            status,
             attempts: 1,
             first_chunk: None,
             cache_hit: false,
+            billed: true,
         });
+    }
+
+    /// A record of cost 0 and no tokens, served by nothing.
+    fn write_unserved(self, status: u16) {
+        let o = Outcome {
+            provider: "none",
+            model: &self.requested.clone(),
+            usage: None,
+            completion_text: "",
+            status,
+            attempts: 0,
+            first_chunk: None,
+            cache_hit: false,
+            billed: false,
+        };
+        self.write(&o, &Usage::default(), 0, CostBreakdown::default(), false);
     }
 
     fn write(

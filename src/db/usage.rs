@@ -238,7 +238,11 @@ const AGGREGATES: &str = "COUNT(*) AS requests, \
     CAST(COALESCE(SUM(cache_write_tokens), 0) AS BIGINT) AS cache_write_tokens, \
     CAST(COALESCE(SUM(reasoning_tokens), 0) AS BIGINT) AS reasoning_tokens, \
     CAST(COALESCE(SUM(CASE WHEN unpriced THEN 1 ELSE 0 END), 0) AS BIGINT) AS unpriced_requests, \
-    CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS cost_usd";
+    CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS cost_usd, \
+    CAST(COALESCE(SUM(cost_input), 0) AS DOUBLE PRECISION) AS cost_input, \
+    CAST(COALESCE(SUM(cost_cached_input), 0) AS DOUBLE PRECISION) AS cost_cached_input, \
+    CAST(COALESCE(SUM(cost_cache_write), 0) AS DOUBLE PRECISION) AS cost_cache_write, \
+    CAST(COALESCE(SUM(cost_output), 0) AS DOUBLE PRECISION) AS cost_output";
 
 /// The queries of a summary: (dimension name, SQL).
 fn queries(q: &UsageQuery, clause: &str) -> Vec<(&'static str, String)> {
@@ -285,6 +289,10 @@ macro_rules! totals_from_row {
                 .map(|n| n.max(0) as u64)
                 .map_err(|e| StoreError(e.to_string()))
         };
+        let money = |c: &str| -> Result<f64, StoreError> {
+            row.try_get::<f64, _>(c)
+                .map_err(|e| StoreError(e.to_string()))
+        };
         let t = Totals {
             requests: get("requests")?,
             errors: get("errors")?,
@@ -297,9 +305,13 @@ macro_rules! totals_from_row {
             cache_write_tokens: get("cache_write_tokens")?,
             reasoning_tokens: get("reasoning_tokens")?,
             unpriced_requests: get("unpriced_requests")?,
-            cost_usd: row
-                .try_get::<f64, _>("cost_usd")
-                .map_err(|e| StoreError(e.to_string()))?,
+            cost_usd: money("cost_usd")?,
+            cost_breakdown: crate::usage::CostBreakdown {
+                input: money("cost_input")?,
+                cached_input: money("cost_cached_input")?,
+                cache_write: money("cost_cache_write")?,
+                output: money("cost_output")?,
+            },
         };
         let dim: String = row
             .try_get::<Option<String>, _>("dim")
@@ -409,5 +421,52 @@ mod tests {
         assert_eq!(s.totals.requests, records.len() as u64);
         assert_eq!(s.totals.prompt_tokens, 2 * records.len() as u64);
         assert_eq!(s.by_key["k"].requests, 35);
+    }
+
+    #[tokio::test]
+    async fn every_bucket_sums_the_cost_per_meter_in_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&dir.path().join("u.db").display().to_string())
+            .await
+            .unwrap();
+        let store = SqlUsageStore::new(db);
+        let records: Vec<UsageRecord> = (0..3)
+            .map(|i| {
+                let mut r = crate::usage::test_record(&format!("m{i}"), 10);
+                r.model = if i == 0 { "a/x" } else { "b/y" }.into();
+                r.cost_breakdown = crate::usage::CostBreakdown {
+                    input: 0.25,
+                    cached_input: 0.125,
+                    cache_write: f64::from(i) * 0.5,
+                    output: 1.0,
+                };
+                r.cost_usd = r.cost_breakdown.total();
+                r
+            })
+            .collect();
+        store.write(&records).await.unwrap();
+        let q = UsageQuery {
+            bucket: Some(crate::usage::Bucket::Hour),
+            ..UsageQuery::default()
+        };
+        let s = store.summary(&q).await.unwrap();
+        let b = s.totals.cost_breakdown;
+        assert_eq!(
+            (b.input, b.cached_input, b.cache_write, b.output),
+            (0.75, 0.375, 1.5, 3.0)
+        );
+        assert_eq!(b.total(), s.totals.cost_usd);
+        let y = s.by_model["b/y"].cost_breakdown;
+        assert_eq!((y.cache_write, y.output), (1.5, 2.0));
+        for t in s
+            .by_model
+            .values()
+            .chain(s.by_time.iter().map(|t| &t.totals))
+        {
+            assert!(
+                (t.cost_breakdown.total() - t.cost_usd).abs() < 1e-12,
+                "{t:?}"
+            );
+        }
     }
 }

@@ -215,7 +215,13 @@ fn connect_error(provider: &'static str, err: &hyper_util::client::legacy::Error
         reason = format!("{reason}: {s}");
         source = s.source();
     }
-    GatewayError::Connect { provider, reason }
+    // hyper reports a failure to connect apart from a connection that broke once the
+    // request was on its way (reset, closed before the response): the latter may be billed.
+    GatewayError::Connect {
+        provider,
+        reason,
+        sent: !err.is_connect(),
+    }
 }
 
 async fn read_capped(mut body: Incoming, cap: usize) -> Result<Bytes, String> {
@@ -378,6 +384,7 @@ impl<D: StreamDecoder> Stream for UpstreamStream<D> {
                     this.events.clear();
                     *this.error = Some(GatewayError::Connect {
                         provider: this.provider,
+                        sent: true,
                         reason: format!("stream broke off: {e}"),
                     });
                     continue;

@@ -548,6 +548,14 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_request_is_settled_in_the_period_it_started_on_redis() {
+        let b = backend(REDIS);
+        let budgets: Arc<dyn crate::access::Budgets> = Arc::new(RedisBudgets::new(&b, None));
+        crate::access::budget::check_settlement_in_the_start_period(budgets, "turning").await;
+        assert!(!b.shared().is_degraded());
+    }
+
+    #[tokio::test]
     async fn an_absent_period_is_seeded_from_the_usage_store() {
         let store = Arc::new(crate::usage::MemoryStore::new());
         let now = crate::usage::now_ms();

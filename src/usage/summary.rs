@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::UsageRecord;
+use super::{CostBreakdown, UsageRecord};
 
 /// The size of a `by_time` bucket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +94,9 @@ pub struct Totals {
     pub estimated_tokens: u64,
     /// Spend in USD.
     pub cost_usd: f64,
+    /// The spend per meter (input, cached input, cache write, output); the parts add up to
+    /// `cost_usd`.
+    pub cost_breakdown: CostBreakdown,
 }
 
 impl Totals {
@@ -111,6 +114,11 @@ impl Totals {
         self.reasoning_tokens += r.reasoning_tokens;
         self.unpriced_requests += u64::from(r.unpriced);
         self.cost_usd += r.cost_usd;
+        let (b, parts) = (&mut self.cost_breakdown, &r.cost_breakdown);
+        b.input += parts.input;
+        b.cached_input += parts.cached_input;
+        b.cache_write += parts.cache_write;
+        b.output += parts.output;
     }
 }
 

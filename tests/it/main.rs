@@ -13,6 +13,7 @@ mod access;
 mod ai21;
 mod anthropic;
 mod azure;
+mod billed_failures;
 mod binary;
 mod cache;
 mod cohere;

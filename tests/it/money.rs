@@ -314,6 +314,25 @@ async fn every_usage_shape_is_priced_per_meter_to_a_billionth() {
     let total = t["cost_usd"].as_f64().unwrap_or_default();
     let want_total = 2.0 * want + want_hit + 3.0 * want_a + 5000.0 * 0.02 / 1e6;
     assert!(close(total, want_total), "{total} vs {want_total}");
+    // Each bucket splits its spend per meter, and the parts add up to it.
+    let parts = |b: &Value| -> f64 {
+        ["input", "cached_input", "cache_write", "output"]
+            .iter()
+            .map(|m| b["cost_breakdown"][m].as_f64().unwrap_or(f64::NAN))
+            .sum()
+    };
+    assert!(close(parts(t), total), "{u}");
+    assert!(
+        t["cost_breakdown"]["cache_write"]
+            .as_f64()
+            .unwrap_or_default()
+            > 0.0,
+        "{u}"
+    );
+    for (model, b) in u["by_model"].as_object().into_iter().flatten() {
+        let cost = b["cost_usd"].as_f64().unwrap_or(f64::NAN);
+        assert!(close(parts(b), cost), "{model}: {b}");
+    }
 }
 
 #[tokio::test]

@@ -311,6 +311,7 @@ impl StreamDecoder for AnthropicDecoder {
         }
         Err(GatewayError::Connect {
             provider: PROVIDER,
+            sent: true,
             reason: "stream ended before message_stop".into(),
         })
     }

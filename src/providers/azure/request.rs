@@ -74,6 +74,7 @@ impl Azure {
                 .find(|d| d.as_str() == model)
                 .ok_or_else(|| GatewayError::Connect {
                     provider: PROVIDER,
+                    sent: false,
                     reason: format!(
                         "no Azure deployment is configured for `{model}`; add {model}=<deployment> to {ENV_AZURE_DEPLOYMENTS}"
                     ),

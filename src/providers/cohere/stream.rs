@@ -202,6 +202,7 @@ impl StreamDecoder for CohereDecoder {
         }
         Err(GatewayError::Connect {
             provider: PROVIDER,
+            sent: true,
             reason: "stream ended before message-end".into(),
         })
     }

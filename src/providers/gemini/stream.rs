@@ -190,6 +190,7 @@ impl StreamDecoder for GeminiDecoder {
         if !self.finished {
             return Err(GatewayError::Connect {
                 provider: PROVIDER,
+                sent: true,
                 reason: "stream ended before any chunk carried a finishReason".into(),
             });
         }

@@ -159,6 +159,7 @@ impl StreamDecoder for OpenAiDecoder {
         }
         Err(GatewayError::Connect {
             provider: self.provider,
+            sent: true,
             reason: "stream ended without [DONE]".into(),
         })
     }

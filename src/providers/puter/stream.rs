@@ -117,6 +117,7 @@ impl StreamDecoder for PuterDecoder {
         }
         Err(GatewayError::Connect {
             provider: PROVIDER,
+            sent: true,
             reason: "stream ended before its usage line".into(),
         })
     }
