@@ -573,6 +573,14 @@ async fn budgets_cannot_be_overspent_with_two_replicas_on_redis() {
 async fn tpm_counts_real_tokens(redis: bool) {
     let s = Setup::start(redis, &[]).await;
     let (_, key) = s.key(json!({"tpm": 1000})).await;
+    // `tpm` counts in fixed one-minute windows: start well inside one, so that the three
+    // requests and their corrections share it.
+    let into = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() % 60_000) as u64;
+    if into > 45_000 {
+        tokio::time::sleep(Duration::from_millis(60_100 - into)).await;
+    }
     let real = json!({"prompt_tokens": 400, "completion_tokens": 100, "total_tokens": 500});
     let mut req = chat("openai/gpt-4o-mini", "hi");
     req["max_tokens"] = json!(100);
