@@ -2,7 +2,7 @@
 //! providers do when their reasoning state is missing (Anthropic's extended thinking
 //! documentation: the thinking block must precede the tool use it led to; Gemini's thinking
 //! documentation: a function call must carry the thought signature it came with), driven
-//! through chat completions and `/v1/messages`.
+//! through chat completions, `/v1/messages` and `/v1/responses`.
 
 use crate::support::*;
 use serde_json::{Value, json};
@@ -293,4 +293,136 @@ async fn openai_compatible_messages_keep_system_messages_in_place() {
     for field in ["thinking", "context_management", "output_config"] {
         assert!(sent.get(field).is_none(), "{field} reached the upstream");
     }
+}
+
+/// A gateway that keeps stored responses in a SQLite file, for `previous_response_id`.
+async fn stored_gateway(db: &tempfile::TempDir, env: &[(&str, String)]) -> TestGateway {
+    let mut all = vec![
+        (
+            "USAGE_DB_PATH",
+            db.path().join("usage.db").to_string_lossy().into_owned(),
+        ),
+        ("USAGE_JOURNAL_DIR", "off".to_owned()),
+    ];
+    all.extend(env.iter().cloned());
+    TestGateway::start(&all).await
+}
+
+fn responses_tools() -> Value {
+    json!([{"type": "function", "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}])
+}
+
+async fn respond(gw: &TestGateway, body: &Value) -> (u16, Value) {
+    let (status, _, resp) = post_json(&gw.url("/v1/responses"), body).await;
+    let v = serde_json::from_slice(&resp).unwrap_or(Value::Null);
+    (status, v)
+}
+
+/// Two `/v1/responses` turns the way Codex sends them (`store: false`): the first answer's output
+/// items (reasoning with `encrypted_content`, the function call) go back with the tool's output.
+/// `strip` removes the reasoning state from them, which the strict fakes refuse.
+async fn stateless_responses_round_trip(
+    gw: &TestGateway,
+    model: &str,
+    strip: bool,
+) -> (u16, Value) {
+    let first_body = json!({"model": model, "store": false, "include": ["reasoning.encrypted_content"],
+        "reasoning": {"effort": "low"}, "max_output_tokens": 4096, "tools": responses_tools(),
+        "input": [{"role": "user", "content": "Weather in Oslo?"}]});
+    let (status, first) = respond(gw, &first_body).await;
+    assert_eq!(status, 200, "{first}");
+    let output = first["output"].as_array().cloned().unwrap_or_default();
+    let call = output
+        .iter()
+        .find(|o| o["type"] == "function_call")
+        .cloned()
+        .expect("a function call");
+    let mut input = vec![json!({"role": "user", "content": "Weather in Oslo?"})];
+    input.extend(
+        output
+            .into_iter()
+            .filter(|o| !(strip && o["type"] == "reasoning")),
+    );
+    input
+        .push(json!({"type": "function_call_output", "call_id": call["call_id"], "output": "14C"}));
+    let mut second = first_body;
+    second["input"] = Value::Array(input);
+    respond(gw, &second).await
+}
+
+#[tokio::test]
+async fn reasoning_state_survives_a_stateless_responses_tool_round_trip() {
+    let anthropic = FakeUpstream::start(strict_anthropic()).await;
+    let gemini = FakeUpstream::start(strict_gemini()).await;
+    let gw = TestGateway::start(&[
+        ("ANTHROPIC_API_KEY", ANTHROPIC_KEY.into()),
+        ("ANTHROPIC_BASE_URL", anthropic.url("")),
+        ("GEMINI_API_KEY", GEMINI_KEY.into()),
+        ("GEMINI_BASE_URL", gemini.url("")),
+    ])
+    .await;
+    for model in ["anthropic/claude-sonnet-4-5", "gemini/gemini-3-pro-preview"] {
+        let (status, second) = stateless_responses_round_trip(&gw, model, false).await;
+        assert_eq!(status, 200, "{model}: {second}");
+        let text = second["output"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|o| o["type"] == "message")
+            .map(|m| m["content"][0]["text"].clone());
+        assert_eq!(text, Some(json!("14C in Oslo.")), "{model}: {second}");
+        // Without the reasoning items the provider refuses the turn, as the real one does.
+        let (status, _) = stateless_responses_round_trip(&gw, model, true).await;
+        assert_eq!(status, 400, "{model}");
+    }
+    let sent = gemini.requests()[1].json();
+    assert_eq!(
+        sent["contents"][1]["parts"][0]["thoughtSignature"],
+        THOUGHT_SIGNATURE
+    );
+}
+
+#[tokio::test]
+async fn reasoning_state_survives_a_stored_responses_tool_round_trip() {
+    let anthropic = FakeUpstream::start(strict_anthropic()).await;
+    let gemini = FakeUpstream::start(strict_gemini()).await;
+    let db = tempfile::tempdir().expect("tempdir");
+    let gw = stored_gateway(
+        &db,
+        &[
+            ("ANTHROPIC_API_KEY", ANTHROPIC_KEY.into()),
+            ("ANTHROPIC_BASE_URL", anthropic.url("")),
+            ("GEMINI_API_KEY", GEMINI_KEY.into()),
+            ("GEMINI_BASE_URL", gemini.url("")),
+        ],
+    )
+    .await;
+    for model in ["anthropic/claude-sonnet-4-5", "gemini/gemini-3-pro-preview"] {
+        let (status, first) = respond(
+            &gw,
+            &json!({"model": model, "reasoning": {"effort": "low"}, "max_output_tokens": 4096,
+                "tools": responses_tools(), "input": "Weather in Oslo?"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{model}: {first}");
+        let call = first["output"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|o| o["type"] == "function_call")
+            .cloned()
+            .expect("a function call");
+        // The very next request continues the stored conversation.
+        let (status, second) = respond(
+            &gw,
+            &json!({"model": model, "reasoning": {"effort": "low"}, "max_output_tokens": 4096,
+                "tools": responses_tools(), "previous_response_id": first["id"],
+                "input": [{"type": "function_call_output", "call_id": call["call_id"], "output": "14C"}]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{model}: {second}");
+    }
+    let sent = anthropic.requests()[1].json();
+    assert_eq!(sent["messages"][1]["content"][0]["signature"], SIGNATURE);
 }

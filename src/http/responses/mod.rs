@@ -154,7 +154,7 @@ pub async fn create(State(state): State<Arc<EdgeContext>>, req: Request) -> Resp
     if passthrough {
         chat.ctx.native_body = Some(body);
     }
-    let shape = Shape::new(&create, tools, namespaces);
+    let mut shape = Shape::new(&create, tools, namespaces);
     // What a stored response keeps: every input item (the previous conversation's included).
     let keep = create
         .is_stored()
@@ -164,6 +164,12 @@ pub async fn create(State(state): State<Arc<EdgeContext>>, req: Request) -> Resp
             store::with_ids(&mut items);
             (s, owner, state.responses_ttl_days, items)
         });
+    // A stored response keeps the provider's reasoning state in its reasoning items, so that
+    // `previous_response_id` gives the provider its thinking blocks and thought signatures back
+    // (Anthropic and Gemini 3 refuse a tool turn without them).
+    if keep.is_some() {
+        shape.encrypted = true;
+    }
     let reply = match state.chat.clone().oneshot(chat).await {
         Ok(r) => r,
         Err(e) => return fail(&mut guard, &e),
