@@ -295,19 +295,6 @@ async fn openai_compatible_messages_keep_system_messages_in_place() {
     }
 }
 
-/// A gateway that keeps stored responses in a SQLite file, for `previous_response_id`.
-async fn stored_gateway(db: &tempfile::TempDir, env: &[(&str, String)]) -> TestGateway {
-    let mut all = vec![
-        (
-            "USAGE_DB_PATH",
-            db.path().join("usage.db").to_string_lossy().into_owned(),
-        ),
-        ("USAGE_JOURNAL_DIR", "off".to_owned()),
-    ];
-    all.extend(env.iter().cloned());
-    TestGateway::start(&all).await
-}
-
 fn responses_tools() -> Value {
     json!([{"type": "function", "name": "get_weather",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}])
@@ -388,7 +375,7 @@ async fn reasoning_state_survives_a_stored_responses_tool_round_trip() {
     let anthropic = FakeUpstream::start(strict_anthropic()).await;
     let gemini = FakeUpstream::start(strict_gemini()).await;
     let db = tempfile::tempdir().expect("tempdir");
-    let gw = stored_gateway(
+    let gw = crate::responses::gateway(
         &db,
         &[
             ("ANTHROPIC_API_KEY", ANTHROPIC_KEY.into()),

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 const GROQ: &str = "groq/llama-3.1-8b-instant";
 const CLAUDE: &str = "anthropic/claude-sonnet-4-5";
 
-async fn gateway(db: &tempfile::TempDir, extra: &[(&str, String)]) -> TestGateway {
+/// A gateway that keeps stored responses in a SQLite file under `db`.
+pub(crate) async fn gateway(db: &tempfile::TempDir, extra: &[(&str, String)]) -> TestGateway {
     let mut env = vec![
         (
             "USAGE_DB_PATH",
