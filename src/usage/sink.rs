@@ -83,6 +83,9 @@ struct Journal {
     bytes: u64,
     /// The last append failed, maybe halfway through a line.
     torn: bool,
+    /// Appends failed in a row (across segments): the first is logged, and the recovery, not
+    /// each one, so a full disk under load is two log lines and a metric, not a flood.
+    failing: u64,
     /// Held for the life of the sink so no other process shares the directory.
     _lock: File,
 }
@@ -231,6 +234,14 @@ impl UsageSink {
             match fresh.and_then(|()| j.file.write_all(line)) {
                 Ok(()) => {
                     j.torn = false;
+                    if j.failing > 0 {
+                        tracing::warn!(
+                            journal = %j.dir.display(),
+                            "usage journal appends work again after {} failed; those records were queued in memory only",
+                            j.failing
+                        );
+                        j.failing = 0;
+                    }
                     j.bytes += line.len() as u64;
                     queued_in_journal = true;
                     if self.inner.config.fsync
@@ -244,7 +255,13 @@ impl UsageSink {
                     j.torn = true;
                     metrics::counter!(names::USAGE_STORE_ERRORS_TOTAL, "stage" => "journal")
                         .increment(1);
-                    tracing::error!(journal = %j.dir.display(), "usage journal append failed: {e}");
+                    if j.failing == 0 {
+                        tracing::error!(
+                            journal = %j.dir.display(),
+                            "usage journal append failed: {e}; records stay queued in memory until appends work again"
+                        );
+                    }
+                    j.failing += 1;
                 }
             }
         }
@@ -423,6 +440,7 @@ async fn open_journal(store: &dyn UsageStore, dir: &Path) -> Result<Journal, Str
         file,
         bytes: 0,
         torn: false,
+        failing: 0,
         _lock: lock,
     })
 }
@@ -535,6 +553,61 @@ pub(crate) mod tests {
         sink.flush().await.unwrap();
         let ids: Vec<String> = store.records().iter().map(|r| r.id.to_string()).collect();
         assert_eq!(ids, ["on-a-full-disk", "disk-back"]);
+    }
+
+    /// Log lines written through `tracing` while `f` runs, at any level.
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || buf.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8_lossy(&out.0.lock().unwrap()).into_owned()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_full_disk_under_load_logs_once_and_once_more_when_it_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let sink = UsageSink::open(store.clone(), config(dir.path()))
+            .await
+            .unwrap();
+        let real = {
+            let mut state = sink.inner.state.lock().unwrap();
+            let j = state.journal.as_mut().unwrap();
+            let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
+            std::mem::replace(&mut j.file, full)
+        };
+        let full = logged(|| {
+            for i in 0..50 {
+                sink.record(rec(&format!("full-{i}"), 1));
+            }
+        });
+        assert_eq!(full.matches("append failed").count(), 1, "{full}");
+        sink.inner.state.lock().unwrap().journal.as_mut().unwrap().file = real;
+        let back = logged(|| {
+            sink.record(rec("back-1", 1));
+            sink.record(rec("back-2", 1));
+        });
+        assert_eq!(back.matches("work again after 50 failed").count(), 1, "{back}");
+        assert_eq!(back.lines().count(), 1, "{back}");
+        sink.flush().await.unwrap();
+        assert_eq!(store.records().len(), 52);
     }
 
     #[tokio::test]
