@@ -599,12 +599,23 @@ pub(crate) mod tests {
             }
         });
         assert_eq!(full.matches("append failed").count(), 1, "{full}");
-        sink.inner.state.lock().unwrap().journal.as_mut().unwrap().file = real;
+        sink.inner
+            .state
+            .lock()
+            .unwrap()
+            .journal
+            .as_mut()
+            .unwrap()
+            .file = real;
         let back = logged(|| {
             sink.record(rec("back-1", 1));
             sink.record(rec("back-2", 1));
         });
-        assert_eq!(back.matches("work again after 50 failed").count(), 1, "{back}");
+        assert_eq!(
+            back.matches("work again after 50 failed").count(),
+            1,
+            "{back}"
+        );
         assert_eq!(back.lines().count(), 1, "{back}");
         sink.flush().await.unwrap();
         assert_eq!(store.records().len(), 52);

@@ -12,7 +12,7 @@ the usage records in PostgreSQL against what the clients saw:
   duplicate  a request id with more than one record
   phantom    a record no client request caused
   clean      a stream whose upstream was cut that still ended as a whole answer
-  unsignalled a stream cut by its upstream that ended with neither an error event nor an answer,
+  unsignalled a 200 answer that ended with neither its end nor an error event,
              while its replica was alive
   budget     a key's recorded spend above its budget
   rpm        more answers in a one-minute window than a key's rpm (windows without a Redis outage)
@@ -459,7 +459,7 @@ class Sqlite:
 class Disk:
     """Replica A's journal directory on a small tmpfs, filled to the last byte on demand."""
 
-    SIZE = 4 * 1024 * 1024
+    SIZE = 16 * 1024 * 1024
 
     def __init__(self, work):
         self.dir = os.path.join(work, "journal-a")
