@@ -48,6 +48,13 @@ pub struct StackInfo<'a> {
     pub state: &'a Arc<DeploymentHealth>,
 }
 
+/// What is wrong with a registry's configuration: every problem, and the first built-in
+/// provider among them.
+struct Problems {
+    provider: Option<&'static str>,
+    problems: Vec<String>,
+}
+
 /// Pass-through model ids a registry tracks by name unless told otherwise.
 pub const DEFAULT_MAX_PASSTHROUGH: usize = 256;
 
@@ -237,12 +244,22 @@ impl Registry {
             others: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
         };
-        let snap = reg
-            .build(&config, catalog, None, 0)
-            .map_err(|problems| BuildError::Provider {
-                provider: "config",
-                message: problems.join("; "),
-            })?;
+        let snap = reg.build(&config, catalog, None, 0).map_err(|p| {
+            // A built-in provider's own problem keeps its name and message as they were.
+            match (p.provider, p.problems.as_slice()) {
+                (Some(name), [one]) => BuildError::Provider {
+                    provider: name,
+                    message: one
+                        .strip_prefix(&format!("{name}: "))
+                        .unwrap_or(one)
+                        .to_owned(),
+                },
+                (name, all) => BuildError::Provider {
+                    provider: name.unwrap_or("config"),
+                    message: all.join("; "),
+                },
+            }
+        })?;
         reg.current.store(Arc::new(snap));
         Ok(reg)
     }
@@ -254,7 +271,10 @@ impl Registry {
         let old = self.current.load_full();
         let base = old.base;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        let snap = Arc::new(self.build(config, base, Some(&old), generation)?);
+        let snap = Arc::new(
+            self.build(config, base, Some(&old), generation)
+                .map_err(|p| p.problems)?,
+        );
         self.current.store(snap.clone());
         Ok(snap)
     }
@@ -271,8 +291,9 @@ impl Registry {
         base: Catalog,
         old: Option<&Snapshot>,
         generation: u64,
-    ) -> Result<Snapshot, Vec<String>> {
+    ) -> Result<Snapshot, Problems> {
         let mut problems = Vec::new();
+        let mut provider = None;
         let mut custom: Vec<&'static ProviderSpec> = Vec::new();
         let mut settings: Vec<(&'static ProviderSpec, ProviderSettings)> = Vec::new();
         let mut ceilings = HashMap::new();
@@ -324,7 +345,10 @@ impl Registry {
                 Ok(eps) => {
                     endpoints.insert(spec.name, eps);
                 }
-                Err(message) => problems.push(format!("{}: {message}", spec.name)),
+                Err(message) => {
+                    provider.get_or_insert(spec.name);
+                    problems.push(format!("{}: {message}", spec.name));
+                }
             }
         }
         for (spec, settings) in &settings {
@@ -379,7 +403,7 @@ impl Registry {
             }
         }
         if !problems.is_empty() {
-            return Err(problems);
+            return Err(Problems { provider, problems });
         }
         let snap = Snapshot {
             base,
