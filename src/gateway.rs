@@ -18,8 +18,8 @@ use std::sync::Arc;
 use tower::ServiceBuilder;
 
 use crate::access::{
-    BudgetLayer, Budgets, CeilingLayer, Counters, KeyStore, Keys, MemoryBudgets, MemoryCounters, MemoryKeyStore,
-    ModelGuardLayer, RateLimitLayer,
+    BudgetLayer, Budgets, CeilingLayer, Counters, KeyStore, Keys, MemoryBudgets, MemoryCounters,
+    MemoryKeyStore, ModelGuardLayer, RateLimitLayer,
 };
 use crate::breaker::BreakerLayer;
 use crate::cache::CacheLayer;
@@ -84,13 +84,34 @@ impl Reloader {
         let restart: Vec<&str> = [
             ("HOST", before.host != next.host),
             ("PORT", before.port != next.port),
-            ("PROXYGATE_MASTER_KEY", before.master_key.as_ref().map(|k| k.expose().to_owned()) != next.master_key.as_ref().map(|k| k.expose().to_owned())),
-            ("DATABASE_URL", before.database_url.as_ref().map(|k| k.expose().to_owned()) != next.database_url.as_ref().map(|k| k.expose().to_owned())),
-            ("REDIS_URL", before.redis_url.as_ref().map(|k| k.expose().to_owned()) != next.redis_url.as_ref().map(|k| k.expose().to_owned())),
-            ("FAILOVER_ENABLED", before.failover_enabled != next.failover_enabled),
+            (
+                "PROXYGATE_MASTER_KEY",
+                before.master_key.as_ref().map(|k| k.expose().to_owned())
+                    != next.master_key.as_ref().map(|k| k.expose().to_owned()),
+            ),
+            (
+                "DATABASE_URL",
+                before.database_url.as_ref().map(|k| k.expose().to_owned())
+                    != next.database_url.as_ref().map(|k| k.expose().to_owned()),
+            ),
+            (
+                "REDIS_URL",
+                before.redis_url.as_ref().map(|k| k.expose().to_owned())
+                    != next.redis_url.as_ref().map(|k| k.expose().to_owned()),
+            ),
+            (
+                "FAILOVER_ENABLED",
+                before.failover_enabled != next.failover_enabled,
+            ),
             ("MAX_RETRIES", before.max_retries != next.max_retries),
-            ("REQUEST_TIMEOUT_MS", before.request_timeout != next.request_timeout),
-            ("CIRCUIT_BREAKER_FAILURE_THRESHOLD", before.breaker_threshold != next.breaker_threshold),
+            (
+                "REQUEST_TIMEOUT_MS",
+                before.request_timeout != next.request_timeout,
+            ),
+            (
+                "CIRCUIT_BREAKER_FAILURE_THRESHOLD",
+                before.breaker_threshold != next.breaker_threshold,
+            ),
             ("CACHE_ENABLED", before.cache_enabled != next.cache_enabled),
         ]
         .into_iter()

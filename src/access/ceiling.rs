@@ -110,13 +110,12 @@ where
                         .state()
                         .circuit()
                         .cool_until(tokio::time::Instant::now() + retry);
-                    let which = if ceiling.rpm.is_some()
-                        && v.remaining.first().is_some_and(|r| *r == 0)
-                    {
-                        "rpm"
-                    } else {
-                        "tpm"
-                    };
+                    let which =
+                        if ceiling.rpm.is_some() && v.remaining.first().is_some_and(|r| *r == 0) {
+                            "rpm"
+                        } else {
+                            "tpm"
+                        };
                     Err(GatewayError::Upstream {
                         provider,
                         status: http::StatusCode::TOO_MANY_REQUESTS,

@@ -207,8 +207,7 @@ async fn serve(config: proxygate::Config) -> Result<(), String> {
 /// every problem is logged.
 #[cfg(unix)]
 async fn reload_on_hangup(gateway: proxygate::Gateway) {
-    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    else {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         tracing::warn!("SIGHUP cannot be watched; reload through POST /admin/reload");
         return;
     };

@@ -21,6 +21,9 @@ pub struct CustomModel {
     pub output: f64,
     /// USD per 1M cached input tokens.
     pub cached_input: Option<f64>,
+    /// Whether the file gave its prices; without them the model is unpriced (recorded with
+    /// cost 0 and `unpriced`, refused to keys with a budget), unless its tier is free.
+    pub priced: bool,
 }
 
 /// What a run-time catalog line is made of.
@@ -41,8 +44,8 @@ impl CustomProvider {
         let mut k = format!("{}|{:?}|{:?}", self.name, self.tier, self.format);
         for m in &self.models {
             k.push_str(&format!(
-                "|{}={}/{}/{:?}",
-                m.id, m.input, m.output, m.cached_input
+                "|{}={}/{}/{:?}/{}",
+                m.id, m.input, m.output, m.cached_input, m.priced
             ));
         }
         k
@@ -58,6 +61,8 @@ fn leak_str(s: &str) -> &'static str {
 struct Interned {
     specs: HashMap<String, &'static ProviderSpec>,
     catalogs: HashMap<Vec<usize>, &'static [&'static ProviderSpec]>,
+    /// The model lines made without prices, by address.
+    unpriced: std::collections::HashSet<usize>,
 }
 
 fn interned() -> &'static Mutex<Interned> {
@@ -81,6 +86,12 @@ pub fn custom_provider(def: &CustomProvider) -> &'static ProviderSpec {
             spec
         })
         .collect();
+    let models: &'static [ModelSpec] = Box::leak(models.into_boxed_slice());
+    for (line, def) in models.iter().zip(&def.models) {
+        if !def.priced {
+            cache.unpriced.insert(line as *const ModelSpec as usize);
+        }
+    }
     let spec: &'static ProviderSpec = Box::leak(Box::new(ProviderSpec {
         name: leak_str(&def.name),
         tier: def.tier,
@@ -90,10 +101,19 @@ pub fn custom_provider(def: &CustomProvider) -> &'static ProviderSpec {
         base_url: "",
         extra_env: &[],
         enabled_by: Enable::Always,
-        models: Box::leak(models.into_boxed_slice()),
+        models,
     }));
     cache.specs.insert(key, spec);
     spec
+}
+
+/// Whether `model` is a configured deployment's line made without prices.
+pub fn is_unpriced(model: &ModelSpec) -> bool {
+    interned()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .unpriced
+        .contains(&(model as *const ModelSpec as usize))
 }
 
 /// `base` followed by `extra` as one catalog (made once per distinct list).
@@ -139,6 +159,7 @@ mod tests {
                 input: price,
                 output: 0.3,
                 cached_input: None,
+                priced: true,
             }],
         }
     }

@@ -5,7 +5,8 @@ use std::path::Path;
 
 /// Reads a TOML file into env-style keys (`port = 3333` becomes `PORT=3333`).
 pub fn load(path: &Path) -> Result<HashMap<String, String>, String> {
-    read(path).and_then(|t| settings(&t).map_err(|e| format!("config file {}: {e}", path.display())))
+    read(path)
+        .and_then(|t| settings(&t).map_err(|e| format!("config file {}: {e}", path.display())))
 }
 
 /// Reads and parses a TOML file.

@@ -28,7 +28,9 @@ pub fn parse(table: &toml::Table, env: &dyn EnvSource) -> Result<Routes, Vec<Str
             let mut names = HashSet::new();
             for (i, item) in items.iter().enumerate() {
                 let Value::Table(t) = item else {
-                    p.push(format!("deployments[{i}] is not a table; write it as [[deployments]]"));
+                    p.push(format!(
+                        "deployments[{i}] is not a table; write it as [[deployments]]"
+                    ));
                     continue;
                 };
                 if let Some(d) = deployment(i, t, env, &mut p) {
@@ -177,11 +179,17 @@ fn deployment(
     }
     let format = match t.get("format") {
         None => {
-            p.push(format!("{ctx} has no `format`; use openai, anthropic, gemini, azure, cohere or ai21"));
+            p.push(format!(
+                "{ctx} has no `format`; use openai, anthropic, gemini, azure, cohere or ai21"
+            ));
             Format::OpenAi
         }
         Some(v) => string(&ctx, "format", v, p)
-            .and_then(|f| parse_format(&f).map_err(|e| p.push(format!("{ctx}: {e}"))).ok())
+            .and_then(|f| {
+                parse_format(&f)
+                    .map_err(|e| p.push(format!("{ctx}: {e}")))
+                    .ok()
+            })
             .unwrap_or(Format::OpenAi),
     };
     let url_key = if format == Format::Azure && t.contains_key("endpoint") {
@@ -201,7 +209,9 @@ fn deployment(
                 && (!(url.starts_with("http://") || url.starts_with("https://"))
                     || url.parse::<http::Uri>().is_err())
             {
-                p.push(format!("{ctx}: `{url_key}` {url:?} is not an http:// or https:// URL"));
+                p.push(format!(
+                    "{ctx}: `{url_key}` {url:?} is not an http:// or https:// URL"
+                ));
             }
             url
         }
@@ -247,7 +257,10 @@ fn deployment(
         .get("api_version")
         .and_then(|v| string(&ctx, "api_version", v, p));
     if format == Format::Azure {
-        match t.get("deployments").and_then(|v| strings(&ctx, "deployments", v, p)) {
+        match t
+            .get("deployments")
+            .and_then(|v| strings(&ctx, "deployments", v, p))
+        {
             Some(pairs) if !pairs.is_empty() => {
                 for pair in pairs {
                     match pair.split_once('=') {
@@ -420,7 +433,9 @@ fn rules(ctx: &str, t: &toml::Table, other: &[&str], p: &mut Vec<String>) -> Opt
     let before = p.len();
     for k in t.keys() {
         if !other.contains(&k.as_str()) && !["drop", "defaults"].contains(&k.as_str()) {
-            p.push(format!("{ctx}: unknown key `{k}`; rules have drop and defaults"));
+            p.push(format!(
+                "{ctx}: unknown key `{k}`; rules have drop and defaults"
+            ));
         }
     }
     let drop = match t.get("drop") {
@@ -493,12 +508,18 @@ drop = ["temperature"]
         .unwrap();
         let d = &r.deployments[0];
         assert_eq!(d.base_url, "http://10.0.0.5:8000/v1");
-        assert_eq!((d.rpm, d.tpm, d.weight), (Some(600), Some(2_000_000), Some(2)));
+        assert_eq!(
+            (d.rpm, d.tpm, d.weight),
+            (Some(600), Some(2_000_000), Some(2))
+        );
         assert_eq!(d.tier, Tier::Keyless);
         assert_eq!(d.keys.len(), 1);
         assert_eq!(d.prices["qwen3-32b"].output, 0.30);
         assert_eq!(r.groups["smart"].kind, GroupKind::Chain);
-        assert_eq!(r.groups["fast"].kind, GroupKind::Strategy(Strategy::Latency));
+        assert_eq!(
+            r.groups["fast"].kind,
+            GroupKind::Strategy(Strategy::Latency)
+        );
         assert_eq!(r.groups["fast"].rules.defaults["max_tokens"], 1024);
         assert_eq!(r.rules["gpu-a/qwen3-32b"].drop, ["temperature"]);
         assert!(!format!("{:?}", r).contains("k1"));

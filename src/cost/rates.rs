@@ -125,6 +125,11 @@ impl RateTable {
                 free.push(spec.name);
             }
             for m in spec.models {
+                // A configured deployment's model without prices stays unpriced (a keyless
+                // deployment's still costs 0, as every keyless provider's).
+                if !zero && crate::catalog::custom::is_unpriced(m) {
+                    continue;
+                }
                 let rate = if zero {
                     Rate::default()
                 } else {
@@ -195,9 +200,7 @@ impl RateTable {
         if let Some(r) = self.family(provider, model) {
             return Some(*r);
         }
-        self.free
-            .contains(&provider)
-            .then_some(Rate::new(0.0, 0.0))
+        self.free.contains(&provider).then_some(Rate::new(0.0, 0.0))
     }
 
     fn family(&self, provider: &str, model: &str) -> Option<&Rate> {

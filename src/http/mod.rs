@@ -471,9 +471,12 @@ fn group_tier(registry: &Registry, targets: &[String]) -> &'static str {
             snap.catalog().provider(p).map(|s| s.tier.as_str())
         })
         .or_else(|| {
-            targets
-                .iter()
-                .find_map(|t| snap.catalog().serving(t).first().map(|(s, _)| s.tier.as_str()))
+            targets.iter().find_map(|t| {
+                snap.catalog()
+                    .serving(t)
+                    .first()
+                    .map(|(s, _)| s.tier.as_str())
+            })
         })
         .unwrap_or("paid-key")
 }

@@ -14,9 +14,9 @@ use std::sync::{Arc, RwLock};
 
 use arc_swap::ArcSwap;
 
-use crate::GatewayError;
 use super::RouterConfig;
 use super::routes::{ModelGroup, Routes};
+use crate::GatewayError;
 use crate::catalog::models::azure::{ENV_AZURE_API_VERSION, ENV_AZURE_DEPLOYMENTS};
 use crate::catalog::{Catalog, Format, Mode, ProviderSpec, Tier};
 use crate::client::HttpClient;
@@ -423,7 +423,12 @@ impl Registry {
             routes: config.routes.clone(),
             generation,
         };
-        let inherited = old.map(|o| o.deployments.read().unwrap_or_else(|e| e.into_inner()).clone());
+        let inherited = old.map(|o| {
+            o.deployments
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        });
         // Create the catalog deployments up front so their state is listed from the start.
         for spec in catalog.providers() {
             if snap.endpoints.contains_key(spec.name) {
@@ -518,8 +523,10 @@ impl Registry {
                 let state = self.other_state(spec.name);
                 let service = self.wrap(OTHER_MODELS.into(), spec, &state, ep);
                 out.push(
-                    Deployment::with_state(OTHER_MODELS, spec, model, service, state)
-                        .with_limits(None, snap.ceilings.get(spec.name).copied().unwrap_or_default()),
+                    Deployment::with_state(OTHER_MODELS, spec, model, service, state).with_limits(
+                        None,
+                        snap.ceilings.get(spec.name).copied().unwrap_or_default(),
+                    ),
                 );
                 continue;
             }
@@ -663,7 +670,11 @@ impl Registry {
     }
 
     /// As [`Registry::resolve`] for one model (not a group) of `snap`.
-    pub fn resolve_in(&self, snap: &Snapshot, model: &str) -> Result<Vec<Deployment>, GatewayError> {
+    pub fn resolve_in(
+        &self,
+        snap: &Snapshot,
+        model: &str,
+    ) -> Result<Vec<Deployment>, GatewayError> {
         if let Some((prefix, rest)) = model.split_once('/') {
             let prefix = prefix.split('#').next().unwrap_or(prefix);
             if let Some(spec) = snap.catalog.provider(prefix) {
@@ -723,7 +734,7 @@ impl Registry {
         let snap = self.current.load();
         let mut rows = Vec::new();
         for spec in snap.catalog.providers() {
-            let mut models: Vec<(String, Mode, u32, (f64, f64), Vec<String>)> = spec
+            let mut models: Vec<ListedModel> = spec
                 .models
                 .iter()
                 .map(|m| {
@@ -731,7 +742,13 @@ impl Registry {
                         .chain(m.aliases.iter().copied())
                         .map(str::to_owned)
                         .collect();
-                    (m.id.to_owned(), m.mode, m.context, (m.input, m.output), aliases)
+                    (
+                        m.id.to_owned(),
+                        m.mode,
+                        m.context,
+                        (m.input, m.output),
+                        aliases,
+                    )
                 })
                 .collect();
             if let Some(eps) = snap.endpoints.get(spec.name) {
@@ -742,13 +759,22 @@ impl Registry {
                                 .model(m)
                                 .map(|s| (s.input, s.output, s.mode))
                                 .unwrap_or((0.0, 0.0, Mode::Chat));
-                            models.push((m.clone(), mode, 128_000, (input, output), vec![m.clone()]));
+                            models.push((
+                                m.clone(),
+                                mode,
+                                128_000,
+                                (input, output),
+                                vec![m.clone()],
+                            ));
                         }
                     }
                 }
             }
             for (id, mode, context, price, aliases) in models {
-                let deployment = self.deployments_in(&snap, spec, &id, None).into_iter().next();
+                let deployment = self
+                    .deployments_in(&snap, spec, &id, None)
+                    .into_iter()
+                    .next();
                 rows.push(ModelRow {
                     id: format!("{}/{id}", spec.name),
                     provider: spec.name,
@@ -764,6 +790,9 @@ impl Registry {
         rows
     }
 }
+
+/// A model as `/v1/models` lists it: id, mode, context window, prices, aliases.
+type ListedModel = (String, Mode, u32, (f64, f64), Vec<String>);
 
 /// Whether `target` (`provider/model` or a bare name) is something `catalog` routes.
 fn target_known(
@@ -783,7 +812,8 @@ fn target_known(
                 || endpoints.contains_key(spec.name));
     }
     !catalog.serving(target).is_empty()
-        || endpoints
-            .values()
-            .any(|eps| eps.iter().any(|e| e.extra_models.iter().any(|m| m == target)))
+        || endpoints.values().any(|eps| {
+            eps.iter()
+                .any(|e| e.extra_models.iter().any(|m| m == target))
+        })
 }

@@ -80,12 +80,14 @@ impl DeploymentDef {
                 .models
                 .iter()
                 .map(|m| {
-                    let rate = self.prices.get(m).copied().unwrap_or_default();
+                    let rate = self.prices.get(m);
+                    let r = rate.copied().unwrap_or_default();
                     CustomModel {
                         id: m.clone(),
-                        input: rate.input,
-                        output: rate.output,
-                        cached_input: rate.cached_input,
+                        input: r.input,
+                        output: r.output,
+                        cached_input: r.cached_input,
+                        priced: rate.is_some(),
                     }
                 })
                 .collect(),

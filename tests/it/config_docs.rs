@@ -71,7 +71,8 @@ fn toml_example_lists_every_setting_and_parses() {
 #[tokio::test]
 async fn deployments_example_loads_and_serves() {
     use crate::support::{FakeUpstream, Reply, TestGateway, chat, post_json};
-    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/deployments.toml");
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/deployments.toml");
     let keys = [
         ("GPU_A_KEY", "gpu-a-example-key".to_owned()),
         ("ANTHROPIC_EU_KEY", "anthropic-eu-example-key".to_owned()),
@@ -82,7 +83,8 @@ async fn deployments_example_loads_and_serves() {
     assert_eq!(config.routes.deployments.len(), 4);
     assert_eq!(config.routes.groups.len(), 3);
     assert_eq!(config.routes.rules.len(), 1);
-    let (status, headers, body) = post_json(&gw.url("/v1/chat/completions"), &chat("demo", "hello")).await;
+    let (status, headers, body) =
+        post_json(&gw.url("/v1/chat/completions"), &chat("demo", "hello")).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(headers["x-proxygate-provider"], "mock");
 
@@ -100,7 +102,8 @@ async fn deployments_example_loads_and_serves() {
     let local = dir.path().join("proxygate.toml");
     std::fs::write(&local, text).expect("write");
     let gw = TestGateway::from_file(&local, &keys).await;
-    let (status, headers, body) = post_json(&gw.url("/v1/chat/completions"), &chat("local", "hello")).await;
+    let (status, headers, body) =
+        post_json(&gw.url("/v1/chat/completions"), &chat("local", "hello")).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert!(headers["x-proxygate-provider"].starts_with("gpu-"));
     let sent = fake.requests()[0].json();

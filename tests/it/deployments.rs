@@ -27,7 +27,10 @@ async fn fake(content: &str) -> FakeUpstream {
 }
 
 fn failing() -> Reply {
-    Reply::status_json(503, json!({"error": {"message": "overloaded", "type": "server_error"}}))
+    Reply::status_json(
+        503,
+        json!({"error": {"message": "overloaded", "type": "server_error"}}),
+    )
 }
 
 /// A fresh file path in a directory of its own.
@@ -74,7 +77,13 @@ async fn ask_with_key(
     )
 }
 
-async fn admin(gw: &TestGateway, method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> (u16, Value) {
+async fn admin(
+    gw: &TestGateway,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = http::Request::builder().method(method).uri(gw.url(path));
     if let Some(k) = key {
         req = req.header("authorization", format!("Bearer {k}"));
@@ -88,7 +97,14 @@ async fn admin(gw: &TestGateway, method: &str, path: &str, key: Option<&str>, bo
 }
 
 async fn create_key(gw: &TestGateway, master: &str, models: Value) -> String {
-    let (status, body) = admin(gw, "POST", "/admin/keys", Some(master), Some(json!({"models": models}))).await;
+    let (status, body) = admin(
+        gw,
+        "POST",
+        "/admin/keys",
+        Some(master),
+        Some(json!({"models": models})),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
     body["key"].as_str().expect("key").to_owned()
 }
@@ -159,11 +175,17 @@ async fn a_deployment_at_its_rpm_ceiling_is_skipped_and_the_last_one_says_429() 
         by.push(headers["x-proxygate-provider"].clone());
     }
     assert_eq!(by, ["cap-a", "cap-a", "cap-b"]);
-    assert_eq!((a.hits(), b.hits()), (2, 1), "a deployment at its ceiling is not contacted");
+    assert_eq!(
+        (a.hits(), b.hits()),
+        (2, 1),
+        "a deployment at its ceiling is not contacted"
+    );
     // Both at their ceilings: a 429 with retry-after, nothing contacted.
     let (status, headers, body) = ask(&gw, &chat("m", "hi")).await;
     assert_eq!(status, 429, "{body}");
-    let retry: u64 = headers["retry-after"].parse().expect("retry-after in seconds");
+    let retry: u64 = headers["retry-after"]
+        .parse()
+        .expect("retry-after in seconds");
     assert!((1..=60).contains(&retry), "{retry}");
     assert_eq!((a.hits(), b.hits()), (2, 1));
 }
@@ -177,8 +199,14 @@ async fn ceilings_are_shared_by_replicas_through_redis() {
     start_of_a_window().await;
     let a = fake("from a").await;
     let path = temp_file("proxygate.toml");
-    write(&path, &openai_deployment("shared-cap", &a, &["m"], "rpm = 2"));
-    let prefix = format!("pg-ceiling-test-{}", std::process::id() as u64 * 1000 + rand_u16() as u64);
+    write(
+        &path,
+        &openai_deployment("shared-cap", &a, &["m"], "rpm = 2"),
+    );
+    let prefix = format!(
+        "pg-ceiling-test-{}",
+        std::process::id() as u64 * 1000 + rand_u16() as u64
+    );
     let flags = [
         ("REDIS_URL", "redis://127.0.0.1:6379".to_owned()),
         ("REDIS_PREFIX", prefix),
@@ -188,7 +216,10 @@ async fn ceilings_are_shared_by_replicas_through_redis() {
     assert_eq!(ask(&one, &chat("m", "hi")).await.0, 200);
     assert_eq!(ask(&two, &chat("m", "hi")).await.0, 200);
     let (status, _, body) = ask(&one, &chat("m", "hi")).await;
-    assert_eq!(status, 429, "the third request of the minute over both replicas: {body}");
+    assert_eq!(
+        status, 429,
+        "the third request of the minute over both replicas: {body}"
+    );
     assert_eq!(a.hits(), 2);
 }
 
@@ -212,7 +243,11 @@ async fn every_wire_format_serves_as_a_custom_deployment() {
     let mut fakes = Vec::new();
     for (format, fx) in &fixtures {
         let fake = FakeUpstream::start((fx.plain)()).await;
-        let base = if *format == "openai" { fake.url("/v1") } else { fake.url("") };
+        let base = if *format == "openai" {
+            fake.url("/v1")
+        } else {
+            fake.url("")
+        };
         let name = format!("own-{format}");
         if *format == "azure" {
             file.push_str(&format!(
@@ -250,7 +285,11 @@ async fn every_wire_format_serves_as_a_custom_deployment() {
 
 #[tokio::test]
 async fn groups_fall_back_in_order_or_route_by_their_strategy_and_are_listed() {
-    let (a, b, c) = (fake("from a").await, fake("from b").await, fake("from c").await);
+    let (a, b, c) = (
+        fake("from a").await,
+        fake("from b").await,
+        fake("from c").await,
+    );
     let path = temp_file("proxygate.toml");
     write(
         &path,
@@ -271,7 +310,10 @@ async fn groups_fall_back_in_order_or_route_by_their_strategy_and_are_listed() {
     let (status, headers, body) = ask(&gw, &chat("smart", "hi")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["x-proxygate-deployment"], "g-b/other");
-    assert_eq!(b.requests().last().expect("b called").json()["model"], "other");
+    assert_eq!(
+        b.requests().last().expect("b called").json()["model"],
+        "other"
+    );
     // A strategy group spreads across its targets.
     let mut seen = Vec::new();
     for _ in 0..4 {
@@ -279,22 +321,39 @@ async fn groups_fall_back_in_order_or_route_by_their_strategy_and_are_listed() {
         assert_eq!(status, 200);
         seen.push(headers["x-proxygate-provider"].clone());
     }
-    assert!(seen.contains(&"g-b".to_owned()) && seen.contains(&"g-c".to_owned()), "{seen:?}");
+    assert!(
+        seen.contains(&"g-b".to_owned()) && seen.contains(&"g-c".to_owned()),
+        "{seen:?}"
+    );
     // Listed with provider "group"; every entry has its aliases.
     let (status, body) = get(&gw.url("/v1/models")).await;
     assert_eq!(status, 200);
     let list: Value = serde_json::from_slice(&body).expect("json");
     let data = list["data"].as_array().expect("data");
-    let smart = data.iter().find(|m| m["id"] == "smart").expect("smart listed");
+    let smart = data
+        .iter()
+        .find(|m| m["id"] == "smart")
+        .expect("smart listed");
     assert_eq!(smart["provider"], "group");
     assert_eq!(smart["targets"], json!(["g-a/big", "g-b/other"]));
-    let big = data.iter().find(|m| m["id"] == "g-a/big").expect("g-a/big listed");
+    let big = data
+        .iter()
+        .find(|m| m["id"] == "g-a/big")
+        .expect("g-a/big listed");
     assert_eq!(big["provider"], "g-a");
     assert_eq!(big["tier"], "keyless");
     assert!(data.iter().all(|m| m["aliases"].is_array()));
     assert_eq!(big["aliases"], json!(["big"]));
-    let mini = data.iter().find(|m| m["id"] == "groq/llama-3.1-8b-instant").expect("catalog");
-    assert!(mini["aliases"].as_array().expect("aliases").contains(&json!("llama-3.1-8b")));
+    let mini = data
+        .iter()
+        .find(|m| m["id"] == "groq/llama-3.1-8b-instant")
+        .expect("catalog");
+    assert!(
+        mini["aliases"]
+            .as_array()
+            .expect("aliases")
+            .contains(&json!("llama-3.1-8b"))
+    );
 }
 
 #[tokio::test]
@@ -317,7 +376,11 @@ async fn key_globs_apply_to_the_group_and_to_every_target() {
     let (status, headers, body) = ask_with_key(&gw, &k, &chat("smart", "hi")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["x-proxygate-provider"], "k-b");
-    assert_eq!(a.hits(), 0, "a target outside the key's globs is never tried");
+    assert_eq!(
+        a.hits(),
+        0,
+        "a target outside the key's globs is never tried"
+    );
     // The group name alone allows none of its targets.
     let k = key_for(json!(["smart"])).await;
     let (status, _, _) = ask_with_key(&gw, &k, &chat("smart", "hi")).await;
@@ -351,8 +414,18 @@ async fn parameter_rules_drop_and_default_per_model_and_per_group() {
     body["top_p"] = json!(0.5);
     assert_eq!(ask(&gw, &body).await.0, 200);
     let sent = a.requests().last().expect("sent").json();
-    assert!(sent.get("temperature").is_none() && sent.get("logit_bias").is_none(), "{sent}");
-    assert_eq!((sent["max_tokens"].clone(), sent["seed"].clone(), sent["top_p"].clone()), (json!(77), json!(5), json!(0.5)));
+    assert!(
+        sent.get("temperature").is_none() && sent.get("logit_bias").is_none(),
+        "{sent}"
+    );
+    assert_eq!(
+        (
+            sent["max_tokens"].clone(),
+            sent["seed"].clone(),
+            sent["top_p"].clone()
+        ),
+        (json!(77), json!(5), json!(0.5))
+    );
     // A client's own value wins over a default.
     let mut body = chat("r-a/strict", "hi");
     body["max_tokens"] = json!(9);
@@ -365,7 +438,10 @@ async fn parameter_rules_drop_and_default_per_model_and_per_group() {
     assert_eq!(ask(&gw, &body).await.0, 200);
     let sent = a.requests().last().expect("sent").json();
     assert!(sent.get("top_p").is_none(), "{sent}");
-    assert_eq!((sent["max_tokens"].clone(), sent["temperature"].clone()), (json!(33), json!(0.3)));
+    assert_eq!(
+        (sent["max_tokens"].clone(), sent["temperature"].clone()),
+        (json!(33), json!(0.3))
+    );
     let mut body = chat("r-a/plain", "hi");
     body["top_p"] = json!(0.5);
     assert_eq!(ask(&gw, &body).await.0, 200);
@@ -396,18 +472,33 @@ async fn a_requests_own_models_list_is_its_fallback_chain_within_the_keys_models
     assert_eq!(headers["x-proxygate-deployment"], "l-b/two");
     assert_eq!(headers["x-proxygate-attempts"], "2");
     let sent = b.requests().last().expect("sent").json();
-    assert!(sent.get("models").is_none(), "the list is the gateway's, not sent upstream: {sent}");
+    assert!(
+        sent.get("models").is_none(),
+        "the list is the gateway's, not sent upstream: {sent}"
+    );
     // Without the list, the failing model alone.
     let (status, _, _) = ask_with_key(&gw, master, &chat("l-a/one", "hi")).await;
     assert_eq!(status, 502);
     // An entry outside the key's allowed models is refused.
-    let (status, key) = admin(&gw, "POST", "/admin/keys", Some(master), Some(json!({"models": ["l-a/*"]}))).await;
+    let (status, key) = admin(
+        &gw,
+        "POST",
+        "/admin/keys",
+        Some(master),
+        Some(json!({"models": ["l-a/*"]})),
+    )
+    .await;
     assert_eq!(status, 201);
     let key = key["key"].as_str().expect("key");
     let hits = b.hits();
     let (status, _, reply) = ask_with_key(&gw, key, &body).await;
     assert_eq!(status, 403, "{reply}");
-    assert!(reply["error"]["message"].as_str().expect("message").contains("l-b/two"));
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("l-b/two")
+    );
     assert_eq!(b.hits(), hits);
     // A malformed list is a 400 naming the field.
     let mut bad = chat("l-a/one", "hi");
@@ -437,7 +528,10 @@ async fn reload_by_the_admin_api_swaps_routes_and_a_broken_file_changes_nothing(
     )
     .await;
     assert_eq!(ask_with_key(&gw, master, &chat("m", "hi")).await.0, 200);
-    assert_eq!(a.requests()[0].header("authorization"), Some(format!("Bearer {secret}").as_str()));
+    assert_eq!(
+        a.requests()[0].header("authorization"),
+        Some(format!("Bearer {secret}").as_str())
+    );
     // Reload needs the master key.
     assert_eq!(admin(&gw, "POST", "/admin/reload", None, None).await.0, 401);
     // A new deployment and a group: served after the reload.
@@ -510,10 +604,12 @@ async fn circuits_and_latency_of_kept_deployments_survive_a_reload() {
     assert_eq!(headers["x-proxygate-provider"], "cb-b");
     assert_eq!(a.hits(), 1);
     let state = |gw: &TestGateway, id: &str| {
-        gw.gateway
-            .registry()
-            .deployment(id)
-            .map(|d| (d.state().status(), d.state().latency(tokio::time::Instant::now()).is_some()))
+        gw.gateway.registry().deployment(id).map(|d| {
+            (
+                d.state().status(),
+                d.state().latency(tokio::time::Instant::now()).is_some(),
+            )
+        })
     };
     assert_eq!(state(&gw, "cb-a/m"), Some(("open", false)));
     assert_eq!(state(&gw, "cb-b/m"), Some(("healthy", true)));
@@ -526,7 +622,11 @@ async fn circuits_and_latency_of_kept_deployments_survive_a_reload() {
     let (status, headers, _) = ask(&gw, &chat("m", "hi")).await;
     assert_eq!(status, 200);
     assert_eq!(headers["x-proxygate-provider"], "cb-b");
-    assert_eq!(a.hits(), 1, "the open circuit is not contacted after the reload");
+    assert_eq!(
+        a.hits(),
+        1,
+        "the open circuit is not contacted after the reload"
+    );
     // A deployment removed and added again starts afresh.
     write(&path, &openai_deployment("cb-b", &b, &["m"], ""));
     gw.gateway.reload().await.expect("reloads");
@@ -538,7 +638,9 @@ async fn circuits_and_latency_of_kept_deployments_survive_a_reload() {
 
 #[tokio::test]
 async fn in_flight_requests_finish_on_the_routes_they_started_with() {
-    let a = FakeUpstream::start(Reply::json(completion("slow a")).after(Duration::from_millis(400))).await;
+    let a =
+        FakeUpstream::start(Reply::json(completion("slow a")).after(Duration::from_millis(400)))
+            .await;
     let b = fake("from b").await;
     let path = temp_file("proxygate.toml");
     write(&path, &openai_deployment("fl-a", &a, &["m"], ""));
@@ -607,7 +709,10 @@ fn sighup_reloads_the_binary_and_a_broken_file_keeps_it_serving() {
         hup(child.id());
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while provider("m") != (200, Some("hup-b".into())) {
-            assert!(std::time::Instant::now() < deadline, "SIGHUP did not reload");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "SIGHUP did not reload"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         // A broken file: still serving the last good routes.
@@ -621,4 +726,49 @@ fn sighup_reloads_the_binary_and_a_broken_file_keeps_it_serving() {
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }
+}
+
+#[tokio::test]
+async fn a_deployments_own_prices_cost_its_requests_and_unlisted_ones_stay_unpriced() {
+    let a = fake("from a").await;
+    let path = temp_file("proxygate.toml");
+    write(
+        &path,
+        &format!(
+            "[[deployments]]\nname = \"pr-a\"\nformat = \"openai\"\nbase_url = \"{}\"\nmodels = [\"priced\", \"unlisted\"]\n[deployments.prices]\n\"priced\" = \"1/2\"\n",
+            a.url("/v1")
+        ),
+    );
+    let master = "sk-master-prices-0123456789";
+    let gw = TestGateway::from_file(&path, &[("PROXYGATE_MASTER_KEY", master.into())]).await;
+    // 5 prompt tokens at $1 per 1M plus 2 completion tokens at $2 per 1M.
+    let (status, headers, _) = ask_with_key(&gw, master, &chat("pr-a/priced", "hi")).await;
+    assert_eq!(status, 200);
+    let cost: f64 = headers["x-proxygate-cost-usd"].parse().expect("cost");
+    assert!((cost - 0.000_009).abs() < 1e-12, "{cost}");
+    // A paid deployment's model without a price is unpriced: a key with a budget may not use it.
+    let (status, key) = admin(
+        &gw,
+        "POST",
+        "/admin/keys",
+        Some(master),
+        Some(json!({"budget_usd": 1.0, "budget_period": "total"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{key}");
+    let key = key["key"].as_str().expect("key");
+    let (status, _, body) = ask_with_key(&gw, key, &chat("pr-a/unlisted", "hi")).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "model_unpriced");
+    assert_eq!(
+        ask_with_key(&gw, key, &chat("pr-a/priced", "hi")).await.0,
+        200
+    );
+    // A reload brings new prices.
+    let text = std::fs::read_to_string(&path).expect("read");
+    write(&path, &text.replace("\"1/2\"", "\"2/4\""));
+    gw.gateway.reload().await.expect("reloads");
+    let (_, headers, _) = ask_with_key(&gw, master, &chat("pr-a/priced", "hi")).await;
+    let cost: f64 = headers["x-proxygate-cost-usd"].parse().expect("cost");
+    assert!((cost - 0.000_018).abs() < 1e-12, "{cost}");
 }

@@ -146,5 +146,10 @@ pub(crate) fn build(
     settings: &ProviderSettings,
     client: &HttpClient,
 ) -> Result<Vec<ProviderEndpoint>, String> {
-    Ok(super::endpoint_per_key(spec, settings, client, Anthropic::new))
+    Ok(super::endpoint_per_key(
+        spec,
+        settings,
+        client,
+        Anthropic::new,
+    ))
 }

@@ -47,7 +47,8 @@ impl TestGateway {
         if !map.contains_key("USAGE_DB_PATH") && !map.contains_key("DATABASE_URL") {
             map.insert("USAGE_DB_PATH".into(), ":memory:".into());
         }
-        let config = proxygate::Config::load(map, Some(path.to_owned())).expect("valid test config");
+        let config =
+            proxygate::Config::load(map, Some(path.to_owned())).expect("valid test config");
         Self::with_config(config).await
     }
 
