@@ -772,3 +772,66 @@ async fn a_deployments_own_prices_cost_its_requests_and_unlisted_ones_stay_unpri
     let cost: f64 = headers["x-proxygate-cost-usd"].parse().expect("cost");
     assert!((cost - 0.000_018).abs() < 1e-12, "{cost}");
 }
+
+#[tokio::test]
+async fn a_config_built_in_code_has_the_same_deployments_groups_and_rules() {
+    use proxygate::catalog::{Format, Tier};
+    use proxygate::router::{DeploymentDef, ModelGroup, Routes, Strategy};
+    use proxygate::types::ParamRules;
+    let (a, b) = (fake("from a").await, fake("from b").await);
+    let mut gpu = DeploymentDef::new("code-a", Format::OpenAi, a.url("/v1"), ["m"]);
+    gpu.tier = Tier::Keyless;
+    let rules = ParamRules {
+        drop: vec!["temperature".into()],
+        defaults: serde_json::Map::new(),
+    };
+    let routes = Routes::default()
+        .with_deployment(gpu)
+        .with_group(ModelGroup::strategy(
+            "pool",
+            Strategy::Priority,
+            ["code-a/m"],
+        ))
+        .with_rules("code-a/m", rules);
+    let map: HashMap<String, String> = [("USAGE_DB_PATH".to_owned(), ":memory:".to_owned())].into();
+    let config = proxygate::Config::from_env(&map, proxygate::catalog::Catalog::default())
+        .expect("config")
+        .with_routes(routes);
+    let gw = TestGateway::with_config(config.clone()).await;
+    let mut body = chat("pool", "hi");
+    body["temperature"] = json!(1.0);
+    let (status, headers, _) = ask(&gw, &body).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-proxygate-provider"], "code-a");
+    assert!(a.requests()[0].json().get("temperature").is_none());
+    // Built in code, it has no file to read again, but takes a new configuration.
+    assert!(gw.gateway.reload().await.is_err());
+    let next = config.with_routes(
+        Routes::default()
+            .with_deployment(DeploymentDef::new(
+                "code-b",
+                Format::OpenAi,
+                b.url("/v1"),
+                ["m"],
+            ))
+            .with_group(ModelGroup::chain("pool", ["code-b/m"])),
+    );
+    gw.gateway.reload_with(next).await.expect("reloads");
+    let (status, headers, _) = ask(&gw, &chat("pool", "hi")).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-proxygate-provider"], "code-b");
+    // A bad one is refused whole.
+    let bad =
+        gw.gateway.config().clone().with_routes(
+            Routes::default().with_group(ModelGroup::chain("pool", ["nowhere/at-all"])),
+        );
+    let problems = gw.gateway.reload_with(bad).await.expect_err("refused");
+    assert!(
+        problems.iter().any(|p| p.contains("nowhere/at-all")),
+        "{problems:?}"
+    );
+    assert_eq!(
+        ask(&gw, &chat("pool", "hi")).await.1["x-proxygate-provider"],
+        "code-b"
+    );
+}
