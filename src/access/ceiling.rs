@@ -1,8 +1,9 @@
 //! Per-deployment ceilings: a configured deployment's own `rpm`/`tpm`, counted per attempt in
 //! the same [`Counters`] as the keys' rate limits (shared by every replica through Redis when
 //! it is configured). A deployment at its ceiling is not contacted: the attempt ends with a
-//! retryable 429 so failover goes on to the next deployment of the plan, and the deployment
-//! cools down until its window turns, so the router leaves it out of later plans meanwhile.
+//! retryable 429 that failover does not count as an attempt (it goes on to the next deployment
+//! of the plan, even with failover off), and the deployment cools down until its window turns,
+//! so the router leaves it out of later plans meanwhile.
 //! When every candidate is at its ceiling the client gets a 429 with `retry-after`.
 //!
 //! A request's tokens are its prompt estimate plus its output cap, as for the keys' `tpm`.
@@ -122,7 +123,7 @@ where
                         message: format!(
                             "deployment `{provider}` is at its {which} ceiling for this minute"
                         ),
-                        code: Some("deployment_ceiling".to_owned()),
+                        code: Some(crate::error::CEILING_CODE.to_owned()),
                         retry_after: Some(retry),
                     })
                 }

@@ -172,6 +172,8 @@ async fn a_deployment_at_its_rpm_ceiling_is_skipped_and_the_last_one_says_429() 
     for _ in 0..3 {
         let (status, headers, body) = ask(&gw, &chat("m", "hi")).await;
         assert_eq!(status, 200, "{body}");
+        // Skipping a deployment at its ceiling is no attempt.
+        assert_eq!(headers["x-proxygate-attempts"], "1");
         by.push(headers["x-proxygate-provider"].clone());
     }
     assert_eq!(by, ["cap-a", "cap-a", "cap-b"]);
