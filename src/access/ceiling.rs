@@ -6,18 +6,21 @@
 //! so the router leaves it out of later plans meanwhile.
 //! When every candidate is at its ceiling the client gets a 429 with `retry-after`.
 //!
-//! A request's tokens are its prompt estimate plus its output cap, as for the keys' `tpm`.
+//! A request's tokens are counted at admission as its prompt estimate plus its output cap, and
+//! the window is corrected with the provider's real prompt + completion tokens when the answer
+//! ends (as for the keys' `tpm`).
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use futures_util::Stream;
 use futures_util::future::{BoxFuture, Either};
 use tower::{Layer, Service, ServiceExt};
 
 use super::limit::{Counters, Limit};
 use crate::GatewayError;
 use crate::deployment::Routed;
-use crate::types::{ChatReply, ChatRequest};
+use crate::types::{ChatChunk, ChatReply, ChatRequest, ChatStream, ReplyBody};
 
 /// Applies [`Ceilings`] around the dispatch of each attempt.
 #[derive(Clone)]
@@ -84,6 +87,7 @@ where
         let ceiling = target.ceiling();
         let provider = target.provider().name;
         let mut limits = Vec::with_capacity(2);
+        let mut estimate = 0;
         if let Some(max) = ceiling.rpm {
             limits.push(Limit {
                 name: format!("ceiling-rpm:{provider}"),
@@ -92,18 +96,20 @@ where
             });
         }
         if let Some(max) = ceiling.tpm {
+            estimate = req
+                .estimate_prompt_tokens()
+                .saturating_add(req.output_cap().unwrap_or(0));
             limits.push(Limit {
                 name: format!("ceiling-tpm:{provider}"),
                 max,
-                cost: req
-                    .estimate_prompt_tokens()
-                    .saturating_add(req.output_cap().unwrap_or(0)),
+                cost: estimate,
             });
         }
         let counters = self.counters.clone();
         let fresh = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, fresh);
         Either::Right(Box::pin(async move {
+            let window = counters.window();
             match counters.hit(&limits).await {
                 Ok(v) if !v.allowed => {
                     let retry = v.reset_in.max(std::time::Duration::from_secs(1));
@@ -127,6 +133,29 @@ where
                         retry_after: Some(retry),
                     })
                 }
+                Ok(_) if ceiling.tpm.is_some() => {
+                    let charge = Charge {
+                        counters,
+                        name: format!("ceiling-tpm:{provider}"),
+                        window,
+                        estimate,
+                        real: None,
+                    };
+                    let mut reply = inner.oneshot(req).await?;
+                    reply.body = match reply.body {
+                        ReplyBody::Complete(r) => {
+                            let mut charge = charge;
+                            charge.real = r.usage.as_ref().map(usage_tokens);
+                            drop(charge);
+                            ReplyBody::Complete(r)
+                        }
+                        ReplyBody::Stream(s) => {
+                            ReplyBody::Stream(Box::pin(Corrected { inner: s, charge }))
+                        }
+                        other => other,
+                    };
+                    Ok(reply)
+                }
                 Ok(_) => inner.oneshot(req).await,
                 // Counters out of reach: the ceiling cannot be checked; serve rather than refuse.
                 Err(e) => {
@@ -135,5 +164,54 @@ where
                 }
             }
         }))
+    }
+}
+
+fn usage_tokens(u: &crate::types::Usage) -> u64 {
+    u.prompt_tokens.saturating_add(u.completion_tokens)
+}
+
+/// The tokens a request was admitted with in a deployment's `tpm` window; when dropped, moves
+/// the window by the real tokens' difference (nothing when the provider reported none).
+struct Charge {
+    counters: Arc<dyn Counters>,
+    name: String,
+    window: u64,
+    estimate: u64,
+    real: Option<u64>,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        if let Some(real) = self.real {
+            let delta = i64::try_from(real).unwrap_or(i64::MAX)
+                - i64::try_from(self.estimate).unwrap_or(i64::MAX);
+            if delta != 0 {
+                self.counters.correct(&self.name, self.window, delta);
+            }
+        }
+    }
+}
+
+/// A stream that notes its usage chunk for the [`Charge`] it carries.
+struct Corrected {
+    inner: ChatStream,
+    charge: Charge,
+}
+
+impl Stream for Corrected {
+    type Item = Result<ChatChunk, GatewayError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Self::Item>> {
+        let next = self.inner.as_mut().poll_next(cx);
+        if let Poll::Ready(Some(Ok(chunk))) = &next
+            && let Some(u) = &chunk.usage
+        {
+            self.charge.real = Some(usage_tokens(u));
+        }
+        next
     }
 }

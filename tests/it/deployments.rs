@@ -837,3 +837,24 @@ async fn a_config_built_in_code_has_the_same_deployments_groups_and_rules() {
         "code-b"
     );
 }
+
+#[tokio::test]
+async fn a_tpm_ceiling_counts_the_real_tokens_once_the_answer_is_in() {
+    start_of_a_window().await;
+    let a = fake("from a").await;
+    let path = temp_file("proxygate.toml");
+    write(&path, &openai_deployment("tpm-a", &a, &["m"], "tpm = 100"));
+    let gw = TestGateway::from_file(&path, &[]).await;
+    // Each is admitted as its prompt estimate plus max_tokens (over 80) but really uses 7.
+    let mut body = chat("m", "hi");
+    body["max_tokens"] = json!(80);
+    for i in 0..3 {
+        let (status, _, reply) = ask(&gw, &body).await;
+        assert_eq!(status, 200, "request {i}: {reply}");
+    }
+    // One that cannot fit even alone is refused.
+    body["max_tokens"] = json!(200);
+    let (status, _, _) = ask(&gw, &body).await;
+    assert_eq!(status, 429);
+    assert_eq!(a.hits(), 3);
+}
