@@ -124,12 +124,24 @@ pub struct Config {
 }
 
 /// What [`Config::load`] read: the CLI overrides and the config file's path.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ConfigSource {
     /// The flags given on the command line, as env-style keys.
     pub overrides: HashMap<String, String>,
     /// `--config` / `PROXYGATE_CONFIG`, when given.
     pub path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Flags may carry secrets: their names only.
+        let mut flags: Vec<&String> = self.overrides.keys().collect();
+        flags.sort();
+        f.debug_struct("ConfigSource")
+            .field("overrides", &flags)
+            .field("path", &self.path)
+            .finish()
+    }
 }
 
 impl Default for Config {
