@@ -103,6 +103,16 @@ impl MemoryBudgets {
         }
     }
 
+    /// Raises what `key` spent in the period starting at `period_start` to at least `spent`,
+    /// when the period is known here (an unknown one is seeded from the usage store anyway).
+    /// A stand-in for a shared store uses it to catch up with what was spent elsewhere.
+    pub fn raise_spent(&self, key: &str, period_start: i64, spent: f64) {
+        let Ok(mut map) = self.lock() else { return };
+        if let Some(s) = map.get_mut(key).and_then(|p| period(p, period_start)) {
+            s.spent = s.spent.max(spent);
+        }
+    }
+
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<Arc<str>, Periods>>, StoreError> {
         self.spend
             .lock()

@@ -379,7 +379,15 @@ impl Budgets for RedisBudgets {
                     Err(e) => inner.shared.failed(&e),
                 }
             }
-            // Redis is away: this replica's own budget stands in until it is back.
+            // Redis is away: this replica's own budget stands in until it is back, from at
+            // least the spend Redis last reported here (the stand-in's own figure may date from
+            // an earlier outage, before everything spent through Redis since).
+            let seen = lock(&inner.seen)
+                .get(&(hold.key.clone(), hold.period_start))
+                .copied();
+            if let Some(seen) = seen {
+                inner.local.raise_spent(&hold.key, hold.period_start, seen);
+            }
             let r = inner.local.reserve(hold, limit).await?;
             if r.is_ok() {
                 *lock(&inner.local_holds)
@@ -594,6 +602,37 @@ mod tests {
         assert_eq!(budgets.reserve(&h, 1.0).await.unwrap(), Ok(()));
         assert_eq!(budgets.spent("seeded", h.period_start), Some(0.75));
         assert_eq!(budgets.reserve(&h, 1.0).await.unwrap(), Err(0.75));
+    }
+
+    #[tokio::test]
+    async fn a_second_outage_starts_from_what_was_spent_through_redis_since_the_first() {
+        let b = backend(REDIS);
+        let budgets = RedisBudgets::new(&b, None);
+        // First outage: the in-process stand-in learns the key and sees 1 spent.
+        b.shared().failed("test: first outage");
+        assert_eq!(
+            budgets.reserve(&hold("k", 1.0), 10.0).await.unwrap(),
+            Ok(())
+        );
+        budgets.settle(&hold("k", 1.0), 1.0);
+        // (The sync task, not running here, does this when Redis answers again.)
+        assert!(b.shared().recovered());
+        // Redis is back: 8 more are spent through it.
+        for _ in 0..2 {
+            assert_eq!(
+                budgets.reserve(&hold("k", 4.0), 10.0).await.unwrap(),
+                Ok(())
+            );
+            budgets.settle(&hold("k", 4.0), 4.0);
+        }
+        assert!(settled(&budgets, "k", 8.0).await);
+        // Second outage: 8 of 10 are gone, so 3 more must not pass.
+        b.shared().failed("test: second outage");
+        assert_eq!(
+            budgets.reserve(&hold("k", 3.0), 10.0).await.unwrap(),
+            Err(8.0)
+        );
+        assert!(b.shared().is_degraded(), "answered in process");
     }
 
     #[tokio::test]

@@ -305,7 +305,7 @@ impl Shared {
     }
 
     /// Redis answered: shared state resumes. True when it had been unreachable.
-    fn recovered(&self) -> bool {
+    pub(super) fn recovered(&self) -> bool {
         let was = self.degraded.swap(false, Ordering::SeqCst);
         if was {
             metrics::gauge!(names::STATE_BACKEND_DEGRADED).set(0.0);
