@@ -1029,13 +1029,14 @@ def reconcile(run, rows, replicas, redis, disk, samples, warm, args, codes, keys
             windows.setdefault(int(o.t0 // 60), 0)
             windows[int(o.t0 // 60)] += 1
     outage_windows = set()
+    # A replica finds Redis again within a few sync ticks of its restart: 10 s covers it.
     for s, e in redis.outages:
-        for w in range(int((s - 1) // 60), int((e + 1) // 60) + 1):
+        for w in range(int((s - 1) // 60), int((e + 10) // 60) + 1):
             outage_windows.add(w)
     # A replica also counts on its own after any Redis command took longer than REDIS_TIMEOUT_MS
     # (it logs "state backend degraded"), until its sync task finds Redis again.
     for t in degraded_at(replicas):
-        outage_windows.update((int(t // 60), int(t // 60) + 1))
+        outage_windows.update((int(t // 60), int((t + 10) // 60)))
     rpm_over = {w: n for w, n in windows.items() if n > rpm and w not in outage_windows}
     rpm_max = max([n for w, n in windows.items() if w not in outage_windows] or [0])
     rpm_windows = sum(1 for w in windows if w not in outage_windows)
