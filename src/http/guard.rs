@@ -96,8 +96,14 @@ enum Verdict {
 
 impl GuardConfig {
     fn host_allowed(&self, host: &str) -> bool {
-        let host = host.trim().to_ascii_lowercase();
-        if self.allowed_hosts.contains(&host) {
+        let host = host.trim();
+        // Lowercased only when it has to be (no copy per request otherwise).
+        let host: std::borrow::Cow<'_, str> = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            host.to_ascii_lowercase().into()
+        } else {
+            host.into()
+        };
+        if self.allowed_hosts.iter().any(|h| *h == *host) {
             return true;
         }
         let name = strip_port(&host);
@@ -205,16 +211,18 @@ fn is_json(headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || essence
-            .strip_prefix("application/")
-            .is_some_and(|s| s.ends_with("+json"))
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    let starts = |s: &str, prefix: &str| {
+        s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    };
+    let ends = |s: &str, suffix: &str| {
+        s.len() >= suffix.len()
+            && s.as_bytes()[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
+    essence.eq_ignore_ascii_case("application/json")
+        || (starts(essence, "application/")
+            && essence.len() >= "application/+json".len()
+            && ends(essence, "+json"))
 }
 
 /// The refusal in the route's own error shape (Anthropic's on `/v1/messages`).
