@@ -254,25 +254,11 @@ fn run(s: &Settings) -> Result<(), String> {
 
     let proxy_cpu = || threads_cpu_seconds("bench-proxy");
     let gateway_cpu = || gateway.cpu_seconds();
-    let memory_cpu = || memory.as_ref().and_then(Gateway::cpu_seconds);
-    // The in-memory gateway, if any, right after the default one.
-    let memory_run = |shape: Shape, s: &Settings| {
-        let addr = memory.as_ref().map(|m| m.addr);
-        async move {
-            match addr {
-                Some(a) => {
-                    let (run, cpu) = with_cpu(memory_cpu, shape.run(a, s)).await;
-                    (Some(run), cpu)
-                }
-                None => (None, None),
-            }
-        }
-    };
     let closed = load_rt.block_on(async {
         let direct = closed_loop(upstream, CHAT_BODY, s).await;
         let (bare, bare_cpu) = with_cpu(proxy_cpu, closed_loop(proxy, CHAT_BODY, s)).await;
         let (via, via_cpu) = with_cpu(gateway_cpu, closed_loop(gw_addr, CHAT_BODY, s)).await;
-        let (mem, mem_cpu) = memory_run(Shape::Closed, s).await;
+        let (mem, mem_cpu) = memory_phase(memory.as_ref(), Shape::Closed, s).await;
         // The peers right after ProxyGate, in the same machine state.
         for (p, r) in peers.iter().zip(&mut peer_runs) {
             let pid = p.pid;
@@ -303,7 +289,7 @@ fn run(s: &Settings) -> Result<(), String> {
         let direct = closed_loop(upstream, CHAT_BODY, s).await;
         let (bare, bare_cpu) = with_cpu(proxy_cpu, closed_loop(proxy, CHAT_BODY, s)).await;
         let (via, via_cpu) = with_cpu(gateway_cpu, closed_loop(gw_addr, CHAT_BODY, s)).await;
-        let (mem, mem_cpu) = memory_run(Shape::Closed, s).await;
+        let (mem, mem_cpu) = memory_phase(memory.as_ref(), Shape::Closed, s).await;
         Phase {
             direct,
             bare,
@@ -318,7 +304,7 @@ fn run(s: &Settings) -> Result<(), String> {
         let direct = open_loop(upstream, CHAT_BODY, s).await;
         let (bare, bare_cpu) = with_cpu(proxy_cpu, open_loop(proxy, CHAT_BODY, s)).await;
         let (via, via_cpu) = with_cpu(gateway_cpu, open_loop(gw_addr, CHAT_BODY, s)).await;
-        let (mem, mem_cpu) = memory_run(Shape::Open, s).await;
+        let (mem, mem_cpu) = memory_phase(memory.as_ref(), Shape::Open, s).await;
         Phase {
             direct,
             bare,
@@ -590,6 +576,21 @@ impl Shape {
     }
 }
 
+/// A load shape run through the in-memory gateway, if there is one, with its CPU seconds.
+async fn memory_phase(
+    memory: Option<&Gateway>,
+    shape: Shape,
+    s: &Settings,
+) -> (Option<Run>, Option<f64>) {
+    match memory {
+        Some(m) => {
+            let (run, cpu) = with_cpu(|| m.cpu_seconds(), shape.run(m.addr, s)).await;
+            (Some(run), cpu)
+        }
+        None => (None, None),
+    }
+}
+
 /// One load shape run direct, through the bare proxy and through the gateway (and the
 /// gateway with the in-memory store, when it runs).
 struct Phase {
@@ -633,7 +634,10 @@ fn verdict(pass: Option<bool>) -> &'static str {
 /// The CPU and one-connection latency targets: gateway CPU per request at most 1.5x the bare
 /// proxy's in the same run and at most 25 µs; at one connection, p50 and p99 within 50 and
 /// 250 µs of the bare proxy's (a periodic stall shows in that p99).
-fn cpu_and_latency_targets(closed: &Phase, one: &Phase) -> Vec<(&'static str, String, Option<bool>)> {
+fn cpu_and_latency_targets(
+    closed: &Phase,
+    one: &Phase,
+) -> Vec<(&'static str, String, Option<bool>)> {
     let cpu = closed.via.cpu_us_per_request(closed.via_cpu);
     let r = closed.cpu_ratio();
     let p50 = one.via.p(50.0) - one.bare.p(50.0);

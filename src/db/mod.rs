@@ -115,6 +115,20 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn sqlite_checkpoints_in_small_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("usage.db");
+        let Db::Sqlite(pool) = Db::connect(path.to_str().unwrap()).await.unwrap() else {
+            panic!("a file path opens SQLite");
+        };
+        let pages: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(pages, i64::from(WAL_AUTOCHECKPOINT_PAGES));
+    }
+
     #[test]
     fn passwords_are_redacted_from_urls() {
         assert_eq!(

@@ -213,7 +213,8 @@ fn is_json(headers: &HeaderMap) -> bool {
     };
     let essence = ct.split(';').next().unwrap_or("").trim();
     let starts = |s: &str, prefix: &str| {
-        s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        s.len() >= prefix.len()
+            && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
     };
     let ends = |s: &str, suffix: &str| {
         s.len() >= suffix.len()
@@ -390,6 +391,41 @@ mod tests {
             status(keyed.judge(&Method::GET, &headers(&[("host", "evil.example")]), None)),
             200
         );
+    }
+
+    #[test]
+    fn host_and_content_type_compare_without_case() {
+        let c = open();
+        assert!(c.host_allowed("GW.Internal:80"));
+        assert!(!c.host_allowed("GW.Internal.Evil"));
+        let post = |ct: &'static str| {
+            status(c.judge(
+                &Method::POST,
+                &headers(&[
+                    ("host", "127.0.0.1:3333"),
+                    ("content-type", ct),
+                    ("content-length", "2"),
+                ]),
+                None,
+            ))
+        };
+        for ok in [
+            "Application/JSON",
+            " application/json ; charset=utf-8",
+            "APPLICATION/VND.API+JSON",
+            "application/+json",
+        ] {
+            assert_eq!(post(ok), 200, "{ok}");
+        }
+        for bad in [
+            "application/json5",
+            "application/+jsonx",
+            "text/json",
+            "application/",
+            "+json",
+        ] {
+            assert_eq!(post(bad), 415, "{bad}");
+        }
     }
 
     #[test]
