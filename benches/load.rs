@@ -1761,12 +1761,12 @@ impl Report<'_> {
     fn table(&self, s: &Settings) -> String {
         use std::fmt::Write;
         let mut t = String::new();
-        // The name column: wide enough for the longest label ("<peer> vs dir").
+        // The name column: wide enough for the longest label ("gw-mem vs bare", "<peer> vs dir").
         let w = self
             .peers
             .iter()
             .map(|p| p.name.chars().count() + 7)
-            .fold(12, usize::max);
+            .fold(15, usize::max);
         let row = |t: &mut String, name: &str, r: &Run, rps: bool| {
             let rate = if rps {
                 format!("{:>10.0}", r.rps())
