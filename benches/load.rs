@@ -351,7 +351,7 @@ fn run(s: &Settings) -> Result<(), String> {
             open.via.p(99.0) - open.direct.p(99.0),
         );
         for (name, value, pass) in cpu_and_latency_targets(&closed, &one) {
-            println!("  {name:<42} {value:<16} {}", verdict(pass));
+            println!("  {name:<44} {value:<16} {}", verdict(pass));
         }
         gateway.stop();
         if let Some(m) = &mut memory {
