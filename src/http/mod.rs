@@ -436,7 +436,9 @@ async fn list_models(State(state): State<Arc<EdgeContext>>) -> Response {
                 "status": status,
                 "mode": row.mode,
                 "context_window": row.context,
-                "pricing": {"input_per_1m": row.price.0, "output_per_1m": row.price.1, "currency": "USD"},
+                "pricing": row.price.map(|(input, output)| {
+                    json!({"input_per_1m": input, "output_per_1m": output, "currency": "USD"})
+                }),
                 "aliases": row.aliases,
             })
         })
