@@ -38,4 +38,5 @@ mod responses_edge;
 mod router;
 mod safety;
 mod scale;
+mod traces;
 mod usage;
