@@ -253,13 +253,14 @@ pub fn trace_upstream<B>(req: &mut http::Request<B>) {
                 "server.address",
                 host.to_owned(),
             ));
-            let port = req.uri().port_u16().unwrap_or(
-                if req.uri().scheme_str() == Some("http") {
+            let port = req
+                .uri()
+                .port_u16()
+                .unwrap_or(if req.uri().scheme_str() == Some("http") {
                     80
                 } else {
                     443
-                },
-            );
+                });
             span.set_attribute(opentelemetry::KeyValue::new("server.port", i64::from(port)));
         }
     });

@@ -240,7 +240,6 @@ where
                         span.end_with_timestamp(SystemTime::now());
                     }
                     ReplyBody::Stream(stream) => {
-                        drop(span);
                         reply.body = ReplyBody::Stream(Box::pin(AttemptStream {
                             inner: stream,
                             cx: Some(span_cx),
@@ -328,7 +327,6 @@ impl Stream for AttemptStream {
             ));
         }
         span.end_with_timestamp(SystemTime::now());
-        drop(span);
         *this.cx = None;
         Poll::Ready(item)
     }

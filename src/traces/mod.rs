@@ -99,9 +99,15 @@ mod tests {
     #[test]
     fn spans_are_named_by_route_templates_never_raw_ids() {
         use server::route_of;
-        assert_eq!(route_of("/v1/chat/completions"), Some("/v1/chat/completions"));
+        assert_eq!(
+            route_of("/v1/chat/completions"),
+            Some("/v1/chat/completions")
+        );
         assert_eq!(route_of("/v1/messages"), Some("/v1/messages"));
-        assert_eq!(route_of("/v1/responses/resp_123"), Some("/v1/responses/{id}"));
+        assert_eq!(
+            route_of("/v1/responses/resp_123"),
+            Some("/v1/responses/{id}")
+        );
         assert_eq!(
             route_of("/v1/responses/resp_123/input_items"),
             Some("/v1/responses/{id}/input_items")

@@ -144,8 +144,8 @@ where
         let route = route_of(req.uri().path());
         let mut cx = OtelContext::current();
         if let Some(tracer) = &self.shared.tracer {
-            let parent = TraceContextPropagator::new()
-                .extract_with_context(&cx, &Headers(req.headers()));
+            let parent =
+                TraceContextPropagator::new().extract_with_context(&cx, &Headers(req.headers()));
             let method = req.method().as_str().to_owned();
             let name = match route {
                 Some(r) => format!("{method} {r}"),
@@ -154,7 +154,10 @@ where
             let mut attributes = vec![
                 KeyValue::new("http.request.method", method),
                 KeyValue::new("url.path", req.uri().path().to_owned()),
-                KeyValue::new("url.scheme", req.uri().scheme_str().unwrap_or("http").to_owned()),
+                KeyValue::new(
+                    "url.scheme",
+                    req.uri().scheme_str().unwrap_or("http").to_owned(),
+                ),
             ];
             if let Some(r) = route {
                 attributes.push(KeyValue::new("http.route", r));
@@ -287,7 +290,11 @@ impl End {
             .cache
             .as_deref()
             .or(notes.cache_hit.map(|h| if h { "hit" } else { "miss" }));
-        let deployment = self.headers.deployment.as_deref().or(notes.deployment.as_deref());
+        let deployment = self
+            .headers
+            .deployment
+            .as_deref()
+            .or(notes.deployment.as_deref());
         tracing::info!(
             target: ACCESS_LOG_TARGET,
             request_id = self.headers.request_id.as_deref(),

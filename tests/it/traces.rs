@@ -53,12 +53,9 @@ fn any_to_json(v: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>) -> 
         Some(Any::BoolValue(b)) => json!(b),
         Some(Any::IntValue(i)) => json!(i),
         Some(Any::DoubleValue(d)) => json!(d),
-        Some(Any::ArrayValue(a)) => Value::Array(
-            a.values
-                .iter()
-                .map(|v| any_to_json(Some(v)))
-                .collect(),
-        ),
+        Some(Any::ArrayValue(a)) => {
+            Value::Array(a.values.iter().map(|v| any_to_json(Some(v))).collect())
+        }
         _ => Value::Null,
     }
 }
@@ -95,63 +92,85 @@ impl Collector {
                 };
                 let (s, r) = (s.clone(), r.clone());
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let (s, r) = (s.clone(), r.clone());
-                        async move {
-                            let path = req.uri().path().to_owned();
-                            let ctype = req
-                                .headers()
-                                .get("content-type")
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("")
-                                .to_owned();
-                            let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-                            let status = if path != "/v1/traces" || ctype != "application/x-protobuf" {
-                                404
-                            } else if let Ok(export) = ExportTraceServiceRequest::decode(body.as_ref()) {
-                                r.lock().unwrap().extend_from_slice(&body);
-                                let mut out = s.lock().unwrap();
-                                for rs in export.resource_spans {
-                                    let service = rs.resource.as_ref().and_then(|res| {
-                                        res.attributes
-                                            .iter()
-                                            .find(|kv| kv.key == "service.name")
-                                            .and_then(|kv| any_to_json(kv.value.as_ref()).as_str().map(str::to_owned))
-                                    });
-                                    for ss in rs.scope_spans {
-                                        for sp in ss.spans {
-                                            out.push(SpanRec {
-                                                name: sp.name,
-                                                kind: sp.kind,
-                                                trace_id: sp.trace_id,
-                                                span_id: sp.span_id,
-                                                parent_span_id: sp.parent_span_id,
-                                                start_ns: sp.start_time_unix_nano,
-                                                end_ns: sp.end_time_unix_nano,
-                                                attrs: sp
-                                                    .attributes
+                    let svc = hyper::service::service_fn(
+                        move |req: http::Request<hyper::body::Incoming>| {
+                            let (s, r) = (s.clone(), r.clone());
+                            async move {
+                                let path = req.uri().path().to_owned();
+                                let ctype = req
+                                    .headers()
+                                    .get("content-type")
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or("")
+                                    .to_owned();
+                                let body = req
+                                    .into_body()
+                                    .collect()
+                                    .await
+                                    .map(|c| c.to_bytes())
+                                    .unwrap_or_default();
+                                let status =
+                                    if path != "/v1/traces" || ctype != "application/x-protobuf" {
+                                        404
+                                    } else if let Ok(export) =
+                                        ExportTraceServiceRequest::decode(body.as_ref())
+                                    {
+                                        r.lock().unwrap().extend_from_slice(&body);
+                                        let mut out = s.lock().unwrap();
+                                        for rs in export.resource_spans {
+                                            let service = rs.resource.as_ref().and_then(|res| {
+                                                res.attributes
                                                     .iter()
-                                                    .map(|kv| (kv.key.clone(), any_to_json(kv.value.as_ref())))
-                                                    .collect(),
-                                                status: sp.status.map(|st| st.code).unwrap_or(0),
-                                                service: service.clone(),
+                                                    .find(|kv| kv.key == "service.name")
+                                                    .and_then(|kv| {
+                                                        any_to_json(kv.value.as_ref())
+                                                            .as_str()
+                                                            .map(str::to_owned)
+                                                    })
                                             });
+                                            for ss in rs.scope_spans {
+                                                for sp in ss.spans {
+                                                    out.push(SpanRec {
+                                                        name: sp.name,
+                                                        kind: sp.kind,
+                                                        trace_id: sp.trace_id,
+                                                        span_id: sp.span_id,
+                                                        parent_span_id: sp.parent_span_id,
+                                                        start_ns: sp.start_time_unix_nano,
+                                                        end_ns: sp.end_time_unix_nano,
+                                                        attrs: sp
+                                                            .attributes
+                                                            .iter()
+                                                            .map(|kv| {
+                                                                (
+                                                                    kv.key.clone(),
+                                                                    any_to_json(kv.value.as_ref()),
+                                                                )
+                                                            })
+                                                            .collect(),
+                                                        status: sp
+                                                            .status
+                                                            .map(|st| st.code)
+                                                            .unwrap_or(0),
+                                                        service: service.clone(),
+                                                    });
+                                                }
+                                            }
                                         }
-                                    }
-                                }
-                                200
-                            } else {
-                                400
-                            };
-                            Ok::<_, Infallible>(
-                                http::Response::builder()
-                                    .status(status)
-                                    .header("content-type", "application/x-protobuf")
-                                    .body(Full::new(Bytes::new()))
-                                    .expect("response"),
-                            )
-                        }
-                    });
+                                        200
+                                    } else {
+                                        400
+                                    };
+                                Ok::<_, Infallible>(
+                                    http::Response::builder()
+                                        .status(status)
+                                        .header("content-type", "application/x-protobuf")
+                                        .body(Full::new(Bytes::new()))
+                                        .expect("response"),
+                                )
+                            }
+                        },
+                    );
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
                         .await;
@@ -301,7 +320,7 @@ const SERVER: i32 = 2;
 const CLIENT: i32 = 3;
 const ERROR: i32 = 2;
 
-fn one<'a>(spans: &'a [SpanRec], kind: i32) -> &'a SpanRec {
+fn one(spans: &[SpanRec], kind: i32) -> &SpanRec {
     let of_kind: Vec<&SpanRec> = spans.iter().filter(|s| s.kind == kind).collect();
     assert_eq!(of_kind.len(), 1, "one span of kind {kind}: {spans:#?}");
     of_kind[0]
@@ -329,7 +348,10 @@ async fn a_request_is_a_server_span_with_one_attempt_span_carrying_genai_attribu
     assert_eq!(server.name, "POST /v1/chat/completions");
     assert_eq!(server.str("http.route"), Some("/v1/chat/completions"));
     assert_eq!(server.attr("http.response.status_code"), Some(&json!(200)));
-    assert!(server.parent_span_id.is_empty(), "a root span without traceparent");
+    assert!(
+        server.parent_span_id.is_empty(),
+        "a root span without traceparent"
+    );
     assert_eq!(server.service.as_deref(), Some("proxygate"));
 
     assert_eq!(attempt.name, "chat llama-3.1-8b");
@@ -370,7 +392,10 @@ async fn a_failover_shows_as_two_attempt_spans_under_the_server_span() {
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(headers.get("x-proxygate-attempts").map(String::as_str), Some("2"));
+    assert_eq!(
+        headers.get("x-proxygate-attempts").map(String::as_str),
+        Some("2")
+    );
     assert_eq!((a.hits(), b.hits()), (1, 1));
     let spans = t.spans(3).await;
     assert_eq!(spans.len(), 3, "{spans:#?}");
@@ -387,7 +412,10 @@ async fn a_failover_shows_as_two_attempt_spans_under_the_server_span() {
     assert_eq!(attempts[0].status, ERROR);
     assert_eq!(attempts[1].str("gen_ai.provider.name"), Some("cerebras"));
     assert!(attempts[1].attr("error.type").is_none());
-    assert_eq!(attempts[1].attr("gen_ai.usage.output_tokens"), Some(&json!(3)));
+    assert_eq!(
+        attempts[1].attr("gen_ai.usage.output_tokens"),
+        Some(&json!(3))
+    );
     // Each attempt sent its own span id upstream.
     let sent = |f: &FakeUpstream| {
         f.requests()[0]
@@ -397,11 +425,19 @@ async fn a_failover_shows_as_two_attempt_spans_under_the_server_span() {
     };
     assert_eq!(
         sent(&a),
-        format!("00-{}-{}-01", hex(&server.trace_id), hex(&attempts[0].span_id))
+        format!(
+            "00-{}-{}-01",
+            hex(&server.trace_id),
+            hex(&attempts[0].span_id)
+        )
     );
     assert_eq!(
         sent(&b),
-        format!("00-{}-{}-01", hex(&server.trace_id), hex(&attempts[1].span_id))
+        format!(
+            "00-{}-{}-01",
+            hex(&server.trace_id),
+            hex(&attempts[1].span_id)
+        )
     );
 }
 
@@ -426,7 +462,10 @@ async fn a_client_traceparent_makes_the_server_span_its_child_and_reaches_upstre
         .header("traceparent")
         .expect("traceparent sent upstream")
         .to_owned();
-    assert_eq!(upstream, format!("00-{trace_id}-{}-01", hex(&attempt.span_id)));
+    assert_eq!(
+        upstream,
+        format!("00-{trace_id}-{}-01", hex(&attempt.span_id))
+    );
 }
 
 fn chunk(delta: Value, finish: Option<&str>) -> Value {
@@ -524,14 +563,25 @@ async fn prompts_and_answers_stay_out_of_spans_unless_capture_is_on() {
     for capture in [false, true] {
         let (_a, _b, env) = two(Reply::json(completion(answer)), server_error()).await;
         let t = Traced::start(&env, capture).await;
-        let (status, _, _) =
-            post_json(&t.url("/v1/chat/completions"), &chat("llama-3.1-8b", prompt)).await;
+        let (status, _, _) = post_json(
+            &t.url("/v1/chat/completions"),
+            &chat("llama-3.1-8b", prompt),
+        )
+        .await;
         assert_eq!(status, 200);
         let spans = t.spans(2).await;
         assert_eq!(spans.len(), 2);
         let raw = String::from_utf8_lossy(&t.collector.raw()).into_owned();
-        assert_eq!(raw.contains(prompt), capture, "prompt in spans: capture={capture}");
-        assert_eq!(raw.contains(answer), capture, "answer in spans: capture={capture}");
+        assert_eq!(
+            raw.contains(prompt),
+            capture,
+            "prompt in spans: capture={capture}"
+        );
+        assert_eq!(
+            raw.contains(answer),
+            capture,
+            "answer in spans: capture={capture}"
+        );
         let attempt = one(&spans, CLIENT);
         assert_eq!(attempt.attr("gen_ai.input.messages").is_some(), capture);
     }
@@ -602,8 +652,14 @@ async fn run_binary(env: &[(&str, String)]) -> (Child, u16, Arc<Mutex<Vec<String
         }
     });
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "binary never listened");
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "binary never listened"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     (child, port, lines)
@@ -675,9 +731,15 @@ async fn log_format_json_writes_one_access_line_per_request_without_the_prompt()
     let chat_line = &access[0];
     assert_eq!(chat_line["level"], "INFO");
     assert_eq!(chat_line["endpoint"], "/v1/chat/completions");
-    assert_eq!(chat_line["request_id"].as_str(), headers.get("x-request-id").map(String::as_str));
+    assert_eq!(
+        chat_line["request_id"].as_str(),
+        headers.get("x-request-id").map(String::as_str)
+    );
     assert_eq!(chat_line["model"], "mock/echo");
-    assert_eq!(chat_line["deployment"].as_str(), headers.get("x-proxygate-deployment").map(String::as_str));
+    assert_eq!(
+        chat_line["deployment"].as_str(),
+        headers.get("x-proxygate-deployment").map(String::as_str)
+    );
     assert_eq!(chat_line["status"], 200);
     assert_eq!(chat_line["attempts"], 1);
     assert_eq!(chat_line["cache"], "miss");
@@ -710,6 +772,9 @@ fn the_compose_monitoring_profile_has_a_trace_backend_the_gateways_send_to() {
         let endpoint = services[name]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
             .as_str()
             .unwrap();
-        assert!(endpoint.contains("http://jaeger:4318"), "{name}: {endpoint}");
+        assert!(
+            endpoint.contains("http://jaeger:4318"),
+            "{name}: {endpoint}"
+        );
     }
 }
