@@ -778,3 +778,52 @@ fn the_compose_monitoring_profile_has_a_trace_backend_the_gateways_send_to() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_served_while_the_collector_is_away() {
+    let (a, _b, env) = two(Reply::json(completion("hi")), server_error()).await;
+    // A port nothing listens on.
+    let closed = free_port();
+    let provider = proxygate::traces::otlp_provider(
+        &format!("http://127.0.0.1:{closed}/v1/traces"),
+        proxygate::client::build_client(),
+    )
+    .expect("provider");
+    let mut map: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    map.insert("USAGE_DB_PATH".into(), ":memory:".into());
+    let config = proxygate::Config::from_env(&map, proxygate::catalog::Catalog::default())
+        .expect("valid test config");
+    let gateway = proxygate::Gateway::builder(config)
+        .metrics(false)
+        .tracer(provider.tracer("proxygate"))
+        .build()
+        .await
+        .expect("gateway builds");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = gateway.router();
+    let _gw = TestGateway2 {
+        base: format!("http://{addr}"),
+        task: tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }),
+    };
+    for i in 0..20 {
+        let (status, _, _) = post_json(
+            &format!("http://{addr}/v1/chat/completions"),
+            &chat("llama-3.1-8b", &format!("request {i}")),
+        )
+        .await;
+        assert_eq!(status, 200);
+        // The attempt still carried its trace upstream.
+        assert!(a.requests()[i].header("traceparent").is_some());
+    }
+    // The failed exports end without a panic or a hang.
+    let p = provider.clone();
+    let flushed = tokio::task::spawn_blocking(move || p.force_flush()).await;
+    assert!(flushed.is_ok());
+    let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+}
