@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::catalog::{ModelSpec, ProviderSpec, Tier};
 use crate::health::DeploymentHealth;
-use crate::types::{BoxChat, Carried, RequestContext, Target};
+use crate::types::{BoxChat, Carried, ParamRules, RequestContext, Target};
 
 /// One routable target. Cheap to clone.
 #[derive(Clone)]
@@ -13,6 +13,7 @@ pub struct Deployment {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     id: Arc<str>,
     provider: &'static ProviderSpec,
@@ -20,6 +21,24 @@ struct Inner {
     spec: Option<&'static ModelSpec>,
     service: BoxChat,
     state: Arc<DeploymentHealth>,
+    rules: Option<Arc<ParamRules>>,
+    ceiling: Ceiling,
+}
+
+/// A deployment's own per-minute ceilings (`rpm`/`tpm` of a configured deployment).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ceiling {
+    /// Requests per minute at most.
+    pub rpm: Option<u64>,
+    /// Tokens per minute at most.
+    pub tpm: Option<u64>,
+}
+
+impl Ceiling {
+    /// Whether there is no ceiling.
+    pub fn is_none(&self) -> bool {
+        self.rpm.is_none() && self.tpm.is_none()
+    }
 }
 
 impl std::fmt::Debug for Deployment {
@@ -69,8 +88,28 @@ impl Deployment {
                 spec,
                 service,
                 state,
+                rules: None,
+                ceiling: Ceiling::default(),
             }),
         }
+    }
+
+    /// The same deployment with parameter rules (applied before translation) and ceilings.
+    pub fn with_limits(mut self, rules: Option<Arc<ParamRules>>, ceiling: Ceiling) -> Self {
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.rules = rules;
+        inner.ceiling = ceiling;
+        self
+    }
+
+    /// The parameter rules of this deployment's model, if any.
+    pub fn rules(&self) -> Option<&Arc<ParamRules>> {
+        self.inner.rules.as_ref()
+    }
+
+    /// Its per-minute ceilings.
+    pub fn ceiling(&self) -> Ceiling {
+        self.inner.ceiling
     }
 
     /// `provider/model` (with `#n` after the provider for the n-th extra key).

@@ -39,6 +39,9 @@ pub enum BuildError {
 /// Boxed error as tower middleware returns it.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The `code` of a deployment's refusal at its own ceiling.
+pub const CEILING_CODE: &str = "deployment_ceiling";
+
 /// Everything that can go wrong between the edge and the upstream.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayError {
@@ -223,6 +226,12 @@ impl GatewayError {
             Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// Whether this is a deployment refusing at its own per-minute ceiling (`rpm`/`tpm` of a
+    /// configured deployment): nothing was contacted.
+    pub fn is_ceiling(&self) -> bool {
+        matches!(self, Self::Upstream { code: Some(c), .. } if c == CEILING_CODE)
     }
 
     /// Whether another deployment may succeed where this one failed. The only thing

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use tower::ServiceBuilder;
 
 use crate::access::{
-    BudgetLayer, Budgets, Counters, KeyStore, Keys, MemoryBudgets, MemoryCounters, MemoryKeyStore,
-    ModelGuardLayer, RateLimitLayer,
+    BudgetLayer, Budgets, CeilingLayer, Counters, KeyStore, Keys, MemoryBudgets, MemoryCounters,
+    MemoryKeyStore, ModelGuardLayer, RateLimitLayer,
 };
 use crate::breaker::BreakerLayer;
 use crate::cache::CacheLayer;
@@ -46,6 +46,121 @@ pub struct Gateway {
     config: Arc<Config>,
     /// The server span and access log around the router, when either is on.
     traces: Option<ServerSpanLayer>,
+    control: Arc<Reloader>,
+}
+
+/// Swaps a new configuration's routes into a running gateway.
+struct Reloader {
+    registry: Arc<Registry>,
+    rates: Arc<RateTable>,
+    running: std::sync::Mutex<Arc<Config>>,
+    /// One reload at a time.
+    busy: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader").finish_non_exhaustive()
+    }
+}
+
+impl Reloader {
+    fn running(&self) -> Arc<Config> {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Validates `next` whole, then swaps its providers, deployments, groups, rules, router
+    /// settings and prices in. Nothing changes on error.
+    fn apply(&self, next: Config) -> Result<serde_json::Value, Vec<String>> {
+        let snap = self.registry.reload(&next.registry_config())?;
+        self.rates.replace(RateTable::new(
+            &snap.catalog(),
+            next.bill_free_tiers,
+            &next.rate_overrides,
+        ));
+        next.register_secrets();
+        let before = self.running();
+        // Settings read once at start (listeners, stores, limits) take a restart.
+        let restart: Vec<&str> = [
+            ("HOST", before.host != next.host),
+            ("PORT", before.port != next.port),
+            (
+                "PROXYGATE_MASTER_KEY",
+                before.master_key.as_ref().map(|k| k.expose().to_owned())
+                    != next.master_key.as_ref().map(|k| k.expose().to_owned()),
+            ),
+            (
+                "DATABASE_URL",
+                before.database_url.as_ref().map(|k| k.expose().to_owned())
+                    != next.database_url.as_ref().map(|k| k.expose().to_owned()),
+            ),
+            (
+                "REDIS_URL",
+                before.redis_url.as_ref().map(|k| k.expose().to_owned())
+                    != next.redis_url.as_ref().map(|k| k.expose().to_owned()),
+            ),
+            (
+                "FAILOVER_ENABLED",
+                before.failover_enabled != next.failover_enabled,
+            ),
+            ("MAX_RETRIES", before.max_retries != next.max_retries),
+            (
+                "REQUEST_TIMEOUT_MS",
+                before.request_timeout != next.request_timeout,
+            ),
+            (
+                "CIRCUIT_BREAKER_FAILURE_THRESHOLD",
+                before.breaker_threshold != next.breaker_threshold,
+            ),
+            ("CACHE_ENABLED", before.cache_enabled != next.cache_enabled),
+        ]
+        .into_iter()
+        .filter_map(|(k, changed)| changed.then_some(k))
+        .collect();
+        let mut providers: Vec<&str> = next.providers.keys().copied().collect();
+        providers.sort_unstable();
+        let summary = serde_json::json!({
+            "status": "reloaded",
+            "generation": snap.generation(),
+            "routing_strategy": next.strategy.as_str(),
+            "providers": providers,
+            "deployments": next.routes.deployments.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+            "models": next.routes.groups.keys().collect::<Vec<_>>(),
+            "rules": next.routes.rules.keys().collect::<Vec<_>>(),
+            "restart_required": restart,
+        });
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        tracing::info!(generation = snap.generation(), "configuration reloaded");
+        Ok(summary)
+    }
+
+    async fn reload(self: Arc<Self>) -> Result<serde_json::Value, Vec<String>> {
+        let _one = self.busy.lock().await;
+        let running = self.running();
+        let next = tokio::task::spawn_blocking(move || running.reread())
+            .await
+            .map_err(|e| vec![format!("the reload task failed: {e}")])?
+            .map_err(|e| e.problems)?;
+        self.apply(next)
+    }
+}
+
+/// The admin API's handle on the reloader.
+struct ControlHandle(Arc<Reloader>);
+
+impl crate::http::Control for ControlHandle {
+    fn reload(
+        &self,
+    ) -> futures_util::future::BoxFuture<'static, Result<serde_json::Value, Vec<String>>> {
+        Box::pin(self.0.clone().reload())
+    }
+
+    fn config(&self) -> serde_json::Value {
+        self.0.running().to_json()
+    }
 }
 
 impl Gateway {
@@ -89,9 +204,29 @@ impl Gateway {
         &self.state.registry
     }
 
-    /// The validated configuration.
+    /// The configuration the gateway was built with.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The configuration running now (the last one reloaded).
+    pub fn running_config(&self) -> Arc<Config> {
+        self.control.running()
+    }
+
+    /// Reads the configuration again from where it was loaded (`SIGHUP`, `POST
+    /// /admin/reload`) and swaps its providers, deployments, model groups, parameter rules,
+    /// routing settings and prices in. Every problem is listed and nothing changes when there
+    /// is one; requests in flight finish on the routes they started with, and deployments that
+    /// still exist keep their circuits and latency.
+    pub async fn reload(&self) -> Result<serde_json::Value, Vec<String>> {
+        self.control.clone().reload().await
+    }
+
+    /// As [`Gateway::reload`] with a configuration built in code.
+    pub async fn reload_with(&self, config: Config) -> Result<serde_json::Value, Vec<String>> {
+        let _one = self.control.busy.lock().await;
+        self.control.apply(config)
     }
 
     /// Where usage records go.
@@ -254,8 +389,8 @@ impl GatewayBuilder {
             )
         });
         let registry = Arc::new(
-            Registry::with_stack(
-                &self.config.providers,
+            Registry::with_routes(
+                self.config.registry_config(),
                 self.catalog,
                 &client,
                 Some(per_deployment),
@@ -324,7 +459,10 @@ impl GatewayBuilder {
             // What the access log and the server span need from the chat stack.
             .option_layer(self.traces.is_active().then_some(ExchangeLayer))
             .layer(ModelGuardLayer::new(Some(registry.clone())))
-            .layer(RateLimitLayer::new(counters, self.config.global_limits))
+            .layer(RateLimitLayer::new(
+                counters.clone(),
+                self.config.global_limits,
+            ))
             .layer(BudgetLayer::new(
                 budgets,
                 rates.clone(),
@@ -343,28 +481,38 @@ impl GatewayBuilder {
                 self.config.router_config(),
             ))
             .layer(FailoverLayer::new(self.config.failover_config()))
+            // A configured deployment's own rpm/tpm, counted per attempt.
+            .layer(CeilingLayer::new(counters))
             .service(Dispatch);
+        let config = Arc::new(self.config);
+        let control = Arc::new(Reloader {
+            registry: registry.clone(),
+            rates: rates.clone(),
+            running: std::sync::Mutex::new(config.clone()),
+            busy: tokio::sync::Mutex::new(()),
+        });
         let state = EdgeContext {
             chat: BoxChat::new(stack),
             count: BoxChat::new(count),
             registry,
             metrics,
-            max_body_bytes: self.config.max_body_bytes,
-            master_key: self.config.master_key.clone(),
+            max_body_bytes: config.max_body_bytes,
+            master_key: config.master_key.clone(),
             usage,
             db,
             rates,
             state: backend,
             stats,
             keys,
-            max_inflight: self.config.max_inflight,
-            max_header_bytes: self.config.max_header_bytes,
-            responses_ttl_days: self.config.responses_ttl_days,
+            max_inflight: config.max_inflight,
+            max_header_bytes: config.max_header_bytes,
+            responses_ttl_days: config.responses_ttl_days,
             guard: crate::http::guard::GuardConfig {
-                open: self.config.master_key.is_none(),
-                allowed_hosts: self.config.allowed_hosts.clone(),
-                allowed_origins: self.config.cors_allowed_origins.clone(),
+                open: config.master_key.is_none(),
+                allowed_hosts: config.allowed_hosts.clone(),
+                allowed_origins: config.cors_allowed_origins.clone(),
             },
+            control: Some(Arc::new(ControlHandle(control.clone()))),
         };
         let traces = self
             .traces
@@ -372,7 +520,8 @@ impl GatewayBuilder {
             .then(|| ServerSpanLayer::new(self.traces.tracer.clone(), self.traces.access_log));
         Ok(Gateway {
             state,
-            config: Arc::new(self.config),
+            config,
+            control,
             traces,
         })
     }

@@ -33,6 +33,7 @@
 //! ```
 
 pub mod budget;
+mod ceiling;
 mod guard;
 pub mod keys;
 pub mod limit;
@@ -46,6 +47,7 @@ use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 
 pub use budget::{BudgetLayer, Budgets, Hold, MemoryBudgets};
+pub use ceiling::{CeilingLayer, Ceilings};
 pub use guard::{ModelGuard, ModelGuardLayer};
 pub use keys::{KeySpec, KeyStore, MemoryKeyStore, Period, VirtualKey};
 pub use limit::{Counters, GlobalLimits, MemoryCounters, RateLimitLayer};

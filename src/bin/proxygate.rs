@@ -203,6 +203,8 @@ async fn serve(config: proxygate::Config, json_log: bool) -> Result<(), String> 
         .map(|p| p.name)
         .collect();
     tracing::info!(%addr, providers = ?configured, "proxygate listening on http://{addr}");
+    #[cfg(unix)]
+    tokio::spawn(reload_on_hangup(gateway.clone()));
 
     let (tx, rx) = tokio::sync::watch::channel(false);
     let app = gateway.router();
@@ -243,6 +245,26 @@ async fn serve(config: proxygate::Config, json_log: bool) -> Result<(), String> 
     }
     tracing::info!("bye");
     Ok(())
+}
+
+/// `SIGHUP`: reads the configuration again and swaps it in; a bad file changes nothing and
+/// every problem is logged.
+#[cfg(unix)]
+async fn reload_on_hangup(gateway: proxygate::Gateway) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("SIGHUP cannot be watched; reload through POST /admin/reload");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        match gateway.reload().await {
+            Ok(summary) => tracing::info!(%summary, "SIGHUP: configuration reloaded"),
+            Err(problems) => {
+                for p in &problems {
+                    tracing::error!("SIGHUP: configuration not reloaded: {p}");
+                }
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

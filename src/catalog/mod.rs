@@ -5,6 +5,7 @@
 //! Prices are USD per 1M tokens from the LiteLLM price snapshots of [`RATES_DATE`]; they can
 //! be overridden in config.
 
+pub mod custom;
 pub mod models;
 mod rate;
 

@@ -5,17 +5,34 @@ use std::path::Path;
 
 /// Reads a TOML file into env-style keys (`port = 3333` becomes `PORT=3333`).
 pub fn load(path: &Path) -> Result<HashMap<String, String>, String> {
+    read(path)
+        .and_then(|t| settings(&t).map_err(|e| format!("config file {}: {e}", path.display())))
+}
+
+/// Reads and parses a TOML file.
+pub fn read(path: &Path) -> Result<toml::Table, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-    parse(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    text.parse()
+        .map_err(|e: toml::de::Error| format!("config file {}: {e}", path.display()))
 }
 
 /// Parses TOML text into env-style keys. Nested tables join with `_`: `[groq] api_key = ".."`
 /// is `GROQ_API_KEY`.
 pub fn parse(text: &str) -> Result<HashMap<String, String>, String> {
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+    settings(&table)
+}
+
+/// The settings of a parsed file as env-style keys; the routing tables
+/// (`[[deployments]]`, `[models]`, `[rules]`) are read by `config::routes` instead.
+pub fn settings(table: &toml::Table) -> Result<HashMap<String, String>, String> {
+    let mut rest = table.clone();
+    for t in super::routes::TABLES {
+        rest.remove(*t);
+    }
     let mut out = HashMap::new();
-    flatten("", &table, &mut out)?;
+    flatten("", &rest, &mut out)?;
     Ok(out)
 }
 

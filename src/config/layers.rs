@@ -4,7 +4,7 @@
 use super::Config;
 use crate::breaker::BreakerConfig;
 use crate::failover::FailoverConfig;
-use crate::router::RouterConfig;
+use crate::router::{RegistryConfig, RouterConfig};
 use crate::shared::{CacheLimits, SharedConfig};
 use crate::timeout::TimeoutConfig;
 
@@ -16,6 +16,12 @@ impl Config {
             .providers
             .values()
             .flat_map(|p| p.keys.iter().map(|k| k.expose().to_owned()))
+            .chain(
+                self.routes
+                    .deployments
+                    .iter()
+                    .flat_map(|d| d.keys.iter().map(|k| k.expose().to_owned())),
+            )
             .collect();
         if let Some(m) = &self.master_key {
             secrets.push(m.expose().to_owned());
@@ -68,12 +74,77 @@ impl Config {
         }
     }
 
-    /// The routing strategy, priorities and weights.
+    /// The routing strategy, priorities and weights (a configured deployment's `weight`
+    /// counts for its name unless `ROUTING_WEIGHTS` names it).
     pub fn router_config(&self) -> RouterConfig {
+        let mut weights = self.weights.clone();
+        for d in &self.routes.deployments {
+            if let Some(w) = d.weight {
+                weights.entry(d.name.clone()).or_insert(w);
+            }
+        }
         RouterConfig {
             strategy: self.strategy,
             priority: self.priority.clone(),
-            weights: self.weights.clone(),
+            weights,
         }
+    }
+
+    /// What the registry is built from, and rebuilt from on a reload.
+    pub fn registry_config(&self) -> RegistryConfig {
+        RegistryConfig {
+            providers: self.providers.clone(),
+            routes: self.routes.clone(),
+            router: Some(self.router_config()),
+        }
+    }
+
+    /// The running configuration as JSON, every secret as `***` (`GET /admin/config`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mask = |s: &Option<crate::types::Secret>| s.as_ref().map(|_| "***");
+        let mut providers: Vec<(&str, serde_json::Value)> = self
+            .providers
+            .iter()
+            .map(|(name, p)| {
+                (
+                    *name,
+                    serde_json::json!({
+                        "base_url": crate::redact::redact(&p.base_url),
+                        "keys": p.keys.iter().map(|_| "***").collect::<Vec<_>>(),
+                    }),
+                )
+            })
+            .collect();
+        providers.sort_by(|a, b| a.0.cmp(b.0));
+        let providers: serde_json::Map<String, serde_json::Value> = providers
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        let mut weights: Vec<(&String, &u32)> = self.weights.iter().collect();
+        weights.sort();
+        serde_json::json!({
+            "host": self.host.to_string(),
+            "port": self.port,
+            "master_key": mask(&self.master_key),
+            "routing_strategy": self.strategy.as_str(),
+            "provider_priority": self.priority,
+            "routing_weights": weights.into_iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+            "failover_enabled": self.failover_enabled,
+            "failover_cross_tier": self.failover_cross_tier,
+            "max_retries": self.max_retries,
+            "circuit_breaker_failure_threshold": self.breaker_threshold,
+            "circuit_breaker_cooldown_ms": self.breaker_cooldown.as_millis() as u64,
+            "circuit_breaker_half_open_probes": self.breaker_half_open_probes,
+            "request_timeout_ms": self.request_timeout.as_millis() as u64,
+            "overall_timeout_ms": self.overall_timeout.as_millis() as u64,
+            "database_url": mask(&self.database_url),
+            "redis_url": mask(&self.redis_url),
+            "cache_enabled": self.cache_enabled,
+            "providers": providers,
+            "deployments": self.routes.to_json()["deployments"],
+            "models": self.routes.to_json()["models"],
+            "rules": self.routes.to_json()["rules"],
+            "config_file": self.source.as_ref().and_then(|s| s.path.as_ref()).map(|p| p.display().to_string()),
+        })
     }
 }

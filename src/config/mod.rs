@@ -6,6 +6,7 @@
 pub mod env;
 pub mod file;
 mod layers;
+pub mod routes;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,7 +20,7 @@ use crate::catalog::models::mock::{
 };
 use crate::catalog::{Catalog, Enable};
 use crate::providers::ProviderSettings;
-use crate::router::Strategy;
+use crate::router::{Routes, Strategy};
 use crate::types::Secret;
 
 /// Every setting, validated.
@@ -115,6 +116,32 @@ pub struct Config {
     pub max_connections: usize,
     /// Bound on a streaming client that stopped reading (`CLIENT_WRITE_TIMEOUT_MS`).
     pub client_write_timeout: Duration,
+    /// The config file's own deployments, model groups and parameter rules.
+    pub routes: Routes,
+    /// Where the configuration was read from, so a reload can read it again (none when it was
+    /// built in code).
+    pub source: Option<ConfigSource>,
+}
+
+/// What [`Config::load`] read: the CLI overrides and the config file's path.
+#[derive(Clone, Default)]
+pub struct ConfigSource {
+    /// The flags given on the command line, as env-style keys.
+    pub overrides: HashMap<String, String>,
+    /// `--config` / `PROXYGATE_CONFIG`, when given.
+    pub path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Flags may carry secrets: their names only.
+        let mut flags: Vec<&String> = self.overrides.keys().collect();
+        flags.sort();
+        f.debug_struct("ConfigSource")
+            .field("overrides", &flags)
+            .field("path", &self.path)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -492,7 +519,15 @@ impl Config {
             body_read_timeout,
             max_connections,
             client_write_timeout,
+            routes: Routes::default(),
+            source: None,
         })
+    }
+
+    /// The same configuration with the config file's routing tables.
+    pub fn with_routes(mut self, routes: Routes) -> Self {
+        self.routes = routes;
+        self
     }
 
     /// The usual sources: `overrides` (CLI flags), the process environment, `.env` in the
@@ -502,6 +537,10 @@ impl Config {
         overrides: HashMap<String, String>,
         config_path: Option<PathBuf>,
     ) -> Result<Self, ConfigError> {
+        let source = ConfigSource {
+            overrides: overrides.clone(),
+            path: config_path.clone(),
+        };
         let dotenv: HashMap<String, String> = match dotenvy::from_path_iter(".env") {
             Ok(iter) => iter.filter_map(Result::ok).collect(),
             Err(_) => HashMap::new(),
@@ -510,12 +549,20 @@ impl Config {
             .or_else(|| overrides.get(ENV_CONFIG).map(PathBuf::from))
             .or_else(|| std::env::var(ENV_CONFIG).ok().map(PathBuf::from))
             .or_else(|| dotenv.get(ENV_CONFIG).map(PathBuf::from));
-        let file = match path {
-            Some(p) => file::load(&p).map_err(|e| ConfigError {
+        let table = match path {
+            Some(p) => Some(file::read(&p).map_err(|e| ConfigError {
                 problems: vec![format!("{e} (from --config / {ENV_CONFIG})")],
+            })?),
+            None if Path::new("proxygate.toml").exists() => Some(
+                file::read(Path::new("proxygate.toml"))
+                    .map_err(|e| ConfigError { problems: vec![e] })?,
+            ),
+            None => None,
+        };
+        let file = match &table {
+            Some(t) => file::settings(t).map_err(|e| ConfigError {
+                problems: vec![format!("config file: {e}")],
             })?,
-            None if Path::new("proxygate.toml").exists() => file::load(Path::new("proxygate.toml"))
-                .map_err(|e| ConfigError { problems: vec![e] })?,
             None => HashMap::new(),
         };
         let src = Layered::new()
@@ -523,7 +570,36 @@ impl Config {
             .then(ProcessEnv)
             .then(dotenv)
             .then(file);
-        Self::from_env(&src, Catalog::default())
+        let config = Self::from_env(&src, Catalog::default());
+        let routes = match &table {
+            Some(t) => routes::parse(t, &src),
+            None => Ok(Routes::default()),
+        };
+        match (config, routes) {
+            (Ok(c), Ok(r)) => Ok(Self {
+                routes: r,
+                source: Some(source),
+                ..c
+            }),
+            (Err(mut e), Err(more)) => {
+                e.problems.extend(more);
+                Err(e)
+            }
+            (Err(e), Ok(_)) => Err(e),
+            (Ok(_), Err(problems)) => Err(ConfigError { problems }),
+        }
+    }
+
+    /// Reads the configuration again from where [`Config::load`] read it (a reload).
+    pub fn reread(&self) -> Result<Self, ConfigError> {
+        match &self.source {
+            Some(s) => Self::load(s.overrides.clone(), s.path.clone()),
+            None => Err(ConfigError {
+                problems: vec![
+                    "this configuration was built in code; there is no file to read again".into(),
+                ],
+            }),
+        }
     }
 
     /// The socket address to bind.

@@ -97,6 +97,8 @@ pub struct RateTable {
     free: Vec<&'static str>,
     /// Context window and output limit by `provider/model`, for reservations.
     limits: HashMap<String, u32>,
+    /// The table that replaced this one on a configuration reload, when there was one.
+    next: std::sync::Arc<arc_swap::ArcSwapOption<RateTable>>,
 }
 
 /// `provider/model` with the `#n` of an extra key dropped from the provider.
@@ -123,6 +125,11 @@ impl RateTable {
                 free.push(spec.name);
             }
             for m in spec.models {
+                // A configured deployment's model without prices stays unpriced (a keyless
+                // deployment's still costs 0, as every keyless provider's).
+                if !zero && crate::catalog::custom::is_unpriced(m) {
+                    continue;
+                }
                 let rate = if zero {
                     Rate::default()
                 } else {
@@ -168,23 +175,32 @@ impl RateTable {
             families,
             free,
             limits,
+            next: Default::default(),
         }
+    }
+
+    /// Replaces the prices with `next`'s (a configuration reload); every holder of this table
+    /// sees them from its next lookup on.
+    pub fn replace(&self, next: RateTable) {
+        self.next.store(Some(std::sync::Arc::new(next)));
     }
 
     /// The rate of a deployment (`provider/model`, `provider#n/model`): the model's own, else
     /// its family's, else 0 on a keyless provider. `None`: the model is unpriced.
-    pub fn get(&self, deployment: &str) -> Option<&Rate> {
-        const FREE: Rate = Rate::new(0.0, 0.0);
+    pub fn get(&self, deployment: &str) -> Option<Rate> {
+        if let Some(next) = &*self.next.load() {
+            return next.get(deployment);
+        }
         let Some((provider, model)) = model_key(deployment) else {
-            return self.rates.get(deployment);
+            return self.rates.get(deployment).copied();
         };
         if let Some(r) = self.rates.get(&format!("{provider}/{model}")) {
-            return Some(r);
+            return Some(*r);
         }
         if let Some(r) = self.family(provider, model) {
-            return Some(r);
+            return Some(*r);
         }
-        self.free.contains(&provider).then_some(&FREE)
+        self.free.contains(&provider).then_some(Rate::new(0.0, 0.0))
     }
 
     fn family(&self, provider: &str, model: &str) -> Option<&Rate> {
@@ -199,6 +215,9 @@ impl RateTable {
     /// The most completion tokens one answer of a deployment's model may have, when the
     /// catalog knows it (a dated id takes its family's).
     pub fn max_output(&self, deployment: &str) -> Option<u32> {
+        if let Some(next) = &*self.next.load() {
+            return next.max_output(deployment);
+        }
         let (provider, model) = model_key(deployment)?;
         if let Some(n) = self.limits.get(&format!("{provider}/{model}")) {
             return Some(*n);
@@ -220,6 +239,9 @@ impl RateTable {
 
     /// The table as JSON: its date and every rate (`GET /admin/rates`, `proxygate rates`).
     pub fn to_json(&self) -> serde_json::Value {
+        if let Some(next) = &*self.next.load() {
+            return next.to_json();
+        }
         let models: serde_json::Map<String, serde_json::Value> = self
             .entries()
             .into_iter()
@@ -241,6 +263,9 @@ impl RateTable {
 
     /// The table as text, one model a line.
     pub fn to_text(&self) -> String {
+        if let Some(next) = &*self.next.load() {
+            return next.to_text();
+        }
         use std::fmt::Write;
         let mut out = format!(
             "rates of {} (USD per 1M tokens; keyless providers: {})\n{:<58} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
@@ -285,7 +310,7 @@ mod tests {
     // Hand-computed figures: prompt x input rate + completion x output rate.
     #[test]
     fn gpt_4o_mini_at_15_and_60_cents() {
-        let r = *table().get("openai/gpt-4o-mini").unwrap();
+        let r = table().get("openai/gpt-4o-mini").unwrap();
         // 1,000 prompt tokens at $0.15/1M = $0.00015; 500 completion at $0.60/1M = $0.0003.
         let c = r.cost(1_000, 0, 500);
         assert!((c - 0.000_45).abs() < 1e-12, "{c}");
@@ -297,10 +322,10 @@ mod tests {
     #[test]
     fn claude_sonnet_and_gemini_flash() {
         let t = table();
-        let sonnet = *t.get("anthropic/claude-sonnet-4-20250514").unwrap();
+        let sonnet = t.get("anthropic/claude-sonnet-4-20250514").unwrap();
         // 2,000 x $3 + 1,000 x $15 per 1M = 0.006 + 0.015.
         assert!((sonnet.cost(2_000, 0, 1_000) - 0.021).abs() < 1e-12);
-        let flash = *t.get("gemini/gemini-2.0-flash").unwrap();
+        let flash = t.get("gemini/gemini-2.0-flash").unwrap();
         // 10,000 x $0.10 + 2,500 x $0.40 per 1M = 0.001 + 0.001.
         assert!((flash.cost(10_000, 0, 2_500) - 0.002).abs() < 1e-12);
     }
@@ -340,12 +365,12 @@ mod tests {
     #[test]
     fn every_key_and_dated_id_of_a_model_costs_its_rate() {
         let t = table();
-        let base = *t.get("openai/gpt-4o").unwrap();
-        assert_eq!(t.get("openai#2/gpt-4o"), Some(&base));
-        assert_eq!(t.get("openai#3/gpt-4o-2024-08-06"), Some(&base));
-        let sonnet = *t.get("anthropic/claude-sonnet-4-5").unwrap();
+        let base = t.get("openai/gpt-4o").unwrap();
+        assert_eq!(t.get("openai#2/gpt-4o"), Some(base));
+        assert_eq!(t.get("openai#3/gpt-4o-2024-08-06"), Some(base));
+        let sonnet = t.get("anthropic/claude-sonnet-4-5").unwrap();
         // The longest family wins: claude-sonnet-4-5, not claude-sonnet-4.
-        assert_eq!(t.get("anthropic/claude-sonnet-4-5-20250929"), Some(&sonnet));
+        assert_eq!(t.get("anthropic/claude-sonnet-4-5-20250929"), Some(sonnet));
         assert_eq!(
             t.get("gemini/gemini-2.5-flash-001"),
             t.get("gemini/gemini-2.5-flash")
@@ -389,7 +414,7 @@ mod tests {
 
     #[test]
     fn the_breakdown_prices_each_meter_and_adds_up() {
-        let sonnet = *table().get("anthropic/claude-sonnet-4-5").unwrap();
+        let sonnet = table().get("anthropic/claude-sonnet-4-5").unwrap();
         let mut u = Usage::new(3_100, 50);
         u.set_cache(2_000, 1_000, 600);
         let b = sonnet.breakdown(&u);

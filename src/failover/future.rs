@@ -136,6 +136,15 @@ where
                         *this.open_retry =
                             Some(this.open_retry.map_or(retry_in, |r| r.min(retry_in)));
                     }
+                    Err(e) if e.is_ceiling() => {
+                        // At its own ceiling: nothing was contacted, so it is no attempt; its
+                        // 429 is the answer only when nothing else is.
+                        *this.attempts -= 1;
+                        this.tried.pop();
+                        if this.last.is_none() {
+                            *this.last = Some(e);
+                        }
+                    }
                     // The client's own mistake (a 400): another deployment would say the same.
                     Err(e) if !e.is_retryable() => return Poll::Ready(Err(e)),
                     Err(e) => {
@@ -208,12 +217,16 @@ fn final_error(
     open_retry: Option<Duration>,
 ) -> GatewayError {
     match (attempts, last) {
-        (0, _) => match open_retry {
-            Some(retry_in) => GatewayError::NoHealthyDeployment {
+        (0, last) => match (open_retry, last) {
+            (Some(retry_in), _) => GatewayError::NoHealthyDeployment {
                 model: model.to_owned(),
                 retry_in,
             },
-            None => GatewayError::Internal(format!("no deployment was chosen for `{model}`")),
+            // Every candidate was at its own ceiling.
+            (None, Some(ceiling)) => ceiling,
+            (None, None) => {
+                GatewayError::Internal(format!("no deployment was chosen for `{model}`"))
+            }
         },
         // One attempt: its own error already names the provider.
         (1, Some(last)) => last,

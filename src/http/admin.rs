@@ -95,6 +95,51 @@ pub(super) async fn rates(
     axum::Json(state.rates.to_json())
 }
 
+/// `POST /admin/reload`: reads the configuration file again and swaps it in. 200 with the new
+/// configuration's summary; 400 listing every problem, nothing changed.
+pub(super) async fn reload(State(state): State<Arc<EdgeContext>>) -> Response {
+    let Some(control) = state.control.clone() else {
+        return reload_refused(vec![
+            "this gateway was not built from a configuration it can read again".into(),
+        ]);
+    };
+    match control.reload().await {
+        Ok(summary) => axum::Json(summary).into_response(),
+        Err(problems) => reload_refused(problems),
+    }
+}
+
+fn reload_refused(problems: Vec<String>) -> Response {
+    let message = format!(
+        "configuration not reloaded; nothing changed: {}",
+        problems.join("; ")
+    );
+    let body = json!({
+        "error": {
+            "message": crate::redact::redact(&message),
+            "type": "invalid_request_error",
+            "param": "config",
+            "code": "invalid_config",
+            "problems": problems.iter().map(|p| crate::redact::redact(p).into_owned()).collect::<Vec<_>>(),
+        }
+    });
+    (http::StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+/// `GET /admin/config`: the running configuration, secrets as `***`.
+pub(super) async fn config(State(state): State<Arc<EdgeContext>>) -> Response {
+    match &state.control {
+        Some(c) => axum::Json(c.config()).into_response(),
+        None => {
+            let err = GatewayError::invalid(
+                "config",
+                "this gateway was not built from a configuration the admin API can show",
+            );
+            error_response(&err)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

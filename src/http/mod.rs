@@ -75,6 +75,17 @@ pub struct EdgeContext {
     pub responses_ttl_days: u64,
     /// What web pages may do (`ALLOWED_HOSTS`, `CORS_ALLOWED_ORIGINS`).
     pub guard: guard::GuardConfig,
+    /// Reloads and shows the running configuration (`/admin/reload`, `/admin/config`).
+    pub control: Option<Arc<dyn Control>>,
+}
+
+/// What the admin API's configuration endpoints call: the gateway that composed the edge.
+pub trait Control: Send + Sync + 'static {
+    /// Reads the configuration again and swaps it in: its summary, or every problem found
+    /// (nothing changed then).
+    fn reload(&self) -> futures_util::future::BoxFuture<'static, Result<Value, Vec<String>>>;
+    /// The running configuration, every secret as `***`.
+    fn config(&self) -> Value;
 }
 
 impl std::fmt::Debug for EdgeContext {
@@ -109,6 +120,8 @@ pub fn routes(state: EdgeContext) -> Router {
         .route("/v1/usage", get(usage::usage))
         .route("/admin/circuits", get(admin::list_circuits))
         .route("/admin/rates", get(admin::rates))
+        .route("/admin/reload", post(admin::reload))
+        .route("/admin/config", get(admin::config))
         .route("/admin/circuits/{*deployment}", post(admin::reset_circuit))
         .route("/admin/stats", get(dashboard::stats))
         .route("/admin/keys", get(keys::list).post(keys::create))
@@ -414,10 +427,58 @@ async fn list_models(State(state): State<Arc<EdgeContext>>) -> Response {
                 "mode": row.mode,
                 "context_window": row.context,
                 "pricing": {"input_per_1m": row.price.0, "output_per_1m": row.price.1, "currency": "USD"},
+                "aliases": row.aliases,
             })
         })
         .collect();
+    let mut data = data;
+    // Model groups, asked for by their bare name.
+    let snap = state.registry.snapshot();
+    for g in snap.groups() {
+        let status = match state.registry.resolve(&g.name) {
+            Ok(ds) if ds.iter().any(|d| d.state().status() == "healthy") => "healthy",
+            Ok(ds) if !ds.is_empty() => "degraded",
+            _ => "unconfigured",
+        };
+        let strategy = match g.kind {
+            crate::router::GroupKind::Chain => "fallback",
+            crate::router::GroupKind::Strategy(s) => s.as_str(),
+        };
+        data.push(json!({
+            "id": g.name,
+            "object": "model",
+            "created": created,
+            "owned_by": "group",
+            "provider": "group",
+            "tier": group_tier(&state.registry, &g.targets),
+            "status": status,
+            "mode": "chat",
+            "strategy": strategy,
+            "targets": g.targets,
+            "aliases": [],
+        }));
+    }
     axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+/// A group's tier: the tier of its first target that resolves (paid-key when none does).
+fn group_tier(registry: &Registry, targets: &[String]) -> &'static str {
+    let snap = registry.snapshot();
+    targets
+        .iter()
+        .find_map(|t| {
+            let (p, _) = t.split_once('/')?;
+            snap.catalog().provider(p).map(|s| s.tier.as_str())
+        })
+        .or_else(|| {
+            targets.iter().find_map(|t| {
+                snap.catalog()
+                    .serving(t)
+                    .first()
+                    .map(|(s, _)| s.tier.as_str())
+            })
+        })
+        .unwrap_or("paid-key")
 }
 
 /// Whether a deployment id names a catalog model (`provider[#n]/model`), as opposed to a

@@ -235,8 +235,10 @@ pub fn build(
 }
 
 /// One endpoint per configured key, each a [`Translate`] over the adapter `make` builds from
-/// the base URL and that key (which [`Translate`] then scrubs from upstream replies).
+/// the base URL and that key (which [`Translate`] then scrubs from upstream replies). The
+/// adapter answers as `spec`'s provider (a configured deployment's own name).
 pub fn endpoint_per_key<A: ProviderAdapter>(
+    spec: &'static ProviderSpec,
     settings: &ProviderSettings,
     client: &HttpClient,
     make: impl Fn(&str, Secret) -> A,
@@ -246,13 +248,79 @@ pub fn endpoint_per_key<A: ProviderAdapter>(
         .iter()
         .map(|key| ProviderEndpoint {
             service: BoxChat::new(Translate::new(
-                make(&settings.base_url, key.clone()),
+                Named {
+                    name: spec.name,
+                    inner: make(&settings.base_url, key.clone()),
+                },
                 client.clone(),
                 vec![key.clone()],
             )),
             extra_models: Vec::new(),
         })
         .collect()
+}
+
+/// An adapter answering under another provider name: a configured deployment that speaks a
+/// built-in provider's wire format is its own provider in replies, metrics and usage.
+#[derive(Debug)]
+pub struct Named<A> {
+    /// The provider name.
+    pub name: &'static str,
+    /// The adapter of the wire format.
+    pub inner: A,
+}
+
+impl<A: ProviderAdapter> ProviderAdapter for Named<A> {
+    type Decoder = A::Decoder;
+
+    fn provider(&self) -> &'static str {
+        self.name
+    }
+
+    fn framing(&self) -> Framing {
+        self.inner.framing()
+    }
+
+    fn stream_framing(&self, req: &ChatRequest) -> Framing {
+        self.inner.stream_framing(req)
+    }
+
+    fn request(&self, req: &ChatRequest) -> Result<UpstreamRequest, GatewayError> {
+        self.inner.request(req)
+    }
+
+    fn response(&self, req: &ChatRequest, body: &[u8]) -> Result<ChatResponse, GatewayError> {
+        self.inner.response(req, body)
+    }
+
+    fn decoder(&self, req: &ChatRequest) -> Self::Decoder {
+        self.inner.decoder(req)
+    }
+
+    fn error(&self, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> GatewayError {
+        self.inner.error(status, headers, body)
+    }
+
+    fn success_is_error(&self, body: &[u8]) -> Option<GatewayError> {
+        self.inner.success_is_error(body)
+    }
+
+    fn embed_request(
+        &self,
+        req: &ChatRequest,
+        emb: &EmbeddingRequest,
+    ) -> Result<UpstreamRequest, GatewayError> {
+        self.inner.embed_request(req, emb)
+    }
+
+    fn embed_response(
+        &self,
+        req: &ChatRequest,
+        emb: &EmbeddingRequest,
+        body: &[u8],
+    ) -> Result<EmbeddingResponse, GatewayError> {
+        self.inner.embed_response(req, emb, body)
+    }
 }
 
 /// Reads `retry-after-ms`, then `retry-after` (seconds or an HTTP date).

@@ -11,7 +11,8 @@ use crate::deployment::Routed;
 use crate::types::BoxChat;
 use crate::types::{ChatReply, ChatRequest};
 
-/// Calls `req.ctx.target`'s own stack with the upstream model id.
+/// Calls `req.ctx.target`'s own stack with the upstream model id, after the model's
+/// parameter rules.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Dispatch;
 
@@ -36,6 +37,10 @@ impl Service<ChatRequest> for Dispatch {
             ))));
         };
         req.model = target.model().to_owned();
+        // The model's own parameter rules, before its adapter translates the request.
+        if let Some(rules) = target.rules() {
+            rules.apply(&mut req);
+        }
         req.ctx
             .last_attempt
             .set(target.provider().name, target.id().clone());

@@ -32,6 +32,7 @@ mod dispatch;
 mod future;
 mod layer;
 mod registry;
+pub mod routes;
 pub mod strategy;
 
 use std::sync::Arc;
@@ -45,7 +46,10 @@ use tower::Service;
 pub use dispatch::Dispatch;
 pub use future::ResponseFuture;
 pub use layer::RouterLayer;
-pub use registry::{DEFAULT_MAX_PASSTHROUGH, ModelRow, Registry, StackFn, StackInfo};
+pub use registry::{
+    DEFAULT_MAX_PASSTHROUGH, ModelRow, Registry, RegistryConfig, Snapshot, StackFn, StackInfo,
+};
+pub use routes::{DeploymentDef, GroupKind, ModelGroup, Routes};
 pub use strategy::{RouterConfig, Strategy};
 
 use crate::GatewayError;
@@ -64,72 +68,71 @@ struct Routing {
 
 // === impl Routing ===
 
+/// The most entries a request's own `models` list may have.
+pub const MAX_REQUEST_MODELS: usize = 16;
+
+/// Candidates of one model of the plan, with the strategy that orders them.
+type Tier = (Vec<Deployment>, Strategy);
+
 impl Routing {
-    /// The ordered, available deployments for `model`, the chain's fallbacks after them (those
-    /// `key` may use: the model guard checked the requested model already).
+    /// The ordered, available deployments for `model`: a group's targets (in chain order, or
+    /// pooled under the group's strategy), then the request's own `models` list, then the
+    /// `PROVIDER_PRIORITY` chain's fallbacks. Targets and fallbacks `caller` may not use are
+    /// left out (the model guard checked the requested model already).
+    #[allow(clippy::too_many_arguments)]
     fn plan(
         &self,
+        snap: &Snapshot,
+        config: &RouterConfig,
         model: &str,
+        also: &[String],
         mode: Mode,
         caller: Option<&dyn Caller>,
         now: Instant,
     ) -> Result<Vec<Deployment>, GatewayError> {
-        // Only deployments whose catalog mode fits the endpoint (models outside the catalog,
-        // addressed as provider/model, may serve either).
-        let fits = |d: &Deployment| d.spec().is_none_or(|s| s.mode == mode);
-        let primary = self.registry.resolve(model).and_then(|mut ds| {
-            let before = ds.len();
-            ds.retain(fits);
-            if ds.is_empty() && before > 0 {
-                return Err(wrong_mode(model, mode));
+        let mut tiers: Vec<Tier> = Vec::new();
+        let primary_err = self
+            .expand(snap, config, model, mode, caller, true, &mut tiers)
+            .err();
+        let mut later_err = None;
+        for m in also {
+            if let Err(e) = self.expand(snap, config, m, mode, caller, false, &mut tiers) {
+                later_err.get_or_insert(e);
             }
-            Ok(ds)
-        });
-        let fallbacks = self.config.fallbacks(model, self.registry.catalog());
-        let mut groups = Vec::with_capacity(1 + fallbacks.len());
-        let primary_err = match primary {
-            Ok(ds) => {
-                groups.push(ds);
-                None
-            }
-            Err(e) => Some(e),
-        };
-        // A chain model that is not configured is skipped: the chain goes on.
-        // So is a fallback, or one of its deployments, outside the key's allowed models.
-        groups.extend(
-            fallbacks
-                .iter()
-                .filter_map(|m| Some((*m, self.registry.resolve(m).ok()?)))
-                .map(|(m, mut ds)| {
-                    ds.retain(|d| {
-                        fits(d)
-                            && caller.is_none_or(|c| c.allows_model(m) || c.allows_model(d.id()))
-                    });
-                    ds
-                })
-                .filter(|ds| !ds.is_empty()),
-        );
-        if groups.is_empty() {
-            return Err(primary_err.unwrap_or_else(|| {
-                GatewayError::Internal(format!("no deployment for `{model}`"))
+        }
+        let fallbacks = config.fallbacks(model, snap.catalog());
+        for m in fallbacks {
+            // A chain model that is not configured is skipped: the chain goes on.
+            let _ = self.expand(snap, config, m, mode, caller, false, &mut tiers);
+        }
+        tiers.retain(|(ds, _)| !ds.is_empty());
+        if tiers.is_empty() {
+            return Err(primary_err.or(later_err).unwrap_or_else(|| match caller {
+                Some(_) => GatewayError::Forbidden(format!(
+                    "this API key may not use any model `{model}` routes to"
+                )),
+                None => GatewayError::Internal(format!("no deployment for `{model}`")),
             }));
         }
-        let turn = match self.config.strategy {
-            Strategy::RoundRobin => self.turn.fetch_add(1, Ordering::Relaxed),
-            _ => 0,
+        let turn = if tiers.iter().any(|(_, s)| *s == Strategy::RoundRobin) {
+            self.turn.fetch_add(1, Ordering::Relaxed)
+        } else {
+            0
         };
         let mut plan: Vec<Deployment> = Vec::new();
         let mut cooling_for: Option<Duration> = None;
         let mut open_for: Option<Duration> = None;
-        for mut group in groups {
-            self.config.order(&mut group, turn, now);
+        let mut rng = rand::rng();
+        for (mut group, strategy) in tiers {
+            config.order_by(strategy, &mut group, turn, now, &mut rng);
             for d in group {
                 if plan.iter().any(|p| p.id() == d.id()) {
                     continue;
                 }
                 match d.state().circuit().availability(now) {
                     Ok(()) => plan.push(d),
-                    // The upstream asked us to stay away: it is not contacted until then.
+                    // The upstream asked us to stay away (or the deployment is at its own
+                    // ceiling): it is not contacted until then.
                     Err(Unavailable::Cooling { retry_in }) => {
                         cooling_for = Some(cooling_for.map_or(retry_in, |r| r.min(retry_in)));
                     }
@@ -148,7 +151,7 @@ impl Routing {
         if let Some(retry_in) = cooling_for.filter(|c| open_for.is_none_or(|o| *c <= o)) {
             return Err(GatewayError::RateLimited {
                 message: format!(
-                    "every deployment of `{model}` is rate limited by its provider; retry in {}s",
+                    "every deployment of `{model}` is rate limited; retry in {}s",
                     retry_in.as_secs_f64().ceil().max(1.0)
                 ),
                 retry_after: Some(retry_in),
@@ -159,6 +162,91 @@ impl Routing {
             retry_in: open_for.unwrap_or(Duration::from_secs(1)),
         })
     }
+
+    /// Pushes the candidates of `model` (a model or a group) onto `tiers`. Deployments whose
+    /// mode does not fit the endpoint are left out; so are, for anything but the requested
+    /// model itself, those `caller` may not use.
+    #[allow(clippy::too_many_arguments)]
+    fn expand(
+        &self,
+        snap: &Snapshot,
+        config: &RouterConfig,
+        model: &str,
+        mode: Mode,
+        caller: Option<&dyn Caller>,
+        requested: bool,
+        tiers: &mut Vec<Tier>,
+    ) -> Result<(), GatewayError> {
+        // Only deployments whose catalog mode fits the endpoint (models outside the catalog,
+        // addressed as provider/model, may serve either).
+        let fits = |d: &Deployment| d.spec().is_none_or(|s| s.mode == mode);
+        let allowed = |target: &str, d: &Deployment| {
+            caller.is_none_or(|c| c.allows_model(target) || c.allows_model(d.id()))
+        };
+        let Some(group) = snap.group(model) else {
+            let mut ds = self.registry.resolve_in(snap, model)?;
+            let before = ds.len();
+            ds.retain(|d| fits(d) && (requested || allowed(model, d)));
+            if ds.is_empty() && before > 0 && requested {
+                return Err(wrong_mode(model, mode));
+            }
+            tiers.push((ds, config.strategy));
+            return Ok(());
+        };
+        // A group: the key's globs apply to every target.
+        let mut first_err = None;
+        let mut pooled: Vec<Deployment> = Vec::new();
+        for t in &group.targets {
+            let mut ds = match self.registry.resolve_in(snap, t) {
+                Ok(ds) => ds,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                    continue;
+                }
+            };
+            ds.retain(|d| fits(d) && allowed(t, d));
+            match group.kind {
+                GroupKind::Chain => tiers.push((ds, config.strategy)),
+                GroupKind::Strategy(_) => pooled.extend(ds),
+            }
+        }
+        if let GroupKind::Strategy(s) = group.kind {
+            tiers.push((pooled, s));
+        }
+        match first_err {
+            Some(e) if tiers.iter().all(|(ds, _)| ds.is_empty()) => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Takes the request's own fallback list (`models`, OpenRouter's field) out of its
+/// parameters: a list of at most [`MAX_REQUEST_MODELS`] model names.
+fn take_models(req: &mut ChatRequest) -> Result<Vec<String>, GatewayError> {
+    let Some(v) = req.extra.remove("models") else {
+        return Ok(Vec::new());
+    };
+    let bad = |reason: &str| GatewayError::invalid("models", reason.to_owned());
+    let items = v
+        .as_array()
+        .ok_or_else(|| bad("must be a list of model names"))?;
+    if items.len() > MAX_REQUEST_MODELS {
+        return Err(bad(&format!(
+            "lists {} models; at most {MAX_REQUEST_MODELS} are allowed",
+            items.len()
+        )));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let m = item
+            .as_str()
+            .ok_or_else(|| bad("must be a list of model names (strings)"))?;
+        crate::types::check_model(m).map_err(|_| bad(&format!("`{m}` is not a model name")))?;
+        if m != req.model && !out.iter().any(|o| o == m) {
+            out.push(m.to_owned());
+        }
+    }
+    Ok(out)
 }
 
 /// The 400 for a model asked through the wrong endpoint.
@@ -218,8 +306,38 @@ where
         } else {
             Mode::Chat
         };
+        // One generation for the whole request: a reload meanwhile does not change its routes.
+        let snap = self.routing.registry.snapshot();
+        let also = match take_models(&mut req) {
+            Ok(also) => also,
+            Err(e) => return ResponseFuture::failed(e),
+        };
+        if let Some(group) = snap.group(&req.model)
+            && !group.rules.is_empty()
+        {
+            group.rules.apply(&mut req);
+        }
         let caller = req.ctx.access.as_deref();
-        let plan = match self.routing.plan(&req.model, mode, caller, Instant::now()) {
+        // Each model of the request's own list must be one the key may use.
+        if let Some(c) = caller
+            && let Some(m) = also
+                .iter()
+                .find(|m| !self.routing.registry.allows(&snap, c, m))
+        {
+            return ResponseFuture::failed(GatewayError::Forbidden(format!(
+                "this API key may not use model `{m}` (listed in `models`)"
+            )));
+        }
+        let config = snap.router().unwrap_or(&self.routing.config);
+        let plan = match self.routing.plan(
+            &snap,
+            config,
+            &req.model,
+            &also,
+            mode,
+            caller,
+            Instant::now(),
+        ) {
             Ok(plan) => plan,
             Err(e) => return ResponseFuture::failed(e),
         };

@@ -148,10 +148,23 @@ impl RouterConfig {
         now: Instant,
         rng: &mut impl Rng,
     ) {
+        self.order_by(self.strategy, candidates, turn, now, rng);
+    }
+
+    /// As [`RouterConfig::order_with`] by another strategy (a model group's own), with these
+    /// priorities and weights.
+    pub fn order_by(
+        &self,
+        strategy: Strategy,
+        candidates: &mut [Deployment],
+        turn: usize,
+        now: Instant,
+        rng: &mut impl Rng,
+    ) {
         if candidates.len() < 2 {
             return;
         }
-        match self.strategy {
+        match strategy {
             Strategy::Priority => candidates.sort_by_key(|d| self.rank(d)),
             Strategy::RoundRobin => {
                 let n = candidates.len();

@@ -13,7 +13,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use opentelemetry_http::{HttpClient as OtelHttpClient, HttpError};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 
 use crate::client::HttpClient;
 use crate::error::BuildError;
@@ -149,6 +150,7 @@ fn build(endpoint: Option<&str>, client: HttpClient) -> Result<SdkTracerProvider
     let exporter = exporter
         .build()
         .map_err(|e| BuildError::Traces(format!("OTLP trace exporter: {e}")))?;
+    let exporter = Backoff::new(exporter);
     let service = std::env::var("OTEL_SERVICE_NAME")
         .ok()
         .filter(|s| !s.trim().is_empty())
@@ -164,6 +166,64 @@ fn build(endpoint: Option<&str>, client: HttpClient) -> Result<SdkTracerProvider
         .with_batch_exporter(exporter)
         .with_resource(resource)
         .build())
+}
+
+/// After a failed export, batches are dropped unencoded for this long (then one is tried).
+const BACKOFF: Duration = Duration::from_secs(5);
+
+/// An exporter that stops encoding and sending batches for [`BACKOFF`] after one fails, so a
+/// collector that is away costs one failed connection per period instead of one per batch.
+#[derive(Debug)]
+struct Backoff<E> {
+    inner: E,
+    down_until: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl<E> Backoff<E> {
+    fn new(inner: E) -> Self {
+        Self {
+            inner,
+            down_until: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn is_down(&self) -> bool {
+        self.down_until
+            .lock()
+            .map(|d| d.is_some_and(|t| std::time::Instant::now() < t))
+            .unwrap_or(false)
+    }
+
+    fn note(&self, ok: bool) {
+        if let Ok(mut d) = self.down_until.lock() {
+            *d = (!ok).then(|| std::time::Instant::now() + BACKOFF);
+        }
+    }
+}
+
+impl<E: SpanExporter> SpanExporter for Backoff<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        if self.is_down() {
+            return Err(OTelSdkError::InternalFailure(
+                "the trace collector is unreachable: batch dropped".into(),
+            ));
+        }
+        let out = self.inner.export(batch).await;
+        self.note(out.is_ok());
+        out
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
 }
 
 /// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` or `OTEL_EXPORTER_OTLP_TIMEOUT`, in milliseconds.

@@ -14,6 +14,7 @@ mod reply;
 mod request;
 mod response;
 pub mod responses;
+mod rules;
 mod secret;
 pub mod setting;
 mod usage;
@@ -36,6 +37,7 @@ pub use request::{
 };
 pub use request::{MAX_CHOICES, MAX_MODEL_BYTES, check_model};
 pub use response::{ChatResponse, Choice, ResponseMessage};
+pub use rules::ParamRules;
 pub use secret::Secret;
 
 /// A type-erased chat service: one deployment's stack, or the whole gateway's.

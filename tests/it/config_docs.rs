@@ -65,3 +65,51 @@ fn toml_example_lists_every_setting_and_parses() {
     proxygate::Config::from_env(&as_is, proxygate::catalog::Catalog::default())
         .expect("example config is valid");
 }
+
+/// `docs/examples/deployments.toml` loads as it is, and serves: its mock group at once, and
+/// its own deployments once their base URLs point at a fake.
+#[tokio::test]
+async fn deployments_example_loads_and_serves() {
+    use crate::support::{FakeUpstream, Reply, TestGateway, chat, post_json};
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/deployments.toml");
+    let keys = [
+        ("GPU_A_KEY", "gpu-a-example-key".to_owned()),
+        ("ANTHROPIC_EU_KEY", "anthropic-eu-example-key".to_owned()),
+        ("AZURE_WEST_KEY", "azure-west-example-key".to_owned()),
+    ];
+    let gw = TestGateway::from_file(&example, &keys).await;
+    let config = gw.gateway.config();
+    assert_eq!(config.routes.deployments.len(), 4);
+    assert_eq!(config.routes.groups.len(), 3);
+    assert_eq!(config.routes.rules.len(), 1);
+    let (status, headers, body) =
+        post_json(&gw.url("/v1/chat/completions"), &chat("demo", "hello")).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(headers["x-proxygate-provider"], "mock");
+
+    let fake = FakeUpstream::start(Reply::json(serde_json::json!({
+        "id": "c", "object": "chat.completion", "created": 1, "model": "qwen3-32b",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "from gpu"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    })))
+    .await;
+    let text = std::fs::read_to_string(&example)
+        .expect("example")
+        .replace("http://10.0.0.5:8000/v1", &fake.url("/v1"))
+        .replace("http://10.0.0.6:8000/v1", &fake.url("/v1"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let local = dir.path().join("proxygate.toml");
+    std::fs::write(&local, text).expect("write");
+    let gw = TestGateway::from_file(&local, &keys).await;
+    let (status, headers, body) =
+        post_json(&gw.url("/v1/chat/completions"), &chat("local", "hello")).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(headers["x-proxygate-provider"].starts_with("gpu-"));
+    let sent = fake.requests()[0].json();
+    assert_eq!(sent["model"], "qwen3-32b");
+    assert_eq!(sent["max_tokens"], 1024, "the group's default");
+    // The listed price is the deployment's own.
+    let reply: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(reply["choices"][0]["message"]["content"], "from gpu");
+}

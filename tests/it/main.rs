@@ -21,6 +21,7 @@ mod config_docs;
 mod conformance;
 mod dashboard;
 mod deploy;
+mod deployments;
 mod embeddings;
 mod fuzz;
 mod gemini;

@@ -92,6 +92,10 @@ pub fn decode(
         chat.extra
             .insert("user".into(), Value::String(user.clone()));
     }
+    // The request's own fallback list (OpenRouter's field): the router takes it out.
+    if let Some(models) = req.extra.get("models") {
+        chat.extra.insert("models".into(), models.clone());
+    }
     if req.is_stream() {
         chat.stream_options = Some(StreamOptions {
             include_usage: Some(true),

@@ -33,11 +33,11 @@ const PROVIDER: &str = "ai21";
 
 /// Builds the endpoints of a configured provider: one per credential.
 pub(crate) fn build(
-    _spec: &'static ProviderSpec,
+    spec: &'static ProviderSpec,
     settings: &ProviderSettings,
     client: &HttpClient,
 ) -> Result<Vec<ProviderEndpoint>, String> {
-    Ok(super::endpoint_per_key(settings, client, Ai21::new))
+    Ok(super::endpoint_per_key(spec, settings, client, Ai21::new))
 }
 
 /// The AI21 adapter for one key.

@@ -142,9 +142,14 @@ impl ProviderAdapter for Anthropic {
 
 /// Builds the endpoints of a configured provider: one per credential.
 pub(crate) fn build(
-    _spec: &'static ProviderSpec,
+    spec: &'static ProviderSpec,
     settings: &ProviderSettings,
     client: &HttpClient,
 ) -> Result<Vec<ProviderEndpoint>, String> {
-    Ok(super::endpoint_per_key(settings, client, Anthropic::new))
+    Ok(super::endpoint_per_key(
+        spec,
+        settings,
+        client,
+        Anthropic::new,
+    ))
 }

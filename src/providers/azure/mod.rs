@@ -79,12 +79,15 @@ pub(crate) fn build(
         .iter()
         .map(|key| ProviderEndpoint {
             service: BoxChat::new(Translate::new(
-                Azure::new(
-                    &settings.base_url,
-                    &api_version,
-                    deployments.clone(),
-                    key.clone(),
-                ),
+                super::Named {
+                    name: spec.name,
+                    inner: Azure::new(
+                        &settings.base_url,
+                        &api_version,
+                        deployments.clone(),
+                        key.clone(),
+                    ),
+                },
                 client.clone(),
                 vec![key.clone()],
             )),

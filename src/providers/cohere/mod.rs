@@ -35,11 +35,11 @@ const PROVIDER: &str = "cohere";
 
 /// Builds the endpoints of a configured provider: one per credential.
 pub(crate) fn build(
-    _spec: &'static ProviderSpec,
+    spec: &'static ProviderSpec,
     settings: &ProviderSettings,
     client: &HttpClient,
 ) -> Result<Vec<ProviderEndpoint>, String> {
-    Ok(super::endpoint_per_key(settings, client, Cohere::new))
+    Ok(super::endpoint_per_key(spec, settings, client, Cohere::new))
 }
 
 /// The Cohere v2 adapter for one key.

@@ -239,9 +239,9 @@ impl ProviderAdapter for Gemini {
 
 /// Builds the endpoints of a configured provider: one per credential.
 pub(crate) fn build(
-    _spec: &'static ProviderSpec,
+    spec: &'static ProviderSpec,
     settings: &ProviderSettings,
     client: &HttpClient,
 ) -> Result<Vec<ProviderEndpoint>, String> {
-    Ok(super::endpoint_per_key(settings, client, Gemini::new))
+    Ok(super::endpoint_per_key(spec, settings, client, Gemini::new))
 }

@@ -39,11 +39,11 @@ const RATE_WINDOW: Duration = Duration::from_secs(10);
 
 /// Builds the endpoints of a configured provider: one per credential.
 pub(crate) fn build(
-    _spec: &'static ProviderSpec,
+    spec: &'static ProviderSpec,
     settings: &ProviderSettings,
     client: &HttpClient,
 ) -> Result<Vec<ProviderEndpoint>, String> {
-    Ok(super::endpoint_per_key(settings, client, Puter::new))
+    Ok(super::endpoint_per_key(spec, settings, client, Puter::new))
 }
 
 /// The Puter adapter for one user token.

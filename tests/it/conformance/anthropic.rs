@@ -9,7 +9,7 @@ use super::{
 };
 use crate::support::{FakeUpstream, Reply};
 
-fn fixture() -> Fixture {
+pub(crate) fn fixture() -> Fixture {
     Fixture {
         provider: "anthropic",
         model: "anthropic/claude-3-haiku-20240307",

@@ -7,7 +7,7 @@ use super::openai::{completion, text_chunks, tool_chunks, tool_completion, usage
 use super::{Case, ErrorCase, Expect, Fixture, RateLimitCase, STREAM_USAGE, TEXT, conformance};
 use crate::support::{FakeUpstream, Reply};
 
-fn fixture() -> Fixture {
+pub(crate) fn fixture() -> Fixture {
     Fixture {
         provider: "azure",
         model: "azure/gpt-4o-mini",

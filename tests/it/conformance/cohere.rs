@@ -9,7 +9,7 @@ use super::{
 };
 use crate::support::{FakeUpstream, Reply};
 
-fn fixture() -> Fixture {
+pub(crate) fn fixture() -> Fixture {
     Fixture {
         provider: "cohere",
         model: "cohere/command-r",

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::support::{FakeUpstream, Reply};
 
-fn fixture() -> Fixture {
+pub(crate) fn fixture() -> Fixture {
     Fixture {
         provider: "gemini",
         model: "gemini/gemini-2.0-flash",

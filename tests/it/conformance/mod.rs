@@ -14,14 +14,14 @@
 //! 5. the provider's error envelope: the gateway's OpenAI error with the right status;
 //! 6. a 429 with the provider's retry delay: a 429 whose `retry-after` is no larger.
 
-mod ai21;
-mod anthropic;
-mod azure;
-mod cohere;
-mod gemini;
+pub(crate) mod ai21;
+pub(crate) mod anthropic;
+pub(crate) mod azure;
+pub(crate) mod cohere;
+pub(crate) mod gemini;
 mod groq;
 mod mock;
-mod openai;
+pub(crate) mod openai;
 mod puter;
 
 use serde_json::{Value, json};

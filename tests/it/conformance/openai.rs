@@ -10,7 +10,7 @@ use super::{
 };
 use crate::support::{FakeUpstream, Reply};
 
-fn fixture() -> Fixture {
+pub(crate) fn fixture() -> Fixture {
     Fixture {
         provider: "openai",
         model: "openai/gpt-4o-mini",

@@ -33,6 +33,27 @@ impl TestGateway {
         }
         let config = proxygate::Config::from_env(&map, proxygate::catalog::Catalog::default())
             .expect("valid test config");
+        Self::with_config(config).await
+    }
+
+    /// Starts a gateway from a config file and `flags` (as command-line flags would be given;
+    /// they also hold the variables the file's `api_key_env` names). It can be reloaded from
+    /// the file.
+    pub async fn from_file(path: &std::path::Path, flags: &[(&str, String)]) -> Self {
+        let mut map: HashMap<String, String> = flags
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        if !map.contains_key("USAGE_DB_PATH") && !map.contains_key("DATABASE_URL") {
+            map.insert("USAGE_DB_PATH".into(), ":memory:".into());
+        }
+        let config =
+            proxygate::Config::load(map, Some(path.to_owned())).expect("valid test config");
+        Self::with_config(config).await
+    }
+
+    /// Starts a gateway from a validated configuration.
+    pub async fn with_config(config: proxygate::Config) -> Self {
         let gateway = proxygate::Gateway::new(config)
             .await
             .expect("gateway builds");
