@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, Either};
 use tower::{Layer, Service};
 
 use super::limit::{Clock, SystemClock};
@@ -301,30 +301,31 @@ where
 {
     type Response = ChatReply;
     type Error = GatewayError;
-    type Future = BoxFuture<'static, Result<ChatReply, GatewayError>>;
+    /// A request without a budget goes straight to the inner future (no box, no clone).
+    type Future = Either<S::Future, BoxFuture<'static, Result<ChatReply, GatewayError>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: ChatRequest) -> Self::Future {
-        let fresh = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, fresh);
         let grant: Option<Arc<Grant>> = Grant::shared(&req.ctx);
         let Some((grant, limit, period)) = grant.and_then(|g| {
             let k = g.key.clone()?;
             let limit = k.budget_usd?;
             Some((g, limit, k.budget_period.unwrap_or(Period::Total)))
         }) else {
-            return Box::pin(inner.call(req));
+            return Either::Left(self.inner.call(req));
         };
         let amount = match self.layer.max_cost(&req) {
             Ok(a) => a,
-            Err(e) => return Box::pin(std::future::ready(Err(e))),
+            Err(e) => return Either::Right(Box::pin(std::future::ready(Err(e)))),
         };
+        let fresh = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, fresh);
         let budgets = self.layer.budgets.clone();
         let now = i64::try_from(self.layer.clock.now_ms()).unwrap_or(i64::MAX);
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             let Some(key) = grant.key.as_ref() else {
                 return inner.call(req).await;
             };
@@ -359,7 +360,7 @@ where
                 }
             }
             inner.call(req).await
-        })
+        }))
     }
 }
 

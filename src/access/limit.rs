@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, Either};
 use tower::{Layer, Service};
 
 use super::Grant;
@@ -330,7 +330,8 @@ where
 {
     type Response = ChatReply;
     type Error = GatewayError;
-    type Future = BoxFuture<'static, Result<ChatReply, GatewayError>>;
+    /// A request without limits goes straight to the inner future (no box, no clone).
+    type Future = Either<S::Future, BoxFuture<'static, Result<ChatReply, GatewayError>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -338,13 +339,13 @@ where
 
     fn call(&mut self, req: ChatRequest) -> Self::Future {
         let limits = limits_of(&req, self.global);
+        if limits.is_empty() {
+            return Either::Left(self.inner.call(req));
+        }
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
-        if limits.is_empty() {
-            return Box::pin(inner.call(req));
-        }
         let counters = self.counters.clone();
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             let plain: Vec<Limit> = limits.iter().map(|(l, _)| l.clone()).collect();
             let window = counters.window();
             let verdict = match counters.hit(&plain).await {
@@ -399,7 +400,7 @@ where
                 });
             }
             inner.call(req).await
-        })
+        }))
     }
 }
 

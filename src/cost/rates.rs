@@ -194,7 +194,14 @@ impl RateTable {
         let Some((provider, model)) = model_key(deployment) else {
             return self.rates.get(deployment).copied();
         };
-        if let Some(r) = self.rates.get(&format!("{provider}/{model}")) {
+        // `provider/model` is the deployment id itself unless it carries a `#n` (no key to
+        // build on the request path then).
+        let direct = if provider.len() + 1 + model.len() == deployment.len() {
+            self.rates.get(deployment)
+        } else {
+            self.rates.get(&format!("{provider}/{model}"))
+        };
+        if let Some(r) = direct {
             return Some(*r);
         }
         if let Some(r) = self.family(provider, model) {

@@ -20,6 +20,9 @@ pub use keys::SqlKeyStore;
 pub use responses::{SqlResponseStore, StoredResponse};
 pub use usage::SqlUsageStore;
 
+/// WAL pages after which a commit checkpoints (SQLite's `wal_autocheckpoint`).
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 64;
+
 /// A connection pool to either backend.
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -63,6 +66,11 @@ impl Db {
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
+        // A checkpoint copies every page the WAL holds back into the database in one go, on
+        // the store's thread: at SQLite's default of 1,000 pages (4 MB) that was a run of
+        // about 3 ms of CPU every few seconds under load, on the gateway's core, and it showed
+        // in the latency of the requests waiting behind it. 64 pages keep each one short.
+        .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
         .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -106,6 +114,20 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn sqlite_checkpoints_in_small_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("usage.db");
+        let Db::Sqlite(pool) = Db::connect(path.to_str().unwrap()).await.unwrap() else {
+            panic!("a file path opens SQLite");
+        };
+        let pages: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(pages, i64::from(WAL_AUTOCHECKPOINT_PAGES));
+    }
 
     #[test]
     fn passwords_are_redacted_from_urls() {

@@ -96,8 +96,14 @@ enum Verdict {
 
 impl GuardConfig {
     fn host_allowed(&self, host: &str) -> bool {
-        let host = host.trim().to_ascii_lowercase();
-        if self.allowed_hosts.contains(&host) {
+        let host = host.trim();
+        // Lowercased only when it has to be (no copy per request otherwise).
+        let host: std::borrow::Cow<'_, str> = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            host.to_ascii_lowercase().into()
+        } else {
+            host.into()
+        };
+        if self.allowed_hosts.iter().any(|h| *h == *host) {
             return true;
         }
         let name = strip_port(&host);
@@ -205,16 +211,19 @@ fn is_json(headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || essence
-            .strip_prefix("application/")
-            .is_some_and(|s| s.ends_with("+json"))
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    let starts = |s: &str, prefix: &str| {
+        s.len() >= prefix.len()
+            && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    };
+    let ends = |s: &str, suffix: &str| {
+        s.len() >= suffix.len()
+            && s.as_bytes()[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
+    essence.eq_ignore_ascii_case("application/json")
+        || (starts(essence, "application/")
+            && essence.len() >= "application/+json".len()
+            && ends(essence, "+json"))
 }
 
 /// The refusal in the route's own error shape (Anthropic's on `/v1/messages`).
@@ -382,6 +391,41 @@ mod tests {
             status(keyed.judge(&Method::GET, &headers(&[("host", "evil.example")]), None)),
             200
         );
+    }
+
+    #[test]
+    fn host_and_content_type_compare_without_case() {
+        let c = open();
+        assert!(c.host_allowed("GW.Internal:80"));
+        assert!(!c.host_allowed("GW.Internal.Evil"));
+        let post = |ct: &'static str| {
+            status(c.judge(
+                &Method::POST,
+                &headers(&[
+                    ("host", "127.0.0.1:3333"),
+                    ("content-type", ct),
+                    ("content-length", "2"),
+                ]),
+                None,
+            ))
+        };
+        for ok in [
+            "Application/JSON",
+            " application/json ; charset=utf-8",
+            "APPLICATION/VND.API+JSON",
+            "application/+json",
+        ] {
+            assert_eq!(post(ok), 200, "{ok}");
+        }
+        for bad in [
+            "application/json5",
+            "application/+jsonx",
+            "text/json",
+            "application/",
+            "+json",
+        ] {
+            assert_eq!(post(bad), 415, "{bad}");
+        }
     }
 
     #[test]

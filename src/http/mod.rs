@@ -351,11 +351,13 @@ async fn chat_completions(State(state): State<Arc<EdgeContext>>, req: Request) -
     match reply.body {
         ReplyBody::Complete(resp) => {
             guard.status = 200;
-            let mut out = match serde_json::to_vec(&resp) {
+            // Sized for a typical answer, instead of grown from nothing.
+            let mut body = Vec::with_capacity(1024);
+            let mut out = match serde_json::to_writer(&mut body, &resp).map(|()| body) {
                 // An upstream that echoes a configured key does not get it to the client.
                 Ok(body) => (
                     [(http::header::CONTENT_TYPE, "application/json")],
-                    crate::redact::redact_bytes(&body).into_owned(),
+                    redacted(body),
                 )
                     .into_response(),
                 Err(e) => error_response(&GatewayError::Internal(format!(
@@ -383,6 +385,14 @@ async fn chat_completions(State(state): State<Arc<EdgeContext>>, req: Request) -
             &mut guard,
             &GatewayError::Internal("an embeddings answer to a chat request".into()),
         ),
+    }
+}
+
+/// `body` with every registered secret masked; the same buffer (no copy) when it holds none.
+fn redacted(body: Vec<u8>) -> Vec<u8> {
+    match crate::redact::redact_bytes(&body) {
+        std::borrow::Cow::Borrowed(_) => body,
+        std::borrow::Cow::Owned(clean) => clean,
     }
 }
 
@@ -426,7 +436,9 @@ async fn list_models(State(state): State<Arc<EdgeContext>>) -> Response {
                 "status": status,
                 "mode": row.mode,
                 "context_window": row.context,
-                "pricing": {"input_per_1m": row.price.0, "output_per_1m": row.price.1, "currency": "USD"},
+                "pricing": row.price.map(|(input, output)| {
+                    json!({"input_per_1m": input, "output_per_1m": output, "currency": "USD"})
+                }),
                 "aliases": row.aliases,
             })
         })

@@ -167,8 +167,8 @@ pub struct ModelRow {
     pub mode: Mode,
     /// Context window.
     pub context: u32,
-    /// USD per 1M input / output tokens.
-    pub price: (f64, f64),
+    /// USD per 1M input / output tokens; `None` for a configured model given no prices.
+    pub price: Option<(f64, f64)>,
     /// The bare names that also resolve to it.
     pub aliases: Vec<String>,
     /// The deployment, when the provider is configured.
@@ -746,7 +746,7 @@ impl Registry {
                         m.id.to_owned(),
                         m.mode,
                         m.context,
-                        (m.input, m.output),
+                        (!crate::catalog::custom::is_unpriced(m)).then_some((m.input, m.output)),
                         aliases,
                     )
                 })
@@ -763,7 +763,7 @@ impl Registry {
                                 m.clone(),
                                 mode,
                                 128_000,
-                                (input, output),
+                                Some((input, output)),
                                 vec![m.clone()],
                             ));
                         }
@@ -792,7 +792,7 @@ impl Registry {
 }
 
 /// A model as `/v1/models` lists it: id, mode, context window, prices, aliases.
-type ListedModel = (String, Mode, u32, (f64, f64), Vec<String>);
+type ListedModel = (String, Mode, u32, Option<(f64, f64)>, Vec<String>);
 
 /// Whether `target` (`provider/model` or a bare name) is something `catalog` routes.
 fn target_known(

@@ -188,8 +188,12 @@ impl RouterConfig {
                 let mut keyed: Vec<(f64, usize, Deployment)> = candidates
                     .iter()
                     .map(|d| {
+                        // A configured model given no prices is not free: it goes last.
                         let rate = d
                             .spec()
+                            .filter(|m| {
+                                m.input + m.output > 0.0 || !crate::catalog::custom::is_unpriced(m)
+                            })
                             .map(|m| m.input + m.output)
                             .unwrap_or(f64::INFINITY);
                         (rate, self.rank(d), d.clone())

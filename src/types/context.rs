@@ -157,8 +157,16 @@ impl CacheControl {
         // FNV-1a: stable across processes, so replicas sharing a cache agree on keys.
         let mut vary: u64 = 0xcbf2_9ce4_8422_2325;
         let mut seen = false;
-        for name in ANSWER_HEADERS {
-            for v in headers.get_all(*name) {
+        // Parsed once: a lookup by `&str` parses and validates the name on every request.
+        static NAMES: std::sync::LazyLock<Vec<http::HeaderName>> = std::sync::LazyLock::new(|| {
+            ANSWER_HEADERS
+                .iter()
+                .map(|n| http::HeaderName::from_static(n))
+                .collect()
+        });
+        static BYPASS: http::HeaderName = http::HeaderName::from_static("x-proxygate-cache");
+        for (name, header) in ANSWER_HEADERS.iter().zip(NAMES.iter()) {
+            for v in headers.get_all(header) {
                 seen = true;
                 for b in name
                     .bytes()
@@ -172,7 +180,7 @@ impl CacheControl {
             }
         }
         out.vary = if seen { vary } else { 0 };
-        if let Some(v) = headers.get("x-proxygate-cache")
+        if let Some(v) = headers.get(&BYPASS)
             && v.to_str()
                 .unwrap_or("")
                 .trim()

@@ -766,6 +766,17 @@ async fn a_deployments_own_prices_cost_its_requests_and_unlisted_ones_stay_unpri
         ask_with_key(&gw, key, &chat("pr-a/priced", "hi")).await.0,
         200
     );
+    // `/v1/models` shows the unpriced model without prices, not as free.
+    let (status, models) = admin(&gw, "GET", "/v1/models", Some(master), None).await;
+    assert_eq!(status, 200, "{models}");
+    let row = |id: &str| {
+        models["data"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["id"] == id).cloned())
+            .unwrap_or_else(|| panic!("{id} listed: {models}"))
+    };
+    assert_eq!(row("pr-a/unlisted")["pricing"], Value::Null);
+    assert_eq!(row("pr-a/priced")["pricing"]["input_per_1m"], 1.0);
     // A reload brings new prices.
     let text = std::fs::read_to_string(&path).expect("read");
     write(&path, &text.replace("\"1/2\"", "\"2/4\""));
@@ -857,4 +868,27 @@ async fn a_tpm_ceiling_counts_the_real_tokens_once_the_answer_is_in() {
     let (status, _, _) = ask(&gw, &body).await;
     assert_eq!(status, 429);
     assert_eq!(a.hits(), 3);
+}
+
+#[tokio::test]
+async fn the_cost_strategy_puts_a_model_without_prices_after_a_priced_one() {
+    let (a, b) = (fake("from a").await, fake("from b").await);
+    let path = temp_file("proxygate.toml");
+    write(
+        &path,
+        &format!(
+            "routing_strategy = \"cost\"\n\
+             [[deployments]]\nname = \"cs-a\"\nformat = \"openai\"\nbase_url = \"{}\"\nmodels = [\"m\"]\n\
+             [[deployments]]\nname = \"cs-b\"\nformat = \"openai\"\nbase_url = \"{}\"\nmodels = [\"m\"]\n\
+             [deployments.prices]\n\"m\" = \"5/10\"\n",
+            a.url("/v1"),
+            b.url("/v1")
+        ),
+    );
+    let gw = TestGateway::from_file(&path, &[]).await;
+    for _ in 0..3 {
+        let (status, headers, body) = ask(&gw, &chat("m", "hi")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(headers["x-proxygate-provider"], "cs-b", "{body}");
+    }
 }
