@@ -1158,12 +1158,14 @@ impl Gateway {
             let mut builder = proxygate::Gateway::builder(config);
             if let Some(endpoint) = otlp {
                 use opentelemetry::trace::TracerProvider as _;
-                let provider = proxygate::traces::otlp_provider(
+                let otlp = proxygate::traces::otlp_provider(
                     &format!("{endpoint}/v1/traces"),
                     proxygate::client::build_client(),
                 )
                 .map_err(|e| e.to_string())?;
-                builder = builder.tracer(provider.tracer("proxygate"));
+                builder = builder
+                    .tracer(otlp.provider.tracer("proxygate"))
+                    .collector_status(otlp.status);
             }
             let gateway = builder.build().await.map_err(|e| e.to_string())?;
             let listener = TcpListener::bind("127.0.0.1:0")

@@ -303,6 +303,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// Makes no recording spans while `status` reports the collector away (their spans would
+    /// be dropped unsent), so a collector that is down costs requests next to nothing. The
+    /// status of the OTLP exporter [`crate::traces::otlp_from_env`] builds.
+    pub fn collector_status(mut self, status: crate::traces::CollectorStatus) -> Self {
+        self.traces.collector = Some(status);
+        self
+    }
+
     /// Records prompts and answers on attempt spans (default false; the binary follows
     /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`).
     pub fn capture_content(mut self, on: bool) -> Self {
@@ -372,11 +380,10 @@ impl GatewayBuilder {
         let backend = crate::shared::open(&self.config.shared_config())?;
         let seed = backend.clone();
         // An attempt's span sits above its timeout, so a timed-out attempt ends with its error.
-        let attempt_spans = self
-            .traces
-            .tracer
-            .clone()
-            .map(|t| AttemptSpanLayer::new(t, self.traces.capture_content));
+        let attempt_spans = self.traces.tracer.clone().map(|t| {
+            AttemptSpanLayer::new(t, self.traces.capture_content)
+                .with_collector(self.traces.collector.clone())
+        });
         let per_deployment: StackFn = Arc::new(move |info: StackInfo<'_>, translate| {
             seed.seed(info.state);
             BoxChat::new(
@@ -514,10 +521,10 @@ impl GatewayBuilder {
             },
             control: Some(Arc::new(ControlHandle(control.clone()))),
         };
-        let traces = self
-            .traces
-            .is_active()
-            .then(|| ServerSpanLayer::new(self.traces.tracer.clone(), self.traces.access_log));
+        let traces = self.traces.is_active().then(|| {
+            ServerSpanLayer::new(self.traces.tracer.clone(), self.traces.access_log)
+                .with_collector(self.traces.collector.clone())
+        });
         Ok(Gateway {
             state,
             config,

@@ -186,9 +186,11 @@ async fn serve(config: proxygate::Config, json_log: bool) -> Result<(), String> 
     let mut builder = proxygate::Gateway::builder(config)
         .access_log(json_log)
         .capture_content(proxygate::traces::capture_content_from_env());
-    if let Some(provider) = &traces {
+    if let Some(otlp) = &traces {
         use opentelemetry::trace::TracerProvider as _;
-        builder = builder.tracer(provider.tracer("proxygate"));
+        builder = builder
+            .tracer(otlp.provider.tracer("proxygate"))
+            .collector_status(otlp.status.clone());
     }
     let gateway = builder.build().await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -233,7 +235,7 @@ async fn serve(config: proxygate::Config, json_log: bool) -> Result<(), String> 
     if let Err(e) = gateway.usage().flush().await {
         tracing::warn!("usage records wait in the journal for the next start: {e}");
     }
-    if let Some(provider) = traces {
+    if let Some(proxygate::traces::Otlp { provider, .. }) = traces {
         // The last batch of spans, bounded: a collector that is away does not hold the exit.
         let flush = tokio::task::spawn_blocking(move || provider.shutdown());
         if tokio::time::timeout(std::time::Duration::from_secs(5), flush)

@@ -18,7 +18,7 @@ use opentelemetry_sdk::trace::SdkTracer;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use super::Exchange;
+use super::{CollectorStatus, Exchange};
 use crate::GatewayError;
 use crate::types::{ChatChunk, ChatReply, ChatRequest, ChatStream, ReplyBody, Usage};
 
@@ -30,6 +30,7 @@ const MAX_CAPTURED_OUTPUT: usize = 64 * 1024;
 pub struct AttemptSpanLayer {
     tracer: SdkTracer,
     capture_content: bool,
+    collector: Option<CollectorStatus>,
 }
 
 impl AttemptSpanLayer {
@@ -38,7 +39,15 @@ impl AttemptSpanLayer {
         Self {
             tracer,
             capture_content,
+            collector: None,
         }
+    }
+
+    /// Makes only non-recording spans (ids for `traceparent`, nothing else) while
+    /// `collector` reports the collector away.
+    pub fn with_collector(mut self, collector: Option<CollectorStatus>) -> Self {
+        self.collector = collector;
+        self
     }
 }
 
@@ -49,6 +58,7 @@ impl<S> Layer<S> for AttemptSpanLayer {
             inner,
             tracer: self.tracer.clone(),
             capture_content: self.capture_content,
+            collector: self.collector.clone(),
         }
     }
 }
@@ -59,6 +69,7 @@ pub struct AttemptSpan<S> {
     inner: S,
     tracer: SdkTracer,
     capture_content: bool,
+    collector: Option<CollectorStatus>,
 }
 
 impl<S> Service<ChatRequest> for AttemptSpan<S>
@@ -75,6 +86,28 @@ where
 
     fn call(&mut self, req: ChatRequest) -> Self::Future {
         let parent = OtelContext::current();
+        if self
+            .collector
+            .as_ref()
+            .is_some_and(CollectorStatus::is_away)
+        {
+            // The sampler drops this span: it only carries ids for the upstream's traceparent.
+            let span = self
+                .tracer
+                .span_builder("")
+                .with_kind(SpanKind::Client)
+                .start_with_context(&self.tracer, &parent);
+            let cx = parent.with_span(span);
+            let inner = {
+                let _attached = cx.clone().attach();
+                self.inner.call(req)
+            };
+            return AttemptFuture {
+                inner,
+                cx: Some(cx),
+                capture_content: false,
+            };
+        }
         let operation = if req.ctx.embedding.is_some() {
             "embeddings"
         } else {
@@ -207,6 +240,9 @@ where
             return Poll::Ready(out);
         };
         let span = span_cx.span();
+        if !span.is_recording() {
+            return Poll::Ready(out);
+        }
         match out {
             Ok(mut reply) => {
                 match reply.body {

@@ -32,7 +32,9 @@ mod server;
 
 pub use attempt::{AttemptSpan, AttemptSpanLayer};
 pub use exchange::{Exchange, ExchangeLayer};
-pub use export::{OtlpClient, otlp_from_env, otlp_provider};
+pub use export::{
+    CollectorAwareSampler, CollectorStatus, Otlp, OtlpClient, otlp_from_env, otlp_provider,
+};
 pub use server::{ServerSpan, ServerSpanLayer, TracedBody};
 
 use opentelemetry_sdk::trace::SdkTracer;
@@ -56,6 +58,8 @@ pub struct TraceConfig {
     pub capture_content: bool,
     /// Write one access-log line per finished request.
     pub access_log: bool,
+    /// The collector's status: while it is away, spans are not recorded.
+    pub collector: Option<CollectorStatus>,
 }
 
 impl TraceConfig {

@@ -21,7 +21,7 @@ use opentelemetry_sdk::trace::SdkTracer;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use super::{ACCESS_LOG_TARGET, Exchange};
+use super::{ACCESS_LOG_TARGET, CollectorStatus, Exchange};
 
 /// Builds [`ServerSpan`]s.
 #[derive(Clone, Debug)]
@@ -33,13 +33,30 @@ pub struct ServerSpanLayer {
 struct Shared {
     tracer: Option<SdkTracer>,
     access_log: bool,
+    collector: Option<CollectorStatus>,
 }
 
 impl ServerSpanLayer {
     /// Spans to `tracer` (none when `None`); an access-log line per request when `access_log`.
     pub fn new(tracer: Option<SdkTracer>, access_log: bool) -> Self {
         Self {
-            shared: Arc::new(Shared { tracer, access_log }),
+            shared: Arc::new(Shared {
+                tracer,
+                access_log,
+                collector: None,
+            }),
+        }
+    }
+
+    /// Makes only non-recording spans (ids for `traceparent`, nothing else) while
+    /// `collector` reports the collector away.
+    pub fn with_collector(self, collector: Option<CollectorStatus>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                tracer: self.shared.tracer.clone(),
+                access_log: self.shared.access_log,
+                collector,
+            }),
         }
     }
 }
@@ -146,29 +163,43 @@ where
         if let Some(tracer) = &self.shared.tracer {
             let parent =
                 TraceContextPropagator::new().extract_with_context(&cx, &Headers(req.headers()));
-            let method = req.method().as_str().to_owned();
-            let name = match route {
-                Some(r) => format!("{method} {r}"),
-                None => method.clone(),
-            };
-            let mut attributes = vec![
-                KeyValue::new("http.request.method", method),
-                KeyValue::new("url.path", req.uri().path().to_owned()),
-                KeyValue::new(
-                    "url.scheme",
-                    req.uri().scheme_str().unwrap_or("http").to_owned(),
-                ),
-            ];
-            if let Some(r) = route {
-                attributes.push(KeyValue::new("http.route", r));
+            if self
+                .shared
+                .collector
+                .as_ref()
+                .is_some_and(CollectorStatus::is_away)
+            {
+                // The sampler drops this span: it only carries ids for the attempts below.
+                let span = tracer
+                    .span_builder("")
+                    .with_kind(SpanKind::Server)
+                    .start_with_context(tracer, &parent);
+                cx = parent.with_span(span);
+            } else {
+                let method = req.method().as_str().to_owned();
+                let name = match route {
+                    Some(r) => format!("{method} {r}"),
+                    None => method.clone(),
+                };
+                let mut attributes = vec![
+                    KeyValue::new("http.request.method", method),
+                    KeyValue::new("url.path", req.uri().path().to_owned()),
+                    KeyValue::new(
+                        "url.scheme",
+                        req.uri().scheme_str().unwrap_or("http").to_owned(),
+                    ),
+                ];
+                if let Some(r) = route {
+                    attributes.push(KeyValue::new("http.route", r));
+                }
+                let span = tracer
+                    .span_builder(name)
+                    .with_kind(SpanKind::Server)
+                    .with_start_time(SystemTime::now())
+                    .with_attributes(attributes)
+                    .start_with_context(tracer, &parent);
+                cx = parent.with_span(span);
             }
-            let span = tracer
-                .span_builder(name)
-                .with_kind(SpanKind::Server)
-                .with_start_time(SystemTime::now())
-                .with_attributes(attributes)
-                .start_with_context(tracer, &parent);
-            cx = parent.with_span(span);
         }
         let exchange = Exchange::default();
         cx = cx.with_value(exchange.clone());

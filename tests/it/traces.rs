@@ -218,7 +218,8 @@ impl Traced {
         let collector = Collector::start().await;
         let provider =
             proxygate::traces::otlp_provider(&collector.url, proxygate::client::build_client())
-                .expect("provider");
+                .expect("provider")
+                .provider;
         let mut map: HashMap<String, String> = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
@@ -784,11 +785,12 @@ async fn requests_are_served_while_the_collector_is_away() {
     let (a, _b, env) = two(Reply::json(completion("hi")), server_error()).await;
     // A port nothing listens on.
     let closed = free_port();
-    let provider = proxygate::traces::otlp_provider(
+    let otlp = proxygate::traces::otlp_provider(
         &format!("http://127.0.0.1:{closed}/v1/traces"),
         proxygate::client::build_client(),
     )
     .expect("provider");
+    let provider = otlp.provider.clone();
     let mut map: HashMap<String, String> = env
         .iter()
         .map(|(k, v)| ((*k).to_owned(), v.clone()))
@@ -799,6 +801,7 @@ async fn requests_are_served_while_the_collector_is_away() {
     let gateway = proxygate::Gateway::builder(config)
         .metrics(false)
         .tracer(provider.tracer("proxygate"))
+        .collector_status(otlp.status.clone())
         .build()
         .await
         .expect("gateway builds");
@@ -825,5 +828,23 @@ async fn requests_are_served_while_the_collector_is_away() {
     let p = provider.clone();
     let flushed = tokio::task::spawn_blocking(move || p.force_flush()).await;
     assert!(flushed.is_ok());
+    // The failed export marks the collector away: later requests make no recording spans
+    // but still send their own traceparent upstream.
+    assert!(otlp.status.is_away());
+    let before = a.requests().len();
+    for i in 0..2 {
+        let (status, _, _) = post_json(
+            &format!("http://{addr}/v1/chat/completions"),
+            &chat("llama-3.1-8b", &format!("while away {i}")),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let sent: Vec<String> = a.requests()[before..]
+        .iter()
+        .filter_map(|r| r.header("traceparent").map(str::to_owned))
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_ne!(sent[0], sent[1], "each attempt has its own span id");
     let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
 }
