@@ -315,6 +315,21 @@ fn run(s: &Settings) -> Result<(), String> {
             mem_cpu,
         }
     });
+    let traced = traced_collector_down(s, upstream, &load_rt)?;
+    {
+        let (run, cpu) = &traced;
+        let per_req = |cpu: Option<f64>, r: &Run| {
+            r.cpu_us_per_request(cpu)
+                .map_or("-".to_owned(), |c| format!("{c:.1}"))
+        };
+        println!(
+            "tracing on, collector down: gateway {:.0} req/s, {} µs/req (tracing off: {:.0} req/s, {} µs/req)",
+            run.rps(),
+            per_req(*cpu, run),
+            closed.via.rps(),
+            per_req(closed.via_cpu, &closed.via),
+        );
+    }
     if s.quick {
         let per_req = |cpu: Option<f64>, r: &Run| {
             r.cpu_us_per_request(cpu)
@@ -1138,10 +1153,21 @@ impl Gateway {
         let config = proxygate::Config::from_env(&map, proxygate::catalog::Catalog::default())
             .map_err(|e| e.to_string())?;
         let runtime = gateway_side_runtime("bench-gateway", core)?;
+        let otlp = map.get("OTEL_EXPORTER_OTLP_ENDPOINT").cloned();
         let addr = runtime.block_on(async {
-            let gateway = proxygate::Gateway::new(config)
-                .await
+            let mut builder = proxygate::Gateway::builder(config);
+            if let Some(endpoint) = otlp {
+                use opentelemetry::trace::TracerProvider as _;
+                let otlp = proxygate::traces::otlp_provider(
+                    &format!("{endpoint}/v1/traces"),
+                    proxygate::client::build_client(),
+                )
                 .map_err(|e| e.to_string())?;
+                builder = builder
+                    .tracer(otlp.provider.tracer("proxygate"))
+                    .collector_status(otlp.status);
+            }
+            let gateway = builder.build().await.map_err(|e| e.to_string())?;
             let listener = TcpListener::bind("127.0.0.1:0")
                 .await
                 .map_err(|e| e.to_string())?;
@@ -1202,6 +1228,31 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A second gateway like the first with traces on and the collector away
+/// (`OTEL_EXPORTER_OTLP_ENDPOINT` at a port nothing listens on), through the closed loop: its
+/// CPU per request shows what tracing costs when every export fails.
+fn traced_collector_down(
+    s: &Settings,
+    upstream: SocketAddr,
+    load_rt: &Runtime,
+) -> Result<(Run, Option<f64>), String> {
+    // Bound and released at once: nothing listens there.
+    let closed = free_port()?;
+    let mut traced = s.clone();
+    traced.gateway_env.push((
+        "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
+        format!("http://127.0.0.1:{closed}"),
+    ));
+    let mut gw = Gateway::start(&traced, upstream, load_rt)?;
+    let addr = gw.addr;
+    let out = load_rt.block_on(async {
+        check(addr, CHAT_BODY).await?;
+        Ok::<_, String>(with_cpu(|| gw.cpu_seconds(), closed_loop(addr, CHAT_BODY, s)).await)
+    });
+    gw.stop();
+    out
 }
 
 fn binary_path() -> Option<PathBuf> {

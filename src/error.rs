@@ -31,6 +31,9 @@ pub enum BuildError {
     /// The state backend shared between replicas cannot be set up.
     #[error("{0}")]
     StateBackend(String),
+    /// The trace exporter cannot be set up from its `OTEL_*` settings.
+    #[error("{0}")]
+    Traces(String),
 }
 
 /// Boxed error as tower middleware returns it.

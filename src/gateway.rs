@@ -34,6 +34,7 @@ use crate::http::{EdgeContext, routes};
 use crate::router::{Dispatch, Registry, RouterLayer, StackFn, StackInfo};
 use crate::shared::StateBackend;
 use crate::timeout::TimeoutLayer;
+use crate::traces::{AttemptSpanLayer, ExchangeLayer, ServerSpanLayer, TraceConfig};
 use crate::types::BoxChat;
 use crate::upstream_metrics::UpstreamMetricsLayer;
 use crate::usage::{MemoryStore, SinkConfig, UsageSink, UsageStore};
@@ -43,6 +44,8 @@ use crate::usage::{MemoryStore, SinkConfig, UsageSink, UsageStore};
 pub struct Gateway {
     state: EdgeContext,
     config: Arc<Config>,
+    /// The server span and access log around the router, when either is on.
+    traces: Option<ServerSpanLayer>,
     control: Arc<Reloader>,
 }
 
@@ -178,12 +181,17 @@ impl Gateway {
             key_store: None,
             counters: None,
             budgets: None,
+            traces: TraceConfig::default(),
         }
     }
 
     /// The axum router with every endpoint; nest or merge it into an app.
     pub fn router(&self) -> axum::Router {
-        routes(self.state.clone())
+        let router = routes(self.state.clone());
+        match &self.traces {
+            Some(layer) => router.layer(layer.clone()),
+            None => router,
+        }
     }
 
     /// The chat stack as a tower service (`ChatRequest` in, `ChatReply` out).
@@ -283,9 +291,40 @@ pub struct GatewayBuilder {
     key_store: Option<Arc<dyn KeyStore>>,
     counters: Option<Arc<dyn Counters>>,
     budgets: Option<Arc<dyn Budgets>>,
+    traces: TraceConfig,
 }
 
 impl GatewayBuilder {
+    /// Sends a span per request and per upstream attempt to `tracer` (for example
+    /// `provider.tracer("proxygate")` of an `opentelemetry_sdk` provider, such as the one
+    /// [`crate::traces::otlp_from_env`] builds). Without one, no spans are made.
+    pub fn tracer(mut self, tracer: opentelemetry_sdk::trace::SdkTracer) -> Self {
+        self.traces.tracer = Some(tracer);
+        self
+    }
+
+    /// Makes no recording spans while `status` reports the collector away (their spans would
+    /// be dropped unsent), so a collector that is down costs requests next to nothing. The
+    /// status of the OTLP exporter [`crate::traces::otlp_from_env`] builds.
+    pub fn collector_status(mut self, status: crate::traces::CollectorStatus) -> Self {
+        self.traces.collector = Some(status);
+        self
+    }
+
+    /// Records prompts and answers on attempt spans (default false; the binary follows
+    /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`).
+    pub fn capture_content(mut self, on: bool) -> Self {
+        self.traces.capture_content = on;
+        self
+    }
+
+    /// Writes one access-log line per finished request as an info event with the target
+    /// `proxygate::access` (default false; the binary turns it on with `LOG_FORMAT=json`).
+    pub fn access_log(mut self, on: bool) -> Self {
+        self.traces.access_log = on;
+        self
+    }
+
     /// Uses this client instead of a new one.
     pub fn client(mut self, client: HttpClient) -> Self {
         self.client = Some(client);
@@ -340,11 +379,17 @@ impl GatewayBuilder {
         // shared with the other replicas through Redis.
         let backend = crate::shared::open(&self.config.shared_config())?;
         let seed = backend.clone();
+        // An attempt's span sits above its timeout, so a timed-out attempt ends with its error.
+        let attempt_spans = self.traces.tracer.clone().map(|t| {
+            AttemptSpanLayer::new(t, self.traces.capture_content)
+                .with_collector(self.traces.collector.clone())
+        });
         let per_deployment: StackFn = Arc::new(move |info: StackInfo<'_>, translate| {
             seed.seed(info.state);
             BoxChat::new(
                 ServiceBuilder::new()
                     .layer(BreakerLayer::new(breaker).with_state(info.state.clone()))
+                    .option_layer(attempt_spans.clone())
                     .layer(TimeoutLayer::new(timeouts))
                     .layer(UpstreamMetricsLayer::new(info.provider.name))
                     .service(translate),
@@ -418,6 +463,8 @@ impl GatewayBuilder {
                 ))
             }));
         let stack = ServiceBuilder::new()
+            // What the access log and the server span need from the chat stack.
+            .option_layer(self.traces.is_active().then_some(ExchangeLayer))
             .layer(ModelGuardLayer::new(Some(registry.clone())))
             .layer(RateLimitLayer::new(
                 counters.clone(),
@@ -474,10 +521,15 @@ impl GatewayBuilder {
             },
             control: Some(Arc::new(ControlHandle(control.clone()))),
         };
+        let traces = self.traces.is_active().then(|| {
+            ServerSpanLayer::new(self.traces.tracer.clone(), self.traces.access_log)
+                .with_collector(self.traces.collector.clone())
+        });
         Ok(Gateway {
             state,
             config,
             control,
+            traces,
         })
     }
 }

@@ -41,6 +41,7 @@ pub mod stats;
 pub mod telemetry;
 pub mod timeout;
 pub mod tokens;
+pub mod traces;
 pub mod types;
 pub mod upstream_metrics;
 pub mod usage;

@@ -133,6 +133,29 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingStderr {
     }
 }
 
+/// A log writer like [`RedactingStderr`] for stdout, where JSON logs go.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RedactingStdout;
+
+impl Write for RedactingStdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::io::stdout().write_all(&redact_bytes(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for RedactingStdout {
+    type Writer = RedactingStdout;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingStdout
+    }
+}
+
 /// Installs a panic hook that prints the panic's message redacted (and never a key).
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {

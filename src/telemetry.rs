@@ -218,3 +218,50 @@ pub mod handles {
     pub static CACHE_HITS: LazyLock<metrics::Counter> =
         LazyLock::new(|| metrics::counter!(names::CACHE_HITS_TOTAL));
 }
+
+/// Marks an upstream request with the trace of the attempt that sends it: when an attempt span
+/// is current (see `traces`), adds its W3C `traceparent` (and `tracestate`) to the request and
+/// notes the upstream host on the span as `server.address`/`server.port`. Without a current
+/// span it only reads a thread-local and returns.
+pub fn trace_upstream<B>(req: &mut http::Request<B>) {
+    use opentelemetry::propagation::{Injector, TextMapPropagator};
+    use opentelemetry::trace::TraceContextExt;
+
+    struct Headers<'a>(&'a mut http::HeaderMap);
+    impl Injector for Headers<'_> {
+        fn set(&mut self, key: &str, value: String) {
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(key.as_bytes()),
+                http::HeaderValue::from_str(&value),
+            ) {
+                self.0.insert(name, value);
+            }
+        }
+    }
+
+    opentelemetry::Context::map_current(|cx| {
+        let span = cx.span();
+        if !span.span_context().is_valid() {
+            return;
+        }
+        opentelemetry_sdk::propagation::TraceContextPropagator::new()
+            .inject_context(cx, &mut Headers(req.headers_mut()));
+        if span.is_recording()
+            && let Some(host) = req.uri().host()
+        {
+            span.set_attribute(opentelemetry::KeyValue::new(
+                "server.address",
+                host.to_owned(),
+            ));
+            let port = req
+                .uri()
+                .port_u16()
+                .unwrap_or(if req.uri().scheme_str() == Some("http") {
+                    80
+                } else {
+                    443
+                });
+            span.set_attribute(opentelemetry::KeyValue::new("server.port", i64::from(port)));
+        }
+    });
+}

@@ -90,13 +90,38 @@ fn main() -> ExitCode {
         .clone()
         .or_else(|| std::env::var(keys::ENV_LOG).ok())
         .unwrap_or_else(|| "info".to_owned());
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&filter)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(proxygate::redact::RedactingStderr)
-        .init();
+    let json_log = match proxygate::traces::json_log_from(
+        overrides
+            .get(proxygate::traces::ENV_LOG_FORMAT)
+            .cloned()
+            .or_else(|| std::env::var(proxygate::traces::ENV_LOG_FORMAT).ok())
+            .as_deref(),
+    ) {
+        Ok(json) => json,
+        Err(e) => {
+            eprintln!("proxygate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let env_filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if json_log {
+        // One JSON object per line on stdout, fields at the top level (the access log's
+        // `proxygate::access` lines among them).
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_env_filter(env_filter)
+            .with_writer(proxygate::redact::RedactingStdout)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(env_filter)
+            .with_writer(proxygate::redact::RedactingStderr)
+            .init();
+    }
     proxygate::redact::install_panic_hook();
 
     let config = match proxygate::Config::load(overrides, cli.config.clone()) {
@@ -136,7 +161,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(config, json_log)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("proxygate: {e}");
@@ -145,7 +170,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: proxygate::Config) -> Result<(), String> {
+async fn serve(config: proxygate::Config, json_log: bool) -> Result<(), String> {
     let addr = config.addr();
     let grace = config.shutdown_grace;
     let server_config = proxygate::http::server::ServerConfig {
@@ -154,9 +179,20 @@ async fn serve(config: proxygate::Config) -> Result<(), String> {
         max_connections: config.max_connections,
         client_write_timeout: config.client_write_timeout,
     };
-    let gateway = proxygate::Gateway::new(config)
-        .await
+    // Traces when the standard OTEL_* variables ask for them, exported with a client of
+    // their own (collector connections never share the upstreams' pool).
+    let traces = proxygate::traces::otlp_from_env(proxygate::client::build_client())
         .map_err(|e| e.to_string())?;
+    let mut builder = proxygate::Gateway::builder(config)
+        .access_log(json_log)
+        .capture_content(proxygate::traces::capture_content_from_env());
+    if let Some(otlp) = &traces {
+        use opentelemetry::trace::TracerProvider as _;
+        builder = builder
+            .tracer(otlp.provider.tracer("proxygate"))
+            .collector_status(otlp.status.clone());
+    }
+    let gateway = builder.build().await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e} (set PORT or HOST)"))?;
@@ -198,6 +234,16 @@ async fn serve(config: proxygate::Config) -> Result<(), String> {
     // Every acknowledged usage record into the store before exit.
     if let Err(e) = gateway.usage().flush().await {
         tracing::warn!("usage records wait in the journal for the next start: {e}");
+    }
+    if let Some(proxygate::traces::Otlp { provider, .. }) = traces {
+        // The last batch of spans, bounded: a collector that is away does not hold the exit.
+        let flush = tokio::task::spawn_blocking(move || provider.shutdown());
+        if tokio::time::timeout(std::time::Duration::from_secs(5), flush)
+            .await
+            .is_err()
+        {
+            tracing::warn!("trace collector did not take the last spans within 5 s");
+        }
     }
     tracing::info!("bye");
     Ok(())

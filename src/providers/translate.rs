@@ -100,7 +100,8 @@ impl<A: ProviderAdapter> Service<ChatRequest> for Translate<A> {
             if let Some(emb) = req.ctx.embedding.clone() {
                 return embed(&*adapter, &client, &secrets, meta, &req, &emb).await;
             }
-            let upstream = adapter.request(&req)?;
+            let mut upstream = adapter.request(&req)?;
+            crate::telemetry::trace_upstream(&mut upstream);
             let resp = client
                 .request(upstream)
                 .await
@@ -163,7 +164,8 @@ async fn embed<A: ProviderAdapter>(
     emb: &EmbeddingRequest,
 ) -> Result<ChatReply, GatewayError> {
     let provider = adapter.provider();
-    let upstream = adapter.embed_request(req, emb)?;
+    let mut upstream = adapter.embed_request(req, emb)?;
+    crate::telemetry::trace_upstream(&mut upstream);
     let resp = client
         .request(upstream)
         .await

@@ -39,4 +39,5 @@ mod responses_edge;
 mod router;
 mod safety;
 mod scale;
+mod traces;
 mod usage;
