@@ -1249,6 +1249,13 @@ fn traced_collector_down(
     let addr = gw.addr;
     let out = load_rt.block_on(async {
         check(addr, CHAT_BODY).await?;
+        // The first export fails only when the batch processor first sends (after 5 s by
+        // default); from then on the gateway counts the collector as away. Load it past that
+        // point, unmeasured, so the figure is the steady state of a collector that is down.
+        let mut warm = s.clone();
+        warm.seconds = 6.0;
+        warm.warmup = 0.0;
+        closed_loop(addr, CHAT_BODY, &warm).await;
         Ok::<_, String>(with_cpu(|| gw.cpu_seconds(), closed_loop(addr, CHAT_BODY, s)).await)
     });
     gw.stop();
