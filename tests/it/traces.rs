@@ -207,6 +207,42 @@ struct TestGateway2 {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl TestGateway2 {
+    /// Serves a gateway configured by `env` (with an in-memory usage store) on loopback,
+    /// spans going to `tracer`; `status`, when given, is its exporter's collector status.
+    async fn serve(
+        env: &[(&str, String)],
+        tracer: opentelemetry_sdk::trace::SdkTracer,
+        status: Option<proxygate::traces::CollectorStatus>,
+        capture: bool,
+    ) -> Self {
+        let mut map: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        map.insert("USAGE_DB_PATH".into(), ":memory:".into());
+        let config = proxygate::Config::from_env(&map, proxygate::catalog::Catalog::default())
+            .expect("valid test config");
+        let mut builder = proxygate::Gateway::builder(config)
+            .metrics(false)
+            .tracer(tracer)
+            .capture_content(capture);
+        if let Some(status) = status {
+            builder = builder.collector_status(status);
+        }
+        let gateway = builder.build().await.expect("gateway builds");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = gateway.router();
+        Self {
+            base: format!("http://{addr}"),
+            task: tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }),
+        }
+    }
+}
+
 impl Drop for TestGateway2 {
     fn drop(&mut self) {
         self.task.abort();
@@ -220,33 +256,11 @@ impl Traced {
             proxygate::traces::otlp_provider(&collector.url, proxygate::client::build_client())
                 .expect("provider")
                 .provider;
-        let mut map: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect();
-        map.insert("USAGE_DB_PATH".into(), ":memory:".into());
-        let config = proxygate::Config::from_env(&map, proxygate::catalog::Catalog::default())
-            .expect("valid test config");
-        let gateway = proxygate::Gateway::builder(config)
-            .metrics(false)
-            .tracer(provider.tracer("proxygate"))
-            .capture_content(capture)
-            .build()
-            .await
-            .expect("gateway builds");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let app = gateway.router();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let gw = TestGateway2::serve(env, provider.tracer("proxygate"), None, capture).await;
         Self {
             collector,
             provider,
-            gw: TestGateway2 {
-                base: format!("http://{addr}"),
-                task,
-            },
+            gw,
         }
     }
 
@@ -791,32 +805,17 @@ async fn requests_are_served_while_the_collector_is_away() {
     )
     .expect("provider");
     let provider = otlp.provider.clone();
-    let mut map: HashMap<String, String> = env
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    map.insert("USAGE_DB_PATH".into(), ":memory:".into());
-    let config = proxygate::Config::from_env(&map, proxygate::catalog::Catalog::default())
-        .expect("valid test config");
-    let gateway = proxygate::Gateway::builder(config)
-        .metrics(false)
-        .tracer(provider.tracer("proxygate"))
-        .collector_status(otlp.status.clone())
-        .build()
-        .await
-        .expect("gateway builds");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = gateway.router();
-    let _gw = TestGateway2 {
-        base: format!("http://{addr}"),
-        task: tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        }),
-    };
+    let gw = TestGateway2::serve(
+        &env,
+        provider.tracer("proxygate"),
+        Some(otlp.status.clone()),
+        false,
+    )
+    .await;
+    let base = gw.base.clone();
     for i in 0..20 {
         let (status, _, _) = post_json(
-            &format!("http://{addr}/v1/chat/completions"),
+            &format!("{base}/v1/chat/completions"),
             &chat("llama-3.1-8b", &format!("request {i}")),
         )
         .await;
@@ -834,7 +833,7 @@ async fn requests_are_served_while_the_collector_is_away() {
     let before = a.requests().len();
     for i in 0..2 {
         let (status, _, _) = post_json(
-            &format!("http://{addr}/v1/chat/completions"),
+            &format!("{base}/v1/chat/completions"),
             &chat("llama-3.1-8b", &format!("while away {i}")),
         )
         .await;
