@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use futures_core::Stream;
 use opentelemetry::trace::{SpanKind, SpanRef, Status, TraceContextExt, Tracer};
 use opentelemetry::{Array, Context as OtelContext, KeyValue, StringValue, Value};
-use opentelemetry_sdk::trace::SdkTracer;
+use opentelemetry_sdk::trace::{SdkTracer, Span as SdkSpan};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
@@ -86,27 +86,36 @@ where
 
     fn call(&mut self, req: ChatRequest) -> Self::Future {
         let parent = OtelContext::current();
+        let (span, capture_content) = self.start(&parent, &req);
+        let cx = parent.with_span(span);
+        let inner = {
+            let _attached = cx.clone().attach();
+            self.inner.call(req)
+        };
+        AttemptFuture {
+            inner,
+            cx: Some(cx),
+            capture_content,
+        }
+    }
+}
+
+impl<S> AttemptSpan<S> {
+    /// The attempt's span, and whether its answer is to be captured: a span without
+    /// attributes while the collector is away (the sampler drops it; it only carries ids for
+    /// the upstream's traceparent), the full one otherwise.
+    fn start(&self, parent: &OtelContext, req: &ChatRequest) -> (SdkSpan, bool) {
         if self
             .collector
             .as_ref()
             .is_some_and(CollectorStatus::is_away)
         {
-            // The sampler drops this span: it only carries ids for the upstream's traceparent.
             let span = self
                 .tracer
                 .span_builder("")
                 .with_kind(SpanKind::Client)
-                .start_with_context(&self.tracer, &parent);
-            let cx = parent.with_span(span);
-            let inner = {
-                let _attached = cx.clone().attach();
-                self.inner.call(req)
-            };
-            return AttemptFuture {
-                inner,
-                cx: Some(cx),
-                capture_content: false,
-            };
+                .start_with_context(&self.tracer, parent);
+            return (span, false);
         }
         let operation = if req.ctx.embedding.is_some() {
             "embeddings"
@@ -156,17 +165,8 @@ where
             .with_kind(SpanKind::Client)
             .with_start_time(SystemTime::now())
             .with_attributes(attributes)
-            .start_with_context(&self.tracer, &parent);
-        let cx = parent.with_span(span);
-        let inner = {
-            let _attached = cx.clone().attach();
-            self.inner.call(req)
-        };
-        AttemptFuture {
-            inner,
-            cx: Some(cx),
-            capture_content: self.capture_content,
-        }
+            .start_with_context(&self.tracer, parent);
+        (span, self.capture_content)
     }
 }
 
