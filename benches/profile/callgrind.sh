@@ -2,6 +2,9 @@
 # Instruction profile of the gateway per request (callgrind counts instructions, so the figure
 # does not depend on what else the machine does). Prints the total per request and the top
 # functions. usage: benches/profile/callgrind.sh [requests (2000)] [stream]
+# CALLGRIND_ENV adds settings to the gateway's environment (space-separated KEY=VALUE words),
+# for example CALLGRIND_ENV='OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9' for tracing on
+# with no collector there.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-2000}
@@ -12,7 +15,7 @@ dir=$(mktemp -d)
 fake_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 gw_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 python3 benches/profile/fake_and_load.py fake "$fake_port" & fake_pid=$!
-(cd "$dir" && exec env -i PATH="$PATH" PORT="$gw_port" GROQ_API_KEY=gsk_profile GROQ_BASE_URL="http://127.0.0.1:$fake_port/openai/v1" \
+(cd "$dir" && exec env -i PATH="$PATH" PORT="$gw_port" GROQ_API_KEY=gsk_profile GROQ_BASE_URL="http://127.0.0.1:$fake_port/openai/v1" ${CALLGRIND_ENV:-} \
   valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" \
   "$bin" >/dev/null 2>"$dir/vg.log") & gw_pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$gw_port/health" >/dev/null 2>&1 && break; sleep 0.2; done

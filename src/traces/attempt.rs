@@ -85,6 +85,14 @@ where
     }
 
     fn call(&mut self, req: ChatRequest) -> Self::Future {
+        if self.is_away() && !OtelContext::map_current(TraceContextExt::has_active_span) {
+            // Nothing to record and no client trace to continue upstream.
+            return AttemptFuture {
+                inner: self.inner.call(req),
+                cx: None,
+                capture_content: false,
+            };
+        }
         let parent = OtelContext::current();
         let (span, capture_content) = self.start(&parent, &req);
         let cx = parent.with_span(span);
@@ -101,15 +109,18 @@ where
 }
 
 impl<S> AttemptSpan<S> {
-    /// The attempt's span, and whether its answer is to be captured: a span without
-    /// attributes while the collector is away (the sampler drops it; it only carries ids for
-    /// the upstream's traceparent), the full one otherwise.
-    fn start(&self, parent: &OtelContext, req: &ChatRequest) -> (SdkSpan, bool) {
-        if self
-            .collector
+    /// Whether the collector is away, so that spans are not recorded.
+    fn is_away(&self) -> bool {
+        self.collector
             .as_ref()
             .is_some_and(CollectorStatus::is_away)
-        {
+    }
+
+    /// The attempt's span, and whether its answer is to be captured: a span without
+    /// attributes while the collector is away (the sampler drops it; it only continues the
+    /// client's trace in the upstream's traceparent), the full one otherwise.
+    fn start(&self, parent: &OtelContext, req: &ChatRequest) -> (SdkSpan, bool) {
+        if self.is_away() {
             let span = self
                 .tracer
                 .span_builder("")

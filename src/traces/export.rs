@@ -6,9 +6,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -159,7 +159,7 @@ fn build(endpoint: Option<&str>, client: HttpClient) -> Result<Otlp, BuildError>
         .with_http()
         .with_protocol(Protocol::HttpBinary)
         .with_timeout(timeout)
-        .with_http_client(OtlpClient::new(client, runtime, timeout));
+        .with_http_client(OtlpClient::new(client, runtime.clone(), timeout));
     if let Some(endpoint) = endpoint {
         exporter = exporter.with_endpoint(endpoint);
     }
@@ -168,8 +168,9 @@ fn build(endpoint: Option<&str>, client: HttpClient) -> Result<Otlp, BuildError>
         .map_err(|e| BuildError::Traces(format!("OTLP trace exporter: {e}")))?;
     let status = CollectorStatus::default();
     let exporter = Backoff {
-        inner: exporter,
+        inner: Arc::new(exporter),
         status: status.clone(),
+        runtime,
     };
     let sampler = CollectorAwareSampler::new(Config::default().sampler, status.clone());
     let service = std::env::var("OTEL_SERVICE_NAME")
@@ -191,8 +192,8 @@ fn build(endpoint: Option<&str>, client: HttpClient) -> Result<Otlp, BuildError>
     Ok(Otlp { provider, status })
 }
 
-/// After a failed export, the first pause; each further failure in a row doubles it up to
-/// [`MAX_BACKOFF`].
+/// After a failed export, the pause before the collector is tried again; each further failure
+/// in a row doubles it up to [`MAX_BACKOFF`].
 const BACKOFF: Duration = Duration::from_secs(5);
 
 /// The longest pause between attempts to reach a collector that is away.
@@ -202,8 +203,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// notes each outcome, and the sampler and trace layers, which make no recording spans while
 /// the collector is away (their spans would be dropped unsent anyway).
 ///
-/// After a failed export the collector counts as away for 5 s, doubling with each failure in
-/// a row up to 60 s; then spans are recorded again and the next batch tries it.
+/// The collector counts as away from a failed export until an export answers again. The OTLP
+/// exporter of [`otlp_provider`] and [`otlp_from_env`] tries it with an empty export after
+/// 5 s, then after pauses doubling with each failure in a row up to 60 s, so while it is away
+/// no span is recorded and no batch is built.
 #[derive(Clone, Debug, Default)]
 pub struct CollectorStatus {
     inner: Arc<StatusInner>,
@@ -211,43 +214,42 @@ pub struct CollectorStatus {
 
 #[derive(Debug, Default)]
 struct StatusInner {
-    /// Milliseconds since [`epoch`] until which the collector counts as away; 0 when it is up.
-    away_until_ms: AtomicU64,
-    /// Failed exports in a row.
+    /// Whether the last export, or the last try of an away collector, failed.
+    away: AtomicBool,
+    /// Failed exports and tries in a row.
     failures: AtomicU32,
-}
-
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX)
+    /// Whether a task is trying the collector.
+    trying: AtomicBool,
 }
 
 impl CollectorStatus {
-    /// Whether the last export failed and its pause has not run out.
+    /// Whether the last export failed and no export has answered since.
     pub fn is_away(&self) -> bool {
-        let until = self.inner.away_until_ms.load(Ordering::Relaxed);
-        until != 0 && now_ms() < until
+        self.inner.away.load(Ordering::Relaxed)
     }
 
     /// Notes an export's outcome.
     pub fn note(&self, ok: bool) {
         if ok {
             self.inner.failures.store(0, Ordering::Relaxed);
-            self.inner.away_until_ms.store(0, Ordering::Relaxed);
-            return;
+            self.inner.away.store(false, Ordering::Relaxed);
+        } else {
+            self.inner.failures.fetch_add(1, Ordering::Relaxed);
+            self.inner.away.store(true, Ordering::Relaxed);
         }
-        let failures = self.inner.failures.fetch_add(1, Ordering::Relaxed);
-        let pause = BACKOFF
+    }
+
+    /// How long to wait before trying the collector again: 5 s after one failure, doubling
+    /// with each failure in a row up to 60 s.
+    pub fn pause(&self) -> Duration {
+        let failures = self
+            .inner
+            .failures
+            .load(Ordering::Relaxed)
+            .saturating_sub(1);
+        BACKOFF
             .saturating_mul(1u32 << failures.min(4))
-            .min(MAX_BACKOFF);
-        let pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX);
-        self.inner
-            .away_until_ms
-            .store(now_ms().saturating_add(pause_ms).max(1), Ordering::Relaxed);
+            .min(MAX_BACKOFF)
     }
 }
 
@@ -292,16 +294,37 @@ impl ShouldSample for CollectorAwareSampler {
     }
 }
 
-/// An exporter that notes each export's outcome in a [`CollectorStatus`], and drops batches
-/// unencoded while the collector is away, so a collector that is away costs one failed
-/// connection per pause instead of one per batch.
+/// An exporter that notes each export's outcome in a [`CollectorStatus`]. After a failure
+/// it drops batches unencoded and tries the collector with an empty export, on the runtime
+/// the exports run on, after each [`CollectorStatus::pause`] until one answers; so a collector
+/// that is away costs one failed connection per pause and nothing per request.
 #[derive(Debug)]
 struct Backoff<E> {
-    inner: E,
+    inner: Arc<E>,
     status: CollectorStatus,
+    runtime: tokio::runtime::Handle,
 }
 
-impl<E: SpanExporter> SpanExporter for Backoff<E> {
+impl<E: SpanExporter + 'static> Backoff<E> {
+    /// Starts trying the collector, unless a task does already.
+    fn try_again_later(&self) {
+        if self.status.inner.trying.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let exporter = self.inner.clone();
+        let status = self.status.clone();
+        self.runtime.spawn(async move {
+            while status.is_away() {
+                tokio::time::sleep(status.pause()).await;
+                let answered = exporter.export(Vec::new()).await.is_ok();
+                status.note(answered);
+            }
+            status.inner.trying.store(false, Ordering::Release);
+        });
+    }
+}
+
+impl<E: SpanExporter + 'static> SpanExporter for Backoff<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         if self.status.is_away() {
             return Err(OTelSdkError::InternalFailure(
@@ -310,6 +333,9 @@ impl<E: SpanExporter> SpanExporter for Backoff<E> {
         }
         let out = self.inner.export(batch).await;
         self.status.note(out.is_ok());
+        if out.is_err() {
+            self.try_again_later();
+        }
         out
     }
 
@@ -322,7 +348,11 @@ impl<E: SpanExporter> SpanExporter for Backoff<E> {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
+        // The provider sets the resource while it is built, before any export shares the
+        // exporter with a task trying the collector.
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.set_resource(resource);
+        }
     }
 }
 
@@ -350,20 +380,27 @@ mod tests {
     use opentelemetry_sdk::trace::Sampler;
 
     #[test]
-    fn a_failed_export_marks_the_collector_away_for_a_growing_pause() {
+    fn a_failed_export_marks_the_collector_away_until_one_answers() {
         let status = CollectorStatus::default();
         assert!(!status.is_away());
         status.note(false);
         assert!(status.is_away());
-        let first = status.inner.away_until_ms.load(Ordering::Relaxed) - now_ms();
-        assert!(first <= 5_000 && first > 4_000, "{first}");
+        assert_eq!(status.pause(), Duration::from_secs(5));
+        status.note(false);
+        assert!(status.is_away(), "away for as long as tries fail");
+        assert_eq!(status.pause(), Duration::from_secs(10));
         for _ in 0..6 {
             status.note(false);
         }
-        let capped = status.inner.away_until_ms.load(Ordering::Relaxed) - now_ms();
-        assert!(capped <= 60_000 && capped > 59_000, "{capped}");
+        assert_eq!(status.pause(), Duration::from_secs(60));
         status.note(true);
         assert!(!status.is_away());
+        status.note(false);
+        assert_eq!(
+            status.pause(),
+            Duration::from_secs(5),
+            "a fresh run of failures"
+        );
     }
 
     #[test]
@@ -380,5 +417,53 @@ mod tests {
         assert!(!away.span_context().is_sampled());
         status.note(true);
         assert!(tracer.start("back").is_recording());
+    }
+
+    /// An exporter whose exports fail until `up` is set, counting the batches it is given.
+    #[derive(Debug, Default)]
+    struct Flaky {
+        up: AtomicBool,
+        calls: AtomicU32,
+    }
+
+    impl SpanExporter for Flaky {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            if self.up.load(Ordering::Relaxed) {
+                Ok(())
+            } else {
+                Err(OTelSdkError::InternalFailure("connection refused".into()))
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_away_collector_is_tried_after_each_pause_and_found_again() {
+        let flaky = Arc::new(Flaky::default());
+        let status = CollectorStatus::default();
+        let exporter = Backoff {
+            inner: flaky.clone(),
+            status: status.clone(),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        assert!(exporter.export(Vec::new()).await.is_err());
+        assert!(status.is_away());
+        assert_eq!(flaky.calls.load(Ordering::Relaxed), 1);
+        // While away, batches are dropped without reaching the collector.
+        assert!(exporter.export(Vec::new()).await.is_err());
+        assert_eq!(flaky.calls.load(Ordering::Relaxed), 1);
+        // The first try, 5 s later, fails too: the collector stays away.
+        tokio::time::sleep(Duration::from_millis(5_100)).await;
+        assert_eq!(flaky.calls.load(Ordering::Relaxed), 2);
+        assert!(status.is_away());
+        // The next try comes 10 s after that one and finds the collector back.
+        flaky.up.store(true, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert!(status.is_away());
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        assert_eq!(flaky.calls.load(Ordering::Relaxed), 3);
+        assert!(!status.is_away());
+        assert!(exporter.export(Vec::new()).await.is_ok());
+        assert_eq!(flaky.calls.load(Ordering::Relaxed), 4);
     }
 }

@@ -78,6 +78,9 @@ pub struct ServerSpan<S> {
     shared: Arc<Shared>,
 }
 
+/// The W3C Trace Context header.
+static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+
 /// Reads propagation headers from a request.
 struct Headers<'a>(&'a http::HeaderMap);
 
@@ -157,19 +160,27 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let away = self
+            .shared
+            .collector
+            .as_ref()
+            .is_some_and(CollectorStatus::is_away);
+        if away && !self.shared.access_log && !req.headers().contains_key(&TRACEPARENT) {
+            // Nothing to record, log or continue: the request passes through untouched.
+            return ResponseFuture {
+                inner: self.inner.call(req),
+                end: None,
+            };
+        }
         let started = Instant::now();
         let route = route_of(req.uri().path());
         let mut cx = OtelContext::current();
         if let Some(tracer) = &self.shared.tracer {
             let parent =
                 TraceContextPropagator::new().extract_with_context(&cx, &Headers(req.headers()));
-            if self
-                .shared
-                .collector
-                .as_ref()
-                .is_some_and(CollectorStatus::is_away)
-            {
-                // The sampler drops this span: it only carries ids for the attempts below.
+            if away {
+                // The sampler drops this span: it only carries the client's trace on to the
+                // attempts below.
                 let span = tracer
                     .span_builder("")
                     .with_kind(SpanKind::Server)
@@ -234,18 +245,19 @@ struct Provenance {
 
 impl Provenance {
     fn read(headers: &http::HeaderMap) -> Self {
-        let text = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
+        use http::HeaderName;
+        static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+        static DEPLOYMENT: HeaderName = HeaderName::from_static("x-proxygate-deployment");
+        static ATTEMPTS: HeaderName = HeaderName::from_static("x-proxygate-attempts");
+        static COST: HeaderName = HeaderName::from_static("x-proxygate-cost-usd");
+        static CACHE: HeaderName = HeaderName::from_static("x-proxygate-cache");
+        let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
         Self {
-            request_id: text("x-request-id"),
-            deployment: text("x-proxygate-deployment"),
-            attempts: text("x-proxygate-attempts").and_then(|v| v.parse().ok()),
-            cost_usd: text("x-proxygate-cost-usd").and_then(|v| v.parse().ok()),
-            cache: text("x-proxygate-cache"),
+            request_id: text(&REQUEST_ID).map(str::to_owned),
+            deployment: text(&DEPLOYMENT).map(str::to_owned),
+            attempts: text(&ATTEMPTS).and_then(|v| v.parse().ok()),
+            cost_usd: text(&COST).and_then(|v| v.parse().ok()),
+            cache: text(&CACHE).map(str::to_owned),
         }
     }
 }
@@ -393,7 +405,9 @@ where
         match out {
             Ok(resp) => {
                 end.status = resp.status().as_u16();
-                end.headers = Provenance::read(resp.headers());
+                if end.access_log {
+                    end.headers = Provenance::read(resp.headers());
+                }
                 let (parts, body) = resp.into_parts();
                 let mut body = TracedBody {
                     inner: body,

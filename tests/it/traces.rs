@@ -827,23 +827,42 @@ async fn requests_are_served_while_the_collector_is_away() {
     let p = provider.clone();
     let flushed = tokio::task::spawn_blocking(move || p.force_flush()).await;
     assert!(flushed.is_ok());
-    // The failed export marks the collector away: later requests make no recording spans
-    // but still send their own traceparent upstream.
+    // The failed export marks the collector away: later requests make no spans. One that
+    // brings no trace passes through with none; one that brings a traceparent still has it
+    // continued upstream, by an attempt id of the gateway's own.
     assert!(otlp.status.is_away());
     let before = a.requests().len();
+    let (status, _, _) = post_json(
+        &format!("{base}/v1/chat/completions"),
+        &chat("llama-3.1-8b", "while away"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(a.requests()[before].header("traceparent").is_none());
+    let client_parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     for i in 0..2 {
-        let (status, _, _) = post_json(
-            &format!("{base}/v1/chat/completions"),
-            &chat("llama-3.1-8b", &format!("while away {i}")),
-        )
-        .await;
+        let req = http::Request::post(format!("{base}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .header("traceparent", client_parent);
+        let body = chat("llama-3.1-8b", &format!("while away, traced {i}"));
+        let (status, _, _) = send(req, body.to_string().into_bytes()).await;
         assert_eq!(status, 200);
     }
-    let sent: Vec<String> = a.requests()[before..]
+    let sent: Vec<String> = a.requests()[before + 1..]
         .iter()
         .filter_map(|r| r.header("traceparent").map(str::to_owned))
         .collect();
     assert_eq!(sent.len(), 2, "{sent:?}");
+    for tp in &sent {
+        assert!(
+            tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "the client's trace: {tp}"
+        );
+        assert!(
+            !tp.contains("00f067aa0ba902b7"),
+            "an id of the gateway's own: {tp}"
+        );
+    }
     assert_ne!(sent[0], sent[1], "each attempt has its own span id");
     let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
 }
