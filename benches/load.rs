@@ -17,10 +17,10 @@
 //! that fake are measured in the same run (closed loop and stream first byte, right after ProxyGate):
 //! `BENCH_PEERS=name=url,...` (the chat completions URL), `BENCH_PEER_PIDS=name=pid,...` (CPU
 //! and RSS of that process and its descendants, from /proc) and
-//! `BENCH_PEER_HEADERS_<NAME>="Header: value; ..."`; `benches/peers.sh` starts LiteLLM and
-//! Portkey that way. Without
-//! `--bench` (as under `cargo test --all-targets`) it runs a short smoke pass and only checks
-//! that every request succeeds. Results go to `target/bench-results/load.json`.
+//! `BENCH_PEER_HEADERS_<NAME>="Header: value; ..."`; `benches/peers.sh` starts LiteLLM, Portkey
+//! and, given its binary, litellm-rs that way. Without `--bench` (as under
+//! `cargo test --all-targets`) it runs a short smoke pass and only checks that every request
+//! succeeds. Results go to `target/bench-results/load.json`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
