@@ -86,6 +86,9 @@ struct Journal {
     /// Appends failed in a row (across segments): the first is logged, and the recovery, not
     /// each one, so a full disk under load is two log lines and a metric, not a flood.
     failing: u64,
+    /// Segment `seq + 1`, created ahead on the blocking pool so that a rotation, which runs
+    /// with the queue locked, only swaps handles.
+    spare: Option<File>,
     /// Held for the life of the sink so no other process shares the directory.
     _lock: File,
 }
@@ -293,6 +296,7 @@ impl UsageSink {
 impl Inner {
     async fn flush(&self) -> Result<(), StoreError> {
         let _one_at_a_time = self.flushing.lock().await;
+        self.prepare_spare_segment().await;
         // Take the queue and start a new journal segment in one step, so the old segment holds
         // exactly what was taken (or more, when it overflowed).
         let (batch, segment, overflowed, retry) = {
@@ -321,15 +325,32 @@ impl Inner {
             }
         }
         let batch = match (&segment, overflowed) {
-            (Some(path), true) => read_segment(path).unwrap_or(batch),
+            (Some((path, _)), true) => read_segment(path).unwrap_or(batch),
             _ => batch,
         };
         match write_all(&*self.store, &batch).await {
             Ok(()) => {
-                if let Some(path) = segment
-                    && let Err(e) = std::fs::remove_file(&path)
-                {
-                    tracing::warn!(journal = %path.display(), "cannot remove a written journal segment: {e}");
+                // Deleting the segment frees its page cache (`unlink` truncates it: about 80 µs
+                // for the 170 kB of a tenth of a second at 3,800 requests a second) and dropping
+                // the batch frees every record: both on the blocking pool, where the scheduler
+                // can stop them for a request, instead of in one run of the runtime's thread.
+                let removed = tokio::task::spawn_blocking(move || {
+                    drop(batch);
+                    match segment {
+                        Some((path, file)) => {
+                            drop(file);
+                            std::fs::remove_file(&path).map_err(|e| (path, e))
+                        }
+                        None => Ok(()),
+                    }
+                })
+                .await;
+                match removed {
+                    Ok(Ok(())) => {}
+                    Ok(Err((path, e))) => {
+                        tracing::warn!(journal = %path.display(), "cannot remove a written journal segment: {e}");
+                    }
+                    Err(e) => tracing::warn!("cannot remove a written journal segment: {e}"),
                 }
             }
             Err(e) => {
@@ -337,7 +358,7 @@ impl Inner {
                 tracing::warn!(records = batch.len(), "{e}; will retry");
                 if let Ok(mut state) = self.state.lock() {
                     match segment {
-                        Some(path) => state.retry.push(path),
+                        Some((path, _)) => state.retry.push(path),
                         // Without a journal the records wait in memory, bounded by capacity.
                         None => {
                             let room = self.config.capacity.saturating_sub(state.pending.len());
@@ -351,6 +372,30 @@ impl Inner {
             }
         }
         result
+    }
+
+    /// Creates the journal's next segment on the blocking pool, unless it exists already:
+    /// creating a file on ext4 took about 50 µs of the runtime's thread at each flush.
+    async fn prepare_spare_segment(&self) {
+        let next = match self.state.lock() {
+            Ok(state) => match &state.journal {
+                Some(j) if j.spare.is_none() => (j.seq + 1, segment_path(&j.dir, j.seq + 1)),
+                _ => return,
+            },
+            Err(_) => return,
+        };
+        let (seq, path) = next;
+        let opened = tokio::task::spawn_blocking(move || open_segment(&path)).await;
+        let Ok(Ok(file)) = opened else {
+            // The rotation opens the segment itself (and reports a failure).
+            return;
+        };
+        if let Ok(mut state) = self.state.lock()
+            && let Some(j) = &mut state.journal
+            && j.seq + 1 == seq
+        {
+            j.spare = Some(file);
+        }
     }
 
     async fn replay(&self, path: &Path) -> Result<(), StoreError> {
@@ -371,16 +416,20 @@ impl Inner {
 }
 
 impl Journal {
-    /// Starts segment `seq + 1`; returns the path of the one it closed.
-    fn rotate(&mut self) -> std::io::Result<PathBuf> {
+    /// Starts segment `seq + 1` (the spare one when it was made ahead); returns the path and
+    /// the handle of the one it closed, for the caller to close off the queue's lock.
+    fn rotate(&mut self) -> std::io::Result<(PathBuf, File)> {
         let next = self.seq + 1;
-        let file = open_segment(&segment_path(&self.dir, next))?;
+        let file = match self.spare.take() {
+            Some(f) => f,
+            None => open_segment(&segment_path(&self.dir, next))?,
+        };
         let old = segment_path(&self.dir, self.seq);
-        self.file = file;
+        let old_file = std::mem::replace(&mut self.file, file);
         self.seq = next;
         self.bytes = 0;
         self.torn = false;
-        Ok(old)
+        Ok((old, old_file))
     }
 }
 
@@ -445,6 +494,7 @@ async fn open_journal(store: &dyn UsageStore, dir: &Path) -> Result<Journal, Str
         bytes: 0,
         torn: false,
         failing: 0,
+        spare: None,
         _lock: lock,
     })
 }
@@ -637,11 +687,26 @@ pub(crate) mod tests {
         assert!(store.records().is_empty());
         sink.flush().await.unwrap();
         assert_eq!(store.records().len(), 2);
-        let left: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(|e| segment_seq(&e.unwrap().path()))
-            .collect();
-        assert_eq!(left, vec![1], "only the fresh, empty segment is left");
+        let segments = || {
+            let mut left: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter_map(|e| segment_seq(&e.unwrap().path()))
+                .collect();
+            left.sort();
+            left
+        };
+        assert_eq!(segments(), vec![1], "only the fresh, empty segment is left");
+        // The next rotation goes to a segment made ahead of it, and deletes the one written.
+        sink.record(rec("c", 5));
+        sink.flush().await.unwrap();
+        assert_eq!(store.records().len(), 3);
+        assert_eq!(segments(), vec![2]);
+        assert_eq!(
+            std::fs::metadata(segment_path(dir.path(), 2))
+                .unwrap()
+                .len(),
+            0
+        );
     }
 
     #[tokio::test]
