@@ -303,7 +303,10 @@ impl Inner {
             let Ok(mut state) = self.state.lock() else {
                 return Err(StoreError("usage sink poisoned".into()));
             };
-            let batch = std::mem::take(&mut state.pending);
+            // The next queue starts at the size this one reached, so it does not regrow from
+            // empty under the lock on the request path.
+            let next = Vec::with_capacity(state.pending.len().min(self.config.capacity));
+            let batch = std::mem::replace(&mut state.pending, next);
             let overflowed = std::mem::take(&mut state.overflowed);
             let retry = std::mem::take(&mut state.retry);
             let segment = match &mut state.journal {
