@@ -346,12 +346,23 @@ impl Config {
             None => Some(PathBuf::from("proxygate-journal")),
         };
         let usage_flush = r.parse(ENV_USAGE_FLUSH_MS, Duration::from_millis(100), nonzero_ms);
-        let usage_queue_capacity = r.parse(ENV_USAGE_QUEUE_CAPACITY, 100_000, |k, v| {
-            match parse_u64(k, v)? {
-                0 => Err(format!("{k}=0 would hold no record; use 1 or more")),
-                n => Ok(n.min(10_000_000) as usize),
-            }
-        });
+        // With a journal, records beyond the in-memory queue wait in it and are read back, so
+        // the queue only bounds memory (a store slower than a saturated core fills it); without
+        // one, the queue is all there is before records are dropped.
+        let queue_default = if usage_journal_dir.is_some() {
+            10_000
+        } else {
+            100_000
+        };
+        let usage_queue_capacity =
+            r.parse(
+                ENV_USAGE_QUEUE_CAPACITY,
+                queue_default,
+                |k, v| match parse_u64(k, v)? {
+                    0 => Err(format!("{k}=0 would hold no record; use 1 or more")),
+                    n => Ok(n.min(10_000_000) as usize),
+                },
+            );
         let usage_fsync = r.parse(ENV_USAGE_FSYNC, false, parse_bool);
         let rate_overrides = r.parse(ENV_RATE_OVERRIDES, HashMap::new(), |k, v| {
             parse_list(v)
@@ -636,6 +647,15 @@ mod tests {
         assert!(c.providers.contains_key("mock"));
         assert!(!c.providers.contains_key("groq"));
         assert_eq!((c.breaker_threshold, c.max_retries), (5, 3));
+    }
+
+    #[test]
+    fn the_usage_queue_is_smaller_when_the_journal_holds_what_overflows() {
+        assert_eq!(cfg(&[]).unwrap().usage_queue_capacity, 10_000);
+        let off = cfg(&[("USAGE_JOURNAL_DIR", "off")]).unwrap();
+        assert_eq!(off.usage_queue_capacity, 100_000);
+        let set = cfg(&[("USAGE_QUEUE_CAPACITY", "250")]).unwrap();
+        assert_eq!(set.usage_queue_capacity, 250);
     }
 
     #[test]
