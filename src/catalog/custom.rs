@@ -116,6 +116,12 @@ pub fn is_unpriced(model: &ModelSpec) -> bool {
         .contains(&(model as *const ModelSpec as usize))
 }
 
+/// USD per 1M input and output tokens of `model`, or `None` for a configured deployment's
+/// line made without prices (which is not free). A priced line never takes the lock.
+pub fn prices(model: &ModelSpec) -> Option<(f64, f64)> {
+    (model.input + model.output > 0.0 || !is_unpriced(model)).then_some((model.input, model.output))
+}
+
 /// `base` followed by `extra` as one catalog (made once per distinct list).
 pub fn extend(base: Catalog, extra: &[&'static ProviderSpec]) -> Catalog {
     if extra.is_empty() {

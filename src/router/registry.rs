@@ -746,7 +746,7 @@ impl Registry {
                         m.id.to_owned(),
                         m.mode,
                         m.context,
-                        (!crate::catalog::custom::is_unpriced(m)).then_some((m.input, m.output)),
+                        crate::catalog::custom::prices(m),
                         aliases,
                     )
                 })

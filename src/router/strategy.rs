@@ -191,10 +191,8 @@ impl RouterConfig {
                         // A configured model given no prices is not free: it goes last.
                         let rate = d
                             .spec()
-                            .filter(|m| {
-                                m.input + m.output > 0.0 || !crate::catalog::custom::is_unpriced(m)
-                            })
-                            .map(|m| m.input + m.output)
+                            .and_then(crate::catalog::custom::prices)
+                            .map(|(input, output)| input + output)
                             .unwrap_or(f64::INFINITY);
                         (rate, self.rank(d), d.clone())
                     })
