@@ -583,6 +583,19 @@ pub(crate) mod tests {
         assert_eq!(ids, ["before", "after"]);
     }
 
+    /// Puts `file` in place of the journal's current segment; returns the file it replaced.
+    #[cfg(target_os = "linux")]
+    fn swap_journal_file(sink: &UsageSink, file: File) -> File {
+        let mut state = sink.inner.state.lock().unwrap();
+        std::mem::replace(&mut state.journal.as_mut().unwrap().file, file)
+    }
+
+    /// A file that fails every write with ENOSPC, like a full disk.
+    #[cfg(target_os = "linux")]
+    fn dev_full() -> File {
+        OpenOptions::new().write(true).open("/dev/full").unwrap()
+    }
+
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_full_disk_keeps_the_record_queued_and_the_next_line_whole() {
@@ -591,13 +604,7 @@ pub(crate) mod tests {
         let sink = UsageSink::open(store.clone(), config(dir.path()))
             .await
             .unwrap();
-        let real = {
-            let mut state = sink.inner.state.lock().unwrap();
-            let j = state.journal.as_mut().unwrap();
-            // /dev/full fails every write with ENOSPC.
-            let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
-            std::mem::replace(&mut j.file, full)
-        };
+        let real = swap_journal_file(&sink, dev_full());
         sink.record(rec("on-a-full-disk", 1));
         {
             let mut state = sink.inner.state.lock().unwrap();
@@ -644,26 +651,14 @@ pub(crate) mod tests {
         let sink = UsageSink::open(store.clone(), config(dir.path()))
             .await
             .unwrap();
-        let real = {
-            let mut state = sink.inner.state.lock().unwrap();
-            let j = state.journal.as_mut().unwrap();
-            let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
-            std::mem::replace(&mut j.file, full)
-        };
+        let real = swap_journal_file(&sink, dev_full());
         let full = logged(|| {
             for i in 0..50 {
                 sink.record(rec(&format!("full-{i}"), 1));
             }
         });
         assert_eq!(full.matches("append failed").count(), 1, "{full}");
-        sink.inner
-            .state
-            .lock()
-            .unwrap()
-            .journal
-            .as_mut()
-            .unwrap()
-            .file = real;
+        swap_journal_file(&sink, real);
         let back = logged(|| {
             sink.record(rec("back-1", 1));
             sink.record(rec("back-2", 1));
