@@ -178,14 +178,10 @@ where
         if let Some(tracer) = &self.shared.tracer {
             let parent =
                 TraceContextPropagator::new().extract_with_context(&cx, &Headers(req.headers()));
-            if away {
+            let builder = if away {
                 // The sampler drops this span: it only carries the client's trace on to the
                 // attempts below.
-                let span = tracer
-                    .span_builder("")
-                    .with_kind(SpanKind::Server)
-                    .start_with_context(tracer, &parent);
-                cx = parent.with_span(span);
+                tracer.span_builder("")
             } else {
                 let method = req.method().as_str().to_owned();
                 let name = match route {
@@ -203,14 +199,15 @@ where
                 if let Some(r) = route {
                     attributes.push(KeyValue::new("http.route", r));
                 }
-                let span = tracer
+                tracer
                     .span_builder(name)
-                    .with_kind(SpanKind::Server)
                     .with_start_time(SystemTime::now())
                     .with_attributes(attributes)
-                    .start_with_context(tracer, &parent);
-                cx = parent.with_span(span);
-            }
+            };
+            let span = builder
+                .with_kind(SpanKind::Server)
+                .start_with_context(tracer, &parent);
+            cx = parent.with_span(span);
         }
         let exchange = Exchange::default();
         cx = cx.with_value(exchange.clone());
