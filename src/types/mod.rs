@@ -9,6 +9,7 @@ mod api;
 mod chunk;
 mod context;
 mod embedding;
+pub(crate) mod json;
 mod reasoning;
 mod reply;
 mod request;

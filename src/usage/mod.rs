@@ -10,6 +10,7 @@
 //! survive the loss of the machine itself unless `USAGE_FSYNC=true` (an `fsync` per record).
 //! Writes to the store are idempotent on the record's id, so a replay never counts twice.
 
+mod line;
 mod memory;
 mod record;
 mod sink;

@@ -214,16 +214,9 @@ impl UsageSink {
             Some(_) => {
                 // A line is about 450 bytes: sized once instead of grown four times.
                 let mut v = Vec::with_capacity(640);
-                match serde_json::to_writer(&mut v, &record) {
-                    Ok(()) => {
-                        v.push(b'\n');
-                        Some(v)
-                    }
-                    Err(e) => {
-                        tracing::error!("usage record not serialisable: {e}");
-                        return;
-                    }
-                }
+                super::line::write_record(&mut v, &record);
+                v.push(b'\n');
+                Some(v)
             }
         };
         let Ok(mut state) = self.inner.state.lock() else {
