@@ -13,7 +13,7 @@ use http::{HeaderName, HeaderValue, StatusCode, header};
 use pin_project_lite::pin_project;
 
 use crate::GatewayError;
-use crate::types::{ChatChunk, ChatStream, ReplyMeta, Usage};
+use crate::types::{ChatChunk, ChatResponse, ChatStream, ReplyMeta, Usage};
 
 /// An error as the client sees it: status, envelope, `retry-after`.
 pub fn error_response(err: &GatewayError) -> Response {
@@ -25,6 +25,78 @@ pub fn error_response(err: &GatewayError) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
     }
     resp
+}
+
+/// `resp` as a chat completion body: the bytes `serde_json` writes for it, with the known
+/// fields' names written as literals and only the free-form parts (usage, tool calls,
+/// provider extras) through the serializer.
+pub fn completion_body(resp: &ChatResponse) -> Result<Vec<u8>, serde_json::Error> {
+    use crate::types::json::{int, opt_string, string};
+    // Sized for a typical answer, instead of grown from nothing.
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(b"{\"id\":");
+    string(&mut out, &resp.id);
+    out.extend_from_slice(b",\"object\":");
+    string(&mut out, &resp.object);
+    out.extend_from_slice(b",\"created\":");
+    int(&mut out, resp.created);
+    out.extend_from_slice(b",\"model\":");
+    string(&mut out, &resp.model);
+    out.extend_from_slice(b",\"choices\":[");
+    for (i, c) in resp.choices.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"index\":");
+        int(&mut out, c.index);
+        let m = &c.message;
+        out.extend_from_slice(b",\"message\":{\"role\":");
+        string(&mut out, &m.role);
+        out.extend_from_slice(b",\"content\":");
+        opt_string(&mut out, m.content.as_deref());
+        out.extend_from_slice(b",\"refusal\":");
+        opt_string(&mut out, m.refusal.as_deref());
+        if let Some(calls) = &m.tool_calls {
+            out.extend_from_slice(b",\"tool_calls\":");
+            serde_json::to_writer(&mut out, calls)?;
+        }
+        if let Some(r) = &m.reasoning_content {
+            out.extend_from_slice(b",\"reasoning_content\":");
+            string(&mut out, r);
+        }
+        if let Some(blocks) = &m.thinking_blocks {
+            out.extend_from_slice(b",\"thinking_blocks\":");
+            serde_json::to_writer(&mut out, blocks)?;
+        }
+        extra_fields(&mut out, &m.extra)?;
+        out.extend_from_slice(b"},\"logprobs\":");
+        serde_json::to_writer(&mut out, &c.logprobs)?;
+        out.extend_from_slice(b",\"finish_reason\":");
+        opt_string(&mut out, c.finish_reason.as_deref());
+        out.push(b'}');
+    }
+    out.push(b']');
+    if let Some(u) = &resp.usage {
+        out.extend_from_slice(b",\"usage\":");
+        serde_json::to_writer(&mut out, u)?;
+    }
+    extra_fields(&mut out, &resp.extra)?;
+    out.push(b'}');
+    Ok(out)
+}
+
+/// The entries of a flattened `extra` map, each after a comma.
+fn extra_fields(
+    out: &mut Vec<u8>,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> Result<(), serde_json::Error> {
+    for (k, v) in extra {
+        out.push(b',');
+        crate::types::json::string(out, k);
+        out.push(b':');
+        serde_json::to_writer(&mut *out, v)?;
+    }
+    Ok(())
 }
 
 // Header names made once at compile time: a `&str` name is parsed and hashed on every insert.
@@ -263,6 +335,27 @@ where
 mod tests {
     use super::*;
     use crate::types::Delta;
+
+    #[test]
+    fn a_completion_body_is_what_serde_writes() {
+        let answers = [
+            serde_json::json!({"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello \"you\"\n\u{1} é"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":24,"completion_tokens":8,"total_tokens":32},"system_fingerprint":"fp"}),
+            serde_json::json!({"id":"","object":"chat.completion","created":0,"model":"","choices":[]}),
+            serde_json::json!({"id":"c","created":2,"model":"m","choices":[
+                {"index":0,"message":{"role":"assistant","content":null,"refusal":"no","tool_calls":[{"id":"t","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}],"reasoning_content":"hmm","annotations":[],"zz":{"k":[1.5,null]}},"logprobs":{"content":[]},"finish_reason":"tool_calls"},
+                {"index":1,"message":{"role":"assistant","content":"b"},"finish_reason":null}],
+              "usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7,"prompt_tokens_details":{"cached_tokens":1,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":2},"queue_time":0.25},
+              "service_tier":"default","a key \"quoted\"":true}),
+        ];
+        for a in answers {
+            let resp: ChatResponse = serde_json::from_value(a.clone()).unwrap();
+            assert_eq!(
+                String::from_utf8(completion_body(&resp).unwrap()).unwrap(),
+                serde_json::to_string(&resp).unwrap(),
+                "{a}"
+            );
+        }
+    }
 
     async fn encode(chunks: Vec<Result<ChatChunk, GatewayError>>, include_usage: bool) -> String {
         let stream: ChatStream = Box::pin(futures_util::stream::iter(chunks));

@@ -336,7 +336,7 @@ async fn chat_completions(State(state): State<Arc<EdgeContext>>, req: Request) -
     chat.ctx.request_id = request_id;
     chat.ctx.cache = cache;
     auth::attach(grant, &mut chat.ctx);
-    drop(body);
+    chat.ctx.verbatim = Some(body);
     let include_usage = chat.wants_stream_usage();
     // The cost layer ends every stream with usage; this estimate only serves stacks without it.
     let prompt_estimate = 0;
@@ -351,9 +351,7 @@ async fn chat_completions(State(state): State<Arc<EdgeContext>>, req: Request) -
     match reply.body {
         ReplyBody::Complete(resp) => {
             guard.status = 200;
-            // Sized for a typical answer, instead of grown from nothing.
-            let mut body = Vec::with_capacity(1024);
-            let mut out = match serde_json::to_writer(&mut body, &resp).map(|()| body) {
+            let mut out = match encode::completion_body(&resp) {
                 // An upstream that echoes a configured key does not get it to the client.
                 Ok(body) => (
                     [(http::header::CONTENT_TYPE, "application/json")],

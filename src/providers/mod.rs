@@ -502,7 +502,12 @@ pub fn json_post(url: &str) -> Result<http::request::Builder, GatewayError> {
     let uri: http::Uri = url
         .parse()
         .map_err(|e| GatewayError::Internal(format!("bad upstream URL: {e}")))?;
-    Ok(http::Request::post(uri).header(http::header::CONTENT_TYPE, "application/json"))
+    Ok(json_post_to(uri))
+}
+
+/// A JSON `POST` to an already parsed `uri`.
+pub fn json_post_to(uri: http::Uri) -> http::request::Builder {
+    http::Request::post(uri).header(http::header::CONTENT_TYPE, "application/json")
 }
 
 /// Finishes a JSON request body.

@@ -226,6 +226,8 @@ fn take_models(req: &mut ChatRequest) -> Result<Vec<String>, GatewayError> {
     let Some(v) = req.extra.remove("models") else {
         return Ok(Vec::new());
     };
+    // The client's bytes hold the list, which no upstream is sent.
+    req.ctx.verbatim = None;
     let bad = |reason: &str| GatewayError::invalid("models", reason.to_owned());
     let items = v
         .as_array()

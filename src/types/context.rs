@@ -34,6 +34,10 @@ pub struct RequestContext {
     /// The client's own body when it spoke a provider's native format (Anthropic's on
     /// `/v1/messages`), so an adapter of that format can pass it through unchanged.
     pub native_body: Option<bytes::Bytes>,
+    /// The client's chat completions body while the request still says exactly what it says,
+    /// so an OpenAI-format adapter can send those bytes with only `model` replaced instead of
+    /// writing the request anew. Whatever changes the request's parameters clears it.
+    pub verbatim: Option<bytes::Bytes>,
     /// The client's `anthropic-beta` header on `/v1/messages`, forwarded with a pass-through.
     pub native_beta: Option<http::HeaderValue>,
     /// The deployment the latest attempt went to, seen by every copy of this context (the

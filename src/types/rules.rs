@@ -44,6 +44,9 @@ impl ParamRules {
 
     /// Applies the rules to `req`: drops first, then defaults for what is still unset.
     pub fn apply(&self, req: &mut ChatRequest) {
+        if !self.drop.is_empty() || !self.defaults.is_empty() {
+            req.ctx.verbatim = None;
+        }
         for name in &self.drop {
             drop_param(req, name);
         }

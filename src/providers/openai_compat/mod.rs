@@ -9,7 +9,8 @@
 //! wherever it arrives (`usage` on any chunk, `x_groq.usage`).
 
 use super::{
-    ProviderAdapter, Translate, UpstreamRequest, json_post, parse_json, with_bytes, with_json,
+    ProviderAdapter, Translate, UpstreamRequest, json_post, json_post_to, parse_json, with_bytes,
+    with_json,
 };
 use super::{ProviderEndpoint, ProviderSettings};
 use crate::GatewayError;
@@ -94,6 +95,10 @@ pub struct OpenAiCompat {
     embeddings_url: String,
     responses_url: String,
     key: Option<Secret>,
+    // Made once instead of per request: the chat URL parsed, and the `Authorization` value
+    // (`None` when the URL or key does not parse; the request then names the fault).
+    chat_uri: Option<http::Uri>,
+    bearer: Option<http::HeaderValue>,
     quirks: Quirks,
     // The provider's catalog lines, for each model's parameter policy.
     models: &'static [crate::catalog::ModelSpec],
@@ -107,9 +112,12 @@ impl OpenAiCompat {
         key: Option<Secret>,
         quirks: Quirks,
     ) -> Self {
+        let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
         Self {
             provider,
-            url: format!("{}/chat/completions", base_url.trim_end_matches('/')),
+            chat_uri: url.parse().ok(),
+            bearer: key.as_ref().and_then(|k| k.bearer().ok()),
+            url,
             embeddings_url: format!("{}/embeddings", base_url.trim_end_matches('/')),
             responses_url: format!("{}/responses", base_url.trim_end_matches('/')),
             key,
@@ -143,6 +151,7 @@ impl OpenAiCompat {
                 if req.temperature.is_some() || req.top_p.is_some() || req.max_tokens.is_some() =>
             {
                 let mut r = req.clone();
+                r.ctx.verbatim = None;
                 r.temperature = None;
                 r.top_p = None;
                 r.max_completion_tokens = r.max_completion_tokens.or(r.max_tokens.take());
@@ -151,6 +160,7 @@ impl OpenAiCompat {
             }
             Params::Sampling if req.reasoning_effort.is_some() => {
                 let mut r = req.clone();
+                r.ctx.verbatim = None;
                 r.reasoning_effort = None;
                 Cow::Owned(r)
             }
@@ -181,16 +191,25 @@ impl ProviderAdapter for OpenAiCompat {
     }
 
     fn request(&self, req: &ChatRequest) -> Result<UpstreamRequest, GatewayError> {
-        let (url, body) = match self.responses_native(req) {
+        let (mut builder, body) = match self.responses_native(req) {
             Some(raw) => (
-                &self.responses_url,
+                json_post(&self.responses_url)?,
                 responses::passthrough_body(raw, &req.model)?,
             ),
-            None => (&self.url, self.body_bytes(req)?),
+            None => (
+                match &self.chat_uri {
+                    Some(uri) => json_post_to(uri.clone()),
+                    None => json_post(&self.url)?,
+                },
+                self.body_bytes(req)?,
+            ),
         };
-        let mut builder = json_post(url)?;
         if let Some(key) = &self.key {
-            builder = builder.header(http::header::AUTHORIZATION, key.bearer()?);
+            let value = match &self.bearer {
+                Some(v) => v.clone(),
+                None => key.bearer()?,
+            };
+            builder = builder.header(http::header::AUTHORIZATION, value);
         }
         if req.is_stream() {
             builder = builder.header(http::header::ACCEPT, "text/event-stream");

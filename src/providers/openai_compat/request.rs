@@ -127,6 +127,77 @@ impl<'a> FastBody<'a> {
     }
 }
 
+impl FastBody<'_> {
+    /// Whether this body says what `req` says: the quirks changed neither the output caps nor
+    /// `stream_options`.
+    fn keeps(&self, req: &ChatRequest) -> bool {
+        use std::borrow::Cow;
+        self.max_tokens == req.max_tokens
+            && self.max_completion_tokens == req.max_completion_tokens
+            && matches!(
+                (&self.stream_options, &req.stream_options),
+                (None, None) | (Some(Cow::Borrowed(_)), Some(_))
+            )
+    }
+}
+
+/// `raw`, a JSON object that parsed as a chat request, with the value of its top-level
+/// `"model"` key replaced by `model`. `None` when the object has no such key written plainly
+/// with a string value, or holds a `null` anywhere: the typed request leaves fields that are
+/// `null` out, and so must the body sent for it.
+pub(super) fn splice_model(raw: &[u8], model: &str) -> Option<Vec<u8>> {
+    let (mut depth, mut i) = (0usize, 0usize);
+    let mut span = None;
+    // After a top-level `"model":`, the next value is the one to replace.
+    let mut model_value_next = false;
+    while let Some(&b) = raw.get(i) {
+        match b {
+            b'"' => {
+                let start = i;
+                i += 1;
+                // To the closing quote, over escapes.
+                loop {
+                    i += memchr::memchr2(b'"', b'\\', raw.get(i..)?)?;
+                    if raw[i] == b'"' {
+                        break;
+                    }
+                    i += 2;
+                }
+                let end = i + 1;
+                if depth == 1 {
+                    if model_value_next {
+                        span = Some((start, end));
+                        model_value_next = false;
+                    } else if &raw[start..end] == b"\"model\"" {
+                        let next =
+                            end + raw[end..].iter().position(|c| !c.is_ascii_whitespace())?;
+                        if raw[next] == b':' {
+                            model_value_next = true;
+                            i = next;
+                        }
+                    }
+                }
+            }
+            b'n' => return None,
+            b'{' | b'[' => {
+                depth += 1;
+                model_value_next = false;
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b':' => {}
+            c if c.is_ascii_whitespace() => {}
+            _ => model_value_next = false,
+        }
+        i += 1;
+    }
+    let (start, end) = span?;
+    let mut out = Vec::with_capacity(raw.len() - (end - start) + model.len() + 2);
+    out.extend_from_slice(&raw[..start]);
+    serde_json::to_writer(&mut out, model).ok()?;
+    out.extend_from_slice(&raw[end..]);
+    Some(out)
+}
+
 /// The OpenAI-format body for `req`, adjusted by `q`. Shared by every adapter whose upstream
 /// speaks OpenAI's request format (this family, Azure, AI21).
 pub(crate) fn openai_body(req: &ChatRequest, q: &Quirks) -> Result<Value, GatewayError> {
@@ -210,7 +281,16 @@ impl OpenAiCompat {
     pub(super) fn body_bytes(&self, req: &ChatRequest) -> Result<Vec<u8>, GatewayError> {
         let req = &*self.adjusted(req);
         let bytes = match FastBody::new(req, &self.quirks) {
-            Some(fast) => serde_json::to_vec(&fast),
+            Some(fast) => {
+                // The client's own bytes, when they say what this body would say.
+                if let Some(raw) = &req.ctx.verbatim
+                    && fast.keeps(req)
+                    && let Some(body) = splice_model(raw, &req.model)
+                {
+                    return Ok(body);
+                }
+                serde_json::to_vec(&fast)
+            }
             None => serde_json::to_vec(&openai_body(req, &self.quirks)?),
         };
         bytes.map_err(|e| GatewayError::Internal(format!("encoding request: {e}")))

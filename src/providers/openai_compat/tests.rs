@@ -63,6 +63,94 @@ fn one_pass_body_matches_the_value_path() {
     assert!(a_body_lacks(&r, "groq", "logit_bias"));
 }
 
+/// A request parsed from `raw` that keeps `raw` as its client's bytes, routed to `upstream`.
+fn verbatim(raw: &str, upstream: &str) -> ChatRequest {
+    let mut r: ChatRequest = serde_json::from_str(raw).unwrap();
+    r.ctx.verbatim = Some(bytes::Bytes::copy_from_slice(raw.as_bytes()));
+    r.model = upstream.to_owned();
+    r
+}
+
+#[test]
+fn the_clients_bytes_go_upstream_with_only_the_model_replaced() {
+    let raw = r#"{ "messages": [{"role":"user","content":"say \"model\": [x]"}], "model" : "groq/llama-3.1-8b-instant",
+        "temperature": 0.50, "user": "model", "metadata": {"model": "not this one"} }"#;
+    let r = verbatim(raw, "llama-3.1-8b-instant");
+    let a = OpenAiCompat::new("groq", "http://x/openai/v1", None, quirks_of("groq"));
+    let sent = a.body_bytes(&r).unwrap();
+    assert_eq!(
+        String::from_utf8(sent).unwrap(),
+        raw.replace(
+            r#""groq/llama-3.1-8b-instant""#,
+            r#""llama-3.1-8b-instant""#
+        )
+    );
+    // An upstream model id with characters JSON escapes is written escaped.
+    let r = verbatim(raw, "odd\"id");
+    let sent: Value = serde_json::from_slice(&a.body_bytes(&r).unwrap()).unwrap();
+    assert_eq!(sent["model"], "odd\"id");
+}
+
+#[test]
+fn the_clients_bytes_are_not_sent_when_the_body_would_differ() {
+    // Each of these is written anew: a `null`, a stream whose usage the quirks ask for, an
+    // output cap the quirks rename, a `model` key written with an escape, stream options the
+    // quirks drop.
+    let cases = [
+        (
+            "groq",
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stop":null}"#,
+        ),
+        (
+            "groq",
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}"#,
+        ),
+        (
+            "cerebras",
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":5}"#,
+        ),
+        (
+            "groq",
+            r#"{"mod\u0065l":"m","messages":[{"role":"user","content":"hi"}]}"#,
+        ),
+        (
+            "mistral",
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}}"#,
+        ),
+    ];
+    for (p, raw) in cases {
+        let q = quirks_of(p);
+        let a = OpenAiCompat::new(p, "http://x/v1", None, q);
+        let r = verbatim(raw, "up");
+        let sent = a.body_bytes(&r).unwrap();
+        assert_ne!(
+            sent,
+            raw.replace("\"m\"", "\"up\"").into_bytes(),
+            "{p}: {raw}"
+        );
+        let sent: Value = serde_json::from_slice(&sent).unwrap();
+        assert_eq!(sent, openai_body(&r, &q).unwrap(), "{p}: {raw}");
+    }
+}
+
+#[test]
+fn the_clients_bytes_say_what_the_written_body_says() {
+    let bodies = [
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#,
+        r#"{"model":"m","messages":[{"role":"developer","content":"d"},{"role":"user","content":[{"type":"text","text":"a"}]}],"stream":true,"stream_options":{"include_usage":true,"x":1},"max_tokens":4,"temperature":0.5,"top_p":1.0,"stop":["s"],"n":1,"seed":3,"tool_choice":{"type":"function","function":{"name":"f"}},"response_format":{"type":"json_object"},"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"brand_new":{"a":[1]}}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"n":2,"logprobs":true,"top_logprobs":2,"logit_bias":{"1":2},"reasoning_effort":"low"}"#,
+    ];
+    for p in PROVIDERS_WITH_QUIRKS {
+        let q = quirks_of(p);
+        let a = OpenAiCompat::new(p, "http://x/v1", None, q);
+        for raw in bodies {
+            let r = verbatim(raw, "up");
+            let sent: Value = serde_json::from_slice(&a.body_bytes(&r).unwrap()).unwrap();
+            assert_eq!(sent, openai_body(&r, &q).unwrap(), "{p}: {raw}");
+        }
+    }
+}
+
 fn a_body_lacks(r: &ChatRequest, p: &str, key: &str) -> bool {
     let a = OpenAiCompat::new("x", "http://x/v1", None, quirks_of(p));
     a.body(r).unwrap().get(key).is_none()
