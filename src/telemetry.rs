@@ -172,13 +172,14 @@ pub fn init_series<'a>(deployment_ids: impl IntoIterator<Item = &'a str>) {
 /// before serving).
 #[derive(Debug)]
 pub struct HandleCache<K, V> {
-    map: std::sync::RwLock<std::collections::HashMap<K, V>>,
+    // Keys are label sets the gateway makes, never a client's: a fast hasher fits.
+    map: std::sync::RwLock<std::collections::HashMap<K, V, foldhash::fast::RandomState>>,
 }
 
 impl<K, V> Default for HandleCache<K, V> {
     fn default() -> Self {
         Self {
-            map: std::sync::RwLock::new(std::collections::HashMap::new()),
+            map: std::sync::RwLock::new(std::collections::HashMap::default()),
         }
     }
 }

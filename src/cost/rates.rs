@@ -90,16 +90,20 @@ pub fn is_version_suffix(suffix: &str) -> bool {
 /// family (the longest catalog id it begins with, followed by a date or version suffix).
 #[derive(Clone, Debug, Default)]
 pub struct RateTable {
-    rates: HashMap<String, Rate>,
+    rates: FastMap<String, Rate>,
     /// Per provider: its model ids with their rates, longest first (family lookups).
-    families: HashMap<String, Vec<(String, Rate)>>,
+    families: FastMap<String, Vec<(String, Rate)>>,
     /// Providers whose every model is free (keyless tiers).
     free: Vec<&'static str>,
     /// Context window and output limit by `provider/model`, for reservations.
-    limits: HashMap<String, u32>,
+    limits: FastMap<String, u32>,
     /// The table that replaced this one on a configuration reload, when there was one.
     next: std::sync::Arc<arc_swap::ArcSwapOption<RateTable>>,
 }
+
+/// The table's maps: looked up on every request, filled from the catalog and the
+/// configuration only, so a fast hasher without flooding resistance fits them.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// `provider/model` with the `#n` of an extra key dropped from the provider.
 fn model_key(deployment: &str) -> Option<(&str, &str)> {
@@ -116,8 +120,8 @@ impl RateTable {
         list_free_tiers: bool,
         overrides: &HashMap<String, Rate>,
     ) -> Self {
-        let mut rates = HashMap::new();
-        let mut limits = HashMap::new();
+        let mut rates = FastMap::default();
+        let mut limits = FastMap::default();
         let mut free = Vec::new();
         for spec in catalog.providers() {
             let zero = matches!(spec.tier, Tier::Keyless | Tier::FreeKey) && !list_free_tiers;
@@ -158,7 +162,7 @@ impl RateTable {
         for (k, v) in overrides {
             rates.insert(k.clone(), *v);
         }
-        let mut families: HashMap<String, Vec<(String, Rate)>> = HashMap::new();
+        let mut families: FastMap<String, Vec<(String, Rate)>> = FastMap::default();
         for (k, r) in &rates {
             if let Some((p, m)) = k.split_once('/') {
                 families

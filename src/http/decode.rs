@@ -44,19 +44,26 @@ pub const MAX_JSON_DEPTH: usize = 64;
 /// past `limit`.
 pub fn json_depth(body: &[u8], limit: usize) -> usize {
     let (mut depth, mut max) = (0usize, 0usize);
-    let (mut in_str, mut escaped) = (false, false);
-    for &b in body {
-        if in_str {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
+    let mut i = 0;
+    while let Some(&b) = body.get(i) {
+        i += 1;
         match b {
-            b'"' => in_str = true,
+            b'"' => {
+                // To the closing quote, over escapes; an unterminated string ends the scan.
+                loop {
+                    let Some(at) = body
+                        .get(i..)
+                        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+                    else {
+                        return max;
+                    };
+                    i += at + 1;
+                    if body[i - 1] == b'"' {
+                        break;
+                    }
+                    i += 1;
+                }
+            }
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -262,6 +269,48 @@ mod tests {
             "brackets inside strings do not count"
         );
         assert_eq!(json_depth(br#"{"a":"\"[[[","b":[1]}"#, 64), 2);
+    }
+
+    /// `json_depth` one byte at a time, the plain reading of its contract.
+    fn depth_by_bytes(body: &[u8], limit: usize) -> usize {
+        let (mut depth, mut max) = (0usize, 0usize);
+        let (mut in_str, mut escaped) = (false, false);
+        for &b in body {
+            if in_str {
+                match b {
+                    _ if escaped => escaped = false,
+                    b'\\' => escaped = true,
+                    b'"' => in_str = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_str = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    max = max.max(depth);
+                    if max > limit {
+                        return max;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        max
+    }
+
+    proptest! {
+        #[test]
+        fn json_depth_skips_strings_as_a_byte_scan_does(
+            body in proptest::collection::vec(prop_oneof![
+                Just(b'"'), Just(b'\\'), Just(b'['), Just(b']'), Just(b'{'), Just(b'}'), Just(b'a'), Just(b' ')
+            ], 0..64),
+            limit in 0usize..8,
+        ) {
+            prop_assert_eq!(json_depth(&body, limit), depth_by_bytes(&body, limit));
+        }
     }
 
     #[test]
