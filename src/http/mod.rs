@@ -31,7 +31,7 @@ use tower::ServiceExt;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::GatewayError;
 use crate::router::Registry;
@@ -163,7 +163,10 @@ pub fn routes(state: EdgeContext) -> Router {
                 .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
                     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
                     tracing::debug_span!("request", method = %req.method(), path = req.uri().path(), request_id = id)
-                }))
+                })
+                // A 5xx is an answer the gateway chose (an open circuit, an upstream's failure),
+                // logged where it is decided; at ERROR here it was a line per request.
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)))
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
         .layer(origin_guard)

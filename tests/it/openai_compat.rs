@@ -432,3 +432,51 @@ async fn the_upstream_gets_the_clients_bytes_with_only_the_model_replaced() {
     assert_eq!(sent["model"], "llama-3.1-8b-instant");
     assert!(sent.get("models").is_none(), "{sent}");
 }
+
+/// What a subscriber on this thread writes while the returned guard lives.
+fn capture_logs() -> (
+    std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    tracing::subscriber::DefaultGuard,
+) {
+    #[derive(Clone)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf(Default::default());
+    let out = buf.0.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || buf.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    (out, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn an_upstream_failure_answered_with_a_5xx_is_not_an_error_line_per_request() {
+    let (log, _guard) = capture_logs();
+    let fake = FakeUpstream::start(Reply::status_json(
+        500,
+        json!({"error": {"message": "boom", "type": "server_error"}}),
+    ))
+    .await;
+    let gw = groq_gateway(&fake).await;
+    for _ in 0..3 {
+        let (status, _, _) = post_json(
+            &gw.url("/v1/chat/completions"),
+            &chat("groq/llama-3.1-8b-instant", "Hi"),
+        )
+        .await;
+        assert!(status >= 500, "{status}");
+    }
+    let log = String::from_utf8_lossy(&log.lock().unwrap()).into_owned();
+    assert!(!log.contains("response failed"), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+}
