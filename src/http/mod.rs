@@ -143,7 +143,7 @@ pub fn routes(state: EdgeContext) -> Router {
             state.keys.clone(),
         ))
         .route_layer(axum::middleware::map_response(messages::anthropic_errors));
-    Router::new()
+    let app = Router::new()
         .merge(keyed)
         .merge(anthropic)
         .route("/health", get(health))
@@ -154,23 +154,35 @@ pub fn routes(state: EdgeContext) -> Router {
         .route("/dashboard/{file}", get(dashboard::file))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(Arc::new(state))
+        .with_state(Arc::new(state));
+    // The edge's layers wrap the whole router once. `Router::layer` would wrap each route in
+    // a boxed service of its own per layer, and every request would clone and box through
+    // each of them.
+    let edge = tower::ServiceBuilder::new()
+        .layer(edge)
+        .layer(origin_guard)
+        // The trace layer's body, boxed once as the guards above take it.
+        .map_response(IntoResponse::into_response)
         // A span per request (at debug, so free when not logged) carrying the request id, which
         // is taken from the client's `x-request-id` or made here, and echoed in the response.
+        .layer(SetRequestIdLayer::x_request_id(FastRequestUuid))
         .layer(
-            tower::ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(FastRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
                     tracing::debug_span!("request", method = %req.method(), path = req.uri().path(), request_id = id)
                 })
-                // A 5xx is an answer the gateway chose (an open circuit, an upstream's failure),
-                // logged where it is decided; at ERROR here it was a line per request.
-                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)))
-                .layer(PropagateRequestIdLayer::x_request_id()),
+                // A 5xx is an answer the gateway chose (an open circuit, an upstream's
+                // failure), logged where it is decided; at ERROR here it was a line per request.
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
-        .layer(origin_guard)
-        .layer(edge)
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .service(app);
+    Router::new().fallback_service(edge)
 }
 
 /// Request ids: random (v4) UUIDs from the thread-local CSPRNG. tower-http's `MakeRequestUuid`
