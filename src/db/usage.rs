@@ -71,14 +71,16 @@ async fn insert_sqlite(pool: &sqlx::SqlitePool, records: &[UsageRecord]) -> Resu
     {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in rows {
+            // The record's shared strings go in as they are: bound by reference, sqlx would
+            // copy each into a new allocation of its own.
             q = q
-                .bind(&*r.id)
+                .bind(r.id.clone())
                 .bind(r.ts_ms)
-                .bind(r.request_id.as_deref())
-                .bind(r.key_id.as_deref())
+                .bind(r.request_id.clone())
+                .bind(r.key_id.clone())
                 .bind(r.endpoint.as_str())
-                .bind(&*r.provider)
-                .bind(&*r.model)
+                .bind(r.provider.clone())
+                .bind(r.model.clone())
                 .bind(clamp(r.prompt_tokens))
                 .bind(clamp(r.completion_tokens))
                 .bind(clamp(r.cached_tokens))
