@@ -1256,10 +1256,25 @@ impl Gateway {
     }
 
     fn in_process(env: &[(&str, String)], core: Option<usize>) -> Result<Self, String> {
-        let map: std::collections::HashMap<String, String> = env
+        let mut map: std::collections::HashMap<String, String> = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
+        // A usage store and journal of its own, emptied first, as the subprocess has: in the
+        // working directory two gateways of this process (the traced pair) would share one
+        // journal, whose lock refuses the second, and runs would grow one store.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let state = results_dir().join(format!("gateway-inproc-state-{n}"));
+        let _ = std::fs::remove_dir_all(&state);
+        std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
+        for (key, file) in [
+            ("USAGE_DB_PATH", "proxygate.db"),
+            ("USAGE_JOURNAL_DIR", "proxygate-journal"),
+        ] {
+            map.entry(key.to_owned())
+                .or_insert_with(|| state.join(file).display().to_string());
+        }
         let config = proxygate::Config::from_env(&map, proxygate::catalog::Catalog::default())
             .map_err(|e| e.to_string())?;
         let runtime = gateway_side_runtime("bench-gateway", core)?;
