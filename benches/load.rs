@@ -8,6 +8,17 @@
 //! connections (requests/s, p50/p95/p99), an open loop at a fixed rate (added p50/p99), stream
 //! time to first byte, gateway CPU per request and the gateway's resident memory.
 //!
+//! Two proxies in process, each on a runtime of its own on the gateway's core, set the scale
+//! for the gateway's CPU per request: the bare proxy (`start_bare_proxy`), which only forwards
+//! bytes on the gateway's hyper stack, and, in the closed loop at N connections, the floor
+//! proxy (`floor.rs`): the bare proxy plus the least work per request the product's contract
+//! allows, each piece done the cheapest straightforward way (a strict typed parse of the
+//! client's JSON with the model spliced into its bytes, the upstream's `usage` read and
+//! priced, the answer scanned for the provider key, one journal line appended before the
+//! answer goes out, and the record batched into SQLite off the request path). The run prints
+//! the floor's CPU per request against the bare proxy's (`contract floor: ...`), and the rows
+//! and journal lines it left in `target/bench-results/floor-state`.
+//!
 //! `cargo bench --bench load`; tune with `BENCH_CONNECTIONS` (32), `BENCH_SECONDS` (5),
 //! `BENCH_WARMUP_SECONDS` (1), `BENCH_RATE` (1000), `BENCH_TTFB_SAMPLES` (300),
 //! `BENCH_GATEWAY` (`auto` | `binary` | `inproc`), `BENCH_GATEWAY_BIN` (a binary to run),
@@ -20,7 +31,8 @@
 //! `BENCH_PEER_HEADERS_<NAME>="Header: value; ..."`; `benches/peers.sh` starts LiteLLM, Portkey
 //! and, given its binary, litellm-rs that way. Without `--bench` (as under
 //! `cargo test --all-targets`) it runs a short smoke pass and only checks that every request
-//! succeeds. Results go to `target/bench-results/load.json`.
+//! succeeds, that the floor proxy passes the upstream's answer through unchanged, and that its
+//! records reached SQLite. Results go to `target/bench-results/load.json`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -41,8 +53,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
+#[path = "load/floor.rs"]
+mod floor;
+
 /// The model the gateway routes to the fake (Groq, pointed at the fake by `GROQ_BASE_URL`).
 const MODEL: &str = "groq/llama-3.1-8b-instant";
+
+/// The provider key the gateway is given, and the secret the floor proxy scans answers for.
+const GROQ_KEY: &str = "gsk_bench_not_a_real_key";
 
 const CHAT_BODY: &[u8] = br#"{"model":"groq/llama-3.1-8b-instant","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32,"temperature":0.2}"#;
 
@@ -189,6 +207,14 @@ fn run(s: &Settings) -> Result<(), String> {
     let upstream = load_rt.block_on(start_fake(s.fake_port))?;
     let mut gateway = Gateway::start(s, upstream, &load_rt)?;
     let (proxy_rt, proxy) = start_bare_proxy(upstream, s.pin.then_some(s.gateway_core))?;
+    floor::self_check(CHAT_BODY, COMPLETION, GROQ_KEY).map_err(|e| format!("floor proxy: {e}"))?;
+    let floor = floor::Floor::start(
+        upstream,
+        GROQ_KEY,
+        &results_dir().join("floor-state"),
+        gateway_side_runtime(floor::THREADS, s.pin.then_some(s.gateway_core))?,
+    )
+    .map_err(|e| format!("floor proxy: {e}"))?;
     let gw_addr = gateway.addr;
     let mut memory = Gateway::start_memory(s, upstream, &load_rt, &gateway);
 
@@ -196,6 +222,7 @@ fn run(s: &Settings) -> Result<(), String> {
     load_rt.block_on(async {
         check(upstream, CHAT_BODY).await?;
         check(proxy, CHAT_BODY).await?;
+        check_floor(floor.addr).await?;
         check(gw_addr, CHAT_BODY).await?;
         if let Some(m) = &memory {
             check(m.addr, CHAT_BODY).await?;
@@ -207,16 +234,21 @@ fn run(s: &Settings) -> Result<(), String> {
         }
         Ok::<_, String>(())
     })?;
-    // The bare proxy's threads exist now: check that they really are on the gateway's core.
-    let pinned = pinned && {
-        let ok = threads_on_core("bench-proxy", s.gateway_core)
-            && (gateway.kind != GatewayKind::InProcess
-                || threads_on_core("bench-gateway", s.gateway_core));
-        if !ok {
-            eprintln!("warning: the bare proxy or in-process gateway is not pinned to its core");
-        }
-        ok
-    };
+    // The bare and floor proxies' threads exist now: check that they really are on the
+    // gateway's core.
+    let pinned = pinned
+        && {
+            let ok = threads_on_core("bench-proxy", s.gateway_core)
+                && threads_on_core(floor::THREADS, s.gateway_core)
+                && (gateway.kind != GatewayKind::InProcess
+                    || threads_on_core("bench-gateway", s.gateway_core));
+            if !ok {
+                eprintln!(
+                    "warning: the bare proxy, the floor proxy or the in-process gateway is not pinned to its core"
+                );
+            }
+            ok
+        };
     let rss_idle = gateway.rss();
     let mut peer_runs: Vec<PeerRun> = peers
         .iter()
@@ -232,7 +264,7 @@ fn run(s: &Settings) -> Result<(), String> {
         gateway.detail,
         if pinned {
             format!(
-                "gateway and bare proxy pinned to core {}, load generator + fake upstream on core {LOAD_CORE}",
+                "gateway, bare and floor proxies pinned to core {}, load generator + fake upstream on core {LOAD_CORE}",
                 s.gateway_core
             )
         } else {
@@ -253,10 +285,13 @@ fn run(s: &Settings) -> Result<(), String> {
     }
 
     let proxy_cpu = || threads_cpu_seconds("bench-proxy");
+    // Its runtime's threads and its SQLite connections' worker threads.
+    let floor_cpu = || threads_cpu_seconds(floor::THREADS);
     let gateway_cpu = || gateway.cpu_seconds();
     let closed = load_rt.block_on(async {
         let direct = closed_loop(upstream, CHAT_BODY, s).await;
         let (bare, bare_cpu) = with_cpu(proxy_cpu, closed_loop(proxy, CHAT_BODY, s)).await;
+        let (fl, fl_cpu) = with_cpu(floor_cpu, closed_loop(floor.addr, CHAT_BODY, s)).await;
         let (via, via_cpu) = with_cpu(gateway_cpu, closed_loop(gw_addr, CHAT_BODY, s)).await;
         let (mem, mem_cpu) = memory_phase(memory.as_ref(), Shape::Closed, s).await;
         // The peers right after ProxyGate, in the same machine state.
@@ -276,8 +311,21 @@ fn run(s: &Settings) -> Result<(), String> {
             via_cpu,
             mem,
             mem_cpu,
+            floor: Some(fl),
+            floor_cpu: fl_cpu,
         }
     });
+    // Every record the floor proxy acknowledged, in SQLite and in its journal.
+    let (floor_rows, floor_lines) = floor
+        .flush_and_count()
+        .map_err(|e| format!("floor proxy: {e}"))?;
+    println!("floor proxy: {floor_rows} rows stored, {floor_lines} journal lines");
+    if floor_rows != floor_lines || floor.failures() > 0 {
+        eprintln!(
+            "warning: the floor proxy stored {floor_rows} rows for {floor_lines} journal lines ({} failed writes)",
+            floor.failures()
+        );
+    }
     // One connection, closed loop: the added latency of the contract, and where a periodic
     // stall (a store flush, a timer) would show in the p99.
     let one_conn = Settings {
@@ -298,6 +346,8 @@ fn run(s: &Settings) -> Result<(), String> {
             via_cpu,
             mem,
             mem_cpu,
+            floor: None,
+            floor_cpu: None,
         }
     });
     let open = load_rt.block_on(async {
@@ -313,6 +363,8 @@ fn run(s: &Settings) -> Result<(), String> {
             via_cpu,
             mem,
             mem_cpu,
+            floor: None,
+            floor_cpu: None,
         }
     });
     let traced = traced_collector_down(s, upstream, &load_rt)?;
@@ -337,17 +389,22 @@ fn run(s: &Settings) -> Result<(), String> {
             ),
             None => String::new(),
         };
+        let times = |r: Option<f64>| r.map_or("-".to_owned(), |r| format!("{r:.2}"));
         println!(
-            "quick: direct {:.0} req/s; bare {:.0} req/s, {} µs/req; gateway {:.0} req/s ({:.3}x direct), {} µs/req ({}x bare), p50 {:.0} µs{mem}; 1 connection p50/p99: bare {:.0}/{:.0} µs, gateway {:.0}/{:.0} µs; at {} req/s added p50/p99: bare +{:.0}/+{:.0} µs, gateway +{:.0}/+{:.0} µs",
+            "quick: direct {:.0} req/s; bare {:.0} req/s, {} µs/req; floor {:.0} req/s, {} µs/req ({}x bare); gateway {:.0} req/s ({:.3}x direct), {} µs/req ({}x bare, {}x floor), p50 {:.0} µs{mem}; 1 connection p50/p99: bare {:.0}/{:.0} µs, gateway {:.0}/{:.0} µs; at {} req/s added p50/p99: bare +{:.0}/+{:.0} µs, gateway +{:.0}/+{:.0} µs",
             closed.direct.rps(),
             closed.bare.rps(),
             per_req(closed.bare_cpu, &closed.bare),
+            closed.floor.as_ref().map_or(0.0, Run::rps),
+            closed
+                .floor_cpu_us()
+                .map_or("-".to_owned(), |c| format!("{c:.1}")),
+            times(closed.floor_ratio()),
             closed.via.rps(),
             ratio(closed.via.rps(), closed.direct.rps()),
             per_req(closed.via_cpu, &closed.via),
-            closed
-                .cpu_ratio()
-                .map_or("-".to_owned(), |r| format!("{r:.2}")),
+            times(closed.cpu_ratio()),
+            times(closed.gateway_to_floor()),
             closed.via.p(50.0),
             one.bare.p(50.0),
             one.bare.p(99.0),
@@ -359,6 +416,7 @@ fn run(s: &Settings) -> Result<(), String> {
             open.via.p(50.0) - open.direct.p(50.0),
             open.via.p(99.0) - open.direct.p(99.0),
         );
+        println!("{}", closed.contract_floor());
         for (name, value, pass) in cpu_and_latency_targets(&closed, &one) {
             println!("  {name:<44} {value:<16} {}", verdict(pass));
         }
@@ -367,6 +425,7 @@ fn run(s: &Settings) -> Result<(), String> {
             m.stop();
         }
         proxy_rt.shutdown_timeout(Duration::from_millis(200));
+        floor.stop();
         return Ok(());
     }
     let (tdirect, tvia) = load_rt.block_on(async {
@@ -414,6 +473,8 @@ fn run(s: &Settings) -> Result<(), String> {
         m.stop();
     }
     proxy_rt.shutdown_timeout(Duration::from_millis(200));
+    let floor_failures = floor.failures();
+    floor.stop();
 
     let report = Report {
         closed: &closed,
@@ -427,6 +488,7 @@ fn run(s: &Settings) -> Result<(), String> {
         peer_runs: &peer_runs,
     };
     print!("{}", report.table(s));
+    println!("{}", closed.contract_floor());
     println!("concurrency sweep (closed loop, keep-alive connections):");
     println!(
         "  kind    conns   direct req/s  gateway req/s   ratio   direct p50 µs  gateway p50 µs  gateway p99 µs  gw CPU µs/req"
@@ -446,7 +508,15 @@ fn run(s: &Settings) -> Result<(), String> {
 
     let failures: usize = [&closed, &one, &open]
         .iter()
-        .flat_map(|p| [Some(&p.direct), Some(&p.bare), Some(&p.via), p.mem.as_ref()])
+        .flat_map(|p| {
+            [
+                Some(&p.direct),
+                Some(&p.bare),
+                Some(&p.via),
+                p.mem.as_ref(),
+                p.floor.as_ref(),
+            ]
+        })
         .flatten()
         .chain([&tdirect, &tvia])
         .map(|r| r.errors)
@@ -480,6 +550,10 @@ fn run(s: &Settings) -> Result<(), String> {
         .collect();
     if !s.bench {
         if failures > 0
+            || floor_failures > 0
+            || closed.floor.as_ref().is_none_or(|f| f.ok == 0)
+            || floor_rows == 0
+            || floor_rows != floor_lines
             || closed.via.ok == 0
             || open.via.ok == 0
             || tvia.ok == 0
@@ -511,6 +585,13 @@ fn run(s: &Settings) -> Result<(), String> {
             "gateway_cpu_us_per_request": closed.via.cpu_us_per_request(closed.via_cpu),
             "bare_proxy_cpu_us_per_request": closed.bare.cpu_us_per_request(closed.bare_cpu),
             "gateway_cpu_ratio_to_bare_proxy": closed.cpu_ratio(),
+            "floor_proxy": closed.floor.as_ref().map(Run::json),
+            "floor_proxy_ratio_rps": closed.floor.as_ref().map(|f| ratio(f.rps(), closed.direct.rps())),
+            "floor_proxy_cpu_us_per_request": closed.floor_cpu_us(),
+            "floor_proxy_cpu_ratio_to_bare_proxy": closed.floor_ratio(),
+            "gateway_cpu_ratio_to_floor_proxy": closed.gateway_to_floor(),
+            "floor_proxy_rows_stored": floor_rows,
+            "floor_proxy_journal_lines": floor_lines,
             "memory_store_gateway": closed.mem.as_ref().map(Run::json),
             "memory_store_gateway_cpu_us_per_request": closed.mem_cpu_us(),
         },
@@ -611,6 +692,9 @@ struct Phase {
     via_cpu: Option<f64>,
     mem: Option<Run>,
     mem_cpu: Option<f64>,
+    /// The floor proxy (closed loop at the configured connections only) and its CPU seconds.
+    floor: Option<Run>,
+    floor_cpu: Option<f64>,
 }
 
 impl Phase {
@@ -619,6 +703,38 @@ impl Phase {
         let via = self.via.cpu_us_per_request(self.via_cpu)?;
         let bare = self.bare.cpu_us_per_request(self.bare_cpu)?;
         (bare > 0.0).then(|| via / bare)
+    }
+
+    /// The floor proxy's CPU per request.
+    fn floor_cpu_us(&self) -> Option<f64> {
+        self.floor.as_ref()?.cpu_us_per_request(self.floor_cpu)
+    }
+
+    /// The floor proxy's CPU per request over the bare proxy's.
+    fn floor_ratio(&self) -> Option<f64> {
+        let floor = self.floor_cpu_us()?;
+        let bare = self.bare.cpu_us_per_request(self.bare_cpu)?;
+        (bare > 0.0).then(|| floor / bare)
+    }
+
+    /// The gateway's CPU per request over the floor proxy's.
+    fn gateway_to_floor(&self) -> Option<f64> {
+        let via = self.via.cpu_us_per_request(self.via_cpu)?;
+        let floor = self.floor_cpu_us()?;
+        (floor > 0.0).then(|| via / floor)
+    }
+
+    /// The floor proxy's CPU per request against the bare proxy's and what the 1.5x target
+    /// allows.
+    fn contract_floor(&self) -> String {
+        let bare = self.bare.cpu_us_per_request(self.bare_cpu);
+        match (self.floor_cpu_us(), self.floor_ratio(), bare) {
+            (Some(f), Some(r), Some(b)) => format!(
+                "contract floor: {f:.1} µs per request = {r:.2}x the bare proxy (the 1.5x target allows {:.1} µs)",
+                1.5 * b
+            ),
+            _ => "contract floor: n/a (no CPU figure for the floor or the bare proxy)".to_owned(),
+        }
     }
 
     /// The in-memory gateway's CPU per request.
@@ -1010,7 +1126,7 @@ struct Gateway {
 impl Gateway {
     fn start(s: &Settings, upstream: SocketAddr, load_rt: &Runtime) -> Result<Self, String> {
         let mut env = vec![
-            ("GROQ_API_KEY", "gsk_bench_not_a_real_key".to_owned()),
+            ("GROQ_API_KEY", GROQ_KEY.to_owned()),
             ("GROQ_BASE_URL", format!("http://{upstream}/v1")),
             ("HOST", "127.0.0.1".to_owned()),
         ];
@@ -1049,7 +1165,7 @@ impl Gateway {
         }
         let bin = PathBuf::from(&first.detail);
         let mut env = vec![
-            ("GROQ_API_KEY", "gsk_bench_not_a_real_key".to_owned()),
+            ("GROQ_API_KEY", GROQ_KEY.to_owned()),
             ("GROQ_BASE_URL", format!("http://{upstream}/v1")),
             ("HOST", "127.0.0.1".to_owned()),
         ];
@@ -1140,10 +1256,25 @@ impl Gateway {
     }
 
     fn in_process(env: &[(&str, String)], core: Option<usize>) -> Result<Self, String> {
-        let map: std::collections::HashMap<String, String> = env
+        let mut map: std::collections::HashMap<String, String> = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
+        // A usage store and journal of its own, emptied first, as the subprocess has: in the
+        // working directory two gateways of this process (the traced pair) would share one
+        // journal, whose lock refuses the second, and runs would grow one store.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let state = results_dir().join(format!("gateway-inproc-state-{n}"));
+        let _ = std::fs::remove_dir_all(&state);
+        std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
+        for (key, file) in [
+            ("USAGE_DB_PATH", "proxygate.db"),
+            ("USAGE_JOURNAL_DIR", "proxygate-journal"),
+        ] {
+            map.entry(key.to_owned())
+                .or_insert_with(|| state.join(file).display().to_string());
+        }
         let config = proxygate::Config::from_env(&map, proxygate::catalog::Catalog::default())
             .map_err(|e| e.to_string())?;
         let runtime = gateway_side_runtime("bench-gateway", core)?;
@@ -1533,6 +1664,48 @@ async fn check(t: impl Into<Target>, body: &'static [u8]) -> Result<(), String> 
     Ok(())
 }
 
+/// A request the floor proxy must refuse: `temperature` outside 0..=2.
+const BAD_CHAT_BODY: &[u8] = br#"{"model":"groq/llama-3.1-8b-instant","messages":[{"role":"user","content":"Hi"}],"temperature":3}"#;
+
+/// The floor proxy answers with the upstream's bytes, unchanged, and refuses a bad request.
+async fn check_floor(addr: SocketAddr) -> Result<(), String> {
+    let t = Target::from(addr);
+    let mut sender = connect(addr).await?;
+    for (body, want) in [
+        (CHAT_BODY, StatusCode::OK),
+        (BAD_CHAT_BODY, StatusCode::BAD_REQUEST),
+    ] {
+        sender
+            .ready()
+            .await
+            .map_err(|e| format!("floor proxy: {e}"))?;
+        let resp = sender
+            .send_request(request(t, body))
+            .await
+            .map_err(|e| format!("floor proxy: {e}"))?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        if status != want {
+            return Err(format!(
+                "floor proxy answered {status} instead of {want}: {}",
+                String::from_utf8_lossy(&bytes)
+            ));
+        }
+        if want == StatusCode::OK && bytes != COMPLETION {
+            return Err(format!(
+                "floor proxy answered other bytes than the upstream's: {}",
+                String::from_utf8_lossy(&bytes)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Latencies (µs) and counts of one measured run.
 #[derive(Debug, Default)]
 struct Run {
@@ -1916,6 +2089,9 @@ impl Report<'_> {
         );
         row(&mut t, "direct", &c.direct, true);
         row(&mut t, "bare proxy", &c.bare, true);
+        if let Some(f) = &c.floor {
+            row(&mut t, "floor proxy", f, true);
+        }
         row(&mut t, "gateway", &c.via, true);
         if let Some(m) = &c.mem {
             row(&mut t, "gw in-memory", m, true);
@@ -1925,6 +2101,9 @@ impl Report<'_> {
             row(&mut t, &p.name, &r.closed, true);
         }
         added(&mut t, "bare vs dir", &c.direct, &c.bare, true);
+        if let Some(f) = &c.floor {
+            added(&mut t, "floor vs dir", &c.direct, f, true);
+        }
         added(&mut t, "gw vs dir", &c.direct, &c.via, true);
         if let Some(m) = &c.mem {
             added(&mut t, "gw-mem vs dir", &c.direct, m, true);
@@ -1990,11 +2169,15 @@ impl Report<'_> {
         }
         let _ = writeln!(
             t,
-            "CPU per request (closed loop, {} connections): gateway {} ({} the bare proxy's), in-memory store {}, bare proxy {}; at 1 connection: gateway {}, bare proxy {}; share of a core at {} req/s: gateway {}, bare proxy {}",
+            "CPU per request (closed loop, {} connections): gateway {} ({} the bare proxy's, {} the floor proxy's), in-memory store {}, floor proxy {} ({} the bare proxy's), bare proxy {}; at 1 connection: gateway {}, bare proxy {}; share of a core at {} req/s: gateway {}, bare proxy {}",
             s.connections,
             us(c.via.cpu_us_per_request(c.via_cpu)),
             c.cpu_ratio().map_or("n/a".into(), |r| format!("{r:.2}x")),
+            c.gateway_to_floor()
+                .map_or("n/a".into(), |r| format!("{r:.2}x")),
             us(c.mem_cpu_us()),
+            us(c.floor_cpu_us()),
+            c.floor_ratio().map_or("n/a".into(), |r| format!("{r:.2}x")),
             us(c.bare.cpu_us_per_request(c.bare_cpu)),
             us(one.via.cpu_us_per_request(one.via_cpu)),
             us(one.bare.cpu_us_per_request(one.bare_cpu)),
