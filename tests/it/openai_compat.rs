@@ -480,3 +480,31 @@ async fn an_upstream_failure_answered_with_a_5xx_is_not_an_error_line_per_reques
     assert!(!log.contains("response failed"), "{log}");
     assert!(!log.contains("ERROR"), "{log}");
 }
+
+#[tokio::test]
+async fn the_gateway_mounted_under_a_prefix_of_another_axum_app_answers_there() {
+    let mut env = std::collections::HashMap::new();
+    env.insert("USAGE_DB_PATH".to_owned(), ":memory:".to_owned());
+    let config = proxygate::Config::from_env(&env, proxygate::catalog::Catalog::default())
+        .expect("valid config");
+    let gateway = proxygate::Gateway::new(config)
+        .await
+        .expect("gateway builds");
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "the app" }))
+        .nest("/llm", gateway.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (status, _, body) = post_json(
+        &format!("http://{addr}/llm/v1/chat/completions"),
+        &chat("mock/echo", "hi"),
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (status, _) = get(&format!("http://{addr}/llm/health")).await;
+    assert_eq!(status, 200);
+    let (status, body) = get(&format!("http://{addr}/")).await;
+    assert_eq!((status, body.as_slice()), (200, b"the app".as_slice()));
+    server.abort();
+}
