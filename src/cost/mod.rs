@@ -81,12 +81,45 @@ where
             request_id: req.ctx.request_id.clone(),
             endpoint: req.ctx.endpoint,
             stream: req.is_stream(),
-            prompt: PromptText::of(&req),
+            prompt: Prompt::of(&req),
             last_attempt: req.ctx.last_attempt.clone(),
             rates: self.rates.clone(),
             sink: self.sink.clone(),
         };
         ResponseFuture::new(self.inner.call(req), ticket)
+    }
+}
+
+/// A request's prompt, kept until it is counted, which only a reply without usage and a
+/// failure need.
+#[derive(Debug)]
+enum Prompt {
+    /// The client's chat body, shared with the request: read again if the prompt is counted,
+    /// instead of its text being copied out of every request.
+    Verbatim(bytes::Bytes),
+    /// The text of a request that came any other way.
+    Text(PromptText),
+}
+
+impl Prompt {
+    fn of(req: &ChatRequest) -> Self {
+        match &req.ctx.verbatim {
+            // Nothing above this layer changes a request's messages or tools, so the client's
+            // body still says what they are.
+            Some(raw) if req.ctx.endpoint == Api::Chat && req.ctx.embedding.is_none() => {
+                Self::Verbatim(raw.clone())
+            }
+            _ => Self::Text(PromptText::of(req)),
+        }
+    }
+
+    fn tokens(&self) -> u64 {
+        match self {
+            Self::Text(text) => text.tokens(),
+            Self::Verbatim(raw) => serde_json::from_slice::<ChatRequest>(raw)
+                .map(|req| PromptText::of(&req).tokens())
+                .unwrap_or(0),
+        }
     }
 }
 
@@ -101,7 +134,7 @@ pub(crate) struct Ticket {
     request_id: Option<Arc<str>>,
     endpoint: Api,
     stream: bool,
-    prompt: PromptText,
+    prompt: Prompt,
     /// Where the request went, for a client that leaves before the answer.
     last_attempt: crate::types::LastAttempt,
     rates: Arc<RateTable>,
@@ -468,6 +501,22 @@ mod tests {
         assert_eq!((usage.prompt_tokens, usage.completion_tokens), (9, 2));
         let recs = records(&sink, &store).await;
         assert_eq!(recs[0].estimated_tokens, 11);
+    }
+
+    #[test]
+    fn a_prompt_kept_as_the_clients_body_counts_what_its_text_counts() {
+        let raw = br#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"system","content":"be brief"},{"role":"user","content":[{"type":"text","text":"hello world"},{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}"#;
+        let mut req: ChatRequest = serde_json::from_slice(raw).unwrap();
+        let text = Prompt::of(&req);
+        assert!(matches!(text, Prompt::Text(_)));
+        req.ctx.verbatim = Some(bytes::Bytes::from_static(raw));
+        let kept = Prompt::of(&req);
+        assert!(matches!(kept, Prompt::Verbatim(_)));
+        assert!(text.tokens() > 85);
+        assert_eq!(kept.tokens(), text.tokens());
+        // The Messages and Responses edges' requests are counted from their text.
+        req.ctx.endpoint = Api::Messages;
+        assert!(matches!(Prompt::of(&req), Prompt::Text(_)));
     }
 
     #[tokio::test]
