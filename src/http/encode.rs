@@ -31,54 +31,42 @@ pub fn error_response(err: &GatewayError) -> Response {
 /// fields' names written as literals and only the free-form parts (usage, tool calls,
 /// provider extras) through the serializer.
 pub fn completion_body(resp: &ChatResponse) -> Result<Vec<u8>, serde_json::Error> {
-    use crate::types::json::{int, opt_string, string};
+    use crate::types::json::field;
     // Sized for a typical answer, instead of grown from nothing.
     let mut out = Vec::with_capacity(1024);
-    out.extend_from_slice(b"{\"id\":");
-    string(&mut out, &resp.id);
-    out.extend_from_slice(b",\"object\":");
-    string(&mut out, &resp.object);
-    out.extend_from_slice(b",\"created\":");
-    int(&mut out, resp.created);
-    out.extend_from_slice(b",\"model\":");
-    string(&mut out, &resp.model);
+    field(&mut out, b"{\"id\":", &resp.id)?;
+    field(&mut out, b",\"object\":", &resp.object)?;
+    field(&mut out, b",\"created\":", &resp.created)?;
+    field(&mut out, b",\"model\":", &resp.model)?;
     out.extend_from_slice(b",\"choices\":[");
     for (i, c) in resp.choices.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"{\"index\":");
-        int(&mut out, c.index);
         let m = &c.message;
-        out.extend_from_slice(b",\"message\":{\"role\":");
-        string(&mut out, &m.role);
-        out.extend_from_slice(b",\"content\":");
-        opt_string(&mut out, m.content.as_deref());
-        out.extend_from_slice(b",\"refusal\":");
-        opt_string(&mut out, m.refusal.as_deref());
+        let open: &[u8] = if i > 0 {
+            b",{\"index\":"
+        } else {
+            b"{\"index\":"
+        };
+        field(&mut out, open, &c.index)?;
+        field(&mut out, b",\"message\":{\"role\":", &m.role)?;
+        field(&mut out, b",\"content\":", &m.content)?;
+        field(&mut out, b",\"refusal\":", &m.refusal)?;
         if let Some(calls) = &m.tool_calls {
-            out.extend_from_slice(b",\"tool_calls\":");
-            serde_json::to_writer(&mut out, calls)?;
+            field(&mut out, b",\"tool_calls\":", calls)?;
         }
         if let Some(r) = &m.reasoning_content {
-            out.extend_from_slice(b",\"reasoning_content\":");
-            string(&mut out, r);
+            field(&mut out, b",\"reasoning_content\":", r)?;
         }
         if let Some(blocks) = &m.thinking_blocks {
-            out.extend_from_slice(b",\"thinking_blocks\":");
-            serde_json::to_writer(&mut out, blocks)?;
+            field(&mut out, b",\"thinking_blocks\":", blocks)?;
         }
         extra_fields(&mut out, &m.extra)?;
-        out.extend_from_slice(b"},\"logprobs\":");
-        serde_json::to_writer(&mut out, &c.logprobs)?;
-        out.extend_from_slice(b",\"finish_reason\":");
-        opt_string(&mut out, c.finish_reason.as_deref());
+        field(&mut out, b"},\"logprobs\":", &c.logprobs)?;
+        field(&mut out, b",\"finish_reason\":", &c.finish_reason)?;
         out.push(b'}');
     }
     out.push(b']');
     if let Some(u) = &resp.usage {
-        out.extend_from_slice(b",\"usage\":");
-        serde_json::to_writer(&mut out, u)?;
+        field(&mut out, b",\"usage\":", u)?;
     }
     extra_fields(&mut out, &resp.extra)?;
     out.push(b'}');
@@ -91,8 +79,7 @@ fn extra_fields(
     extra: &serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), serde_json::Error> {
     for (k, v) in extra {
-        out.push(b',');
-        crate::types::json::string(out, k);
+        crate::types::json::field(out, b",", k)?;
         out.push(b':');
         serde_json::to_writer(&mut *out, v)?;
     }

@@ -1,67 +1,41 @@
 //! The journal's line for a [`UsageRecord`]: the same JSON object serde writes for it, field
 //! for field and byte for byte, written straight into a buffer. Field names are literals and
-//! numbers go through `itoa` and `zmij` (what `serde_json` itself uses), so a line costs a
-//! fraction of the serializer's generic path; replay reads it back with serde.
+//! each value goes through `serde_json` on its own, so a line skips the serializer's generic
+//! path for the record (its field names escaped one by one); replay reads it back with serde.
 
 use super::UsageRecord;
-use crate::types::json::{boolean, float, int, opt_string, string};
+use crate::types::json::field;
 
 /// Appends `record` as one JSON object (no newline) to `out`.
-pub(crate) fn write_record(out: &mut Vec<u8>, r: &UsageRecord) {
-    out.extend_from_slice(b"{\"id\":");
-    string(out, &r.id);
-    out.extend_from_slice(b",\"ts_ms\":");
-    int(out, r.ts_ms);
-    out.extend_from_slice(b",\"request_id\":");
-    opt_string(out, r.request_id.as_deref());
-    out.extend_from_slice(b",\"key_id\":");
-    opt_string(out, r.key_id.as_deref());
-    out.extend_from_slice(b",\"endpoint\":\"");
-    out.extend_from_slice(r.endpoint.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"provider\":");
-    string(out, &r.provider);
-    out.extend_from_slice(b",\"model\":");
-    string(out, &r.model);
-    out.extend_from_slice(b",\"prompt_tokens\":");
-    int(out, r.prompt_tokens);
-    out.extend_from_slice(b",\"completion_tokens\":");
-    int(out, r.completion_tokens);
-    out.extend_from_slice(b",\"cached_tokens\":");
-    int(out, r.cached_tokens);
-    out.extend_from_slice(b",\"cache_write_tokens\":");
-    int(out, r.cache_write_tokens);
-    out.extend_from_slice(b",\"reasoning_tokens\":");
-    int(out, r.reasoning_tokens);
-    out.extend_from_slice(b",\"estimated_tokens\":");
-    int(out, r.estimated_tokens);
-    out.extend_from_slice(b",\"cost_usd\":");
-    float(out, r.cost_usd);
-    out.extend_from_slice(b",\"cost_breakdown\":{\"input\":");
-    float(out, r.cost_breakdown.input);
-    out.extend_from_slice(b",\"cached_input\":");
-    float(out, r.cost_breakdown.cached_input);
-    out.extend_from_slice(b",\"cache_write\":");
-    float(out, r.cost_breakdown.cache_write);
-    out.extend_from_slice(b",\"output\":");
-    float(out, r.cost_breakdown.output);
-    out.extend_from_slice(b"},\"unpriced\":");
-    boolean(out, r.unpriced);
-    out.extend_from_slice(b",\"latency_ms\":");
-    float(out, r.latency_ms);
-    out.extend_from_slice(b",\"ttft_ms\":");
-    match r.ttft_ms {
-        Some(t) => float(out, t),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"status\":");
-    int(out, r.status);
-    out.extend_from_slice(b",\"attempts\":");
-    int(out, r.attempts);
-    out.extend_from_slice(b",\"stream\":");
-    boolean(out, r.stream);
-    out.extend_from_slice(b",\"cache_hit\":");
-    boolean(out, r.cache_hit);
+pub(crate) fn write_record(out: &mut Vec<u8>, r: &UsageRecord) -> serde_json::Result<()> {
+    let b = &r.cost_breakdown;
+    field(out, b"{\"id\":", &r.id)?;
+    field(out, b",\"ts_ms\":", &r.ts_ms)?;
+    field(out, b",\"request_id\":", &r.request_id)?;
+    field(out, b",\"key_id\":", &r.key_id)?;
+    field(out, b",\"endpoint\":", &r.endpoint)?;
+    field(out, b",\"provider\":", &r.provider)?;
+    field(out, b",\"model\":", &r.model)?;
+    field(out, b",\"prompt_tokens\":", &r.prompt_tokens)?;
+    field(out, b",\"completion_tokens\":", &r.completion_tokens)?;
+    field(out, b",\"cached_tokens\":", &r.cached_tokens)?;
+    field(out, b",\"cache_write_tokens\":", &r.cache_write_tokens)?;
+    field(out, b",\"reasoning_tokens\":", &r.reasoning_tokens)?;
+    field(out, b",\"estimated_tokens\":", &r.estimated_tokens)?;
+    field(out, b",\"cost_usd\":", &r.cost_usd)?;
+    field(out, b",\"cost_breakdown\":{\"input\":", &b.input)?;
+    field(out, b",\"cached_input\":", &b.cached_input)?;
+    field(out, b",\"cache_write\":", &b.cache_write)?;
+    field(out, b",\"output\":", &b.output)?;
+    field(out, b"},\"unpriced\":", &r.unpriced)?;
+    field(out, b",\"latency_ms\":", &r.latency_ms)?;
+    field(out, b",\"ttft_ms\":", &r.ttft_ms)?;
+    field(out, b",\"status\":", &r.status)?;
+    field(out, b",\"attempts\":", &r.attempts)?;
+    field(out, b",\"stream\":", &r.stream)?;
+    field(out, b",\"cache_hit\":", &r.cache_hit)?;
     out.push(b'}');
+    Ok(())
 }
 
 #[cfg(test)]
@@ -73,7 +47,7 @@ mod tests {
 
     fn line(r: &UsageRecord) -> Vec<u8> {
         let mut v = Vec::new();
-        write_record(&mut v, r);
+        write_record(&mut v, r).unwrap();
         v
     }
 

@@ -214,9 +214,16 @@ impl UsageSink {
             Some(_) => {
                 // A line is about 450 bytes: sized once instead of grown four times.
                 let mut v = Vec::with_capacity(640);
-                super::line::write_record(&mut v, &record);
-                v.push(b'\n');
-                Some(v)
+                match super::line::write_record(&mut v, &record) {
+                    Ok(()) => {
+                        v.push(b'\n');
+                        Some(v)
+                    }
+                    Err(e) => {
+                        tracing::error!("usage record not serialisable: {e}");
+                        return;
+                    }
+                }
             }
         };
         let Ok(mut state) = self.inner.state.lock() else {
