@@ -1637,20 +1637,9 @@ async fn check(t: impl Into<Target>, body: &'static [u8]) -> Result<(), String> 
     let t: Target = t.into();
     let addr = t.addr;
     let mut sender = connect(addr).await?;
-    if sender.ready().await.is_err() {
-        return Err(format!("{addr} closed the connection"));
-    }
-    let resp = sender
-        .send_request(request(t, body))
+    let (status, bytes) = round_trip(&mut sender, t, body)
         .await
         .map_err(|e| format!("{addr}: {e}"))?;
-    let status = resp.status();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
     if status != StatusCode::OK {
         return Err(format!(
             "{addr} answered {status}: {}",
@@ -1664,6 +1653,30 @@ async fn check(t: impl Into<Target>, body: &'static [u8]) -> Result<(), String> 
     Ok(())
 }
 
+/// One request on `sender`, once it is ready: the answer's status and whole body.
+async fn round_trip(
+    sender: &mut SendRequest<Full<Bytes>>,
+    t: Target,
+    body: &'static [u8],
+) -> Result<(StatusCode, Bytes), String> {
+    sender
+        .ready()
+        .await
+        .map_err(|e| format!("connection closed: {e}"))?;
+    let resp = sender
+        .send_request(request(t, body))
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, bytes))
+}
+
 /// A request the floor proxy must refuse: `temperature` outside 0..=2.
 const BAD_CHAT_BODY: &[u8] = br#"{"model":"groq/llama-3.1-8b-instant","messages":[{"role":"user","content":"Hi"}],"temperature":3}"#;
 
@@ -1675,21 +1688,9 @@ async fn check_floor(addr: SocketAddr) -> Result<(), String> {
         (CHAT_BODY, StatusCode::OK),
         (BAD_CHAT_BODY, StatusCode::BAD_REQUEST),
     ] {
-        sender
-            .ready()
+        let (status, bytes) = round_trip(&mut sender, t, body)
             .await
             .map_err(|e| format!("floor proxy: {e}"))?;
-        let resp = sender
-            .send_request(request(t, body))
-            .await
-            .map_err(|e| format!("floor proxy: {e}"))?;
-        let status = resp.status();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
         if status != want {
             return Err(format!(
                 "floor proxy answered {status} instead of {want}: {}",

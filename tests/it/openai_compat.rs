@@ -400,16 +400,19 @@ async fn the_master_key_guards_v1_and_admin_but_not_health() {
 async fn the_upstream_gets_the_clients_bytes_with_only_the_model_replaced() {
     let fake = FakeUpstream::start(Reply::json(completion("Hello!"))).await;
     let gw = groq_gateway(&fake).await;
+    let answered = async |raw: &str| {
+        let (status, _, resp) = post_raw(
+            &gw.url("/v1/chat/completions"),
+            raw.as_bytes().to_vec(),
+            "application/json",
+        )
+        .await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
+    };
     // Field order, spacing and number spelling are the client's own.
     let raw = r#"{ "temperature": 0.30, "messages": [ {"role": "user", "content": "say \"model\": 1"} ],
   "model": "groq/llama-3.1-8b-instant", "metadata": {"model": "kept"}, "max_tokens": 8 }"#;
-    let (status, _, resp) = post_raw(
-        &gw.url("/v1/chat/completions"),
-        raw.as_bytes().to_vec(),
-        "application/json",
-    )
-    .await;
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
+    answered(raw).await;
     let sent = String::from_utf8(fake.requests()[0].body.clone()).unwrap();
     assert_eq!(
         sent,
@@ -420,14 +423,7 @@ async fn the_upstream_gets_the_clients_bytes_with_only_the_model_replaced() {
     );
 
     // A fallback list is the gateway's, not the upstream's: that body is written anew.
-    let raw = r#"{"model":"groq/llama-3.1-8b-instant","models":["groq/llama-3.3-70b-versatile"],"messages":[{"role":"user","content":"hi"}]}"#;
-    let (status, _, resp) = post_raw(
-        &gw.url("/v1/chat/completions"),
-        raw.as_bytes().to_vec(),
-        "application/json",
-    )
-    .await;
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
+    answered(r#"{"model":"groq/llama-3.1-8b-instant","models":["groq/llama-3.3-70b-versatile"],"messages":[{"role":"user","content":"hi"}]}"#).await;
     let sent = fake.requests()[1].json();
     assert_eq!(sent["model"], "llama-3.1-8b-instant");
     assert!(sent.get("models").is_none(), "{sent}");
