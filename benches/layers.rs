@@ -29,7 +29,7 @@ use tower::ServiceExt;
 
 const SMALL_REQUEST: &[u8] = br#"{"model":"mock/echo","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32,"temperature":0.2}"#;
 
-const COMPLETION: &[u8] = br#"{"id":"chatcmpl-bench","object":"chat.completion","created":1730000000,"model":"llama-3.1-8b-instant","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, nice to meet you!"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":24,"completion_tokens":8,"total_tokens":32,"queue_time":0.01},"system_fingerprint":"fp_bench","x_groq":{"id":"req_bench"}}"#;
+const COMPLETION: &[u8] = br#"{"id":"chatcmpl-bench","object":"chat.completion","created":1730000000,"model":"llama-3.1-8b-instant","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, nice to meet you!","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":24,"completion_tokens":8,"total_tokens":32,"queue_time":0.01},"system_fingerprint":"fp_bench","x_groq":{"id":"req_bench"}}"#;
 
 /// A typical short upstream stream: role, three content deltas, finish, Groq usage, [DONE].
 fn upstream_stream() -> Vec<u8> {
@@ -261,6 +261,7 @@ async fn consume(reply: Result<ChatReply, proxygate::GatewayError>) -> usize {
     match reply {
         Ok(r) => match r.body {
             ReplyBody::Complete(resp) => resp.choices.len(),
+            ReplyBody::Raw(raw) => raw.body.len(),
             ReplyBody::Stream(s) => drain(s).await,
             ReplyBody::Embeddings(e) => e.data.len(),
         },

@@ -66,7 +66,8 @@ const CHAT_BODY: &[u8] = br#"{"model":"groq/llama-3.1-8b-instant","messages":[{"
 
 const STREAM_BODY: &[u8] = br#"{"model":"groq/llama-3.1-8b-instant","messages":[{"role":"user","content":"Say hello in one short sentence."}],"max_tokens":32,"stream":true}"#;
 
-const COMPLETION: &[u8] = br#"{"id":"chatcmpl-bench","object":"chat.completion","created":1730000000,"model":"llama-3.1-8b-instant","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, nice to meet you!"},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":24,"completion_tokens":8,"total_tokens":32},"system_fingerprint":"fp_bench"}"#;
+/// The fake's answer, in the shape OpenAI's API writes (`refusal` and `logprobs` present as null).
+const COMPLETION: &[u8] = br#"{"id":"chatcmpl-bench","object":"chat.completion","created":1730000000,"model":"llama-3.1-8b-instant","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, nice to meet you!","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":24,"completion_tokens":8,"total_tokens":32},"system_fingerprint":"fp_bench"}"#;
 
 /// The fake's stream: the first event at once, then one every [`STREAM_GAP`].
 const STREAM_EVENTS: &[&[u8]] = &[

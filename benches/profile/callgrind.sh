@@ -4,7 +4,8 @@
 # functions. usage: benches/profile/callgrind.sh [requests (2000)] [stream]
 # CALLGRIND_ENV adds settings to the gateway's environment (space-separated KEY=VALUE words),
 # for example CALLGRIND_ENV='OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9' for tracing on
-# with no collector there.
+# with no collector there. FAKE_SHAPE=lean makes the fake upstream leave `refusal` out of its
+# answers (see fake_and_load.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-2000}

@@ -5,15 +5,21 @@ usage: fake_and_load.py fake PORT            # serve the fake upstream on PORT
        fake_and_load.py load URL N [stream]  # send N requests to URL over one connection
 """
 import http.client
+import os
 import socket
 import sys
 import threading
 
+# A chat completion in the shape OpenAI's API writes (`refusal` and `logprobs` present as null).
+# FAKE_SHAPE=lean leaves `refusal` out, as some OpenAI-compatible upstreams do: the gateway then
+# decodes the answer and writes it back with `refusal` filled in.
 COMPLETION = (b'{"id":"chatcmpl-bench","object":"chat.completion","created":1730000000,'
               b'"model":"llama-3.1-8b-instant","choices":[{"index":0,"message":{"role":"assistant",'
-              b'"content":"Hello there, nice to meet you!"},"logprobs":null,"finish_reason":"stop"}],'
+              b'"content":"Hello there, nice to meet you!","refusal":null},"logprobs":null,"finish_reason":"stop"}],'
               b'"usage":{"prompt_tokens":24,"completion_tokens":8,"total_tokens":32},'
               b'"system_fingerprint":"fp_bench"}')
+if os.environ.get("FAKE_SHAPE") == "lean":
+    COMPLETION = COMPLETION.replace(b',"refusal":null', b"")
 EVENTS = b"".join(
     b"data: " + e + b"\n\n" for e in [
         b'{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"Hello"},"finish_reason":null}]}',

@@ -149,6 +149,12 @@ where
                             drop(charge);
                             ReplyBody::Complete(r)
                         }
+                        ReplyBody::Raw(r) => {
+                            let mut charge = charge;
+                            charge.real = Some(usage_tokens(&r.usage));
+                            drop(charge);
+                            ReplyBody::Raw(r)
+                        }
                         ReplyBody::Stream(s) => {
                             ReplyBody::Stream(Box::pin(Corrected { inner: s, charge }))
                         }

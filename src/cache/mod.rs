@@ -238,6 +238,12 @@ impl Pending {
                 self.put(&resp);
                 ReplyBody::Complete(resp)
             }
+            ReplyBody::Raw(raw) => {
+                if let Ok(resp) = raw.decode(reply.meta.provider) {
+                    self.put(&resp);
+                }
+                ReplyBody::Raw(raw)
+            }
             ReplyBody::Stream(s) => ReplyBody::Stream(Box::pin(Recording::new(s, self))),
             ReplyBody::Embeddings(e) => {
                 self.write(None, Some(&e));

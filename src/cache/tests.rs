@@ -87,6 +87,11 @@ fn cached(upstream: Upstream) -> Cache<Upstream> {
 fn text(reply: &ChatReply) -> String {
     match &reply.body {
         ReplyBody::Complete(r) => r.choices[0].message.content.clone().unwrap_or_default(),
+        ReplyBody::Raw(r) => r.decode("test").unwrap().choices[0]
+            .message
+            .content
+            .clone()
+            .unwrap_or_default(),
         ReplyBody::Stream(_) => panic!("a stream"),
         ReplyBody::Embeddings(_) => panic!("embeddings"),
     }

@@ -86,6 +86,13 @@ where
                 reply.meta.cost_usd = Some(cost);
                 ReplyBody::Complete(resp)
             }
+            ReplyBody::Raw(raw) => {
+                // Its usage has tokens and a total: what the bill reads and the client already
+                // has, so the body stays as it is.
+                let (_, cost) = ticket.settle(whole(&reply.meta, Some(&raw.usage), ""));
+                reply.meta.cost_usd = Some(cost);
+                ReplyBody::Raw(raw)
+            }
             ReplyBody::Stream(stream) => {
                 ReplyBody::Stream(Box::pin(CostStream::new(stream, ticket, &reply.meta)))
             }

@@ -97,7 +97,11 @@ pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, GatewayEr
             format!("nests deeper than {MAX_JSON_DEPTH} levels of arrays and objects"),
         ));
     }
-    if let Ok(value) = serde_json::from_slice(body) {
+    // The body's UTF-8 checked once, in one pass: parsed from bytes, serde_json checks every
+    // string of the document on its own.
+    if let Ok(text) = std::str::from_utf8(body)
+        && let Ok(value) = serde_json::from_str(text)
+    {
         return Ok(value);
     }
     let mut de = serde_json::Deserializer::from_slice(body);

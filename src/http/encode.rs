@@ -410,4 +410,335 @@ mod tests {
             "a cut stream has no end marker: {out}"
         );
     }
+
+    /// Chat completions in the shapes OpenAI-format upstreams write, and the ways they differ.
+    mod passthrough {
+        use proptest::prelude::*;
+        use serde_json::{Value, json};
+
+        use crate::providers::openai_compat::{normalise_response, passthrough_usage};
+        use crate::types::ChatResponse;
+
+        /// What the client would get through the canonical path.
+        fn canonical(body: &[u8]) -> (Value, ChatResponse) {
+            let mut resp: ChatResponse = crate::providers::parse_json("openai", body)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)));
+            normalise_response(&mut resp);
+            let out = super::completion_body(&resp).unwrap();
+            (serde_json::from_slice(&out).unwrap(), resp)
+        }
+
+        /// The usage's typed meters, what the bill reads.
+        fn meters(mut u: crate::types::Usage) -> crate::types::Usage {
+            u.extra.clear();
+            if let Some(d) = &mut u.prompt_tokens_details {
+                d.extra.clear();
+            }
+            if let Some(d) = &mut u.completion_tokens_details {
+                d.extra.clear();
+            }
+            u
+        }
+
+        /// Where a change applies.
+        #[derive(Clone, Copy, Debug)]
+        enum Scope {
+            Top,
+            Choice,
+            Message,
+            Usage,
+        }
+
+        /// Fields and the values OpenAI-format upstreams put there, valid or not for the
+        /// pass; a change sets one of them or leaves the field out.
+        fn variants() -> Vec<(Scope, &'static str, Vec<Value>)> {
+            use Scope::*;
+            vec![
+                (Top, "id", vec![json!(""), json!(5), json!("chatcmpl-2")]),
+                (
+                    Top,
+                    "object",
+                    vec![json!("chat.completion.chunk"), json!(null)],
+                ),
+                (
+                    Top,
+                    "created",
+                    vec![json!(0), json!(-1), json!(1.5), json!(1)],
+                ),
+                (Top, "model", vec![json!(null), json!(""), json!("m\u{e9}")]),
+                (Top, "system_fingerprint", vec![json!(null), json!("fp_2")]),
+                (Top, "service_tier", vec![json!({"tier": 1}), json!("flex")]),
+                (Choice, "index", vec![json!(1), json!(-1), json!("0")]),
+                (Choice, "logprobs", vec![json!({"content": []}), json!(3)]),
+                (
+                    Choice,
+                    "finish_reason",
+                    vec![
+                        json!("length"),
+                        json!(null),
+                        json!("eos"),
+                        json!("end_turn"),
+                        json!(5),
+                    ],
+                ),
+                (Choice, "native_finish_reason", vec![json!("stop")]),
+                (
+                    Message,
+                    "role",
+                    vec![json!("model"), json!(null), json!("user")],
+                ),
+                (
+                    Message,
+                    "content",
+                    vec![
+                        json!(""),
+                        json!(null),
+                        json!("a \"q\"\n\t\u{e9}"),
+                        json!("\u{1}"),
+                        json!(3),
+                    ],
+                ),
+                (Message, "refusal", vec![json!("I can't."), json!(false)]),
+                (
+                    Message,
+                    "reasoning_content",
+                    vec![json!("I think"), json!(""), json!(null)],
+                ),
+                (Message, "reasoning", vec![json!("r"), json!({"x": 1})]),
+                (
+                    Message,
+                    "tool_calls",
+                    vec![
+                        json!([{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]),
+                        json!(null),
+                    ],
+                ),
+                (Message, "thinking_blocks", vec![json!([])]),
+                (
+                    Message,
+                    "annotations",
+                    vec![json!([{"type": "url_citation"}]), json!(null)],
+                ),
+                (
+                    Message,
+                    "audio",
+                    vec![json!(null), json!({"id": "audio_1"})],
+                ),
+                (
+                    Usage,
+                    "prompt_tokens",
+                    vec![json!(0), json!(1000.0), json!(7)],
+                ),
+                (Usage, "completion_tokens", vec![json!(0), json!(5)]),
+                (
+                    Usage,
+                    "total_tokens",
+                    vec![json!(0), json!(13), json!(null)],
+                ),
+                (
+                    Usage,
+                    "prompt_tokens_details",
+                    vec![
+                        json!(null),
+                        json!({"cached_tokens": 2, "audio_tokens": 0}),
+                        json!({"cached_tokens": 0, "cache_write_tokens": 0}),
+                        json!({"audio_tokens": 0}),
+                        json!({"cached_tokens": 1, "cache_write_tokens": 5, "cache_write_1h_tokens": 2}),
+                    ],
+                ),
+                (
+                    Usage,
+                    "completion_tokens_details",
+                    vec![
+                        json!(null),
+                        json!({"reasoning_tokens": 1, "audio_tokens": 0}),
+                        json!({"audio_tokens": 0}),
+                    ],
+                ),
+                (Usage, "prompt_cache_hit_tokens", vec![json!(0), json!(4)]),
+                (Usage, "queue_time", vec![json!(0.01)]),
+            ]
+        }
+
+        /// OpenAI's answer with `choices` choices, then up to four changes.
+        fn completion() -> impl Strategy<Value = Value> {
+            let n = variants().len();
+            (
+                0usize..3,
+                proptest::collection::vec((0..n, any::<usize>(), any::<bool>(), 0usize..3), 0..5),
+                proptest::option::weighted(0.95, Just(())),
+            )
+                .prop_map(|(choices, changes, usage)| {
+                    let choice = json!({"index": 0, "message": {"role": "assistant", "content": "Hello!", "refusal": null},
+                                        "logprobs": null, "finish_reason": "stop"});
+                    let mut body = json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1730000000,
+                                          "model": "gpt-4o-mini", "choices": vec![choice; choices]});
+                    if usage.is_some() {
+                        body["usage"] = json!({"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12});
+                    }
+                    let variants = variants();
+                    for (which, value, remove, at) in changes {
+                        let (scope, key, values) = &variants[which];
+                        let target = match scope {
+                            Scope::Top => Some(&mut body),
+                            Scope::Usage => body.get_mut("usage"),
+                            Scope::Choice => body["choices"].get_mut(at),
+                            Scope::Message => body["choices"].get_mut(at).map(|c| &mut c["message"]),
+                        };
+                        if let Some(Value::Object(map)) = target {
+                            if remove {
+                                map.remove(*key);
+                            } else {
+                                map.insert((*key).to_owned(), values[value % values.len()].clone());
+                            }
+                        }
+                    }
+                    body
+                })
+        }
+
+        /// Whatever passes unchanged is exactly what the canonical path would have written, and
+        /// its usage is the one the canonical path bills; a good share of the cases pass.
+        #[test]
+        fn a_body_that_passes_is_what_the_canonical_path_writes() {
+            let config = crate::providers::fuzz::config();
+            let cases = config.cases;
+            let mut runner = proptest::test_runner::TestRunner::new(config);
+            let passed = std::cell::Cell::new(0u32);
+            let result = runner.run(&completion(), |body| {
+                let bytes = serde_json::to_vec(&body).unwrap();
+                if let Some(usage) = passthrough_usage(&bytes) {
+                    passed.set(passed.get() + 1);
+                    let (written, resp) = canonical(&bytes);
+                    prop_assert_eq!(&written, &body);
+                    prop_assert_eq!(Some(usage), resp.usage.map(meters));
+                }
+                Ok(())
+            });
+            if let Err(e) = result {
+                panic!("{e}");
+            }
+            assert!(
+                passed.get() >= cases / 8,
+                "only {} of {cases} passed",
+                passed.get()
+            );
+        }
+
+        const OPENAI: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1730000000,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hi \"you\"\n","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0}},"service_tier":"default","system_fingerprint":"fp_1"}"#;
+
+        #[test]
+        fn openais_own_answer_passes_with_its_usage() {
+            let usage = passthrough_usage(OPENAI.as_bytes()).expect("passes");
+            assert_eq!(
+                (
+                    usage.prompt_tokens,
+                    usage.completion_tokens,
+                    usage.total_tokens
+                ),
+                (9, 3, 12)
+            );
+            assert_eq!(
+                canonical(OPENAI.as_bytes()).0,
+                serde_json::from_str::<Value>(OPENAI).unwrap()
+            );
+            // Leading whitespace and a reasoning string are fine.
+            let reasoning = OPENAI.replace(
+                r#""refusal":null"#,
+                r#""refusal":null,"reasoning_content":"think""#,
+            );
+            assert!(passthrough_usage(reasoning.as_bytes()).is_some());
+        }
+
+        #[test]
+        fn what_the_canonical_path_would_change_or_reject_does_not_pass() {
+            let cases: &[(&str, &str, &str)] = &[
+                ("a missing refusal", r#","refusal":null"#, ""),
+                ("a missing logprobs", r#""logprobs":null,"#, ""),
+                ("a missing finish_reason", r#","finish_reason":"stop""#, ""),
+                (
+                    "a finish reason of another provider",
+                    r#""finish_reason":"stop""#,
+                    r#""finish_reason":"eos""#,
+                ),
+                ("another role", r#""role":"assistant""#, r#""role":"model""#),
+                (
+                    "a key twice",
+                    r#""role":"assistant""#,
+                    r#""role":"assistant","role":"user""#,
+                ),
+                (
+                    "a role hidden behind an escape",
+                    r#""role":"assistant""#,
+                    r#""role":"\u0061ssistant""#,
+                ),
+                ("an empty id", r#""id":"chatcmpl-1""#, r#""id":"""#),
+                (
+                    "a chunk",
+                    r#""object":"chat.completion""#,
+                    r#""object":"chat.completion.chunk""#,
+                ),
+                ("no created", r#""created":1730000000,"#, ""),
+                (
+                    "a zero total",
+                    r#""total_tokens":12"#,
+                    r#""total_tokens":0"#,
+                ),
+                (
+                    "no tokens",
+                    r#""prompt_tokens":9,"completion_tokens":3"#,
+                    r#""prompt_tokens":0,"completion_tokens":0"#,
+                ),
+                (
+                    "null details",
+                    r#"{"cached_tokens":0,"audio_tokens":0}"#,
+                    "null",
+                ),
+                (
+                    "no usage",
+                    r#""usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0}},"#,
+                    "",
+                ),
+                (
+                    "tool calls",
+                    r#""refusal":null"#,
+                    r#""refusal":null,"tool_calls":[]"#,
+                ),
+                (
+                    "a reasoning field",
+                    r#""refusal":null"#,
+                    r#""refusal":null,"reasoning":"r""#,
+                ),
+                (
+                    "a null reasoning_content",
+                    r#""refusal":null"#,
+                    r#""refusal":null,"reasoning_content":null"#,
+                ),
+                (
+                    "a choice extra",
+                    r#""logprobs":null"#,
+                    r#""logprobs":null,"native_finish_reason":"stop""#,
+                ),
+                (
+                    "DeepSeek's cache meter alone",
+                    r#""total_tokens":12,"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0}"#,
+                    r#""total_tokens":12,"prompt_cache_hit_tokens":4"#,
+                ),
+            ];
+            for (what, from, to) in cases {
+                assert!(OPENAI.contains(from), "{what}");
+                let body = OPENAI.replacen(from, to, 1);
+                assert_eq!(passthrough_usage(body.as_bytes()), None, "{what}: {body}");
+            }
+            for (what, body) in [
+                ("trailing bytes", format!("{OPENAI} {{}}")),
+                ("an array", format!("[{OPENAI}]")),
+            ] {
+                assert_eq!(passthrough_usage(body.as_bytes()), None, "{what}");
+            }
+            let mut bad = OPENAI.as_bytes().to_vec();
+            bad[90] = 0xff;
+            assert_eq!(passthrough_usage(&bad), None, "a byte that is not UTF-8");
+        }
+    }
 }

@@ -381,6 +381,19 @@ async fn chat_completions(State(state): State<Arc<EdgeContext>>, req: Request) -
             guard.record();
             out
         }
+        ReplyBody::Raw(raw) => {
+            guard.status = 200;
+            // An upstream that echoes a configured key does not get it to the client.
+            let body = match crate::redact::redact_bytes(&raw.body) {
+                std::borrow::Cow::Borrowed(_) => raw.body,
+                std::borrow::Cow::Owned(clean) => clean.into(),
+            };
+            let mut out =
+                ([(http::header::CONTENT_TYPE, "application/json")], body).into_response();
+            meta_headers(&mut out, &meta);
+            guard.record();
+            out
+        }
         ReplyBody::Stream(stream) => {
             guard.status = 200;
             handles::TIME_TO_FIRST_TOKEN.record(started.elapsed().as_secs_f64());

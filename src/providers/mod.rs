@@ -73,6 +73,13 @@ pub trait ProviderAdapter: Send + Sync + 'static {
     /// Parses a successful non-streaming body.
     fn response(&self, req: &ChatRequest, body: &[u8]) -> Result<ChatResponse, GatewayError>;
 
+    /// The usage of a successful non-streaming body that the client may get as the upstream
+    /// wrote it ([`crate::types::RawCompletion`]): only for a client of the same format, and
+    /// only when the canonical path would write the same fields and values. The default: never.
+    fn passthrough(&self, _req: &ChatRequest, _body: &[u8]) -> Option<crate::types::Usage> {
+        None
+    }
+
     /// A decoder for one stream.
     fn decoder(&self, req: &ChatRequest) -> Self::Decoder;
 
@@ -293,6 +300,10 @@ impl<A: ProviderAdapter> ProviderAdapter for Named<A> {
         self.inner.response(req, body)
     }
 
+    fn passthrough(&self, req: &ChatRequest, body: &[u8]) -> Option<crate::types::Usage> {
+        self.inner.passthrough(req, body)
+    }
+
     fn decoder(&self, req: &ChatRequest) -> Self::Decoder {
         self.inner.decoder(req)
     }
@@ -472,7 +483,13 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
     provider: &'static str,
     body: &[u8],
 ) -> Result<T, GatewayError> {
-    serde_json::from_slice(body.trim_ascii_start()).map_err(|e| GatewayError::BadUpstreamResponse {
+    let body = body.trim_ascii_start();
+    // UTF-8 checked once for the whole body instead of string by string.
+    match std::str::from_utf8(body) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(body),
+    }
+    .map_err(|e| GatewayError::BadUpstreamResponse {
         provider,
         reason: format!("invalid JSON: {e}"),
     })

@@ -18,7 +18,9 @@ use super::{EventParser, NATIVE_KEY, ProviderAdapter, SseEvent, StreamDecoder};
 use crate::GatewayError;
 use crate::client::HttpClient;
 use crate::types::Secret;
-use crate::types::{ChatChunk, ChatReply, ChatRequest, EmbeddingRequest, ReplyBody, ReplyMeta};
+use crate::types::{
+    ChatChunk, ChatReply, ChatRequest, EmbeddingRequest, RawCompletion, ReplyBody, ReplyMeta,
+};
 
 /// Error bodies larger than this are cut before parsing.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -118,6 +120,14 @@ impl<A: ProviderAdapter> Service<ChatRequest> for Translate<A> {
                     .map_err(|reason| GatewayError::BadUpstreamResponse { provider, reason })?;
                 if let Some(err) = adapter.success_is_error(&bytes) {
                     return Err(scrub(err, &secrets));
+                }
+                if let Some(usage) = adapter.passthrough(&req, &bytes)
+                    && !names_a_key(&bytes, &secrets)
+                {
+                    return Ok(ChatReply {
+                        meta,
+                        body: ReplyBody::Raw(RawCompletion { body: bytes, usage }),
+                    });
                 }
                 let mut resp = adapter
                     .response(&req, &bytes)
@@ -238,6 +248,14 @@ async fn read_capped(mut body: Incoming, cap: usize) -> Result<Bytes, String> {
         }
     }
     Ok(Bytes::from(buf))
+}
+
+/// Whether `body` holds what [`scrub_text`] would remove: a key's first four characters.
+fn names_a_key(body: &[u8], secrets: &[Secret]) -> bool {
+    secrets.iter().any(|s| {
+        let key = s.expose().as_bytes();
+        key.len() >= 4 && memchr::memmem::find(body, &key[..4]).is_some()
+    })
 }
 
 /// Removes provider keys (whole or a recognisable prefix) from text an upstream sent back.

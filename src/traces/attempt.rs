@@ -258,24 +258,13 @@ where
             Ok(mut reply) => {
                 match reply.body {
                     ReplyBody::Complete(ref r) => {
-                        span.set_attribute(KeyValue::new("gen_ai.response.model", r.model.clone()));
-                        span.set_attribute(KeyValue::new("gen_ai.response.id", r.id.clone()));
-                        if let Some(u) = &r.usage {
-                            record_usage(&span, u);
-                        }
-                        record_finish_reasons(
-                            &span,
-                            r.choices
-                                .iter()
-                                .filter_map(|c| c.finish_reason.clone())
-                                .collect(),
-                        );
-                        if *this.capture_content
-                            && let Ok(out) = serde_json::to_string(
-                                &r.choices.iter().map(|c| &c.message).collect::<Vec<_>>(),
-                            )
-                        {
-                            span.set_attribute(KeyValue::new("gen_ai.output.messages", out));
+                        record_completion(&span, r, *this.capture_content);
+                        span.end_with_timestamp(SystemTime::now());
+                    }
+                    ReplyBody::Raw(ref raw) => {
+                        // The client gets the upstream's bytes; the span reads them decoded.
+                        if let Ok(r) = raw.decode(reply.meta.provider) {
+                            record_completion(&span, &r, *this.capture_content);
                         }
                         span.end_with_timestamp(SystemTime::now());
                     }
@@ -376,5 +365,27 @@ impl Stream for AttemptStream {
         span.end_with_timestamp(SystemTime::now());
         *this.cx = None;
         Poll::Ready(item)
+    }
+}
+
+/// A whole answer's attributes on its attempt span.
+fn record_completion(span: &SpanRef<'_>, r: &crate::types::ChatResponse, capture_content: bool) {
+    span.set_attribute(KeyValue::new("gen_ai.response.model", r.model.clone()));
+    span.set_attribute(KeyValue::new("gen_ai.response.id", r.id.clone()));
+    if let Some(u) = &r.usage {
+        record_usage(span, u);
+    }
+    record_finish_reasons(
+        span,
+        r.choices
+            .iter()
+            .filter_map(|c| c.finish_reason.clone())
+            .collect(),
+    );
+    if capture_content
+        && let Ok(out) =
+            serde_json::to_string(&r.choices.iter().map(|c| &c.message).collect::<Vec<_>>())
+    {
+        span.set_attribute(KeyValue::new("gen_ai.output.messages", out));
     }
 }

@@ -161,6 +161,7 @@ where
                                 note_usage(n, u);
                             }
                         }
+                        ReplyBody::Raw(r) => note_usage(n, &r.usage),
                         // The first chunk is in hand when a stream is answered.
                         ReplyBody::Stream(_) => n.first_chunk = Some(Instant::now()),
                     }

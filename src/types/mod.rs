@@ -31,7 +31,7 @@ pub use embedding::{
 pub use reasoning::{
     ReasoningEffort, ThinkingBlock, ThinkingKind, google_extra_content, google_thought_signature,
 };
-pub use reply::{ChatReply, ChatStream, ReplyBody, ReplyMeta};
+pub use reply::{ChatReply, ChatStream, RawCompletion, ReplyBody, ReplyMeta};
 pub use request::{
     ChatRequest, Content, ContentPart, FunctionCall, FunctionDef, ImageUrl, Message, Role, Stop,
     StreamOptions, Tool, ToolCall,

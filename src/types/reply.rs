@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use futures_core::Stream;
 
-use super::{ChatChunk, ChatResponse, EmbeddingResponse};
+use super::{ChatChunk, ChatResponse, EmbeddingResponse, Usage};
 use crate::GatewayError;
 
 /// A typed stream of canonical chunks. Errors after the first chunk travel inside it.
@@ -21,6 +21,7 @@ impl std::fmt::Debug for ChatReply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let body = match &self.body {
             ReplyBody::Complete(r) => format!("Complete({})", r.id),
+            ReplyBody::Raw(r) => format!("Raw({} bytes)", r.body.len()),
             ReplyBody::Stream(_) => "Stream".to_owned(),
             ReplyBody::Embeddings(r) => format!("Embeddings({})", r.data.len()),
         };
@@ -51,10 +52,49 @@ pub struct ReplyMeta {
 pub enum ReplyBody {
     /// `stream: false`.
     Complete(ChatResponse),
+    /// `stream: false`, answered by an upstream that already wrote the chat completion an
+    /// OpenAI chat client gets: its bytes go to the client unchanged.
+    Raw(RawCompletion),
     /// `stream: true`; at least one chunk has already been received.
     Stream(ChatStream),
     /// The answer to an embeddings request.
     Embeddings(EmbeddingResponse),
+}
+
+/// A chat completion in OpenAI's format as the upstream wrote it, that the gateway would write
+/// back with the same fields and values: its `id`, `object`, `created`, roles, finish reasons
+/// and usage already what the canonical form holds. It is only made for a client of the chat
+/// completions API, whose answer it is; what needs the fields reads them with
+/// [`RawCompletion::decode`].
+#[derive(Clone, Debug)]
+pub struct RawCompletion {
+    /// The upstream's body.
+    pub body: bytes::Bytes,
+    /// Its usage meters (tokens, cache reads and writes, reasoning tokens), what the bill
+    /// reads; the upstream's other usage fields stay in `body`.
+    pub usage: Usage,
+}
+
+impl RawCompletion {
+    /// The answer as a canonical [`ChatResponse`] (for the response cache, trace attributes,
+    /// or a client of another API).
+    pub fn decode(&self, provider: &'static str) -> Result<ChatResponse, GatewayError> {
+        serde_json::from_slice(&self.body).map_err(|e| GatewayError::BadUpstreamResponse {
+            provider,
+            reason: format!("invalid JSON: {e}"),
+        })
+    }
+}
+
+impl ReplyBody {
+    /// The body with a [`ReplyBody::Raw`] answer decoded into [`ReplyBody::Complete`], for
+    /// what reads an answer's fields.
+    pub fn canonical(self, provider: &'static str) -> Result<Self, GatewayError> {
+        match self {
+            Self::Raw(raw) => raw.decode(provider).map(Self::Complete),
+            other => Ok(other),
+        }
+    }
 }
 
 impl ChatReply {

@@ -76,7 +76,7 @@ impl Usage {
     /// Fills `total_tokens` when the upstream left it out (or at 0).
     pub fn fill_total(&mut self) {
         if self.total_tokens == 0 {
-            self.total_tokens = self.prompt_tokens + self.completion_tokens;
+            self.total_tokens = self.prompt_tokens.saturating_add(self.completion_tokens);
         }
     }
 

@@ -30,6 +30,7 @@ mod leaks;
 mod messages;
 mod money;
 mod openai_compat;
+mod passthrough;
 mod puter;
 mod reasoning;
 mod resilience;

@@ -191,7 +191,12 @@ pub async fn messages(State(state): State<Arc<EdgeContext>>, req: Request) -> Re
     guard.provider = reply.meta.provider;
     guard.model = reply.meta.deployment.clone().into();
     let meta = reply.meta;
-    match reply.body {
+    // A chat completion kept as the upstream's bytes is decoded for this API's encoder.
+    let body = match reply.body.canonical(meta.provider) {
+        Ok(b) => b,
+        Err(e) => return fail(&mut guard, &e),
+    };
+    match body {
         ReplyBody::Complete(resp) => {
             guard.status = 200;
             let mut out = complete_response(&resp, &client_model);
@@ -212,6 +217,11 @@ pub async fn messages(State(state): State<Arc<EdgeContext>>, req: Request) -> Re
         ReplyBody::Embeddings(_) => fail(
             &mut guard,
             &GatewayError::Internal("an embeddings answer to a message".into()),
+        ),
+        // `canonical` decoded it above.
+        ReplyBody::Raw(_) => fail(
+            &mut guard,
+            &GatewayError::Internal("an undecoded chat completion".into()),
         ),
     }
 }

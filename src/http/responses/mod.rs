@@ -177,10 +177,15 @@ pub async fn create(State(state): State<Arc<EdgeContext>>, req: Request) -> Resp
     guard.provider = reply.meta.provider;
     guard.model = reply.meta.deployment.clone().into();
     let meta = reply.meta;
+    // A chat completion kept as the upstream's bytes is decoded for this API's encoder.
+    let body = match reply.body.canonical(meta.provider) {
+        Ok(b) => b,
+        Err(e) => return fail(&mut guard, &e),
+    };
     // The deployment answered in the Responses API itself: relayed as it came, stored there.
     let native = passthrough && matches!(meta.provider, "openai" | "azure");
     let keep = keep.filter(|_| !native);
-    let mut out = match reply.body {
+    let mut out = match body {
         ReplyBody::Complete(resp) => {
             if native
                 && let Some(raw) = resp
@@ -235,6 +240,13 @@ pub async fn create(State(state): State<Arc<EdgeContext>>, req: Request) -> Resp
                 })
             });
             sse_response(ResponsesSse::new(s, shape, on_complete, Some(observer)))
+        }
+        // `canonical` decoded it above.
+        ReplyBody::Raw(_) => {
+            return fail(
+                &mut guard,
+                &GatewayError::Internal("an undecoded chat completion".into()),
+            );
         }
         ReplyBody::Embeddings(_) => {
             return fail(

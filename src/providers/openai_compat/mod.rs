@@ -31,7 +31,7 @@ mod tests;
 
 pub use request::embedding_body;
 pub(crate) use request::openai_body;
-pub use response::{embedding_response, normalise_finish, normalise_response};
+pub use response::{embedding_response, normalise_finish, normalise_response, passthrough_usage};
 pub(crate) use responses::{
     native_body as responses_native_body, passthrough_body as responses_passthrough_body,
     response as responses_response,
@@ -224,6 +224,14 @@ impl ProviderAdapter for OpenAiCompat {
         let mut resp: ChatResponse = parse_json(self.provider, body)?;
         normalise_response(&mut resp);
         Ok(resp)
+    }
+
+    fn passthrough(&self, req: &ChatRequest, body: &[u8]) -> Option<crate::types::Usage> {
+        // The answer is a chat completion only when the request went to the chat endpoint.
+        if req.ctx.endpoint != crate::types::Api::Chat || self.responses_native(req).is_some() {
+            return None;
+        }
+        response::passthrough_usage(body)
     }
 
     fn decoder(&self, req: &ChatRequest) -> OpenAiDecoder {
