@@ -122,10 +122,13 @@ pub(super) fn reasoning_text(extra: &mut serde_json::Map<String, Value>) -> Opti
 /// present because the canonical form writes them as null when they are absent, as OpenAI's
 /// own API does. Fields the canonical form keeps as extras pass with any value.
 pub fn passthrough_usage(body: &[u8]) -> Option<Usage> {
-    let text = std::str::from_utf8(body).ok()?;
-    if memchr::memmem::find(body, b"\\u").is_some() {
+    // Upstreams that leave out a field the canonical form adds are told apart by a scan, so
+    // their answers do not pay for a check that fails at the end of the first choice.
+    let has = |needle: &[u8]| memchr::memmem::find(body, needle).is_some();
+    if !has(b"\"refusal\"") || !has(b"\"logprobs\"") || has(b"\\u") {
         return None;
     }
+    let text = std::str::from_utf8(body).ok()?;
     let mut de = serde_json::Deserializer::from_str(text);
     let Plain(usage) = serde::Deserialize::deserialize(&mut de).ok()?;
     de.end().ok()?;
