@@ -105,10 +105,17 @@ pub fn meta_headers(resp: &mut Response, meta: &ReplyMeta) {
         h.insert(DEPLOYMENT, v);
     }
     h.insert(ATTEMPTS, HeaderValue::from(meta.attempts.max(1)));
-    if let Some(cost) = meta.cost_usd
-        && let Ok(v) = HeaderValue::from_str(&format_cost(cost))
-    {
-        h.insert(COST_USD, v);
+    match meta.cost_usd {
+        // Free tiers and cache hits: no number to format.
+        Some(0.0) => {
+            h.insert(COST_USD, HeaderValue::from_static("0"));
+        }
+        Some(cost) => {
+            if let Ok(v) = HeaderValue::from_str(&format_cost(cost)) {
+                h.insert(COST_USD, v);
+            }
+        }
+        None => {}
     }
     h.insert(
         CACHE,

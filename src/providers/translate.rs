@@ -36,6 +36,8 @@ pub struct Translate<A> {
     adapter: Arc<A>,
     client: HttpClient,
     secrets: Arc<[Secret]>,
+    /// A searcher for the first four bytes of each key of four or more, built once.
+    key_prefixes: Arc<[memchr::memmem::Finder<'static>]>,
 }
 
 impl<A> Clone for Translate<A> {
@@ -44,6 +46,7 @@ impl<A> Clone for Translate<A> {
             adapter: self.adapter.clone(),
             client: self.client.clone(),
             secrets: self.secrets.clone(),
+            key_prefixes: self.key_prefixes.clone(),
         }
     }
 }
@@ -59,10 +62,17 @@ impl<A> std::fmt::Debug for Translate<A> {
 impl<A: ProviderAdapter> Translate<A> {
     /// Wraps `adapter`. `secrets` are scrubbed from anything the upstream says back.
     pub fn new(adapter: A, client: HttpClient, secrets: Vec<Secret>) -> Self {
+        let key_prefixes = secrets
+            .iter()
+            .map(|s| s.expose().as_bytes())
+            .filter(|k| k.len() >= 4)
+            .map(|k| memchr::memmem::Finder::new(&k[..4]).into_owned())
+            .collect();
         Self {
             adapter: Arc::new(adapter),
             client,
             secrets: secrets.into(),
+            key_prefixes,
         }
     }
 
@@ -86,6 +96,7 @@ impl<A: ProviderAdapter> Service<ChatRequest> for Translate<A> {
         let adapter = self.adapter.clone();
         let client = self.client.clone();
         let secrets = self.secrets.clone();
+        let key_prefixes = self.key_prefixes.clone();
         Box::pin(async move {
             let provider = adapter.provider();
             let meta = ReplyMeta {
@@ -122,7 +133,7 @@ impl<A: ProviderAdapter> Service<ChatRequest> for Translate<A> {
                     return Err(scrub(err, &secrets));
                 }
                 if let Some(usage) = adapter.passthrough(&req, &bytes)
-                    && !names_a_key(&bytes, &secrets)
+                    && !names_a_key(&bytes, &key_prefixes)
                 {
                     return Ok(ChatReply {
                         meta,
@@ -250,12 +261,10 @@ async fn read_capped(mut body: Incoming, cap: usize) -> Result<Bytes, String> {
     Ok(Bytes::from(buf))
 }
 
-/// Whether `body` holds what [`scrub_text`] would remove: a key's first four characters.
-fn names_a_key(body: &[u8], secrets: &[Secret]) -> bool {
-    secrets.iter().any(|s| {
-        let key = s.expose().as_bytes();
-        key.len() >= 4 && memchr::memmem::find(body, &key[..4]).is_some()
-    })
+/// Whether `body` holds what [`scrub_text`] would remove: a key's first four characters
+/// (`key_prefixes` searches for each).
+fn names_a_key(body: &[u8], key_prefixes: &[memchr::memmem::Finder<'static>]) -> bool {
+    key_prefixes.iter().any(|f| f.find(body).is_some())
 }
 
 /// Removes provider keys (whole or a recognisable prefix) from text an upstream sent back.

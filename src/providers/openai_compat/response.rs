@@ -124,8 +124,14 @@ pub(super) fn reasoning_text(extra: &mut serde_json::Map<String, Value>) -> Opti
 pub fn passthrough_usage(body: &[u8]) -> Option<Usage> {
     // Upstreams that leave out a field the canonical form adds are told apart by a scan, so
     // their answers do not pay for a check that fails at the end of the first choice.
-    let has = |needle: &[u8]| memchr::memmem::find(body, needle).is_some();
-    if !has(b"\"refusal\"") || !has(b"\"logprobs\"") || has(b"\\u") {
+    // Searchers built once: building one is most of the cost of a search this short.
+    static SCAN: std::sync::LazyLock<[memchr::memmem::Finder<'static>; 3]> =
+        std::sync::LazyLock::new(|| {
+            [b"\"refusal\"".as_slice(), b"\"logprobs\"", b"\\u"].map(memchr::memmem::Finder::new)
+        });
+    let [refusal, logprobs, escape] = &*SCAN;
+    if refusal.find(body).is_none() || logprobs.find(body).is_none() || escape.find(body).is_some()
+    {
         return None;
     }
     let text = std::str::from_utf8(body).ok()?;
