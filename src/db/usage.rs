@@ -28,9 +28,10 @@ impl SqlUsageStore {
     }
 }
 
-/// Rows per SQLite statement: a batch goes as full chunks of this many rows, then the rest one
-/// row at a time, so only two statements are ever parsed (and both stay cached), and the
-/// per-statement overhead is paid once per 32 rows.
+/// Rows per SQLite statement: a batch goes as full chunks of this many rows and one statement
+/// for the rest, so the per-statement overhead is paid once per 32 rows or fewer. That makes
+/// at most 32 distinct statements, each parsed once and kept in sqlx's statement cache (100
+/// by default).
 const SQLITE_CHUNK: usize = 32;
 
 /// The `INSERT` for `rows` rows. Anonymous `?` placeholders: SQLite finds a numbered one
@@ -56,20 +57,18 @@ fn sqlite_insert_sql(rows: usize) -> String {
     sql
 }
 
-/// SQLite: one transaction per batch, multi-row statements of a fixed size (cached).
+/// SQLite: one transaction per batch, multi-row statements (cached per size).
 async fn insert_sqlite(pool: &sqlx::SqlitePool, records: &[UsageRecord]) -> Result<(), StoreError> {
-    static CHUNK_SQL: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| sqlite_insert_sql(SQLITE_CHUNK));
-    static ONE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| sqlite_insert_sql(1));
+    // The statement for n rows at index n - 1.
+    static SQL: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| (1..=SQLITE_CHUNK).map(sqlite_insert_sql).collect());
     let err = |e: sqlx::Error| StoreError(e.to_string());
     let mut tx = pool.begin().await.map_err(err)?;
-    let chunks = records.chunks_exact(SQLITE_CHUNK);
-    let rest = chunks.remainder();
-    for (sql, rows) in chunks
-        .map(|c| (CHUNK_SQL.as_str(), c))
-        .chain(rest.chunks(1).map(|c| (ONE_SQL.as_str(), c)))
-    {
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for rows in records.chunks(SQLITE_CHUNK) {
+        let Some(sql) = SQL.get(rows.len() - 1) else {
+            continue;
+        };
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
         for r in rows {
             // The record's shared strings go in as they are: bound by reference, sqlx would
             // copy each into a new allocation of its own.
@@ -423,6 +422,17 @@ mod tests {
         assert_eq!(s.totals.requests, records.len() as u64);
         assert_eq!(s.totals.prompt_tokens, 2 * records.len() as u64);
         assert_eq!(s.by_key["k"].requests, 35);
+        // Every statement size, each once.
+        let mut stored = records.len() as u64;
+        for n in 1..=SQLITE_CHUNK + 1 {
+            let batch: Vec<UsageRecord> = (0..n)
+                .map(|i| crate::usage::test_record(&format!("n{n}-{i}"), 1))
+                .collect();
+            store.write(&batch).await.unwrap();
+            stored += n as u64;
+            let s = store.summary(&UsageQuery::default()).await.unwrap();
+            assert_eq!(s.totals.requests, stored, "a batch of {n}");
+        }
     }
 
     #[tokio::test]
