@@ -171,7 +171,7 @@ pub fn routes(state: EdgeContext) -> Router {
                 .make_span_with(|req: &Request| {
                     let id = req
                         .headers()
-                        .get("x-request-id")
+                        .get(&X_REQUEST_ID)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("");
                     tracing::debug_span!("request", method = %req.method(), path = req.uri().path(), request_id = id)
@@ -422,10 +422,13 @@ fn redacted(body: Vec<u8>) -> Vec<u8> {
     }
 }
 
+/// `x-request-id`, made once: a lookup by `&str` parses and validates the name each time.
+static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// The request id the edge set (or the client sent), for usage records.
 pub(crate) fn request_id(req: &Request) -> Option<Arc<str>> {
     req.headers()
-        .get("x-request-id")
+        .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(Arc::from)
 }
