@@ -107,10 +107,10 @@ pub(super) fn reasoning_text(extra: &mut serde_json::Map<String, Value>) -> Opti
     }
 }
 
-/// The usage of `body` when it is a chat completion that the canonical path would hand an
-/// OpenAI chat client with the same fields and values, so its bytes can go to that client
-/// unchanged; `None` when anything would change or is not plain, and the canonical path
-/// decides (it also reports what is malformed).
+/// The usage meters of `body` (what the bill reads) when it is a chat completion that the
+/// canonical path would hand an OpenAI chat client with the same fields and values, so its
+/// bytes can go to that client unchanged; `None` when anything would change or is not plain,
+/// and the canonical path decides (it also reports what is malformed).
 ///
 /// What passes: UTF-8 without a `\u` escape (so no key hides from a byte scan), nothing after
 /// the object, no key twice; a non-empty `id`, `object` `chat.completion`, a non-zero
