@@ -104,7 +104,16 @@ pub fn meta_headers(resp: &mut Response, meta: &ReplyMeta) {
     if let Ok(v) = HeaderValue::from_str(&meta.deployment) {
         h.insert(DEPLOYMENT, v);
     }
-    h.insert(ATTEMPTS, HeaderValue::from(meta.attempts.max(1)));
+    // The usual counts as static values: a number is formatted into a new allocation.
+    h.insert(
+        ATTEMPTS,
+        match meta.attempts {
+            0 | 1 => HeaderValue::from_static("1"),
+            2 => HeaderValue::from_static("2"),
+            3 => HeaderValue::from_static("3"),
+            n => HeaderValue::from(n),
+        },
+    );
     match meta.cost_usd {
         // Free tiers and cache hits: no number to format.
         Some(0.0) => {
