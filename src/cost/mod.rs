@@ -187,6 +187,11 @@ fn billed_failure(err: &GatewayError) -> bool {
     }
 }
 
+/// The most tokens of one kind a record takes from an upstream's report (about 10^12, past
+/// any context window): a larger count is taken as this, so the sums of the usage store, the
+/// statistics and the budgets cannot overflow.
+pub const MAX_REPORTED_TOKENS: u64 = 1 << 40;
+
 impl Ticket {
     /// Tokens and cost of a successful (or cut-short) answer, with the usage as reported or
     /// estimated; writes the record and the metrics. Returns the usage and the cost.
@@ -198,8 +203,9 @@ impl Ticket {
     /// 0 and is flagged `unpriced`.
     pub(crate) fn settle(self, o: Outcome<'_>) -> (Usage, f64) {
         let (usage, estimated) = match o.usage {
-            Some(u) if u.prompt_tokens + u.completion_tokens > 0 => {
+            Some(u) if u.prompt_tokens > 0 || u.completion_tokens > 0 => {
                 let mut u = u.clone();
+                u.bound_meters(MAX_REPORTED_TOKENS);
                 u.fill_total();
                 (u, 0)
             }

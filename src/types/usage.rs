@@ -68,7 +68,7 @@ impl Usage {
         Self {
             prompt_tokens,
             completion_tokens,
-            total_tokens: prompt_tokens + completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
             ..Self::default()
         }
     }
@@ -77,6 +77,25 @@ impl Usage {
     pub fn fill_total(&mut self) {
         if self.total_tokens == 0 {
             self.total_tokens = self.prompt_tokens.saturating_add(self.completion_tokens);
+        }
+    }
+
+    /// Caps every typed meter at `max` (an upstream's report is not trusted to be sane).
+    pub fn bound_meters(&mut self, max: u64) {
+        for n in [
+            &mut self.prompt_tokens,
+            &mut self.completion_tokens,
+            &mut self.total_tokens,
+        ] {
+            *n = (*n).min(max);
+        }
+        if let Some(d) = &mut self.prompt_tokens_details {
+            d.cached_tokens = d.cached_tokens.min(max);
+            d.cache_write_tokens = d.cache_write_tokens.min(max);
+            d.cache_write_1h_tokens = d.cache_write_1h_tokens.min(max);
+        }
+        if let Some(d) = &mut self.completion_tokens_details {
+            d.reasoning_tokens = d.reasoning_tokens.min(max);
         }
     }
 

@@ -70,7 +70,7 @@ pub struct UsageRecord {
 impl UsageRecord {
     /// Total tokens.
     pub fn total_tokens(&self) -> u64 {
-        self.prompt_tokens + self.completion_tokens
+        self.prompt_tokens.saturating_add(self.completion_tokens)
     }
 }
 

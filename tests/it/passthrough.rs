@@ -122,3 +122,24 @@ async fn a_messages_client_gets_its_own_shape_from_the_same_upstream() {
     assert_eq!(msg["content"][0]["text"], "Oslo is \"cold\"\nin winter.");
     assert_eq!(msg["usage"]["output_tokens"], 500);
 }
+
+#[tokio::test]
+async fn absurd_token_counts_are_bounded_and_every_request_still_answers() {
+    let max = u64::MAX.to_string();
+    let huge = ANSWER.replace(
+        r#""prompt_tokens":1000,"completion_tokens":500,"total_tokens":1500"#,
+        &format!(r#""prompt_tokens":{max},"completion_tokens":{max},"total_tokens":{max}"#),
+    );
+    // Verbatim, and through the decoding path (no `refusal`).
+    for answer in [huge.clone(), huge.replace(r#","refusal":null"#, "")] {
+        let (_upstream, gw) = start(&answer, &[]).await;
+        for _ in 0..2 {
+            let (status, _, body) = post_json(&gw.url("/v1/chat/completions"), &request()).await;
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        }
+        let totals = usage_totals(&gw, 2).await;
+        // Each record takes at most 2^40 tokens of a kind.
+        assert_eq!(totals["prompt_tokens"], json!(2u64 << 40), "{totals}");
+        assert_eq!(totals["completion_tokens"], json!(2u64 << 40), "{totals}");
+    }
+}

@@ -140,7 +140,7 @@ impl From<&crate::types::Usage> for ResponseUsage {
                     .as_ref()
                     .map_or(0, |d| d.reasoning_tokens),
             },
-            total_tokens: u.prompt_tokens + u.completion_tokens,
+            total_tokens: u.prompt_tokens.saturating_add(u.completion_tokens),
         }
     }
 }
