@@ -522,6 +522,21 @@ pub fn json_post(url: &str) -> Result<http::request::Builder, GatewayError> {
     Ok(json_post_to(uri))
 }
 
+/// The `Host` header the pooled client writes for an `http://` URI (its host, and its port
+/// unless 80), made ahead of time. `None` for any other scheme: over TLS the connection may be
+/// HTTP/2, where the authority travels in the URI and the client leaves `Host` out.
+pub fn plain_http_host(uri: &http::Uri) -> Option<http::HeaderValue> {
+    if uri.scheme_str() != Some("http") {
+        return None;
+    }
+    let host = uri.host()?;
+    let value = match uri.port_u16() {
+        Some(port) if port != 80 => http::HeaderValue::from_str(&format!("{host}:{port}")),
+        _ => http::HeaderValue::from_str(host),
+    };
+    value.ok()
+}
+
 /// A JSON `POST` to an already parsed `uri`.
 pub fn json_post_to(uri: http::Uri) -> http::request::Builder {
     http::Request::post(uri).header(http::header::CONTENT_TYPE, "application/json")

@@ -74,6 +74,7 @@ async fn groq_is_called_with_path_auth_and_body() {
         r.header("authorization"),
         Some("Bearer gsk_secret_test_key")
     );
+    assert_eq!(r.header("host"), Some(fake.addr().to_string().as_str()));
     let sent = r.json();
     assert_eq!(sent["model"], "llama-3.1-8b-instant");
     assert_eq!(sent["temperature"], 0.3);

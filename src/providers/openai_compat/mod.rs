@@ -99,6 +99,9 @@ pub struct OpenAiCompat {
     // (`None` when the URL or key does not parse; the request then names the fault).
     chat_uri: Option<http::Uri>,
     bearer: Option<http::HeaderValue>,
+    // The `Host` value of a plain-HTTP chat URL, which the pooled client would otherwise
+    // format on every request.
+    chat_host: Option<http::HeaderValue>,
     quirks: Quirks,
     // The provider's catalog lines, for each model's parameter policy.
     models: &'static [crate::catalog::ModelSpec],
@@ -113,9 +116,11 @@ impl OpenAiCompat {
         quirks: Quirks,
     ) -> Self {
         let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
+        let chat_uri: Option<http::Uri> = url.parse().ok();
         Self {
             provider,
-            chat_uri: url.parse().ok(),
+            chat_host: chat_uri.as_ref().and_then(super::plain_http_host),
+            chat_uri,
             bearer: key.as_ref().and_then(|k| k.bearer().ok()),
             url,
             embeddings_url: format!("{}/embeddings", base_url.trim_end_matches('/')),
@@ -197,9 +202,12 @@ impl ProviderAdapter for OpenAiCompat {
                 responses::passthrough_body(raw, &req.model)?,
             ),
             None => (
-                match &self.chat_uri {
-                    Some(uri) => json_post_to(uri.clone()),
-                    None => json_post(&self.url)?,
+                match (&self.chat_uri, &self.chat_host) {
+                    (Some(uri), Some(host)) => {
+                        json_post_to(uri.clone()).header(http::header::HOST, host.clone())
+                    }
+                    (Some(uri), None) => json_post_to(uri.clone()),
+                    (None, _) => json_post(&self.url)?,
                 },
                 self.body_bytes(req)?,
             ),

@@ -33,6 +33,27 @@ fn unknown_fields_pass_through_and_stream_asks_for_usage() {
 }
 
 #[test]
+fn a_plain_http_upstream_gets_the_host_header_the_client_would_write() {
+    let r = req(serde_json::json!({"model":"m","messages":[{"role":"user","content":"hi"}]}));
+    for (base, host) in [
+        ("http://127.0.0.1:8080/v1", Some("127.0.0.1:8080")),
+        ("http://ollama/v1", Some("ollama")),
+        ("http://ollama:80/v1", Some("ollama")),
+        ("http://[::1]:11434/v1", Some("[::1]:11434")),
+        // Over TLS the connection may be HTTP/2: the client decides.
+        ("https://api.groq.com/openai/v1", None),
+    ] {
+        let a = OpenAiCompat::new("groq", base, None, quirks_of("groq"));
+        let up = a.request(&r).unwrap();
+        assert_eq!(
+            up.headers().get("host").map(|v| v.to_str().unwrap()),
+            host,
+            "{base}"
+        );
+    }
+}
+
+#[test]
 fn one_pass_body_matches_the_value_path() {
     let bodies = [
         serde_json::json!({"model":"m","messages":[{"role":"user","content":"hi"}]}),
