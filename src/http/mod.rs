@@ -25,6 +25,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use bytes::Bytes;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -37,7 +38,7 @@ use crate::GatewayError;
 use crate::router::Registry;
 use crate::telemetry::{HandleCache, handles, names};
 use crate::types::BoxChat;
-use crate::types::ReplyBody;
+use crate::types::{ReplyBody, ReplyMeta};
 use encode::{SseEncoder, StreamObserver, error_response, meta_headers, sse_response};
 
 /// What every handler of the edge shares: the chat stack, the registry, the stores and limits.
@@ -364,36 +365,12 @@ async fn chat_completions(State(state): State<Arc<EdgeContext>>, req: Request) -
     guard.model = reply.meta.deployment.clone().into();
     let meta = reply.meta;
     match reply.body {
-        ReplyBody::Complete(resp) => {
-            guard.status = 200;
-            let mut out = match encode::completion_body(&resp) {
-                // An upstream that echoes a configured key does not get it to the client.
-                Ok(body) => (
-                    [(http::header::CONTENT_TYPE, "application/json")],
-                    redacted(body),
-                )
-                    .into_response(),
-                Err(e) => error_response(&GatewayError::Internal(format!(
-                    "the answer could not be encoded: {e}"
-                ))),
-            };
-            meta_headers(&mut out, &meta);
-            guard.record();
-            out
-        }
-        ReplyBody::Raw(raw) => {
-            guard.status = 200;
-            // An upstream that echoes a configured key does not get it to the client.
-            let body = match crate::redact::redact_bytes(&raw.body) {
-                std::borrow::Cow::Borrowed(_) => raw.body,
-                std::borrow::Cow::Owned(clean) => clean.into(),
-            };
-            let mut out =
-                ([(http::header::CONTENT_TYPE, "application/json")], body).into_response();
-            meta_headers(&mut out, &meta);
-            guard.record();
-            out
-        }
+        ReplyBody::Complete(resp) => whole_answer(
+            &mut guard,
+            &meta,
+            encode::completion_body(&resp).map(Bytes::from),
+        ),
+        ReplyBody::Raw(raw) => whole_answer(&mut guard, &meta, Ok(raw.body)),
         ReplyBody::Stream(stream) => {
             guard.status = 200;
             handles::TIME_TO_FIRST_TOKEN.record(started.elapsed().as_secs_f64());
@@ -414,11 +391,35 @@ async fn chat_completions(State(state): State<Arc<EdgeContext>>, req: Request) -
     }
 }
 
+/// A whole chat completion's response: its JSON `body` (written by the gateway or kept as the
+/// upstream wrote it) with the provenance headers, recorded as answered.
+fn whole_answer(
+    guard: &mut RequestGuard,
+    meta: &ReplyMeta,
+    body: Result<Bytes, serde_json::Error>,
+) -> Response {
+    guard.status = 200;
+    let mut out = match body {
+        // An upstream that echoes a configured key does not get it to the client.
+        Ok(body) => (
+            [(http::header::CONTENT_TYPE, "application/json")],
+            redacted(body),
+        )
+            .into_response(),
+        Err(e) => error_response(&GatewayError::Internal(format!(
+            "the answer could not be encoded: {e}"
+        ))),
+    };
+    meta_headers(&mut out, meta);
+    guard.record();
+    out
+}
+
 /// `body` with every registered secret masked; the same buffer (no copy) when it holds none.
-fn redacted(body: Vec<u8>) -> Vec<u8> {
+fn redacted(body: Bytes) -> Bytes {
     match crate::redact::redact_bytes(&body) {
         std::borrow::Cow::Borrowed(_) => body,
-        std::borrow::Cow::Owned(clean) => clean,
+        std::borrow::Cow::Owned(clean) => clean.into(),
     }
 }
 
