@@ -87,6 +87,13 @@ const SLOW_STREAM_GAP: Duration = Duration::from_millis(250);
 const LOAD_CORE: usize = 0;
 
 fn main() {
+    if let Ok(which) = std::env::var("BENCH_SERVE") {
+        if let Err(e) = serve_alone(&which) {
+            eprintln!("load bench: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let bench = std::env::args().any(|a| a == "--bench");
     let settings = Settings::from_env(bench);
     match run(&settings) {
@@ -95,6 +102,40 @@ fn main() {
             eprintln!("load bench failed: {e}");
             std::process::exit(1);
         }
+    }
+}
+
+/// `BENCH_SERVE=bare|floor BENCH_UPSTREAM=host:port`: runs only that proxy in front of the
+/// upstream, prints `listening on <addr>` and serves until killed, so a profiler
+/// (`benches/profile/callgrind.sh` with `PROFILE_TARGET`) can count its instructions per
+/// request beside the gateway's.
+fn serve_alone(which: &str) -> Result<(), String> {
+    let upstream: SocketAddr = std::env::var("BENCH_UPSTREAM")
+        .map_err(|_| "BENCH_SERVE needs BENCH_UPSTREAM=host:port".to_owned())?
+        .parse()
+        .map_err(|e| format!("BENCH_UPSTREAM: {e}"))?;
+    let (_keep, addr): (Box<dyn std::any::Any>, SocketAddr) = match which {
+        "bare" => {
+            let (rt, addr) = start_bare_proxy(upstream, None)?;
+            (Box::new(rt), addr)
+        }
+        "floor" => {
+            let floor = floor::Floor::start(
+                upstream,
+                GROQ_KEY,
+                &results_dir().join("floor-serve"),
+                gateway_side_runtime(floor::THREADS, None)?,
+            )?;
+            let addr = floor.addr;
+            (Box::new(floor), addr)
+        }
+        other => return Err(format!("BENCH_SERVE={other:?}: use bare or floor")),
+    };
+    println!("listening on {addr}");
+    use std::io::Write;
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    loop {
+        std::thread::park();
     }
 }
 
