@@ -32,7 +32,8 @@
 //! and, given its binary, litellm-rs that way. Without `--bench` (as under
 //! `cargo test --all-targets`) it runs a short smoke pass and only checks that every request
 //! succeeds, that the floor proxy passes the upstream's answer through unchanged, and that its
-//! records reached SQLite. Results go to `target/bench-results/load.json`.
+//! records reached SQLite. Results go to `target/bench-results/load.json`. With
+//! `BENCH_SERVE=bare|floor BENCH_UPSTREAM=host:port` it only serves that proxy, for profilers.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
