@@ -5,10 +5,11 @@
 # CALLGRIND_ENV adds settings to the gateway's environment (space-separated KEY=VALUE words),
 # for example CALLGRIND_ENV='OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:9' for tracing on
 # with no collector there. FAKE_SHAPE=lean makes the fake upstream leave `refusal` out of its
-# answers (see fake_and_load.py). CALLGRIND_OPTS adds valgrind options (`--cache-sim=yes` counts
-# simulated cache misses beside the instructions). PROFILE_TARGET=bare or floor profiles the load bench's bare
-# or floor proxy instead of the gateway (the same fake and client), for instruction ratios
-# that do not depend on the machine; LOAD_BIN names the bench binary (else cargo builds it).
+# answers (see fake_and_load.py). CALLGRIND_OPTS adds valgrind options (`--cache-sim=yes`
+# counts simulated cache misses beside the instructions). PROFILE_TARGET=bare or floor profiles
+# the load bench's bare or floor proxy instead of the gateway (the same fake and client), for
+# instruction ratios that do not depend on the machine; LOAD_BIN names the bench binary (else
+# cargo builds it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n=${1:-2000}
@@ -32,8 +33,9 @@ else
   (cd "$dir" && exec env -i PATH="$PATH" BENCH_SERVE="$target" BENCH_UPSTREAM="127.0.0.1:$fake_port" \
     valgrind --tool=callgrind ${CALLGRIND_OPTS:-} --callgrind-out-file="$dir/cg.out" \
     "$LOAD_BIN" >"$dir/serve.out" 2>"$dir/vg.log") & gw_pid=$!
-  for _ in $(seq 300); do grep -q "listening on" "$dir/serve.out" 2>/dev/null && break; sleep 0.2; done
+  for _ in $(seq 300); do grep -q "listening on" "$dir/serve.out" 2>/dev/null && break; kill -0 "$gw_pid" 2>/dev/null || break; sleep 0.2; done
   gw_port=$(sed -n 's/.*listening on .*:\([0-9]*\)$/\1/p' "$dir/serve.out")
+  [ -n "$gw_port" ] || { echo "the $target proxy did not start:" >&2; cat "$dir/serve.out" "$dir/vg.log" >&2; kill "$fake_pid"; exit 1; }
 fi
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$gw_port/health" >/dev/null 2>&1 && break; sleep 0.2; done
 python3 benches/profile/fake_and_load.py load "http://127.0.0.1:$gw_port" 200 $stream   # warm up
