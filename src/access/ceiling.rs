@@ -143,22 +143,20 @@ where
                     };
                     let mut reply = inner.oneshot(req).await?;
                     reply.body = match reply.body {
-                        ReplyBody::Complete(r) => {
-                            let mut charge = charge;
-                            charge.real = r.usage.as_ref().map(usage_tokens);
-                            drop(charge);
-                            ReplyBody::Complete(r)
-                        }
-                        ReplyBody::Raw(r) => {
-                            let mut charge = charge;
-                            charge.real = Some(usage_tokens(&r.usage));
-                            drop(charge);
-                            ReplyBody::Raw(r)
-                        }
                         ReplyBody::Stream(s) => {
                             ReplyBody::Stream(Box::pin(Corrected { inner: s, charge }))
                         }
-                        other => other,
+                        body => {
+                            // A whole answer settles the charge with its real tokens now.
+                            let mut charge = charge;
+                            charge.real = match &body {
+                                ReplyBody::Complete(r) => r.usage.as_ref().map(usage_tokens),
+                                ReplyBody::Raw(r) => Some(usage_tokens(&r.usage)),
+                                _ => None,
+                            };
+                            drop(charge);
+                            body
+                        }
                     };
                     Ok(reply)
                 }
