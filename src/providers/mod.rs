@@ -478,22 +478,7 @@ pub fn openai_style_error(
     }
 }
 
-/// Parses JSON from an upstream body, tolerating leading whitespace (DeepSeek keep-alives).
-pub fn parse_json<T: serde::de::DeserializeOwned>(
-    provider: &'static str,
-    body: &[u8],
-) -> Result<T, GatewayError> {
-    let body = body.trim_ascii_start();
-    // UTF-8 checked once for the whole body instead of string by string.
-    match std::str::from_utf8(body) {
-        Ok(text) => serde_json::from_str(text),
-        Err(_) => serde_json::from_slice(body),
-    }
-    .map_err(|e| GatewayError::BadUpstreamResponse {
-        provider,
-        reason: format!("invalid JSON: {e}"),
-    })
-}
+pub use crate::types::json::parse_json;
 
 /// Parses an OpenAI tool call's `arguments` string into the JSON object that providers with
 /// structured tool calls (Anthropic `input`, Gemini `args`) want. An empty string is `{}`;

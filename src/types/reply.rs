@@ -79,10 +79,7 @@ impl RawCompletion {
     /// The answer as a canonical [`ChatResponse`] (for the response cache, trace attributes,
     /// or a client of another API).
     pub fn decode(&self, provider: &'static str) -> Result<ChatResponse, GatewayError> {
-        serde_json::from_slice(&self.body).map_err(|e| GatewayError::BadUpstreamResponse {
-            provider,
-            reason: format!("invalid JSON: {e}"),
-        })
+        super::json::parse_json(provider, &self.body)
     }
 }
 
